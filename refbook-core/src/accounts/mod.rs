@@ -1,0 +1,357 @@
+//! Accounts: registration, logins (password and WeChat), token refresh with rotation and
+//! reuse detection, logout, profiles, password change and account deletion.
+
+mod model;
+mod password;
+pub(crate) mod tokens;
+pub mod validate;
+mod wechat;
+
+use std::sync::Arc;
+
+pub use model::{
+    AuthUser, LoginPayload, Profile, ProfileUpdate, PublicUser, Registration, Usage, User,
+};
+pub use password::Passwords;
+pub use tokens::{AccessClaims, Tokens};
+pub use wechat::{HttpWeChat, WeChat, WeChatError, WeChatIdentity};
+
+use crate::error::{Error, Result};
+use crate::store::{unique_key, NewUser, ProfileChange, RefreshOutcome, Store, UserRecord};
+use crate::timestamp::Timestamp;
+
+/// The nickname of users created by a WeChat login.
+const WECHAT_DEFAULT_NICKNAME: &str = "微信用户";
+
+/// The accounts service.
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    passwords: Passwords,
+    tokens: Tokens,
+    wechat: Option<Arc<dyn WeChat>>,
+    daily_token_quota: u64,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts")
+            .field("tokens", &self.tokens)
+            .field("wechat", &self.wechat.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Accounts {
+    /// The service over `store`, signing with `tokens`; without `wechat`, WeChat login
+    /// answers "unavailable". `daily_token_quota` 0 means unlimited.
+    pub fn new(
+        store: Arc<dyn Store>,
+        tokens: Tokens,
+        wechat: Option<Arc<dyn WeChat>>,
+        daily_token_quota: u64,
+    ) -> Self {
+        Self {
+            store,
+            passwords: Passwords::new(),
+            tokens,
+            wechat,
+            daily_token_quota,
+        }
+    }
+
+    /// Creates a user with a password and signs them in.
+    pub async fn register(&self, reg: Registration) -> Result<LoginPayload> {
+        let username = validate::username(&reg.username)?;
+        validate::password("password", &reg.password)?;
+        let email = match reg.email.as_deref() {
+            Some(raw) => validate::email(raw)?,
+            None => None,
+        };
+        let nickname = match reg.nickname.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => validate::nickname(n)?,
+            _ => username.clone(),
+        };
+        // Cheap checks before the expensive hash; the unique index settles races.
+        if self.store.user_by_username_key(&unique_key(&username)).await?.is_some() {
+            return Err(crate::store::StoreError::Conflict("username").into());
+        }
+        if let Some(email) = &email {
+            if self.store.user_by_email_key(&unique_key(email)).await?.is_some() {
+                return Err(crate::store::StoreError::Conflict("email").into());
+            }
+        }
+        let hash = self.passwords.hash(reg.password).await?;
+        let user = self
+            .store
+            .create_user(
+                NewUser {
+                    username: Some(username),
+                    email,
+                    nickname,
+                    password_hash: Some(hash),
+                    ..NewUser::default()
+                },
+                Timestamp::now(),
+            )
+            .await?;
+        self.start_session(&user).await
+    }
+
+    /// Signs in with a username (or email) and password. Every failure is the same
+    /// `bad_credentials` error after the same amount of hashing work.
+    pub async fn login(&self, identifier: &str, password: String) -> Result<LoginPayload> {
+        let user = self.find_by_login(identifier).await?;
+        let user = self.check_password(user, password).await?;
+        self.start_session(&user).await
+    }
+
+    async fn find_by_login(&self, identifier: &str) -> Result<Option<UserRecord>> {
+        let identifier = identifier.trim();
+        if identifier.is_empty() {
+            return Ok(None);
+        }
+        Ok(if identifier.contains('@') {
+            self.store.user_by_email_key(&unique_key(identifier)).await?
+        } else {
+            match validate::username(identifier) {
+                Ok(name) => self.store.user_by_username_key(&unique_key(&name)).await?,
+                Err(_) => None,
+            }
+        })
+    }
+
+    /// Verifies the password of `user` (or dummy work when absent); the user on success.
+    async fn check_password(&self, user: Option<UserRecord>, password: String) -> Result<UserRecord> {
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let ok = self.passwords.verify(password, hash).await?;
+        match user {
+            Some(user) if ok => Ok(user),
+            _ => Err(Error::bad_credentials()),
+        }
+    }
+
+    /// Signs in with a `wx.login` code; the first login creates the user.
+    pub async fn login_wechat(&self, code: &str) -> Result<LoginPayload> {
+        let code = code.trim();
+        if code.is_empty() || code.len() > 256 {
+            return Err(Error::invalid("code", "缺少微信登录凭证", "A wx.login code is required"));
+        }
+        let wechat = self.wechat.as_ref().ok_or(WeChatError::NotConfigured)?;
+        let identity = wechat.code2session(code).await?;
+        let user = match self.store.user_by_openid(&identity.openid).await? {
+            Some(user) => user,
+            None => {
+                let created = self
+                    .store
+                    .create_user(
+                        NewUser {
+                            nickname: WECHAT_DEFAULT_NICKNAME.to_owned(),
+                            wechat_openid: Some(identity.openid.clone()),
+                            wechat_unionid: identity.unionid,
+                            ..NewUser::default()
+                        },
+                        Timestamp::now(),
+                    )
+                    .await;
+                match created {
+                    Ok(user) => user,
+                    // Two first logins at once: the other one created the user.
+                    Err(crate::store::StoreError::Conflict(_)) => self
+                        .store
+                        .user_by_openid(&identity.openid)
+                        .await?
+                        .ok_or_else(|| Error::internal("WeChat user vanished after conflict"))?,
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        };
+        self.start_session(&user).await
+    }
+
+    /// Exchanges a refresh token for a new login payload (rotation). A token presented a
+    /// second time ends its whole login session.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<LoginPayload> {
+        let now = Timestamp::now();
+        let new_token = tokens::random_token();
+        let outcome = self
+            .store
+            .rotate_refresh_token(
+                &tokens::refresh_token_hash(refresh_token.trim()),
+                &tokens::refresh_token_hash(&new_token),
+                now.plus_seconds(self.refresh_ttl()),
+                now,
+            )
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated { session_id, user_id } => {
+                let user = self
+                    .store
+                    .user_by_id(user_id)
+                    .await?
+                    .ok_or_else(Error::unauthorized)?;
+                self.payload(&user, session_id, new_token, now)
+            }
+            RefreshOutcome::Reused => {
+                tracing::warn!("refresh token reused: its login session was ended");
+                Err(Error::unauthorized())
+            }
+            RefreshOutcome::Invalid => Err(Error::unauthorized()),
+        }
+    }
+
+    /// Checks a bearer access token: signature, expiry, and that its session still exists.
+    pub async fn authenticate(&self, access_token: &str) -> Result<AuthUser> {
+        let claims = self.tokens.verify_access(access_token)?;
+        let user = self
+            .store
+            .session_user(claims.session_id, claims.user_id)
+            .await?
+            .ok_or_else(Error::unauthorized)?;
+        Ok(AuthUser {
+            user,
+            session_id: claims.session_id,
+        })
+    }
+
+    /// Ends the session of `refresh_token` (if it is the caller's), else the caller's
+    /// current session; with `all`, every session of the user.
+    pub async fn logout(&self, auth: &AuthUser, refresh_token: Option<&str>, all: bool) -> Result<()> {
+        if all {
+            self.store.delete_user_sessions(auth.id(), None).await?;
+            return Ok(());
+        }
+        let session = match refresh_token.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(token) => self
+                .store
+                .session_of_refresh_token(&tokens::refresh_token_hash(token))
+                .await?
+                .filter(|(_, owner)| *owner == auth.id())
+                .map(|(session, _)| session),
+            None => Some(auth.session_id),
+        };
+        if let Some(session) = session {
+            self.store.delete_session(session, auth.id()).await?;
+        }
+        Ok(())
+    }
+
+    /// The caller with today's usage.
+    pub async fn profile(&self, auth: &AuthUser) -> Result<Profile> {
+        let used = self
+            .store
+            .usage_on(auth.id(), &Timestamp::now().utc_day())
+            .await?;
+        Ok(Profile {
+            user: User::from(&auth.user),
+            usage: Usage {
+                period: "day",
+                used_tokens: used,
+                limit_tokens: (self.daily_token_quota > 0).then_some(self.daily_token_quota),
+            },
+        })
+    }
+
+    /// Changes nickname, avatar or email.
+    pub async fn update_profile(&self, auth: &AuthUser, update: ProfileUpdate) -> Result<User> {
+        let change = ProfileChange {
+            nickname: update.nickname.as_deref().map(validate::nickname).transpose()?,
+            avatar_url: match update.avatar_url {
+                Some(Some(url)) => Some(validate::avatar_url(&url)?),
+                Some(None) => Some(None),
+                None => None,
+            },
+            email: match update.email {
+                Some(Some(email)) => Some(validate::email(&email)?),
+                Some(None) => Some(None),
+                None => None,
+            },
+        };
+        let user = self
+            .store
+            .update_profile(auth.id(), change, Timestamp::now())
+            .await?;
+        Ok(User::from(&user))
+    }
+
+    /// Changes the password after checking the old one; ends every session and returns a
+    /// fresh login for the caller.
+    pub async fn change_password(
+        &self,
+        auth: &AuthUser,
+        old_password: String,
+        new_password: String,
+    ) -> Result<LoginPayload> {
+        validate::password("new_password", &new_password)?;
+        let user = self.check_password(Some(auth.user.clone()), old_password).await?;
+        let hash = self.passwords.hash(new_password).await?;
+        self.store
+            .set_password_hash(user.id, &hash, Timestamp::now())
+            .await?;
+        self.store.delete_user_sessions(user.id, None).await?;
+        self.start_session(&user).await
+    }
+
+    /// Deletes the caller and all their data. Users with a password must give it.
+    pub async fn delete_account(&self, auth: &AuthUser, password: Option<String>) -> Result<()> {
+        if auth.user.password_hash.is_some() {
+            let password = password.ok_or_else(|| {
+                Error::invalid("password", "请输入密码以确认删除", "Enter your password to confirm")
+            })?;
+            self.check_password(Some(auth.user.clone()), password).await?;
+        }
+        self.store.delete_user(auth.id()).await?;
+        Ok(())
+    }
+
+    /// Anyone's public profile by username.
+    pub async fn public_profile(&self, username: &str) -> Result<PublicUser> {
+        let not_found = || Error::not_found("用户", "User");
+        let name = validate::username(username).map_err(|_| not_found())?;
+        let user = self
+            .store
+            .user_by_username_key(&unique_key(&name))
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(PublicUser::from(&user))
+    }
+
+    /// Forgets expired login sessions (run periodically).
+    pub async fn purge_expired_sessions(&self) -> Result<u64> {
+        Ok(self.store.purge_expired_sessions(Timestamp::now()).await?)
+    }
+
+    fn refresh_ttl(&self) -> i64 {
+        i64::try_from(self.tokens.refresh_ttl_secs()).unwrap_or(i64::MAX)
+    }
+
+    async fn start_session(&self, user: &UserRecord) -> Result<LoginPayload> {
+        let now = Timestamp::now();
+        let refresh = tokens::random_token();
+        let session_id = self
+            .store
+            .create_session(
+                user.id,
+                &tokens::refresh_token_hash(&refresh),
+                now.plus_seconds(self.refresh_ttl()),
+                now,
+            )
+            .await?;
+        self.payload(user, session_id, refresh, now)
+    }
+
+    fn payload(
+        &self,
+        user: &UserRecord,
+        session_id: i64,
+        refresh_token: String,
+        now: Timestamp,
+    ) -> Result<LoginPayload> {
+        Ok(LoginPayload {
+            token: self.tokens.issue_access(user.id, session_id, now)?,
+            refresh_token,
+            expires_in: self.tokens.access_ttl_secs(),
+            refresh_expires_in: self.tokens.refresh_ttl_secs(),
+            user: User::from(user),
+        })
+    }
+}

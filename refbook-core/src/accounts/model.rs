@@ -1,0 +1,139 @@
+//! Account shapes as the contract shows them to clients.
+
+use serde::Serialize;
+
+use crate::store::UserRecord;
+use crate::timestamp::Timestamp;
+
+/// A user as the owner sees it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Username, `null` for WeChat-only users.
+    pub username: Option<String>,
+    /// Display name.
+    pub nickname: String,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl From<&UserRecord> for User {
+    fn from(r: &UserRecord) -> Self {
+        Self {
+            id: r.id,
+            username: r.username.clone(),
+            nickname: r.nickname.clone(),
+            avatar_url: r.avatar_url.clone(),
+            email: r.email.clone(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A user as anyone may see it (no email).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PublicUser {
+    /// Id.
+    pub id: i64,
+    /// Username.
+    pub username: Option<String>,
+    /// Display name.
+    pub nickname: String,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+impl From<&UserRecord> for PublicUser {
+    fn from(r: &UserRecord) -> Self {
+        Self {
+            id: r.id,
+            username: r.username.clone(),
+            nickname: r.nickname.clone(),
+            avatar_url: r.avatar_url.clone(),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// What every login, registration, refresh and password change returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginPayload {
+    /// The access JWT.
+    pub token: String,
+    /// The opaque refresh token (single use).
+    pub refresh_token: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+    /// Seconds the refresh token lives.
+    pub refresh_expires_in: u64,
+    /// The signed-in user.
+    pub user: User,
+}
+
+/// Token usage in the current period.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Usage {
+    /// Always `day` (UTC).
+    pub period: &'static str,
+    /// Tokens used today.
+    pub used_tokens: i64,
+    /// The daily limit, `null` when unlimited.
+    pub limit_tokens: Option<u64>,
+}
+
+/// The user plus their usage (`GET /api/user/profile/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Profile {
+    /// The user's fields, inline.
+    #[serde(flatten)]
+    pub user: User,
+    /// Usage this period.
+    pub usage: Usage,
+}
+
+/// A caller whose access token checked out.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// The user as stored now.
+    pub user: UserRecord,
+    /// The login session of the token.
+    pub session_id: i64,
+}
+
+impl AuthUser {
+    /// The user's id.
+    pub fn id(&self) -> i64 {
+        self.user.id
+    }
+}
+
+/// A registration request.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    /// Wanted username.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Optional email.
+    pub email: Option<String>,
+    /// Optional nickname (default: the username).
+    pub nickname: Option<String>,
+}
+
+/// A profile update: absent fields stay; `Some(None)` clears avatar or email.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    /// New nickname.
+    pub nickname: Option<String>,
+    /// New or cleared avatar URL.
+    pub avatar_url: Option<Option<String>>,
+    /// New or cleared email.
+    pub email: Option<Option<String>>,
+}

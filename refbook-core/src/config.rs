@@ -1,0 +1,419 @@
+//! Configuration shared by the server, the CLI and embedders.
+//!
+//! Every setting has a key (used in the TOML file) and an environment variable
+//! `REFBOOK_<KEY>` (upper case). Layers, later wins: defaults → TOML file → environment →
+//! explicit overrides (command-line flags). A bad value is an error naming the variable.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::error::Language;
+
+/// A secret setting (keys, passwords): its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is sent to its destination.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, for terminals.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A value that can be read from one configuration string.
+pub trait ConfigValue: Sized {
+    /// Parses the text form; the error says what was expected (never echoing the value).
+    fn parse_value(text: &str) -> Result<Self, String>;
+}
+
+impl ConfigValue for String {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        Ok(text.trim().to_owned())
+    }
+}
+
+impl ConfigValue for Option<String> {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        Ok((!text.is_empty()).then(|| text.to_owned()))
+    }
+}
+
+impl ConfigValue for Option<Secret> {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        Ok(Option::<String>::parse_value(text)?.map(Secret))
+    }
+}
+
+macro_rules! number_config_value {
+    ($($ty:ty),*) => {$(
+        impl ConfigValue for $ty {
+            fn parse_value(text: &str) -> Result<Self, String> {
+                text.trim()
+                    .parse()
+                    .map_err(|_| "expected a whole number".to_owned())
+            }
+        }
+    )*};
+}
+number_config_value!(u32, u64, usize);
+
+impl ConfigValue for bool {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            _ => Err("expected true or false".to_owned()),
+        }
+    }
+}
+
+impl ConfigValue for SocketAddr {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| "expected an address like 127.0.0.1:8080".to_owned())
+    }
+}
+
+impl ConfigValue for Vec<String> {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        Ok(text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+impl ConfigValue for Language {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl ConfigValue for Option<LogFormat> {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(None),
+            "pretty" | "text" => Ok(Some(LogFormat::Pretty)),
+            "json" => Ok(Some(LogFormat::Json)),
+            _ => Err("expected `pretty` or `json`".to_owned()),
+        }
+    }
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting has a value of the wrong form.
+    #[error("invalid value for {variable} (`{key}`): {reason}")]
+    Invalid {
+        /// The environment variable of the setting.
+        variable: String,
+        /// The TOML key of the setting.
+        key: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// The TOML file names a setting that does not exist.
+    #[error("unknown setting `{key}` in {file}")]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// The file it was found in.
+        file: String,
+    },
+    /// The TOML file could not be read or parsed.
+    #[error("cannot read configuration file {file}: {reason}")]
+    File {
+        /// The file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The environment variable of a setting key.
+pub fn env_var_name(key: &str) -> String {
+    format!("REFBOOK_{}", key.to_ascii_uppercase())
+}
+
+macro_rules! config_fields {
+    ($( $(#[doc = $doc:literal])* $name:ident : $ty:ty = $default:expr ;)*) => {
+        /// Every setting of Refbook, with the contract's defaults.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self { $( $name: $default, )* }
+            }
+        }
+
+        impl Config {
+            /// The key of every setting (TOML key; the variable is `REFBOOK_` + upper case).
+            pub const KEYS: &'static [&'static str] = &[ $( stringify!($name), )* ];
+
+            /// Sets one setting from its text form. `Ok(false)` if the key is unknown.
+            pub fn set(&mut self, key: &str, text: &str) -> Result<bool, ConfigError> {
+                let invalid = |reason: String| ConfigError::Invalid {
+                    variable: env_var_name(key),
+                    key: key.to_owned(),
+                    reason,
+                };
+                match key {
+                    $( stringify!($name) => {
+                        self.$name = <$ty as ConfigValue>::parse_value(text).map_err(invalid)?;
+                        Ok(true)
+                    } )*
+                    _ => Ok(false),
+                }
+            }
+        }
+    };
+}
+
+config_fields! {
+    /// Address the HTTP server listens on.
+    bind: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
+    /// `sqlite://path` (created if missing) or `postgres://…`.
+    database_url: String = "sqlite://refbook.db".to_owned();
+    /// HS256 secret for access tokens; unset: generated once and kept in the database.
+    jwt_secret: Option<Secret> = None;
+    /// Access token lifetime in seconds.
+    access_ttl_secs: u64 = 7200;
+    /// Refresh token lifetime in seconds.
+    refresh_ttl_secs: u64 = 604_800;
+    /// Base URL of the OpenAI-compatible LLM API.
+    llm_base_url: String = "https://api.deepseek.com".to_owned();
+    /// API key of the LLM; unset: chat answers `MODEL_ERROR`.
+    llm_api_key: Option<Secret> = None;
+    /// Model name sent to the LLM.
+    llm_model: String = "deepseek-reasoner".to_owned();
+    /// Book sources in lookup order.
+    book_sources: Vec<String> = vec!["douban".into(), "openlibrary".into(), "googlebooks".into()];
+    /// Base URL of a Douban v2-compatible service; unset: the source is skipped.
+    douban_base_url: Option<String> = None;
+    /// API key for the Douban-compatible service.
+    douban_apikey: Option<Secret> = None;
+    /// Base URL of Open Library.
+    openlibrary_base_url: String = "https://openlibrary.org".to_owned();
+    /// Base URL of Google Books.
+    googlebooks_base_url: String = "https://www.googleapis.com".to_owned();
+    /// Google Books API key (optional).
+    googlebooks_api_key: Option<Secret> = None;
+    /// How many days a stored book counts as fresh.
+    book_ttl_days: u64 = 30;
+    /// Hosts the cover proxy may fetch from; empty: the known sources' image hosts.
+    cover_hosts: Vec<String> = Vec::new();
+    /// WeChat mini-program app id; unset: WeChat login answers 503.
+    wechat_appid: Option<String> = None;
+    /// WeChat mini-program app secret.
+    wechat_secret: Option<Secret> = None;
+    /// Base URL of the WeChat API.
+    wechat_base_url: String = "https://api.weixin.qq.com".to_owned();
+    /// Origins allowed for cross-origin browser access.
+    cors_origins: Vec<String> = Vec::new();
+    /// Generations per minute per user and per client IP.
+    chat_rate_per_min: u32 = 60;
+    /// Login/register attempts per minute per IP and per username.
+    login_rate_per_min: u32 = 10;
+    /// Daily token quota per user; 0 = unlimited.
+    daily_token_quota: u64 = 0;
+    /// Log filter (`info`, `refbook_http=debug,info`, …).
+    log: String = "info".to_owned();
+    /// `pretty` or `json`; unset: pretty on a terminal, else JSON.
+    log_format: Option<LogFormat> = None;
+    /// Default language of messages (`zh` or `en`); requests may prefer English.
+    language: Language = Language::Zh;
+    /// Largest request body in bytes.
+    body_limit_bytes: usize = 64 * 1024;
+    /// Longest message content in characters.
+    max_message_chars: usize = 8000;
+    /// Most entries in a stateless chat's `messages` array.
+    max_messages: usize = 50;
+    /// Concurrent generations per user.
+    max_concurrent_generations: usize = 2;
+    /// Trust `X-Forwarded-For`/`X-Real-IP` for the client address (behind a proxy only).
+    trust_proxy_headers: bool = false;
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if any), then `REFBOOK_*` variables from `env`, then
+    /// `overrides` (key, value) pairs such as command-line flags.
+    pub fn load<I>(
+        file: Option<&Path>,
+        env: I,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut config = Self::default();
+        if let Some(path) = file {
+            config.apply_file(path)?;
+        }
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for key in Self::KEYS {
+            if let Some(value) = env.get(&env_var_name(key)) {
+                config.set(key, value)?;
+            }
+        }
+        for (key, value) in overrides {
+            config.set(key, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads from the process environment (and optionally a file and overrides).
+    pub fn from_env(
+        file: Option<&Path>,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, ConfigError> {
+        Self::load(file, std::env::vars(), overrides)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
+            file: file.clone(),
+            reason: e.message().to_owned(),
+        })?;
+        for (key, value) in table {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            if !self.set(&key, &text)? {
+                return Err(ConfigError::UnknownKey { key, file });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
+            variable: env_var_name(key),
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "expected sqlite://PATH or postgres://USER@HOST/DB",
+            ));
+        }
+        if self
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 32)
+        {
+            return Err(invalid("jwt_secret", "must be at least 32 characters long"));
+        }
+        if self.access_ttl_secs == 0 || self.refresh_ttl_secs == 0 {
+            return Err(invalid("access_ttl_secs", "token lifetimes must be positive"));
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(invalid("body_limit_bytes", "must be at least 1024"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::load(None, env(&[]), &[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://refbook.db");
+        assert_eq!((c.access_ttl_secs, c.refresh_ttl_secs), (7200, 604_800));
+        assert_eq!(c.book_sources, ["douban", "openlibrary", "googlebooks"]);
+        assert_eq!((c.chat_rate_per_min, c.login_rate_per_min), (60, 10));
+    }
+
+    #[test]
+    fn environment_overrides_file_and_flags_override_environment() {
+        let dir = std::env::temp_dir().join(format!("refbook-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("refbook.toml");
+        std::fs::write(&file, "access_ttl_secs = 60\nllm_model = \"from-file\"\nbook_sources = [\"openlibrary\"]\n").unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[("REFBOOK_LLM_MODEL", "from-env"), ("REFBOOK_BIND", "0.0.0.0:9000")]),
+            &[("bind", "127.0.0.1:1".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(c.access_ttl_secs, 60);
+        assert_eq!(c.llm_model, "from-env");
+        assert_eq!(c.book_sources, ["openlibrary"]);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:1");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_without_echoing_it() {
+        let err = Config::load(None, env(&[("REFBOOK_ACCESS_TTL_SECS", "two hours")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REFBOOK_ACCESS_TTL_SECS"), "{err}");
+        assert!(!err.contains("two hours"), "{err}");
+        let err = Config::load(None, env(&[("REFBOOK_JWT_SECRET", "short")]), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("REFBOOK_JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Config::load(None, env(&[("REFBOOK_LLM_API_KEY", "sk-very-secret")]), &[]).unwrap();
+        assert!(!format!("{c:?}").contains("sk-very-secret"));
+    }
+}

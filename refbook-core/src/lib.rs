@@ -1,0 +1,53 @@
+//! # refbook-core
+//!
+//! Everything Refbook knows how to do — accounts, books, conversations and the LLM
+//! session — with no HTTP and no terminal in sight. Front ends (`refbook-http`,
+//! `refbook-cli`) and embedders drive it through [`Refbook`].
+//!
+//! ## Layout
+//!
+//! - [`config`] — every setting, its `REFBOOK_*` variable and default; layered loading.
+//! - [`error`] — [`Error`] with an [`ErrorKind`] front ends map, and bilingual messages.
+//! - [`timestamp`] — stored times (Unix ms) and their ISO 8601 form.
+//! - [`store`] — the [`Store`](store::Store) seam and [`SqlStore`](store::SqlStore)
+//!   (SQLite or PostgreSQL through sqlx, embedded migrations).
+//! - [`accounts`] — registration, password and WeChat logins, JWT access tokens, rotating
+//!   refresh tokens with reuse detection, profiles.
+//! - [`refbook`] — the [`Refbook`] façade and its builder.
+//! - `testing` (feature `testing`) — throwaway SQLite and PostgreSQL databases for tests.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), refbook_core::Error> {
+//! use refbook_core::{accounts::Registration, Config, Refbook};
+//!
+//! let mut config = Config::default();
+//! config.database_url = "sqlite://demo.db".into();
+//! let refbook = Refbook::builder(config).build().await?;
+//! let login = refbook
+//!     .accounts()
+//!     .register(Registration {
+//!         username: "alice".into(),
+//!         password: "correct horse battery".into(),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! println!("signed in as {:?}", login.user.username);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod accounts;
+pub mod config;
+pub mod error;
+pub mod refbook;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod timestamp;
+
+pub use config::Config;
+pub use error::{Error, ErrorKind, Language, Message, Result};
+pub use refbook::{Refbook, RefbookBuilder};

@@ -1,0 +1,141 @@
+//! [`Refbook`]: the façade that wires every service from a [`Config`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::accounts::{Accounts, HttpWeChat, Tokens, WeChat};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::{SqlStore, Store};
+
+/// The `User-Agent` of every upstream request (Open Library refuses bare agents).
+pub const USER_AGENT: &str = concat!(
+    "Refbook/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://example.invalid/refbook; ops@example.invalid)"
+);
+
+/// The settings key under which a generated JWT secret is kept.
+const JWT_SECRET_SETTING: &str = "jwt_secret";
+
+/// Everything Refbook does, behind one handle; cheap to share (`Arc` inside).
+#[derive(Clone, Debug)]
+pub struct Refbook {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    store: Arc<dyn Store>,
+    accounts: Accounts,
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Refbook {
+    /// A builder starting from `config`.
+    pub fn builder(config: Config) -> RefbookBuilder {
+        RefbookBuilder {
+            config,
+            store: None,
+            wechat: None,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The accounts service.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// Closes the store (at shutdown).
+    pub async fn close(&self) {
+        self.inner.store.close().await;
+    }
+}
+
+/// Builds a [`Refbook`]; every seam can be replaced before [`build`](Self::build).
+pub struct RefbookBuilder {
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+    wechat: Option<Arc<dyn WeChat>>,
+}
+
+impl RefbookBuilder {
+    /// Uses this store instead of connecting to `config.database_url`.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Uses this WeChat identity provider instead of the configured HTTP client.
+    pub fn wechat(mut self, wechat: Arc<dyn WeChat>) -> Self {
+        self.wechat = Some(wechat);
+        self
+    }
+
+    /// Connects (and migrates) the store if none was given, settles the JWT secret and
+    /// wires the services.
+    pub async fn build(self) -> Result<Refbook> {
+        let config = self.config;
+        let store: Arc<dyn Store> = match self.store {
+            Some(store) => store,
+            None => Arc::new(
+                SqlStore::connect(&config.database_url)
+                    .await
+                    .map_err(Error::internal)?,
+            ),
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(Error::internal)?;
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.expose().to_owned(),
+            None => {
+                store
+                    .setting_or_init(JWT_SECRET_SETTING, &crate::accounts::tokens::random_token())
+                    .await?
+            }
+        };
+        let tokens = Tokens::new(
+            secret.as_bytes(),
+            config.access_ttl_secs,
+            config.refresh_ttl_secs,
+        );
+        let wechat = self.wechat.or_else(|| {
+            let appid = config.wechat_appid.clone()?;
+            let secret = config.wechat_secret.clone()?;
+            let client: Arc<dyn WeChat> = Arc::new(HttpWeChat::new(
+                http.clone(),
+                config.wechat_base_url.clone(),
+                appid,
+                secret,
+            ));
+            Some(client)
+        });
+        let accounts = Accounts::new(store.clone(), tokens, wechat, config.daily_token_quota);
+        Ok(Refbook {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                accounts,
+            }),
+        })
+    }
+}

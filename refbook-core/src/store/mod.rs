@@ -1,0 +1,119 @@
+//! Persistence: the [`Store`] seam and its records.
+//!
+//! The seam is split by subject ([`UserStore`], [`SessionStore`], [`SettingsStore`],
+//! [`UsageStore`]); [`Store`] is all of them. [`SqlStore`] implements it on SQLite and
+//! PostgreSQL through sqlx, with one set of queries and one migration set per dialect.
+
+mod error;
+mod records;
+mod sql;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use records::{unique_key, NewUser, ProfileChange, RefreshOutcome, UserRecord};
+pub use sql::{Backend, SqlStore};
+
+use crate::timestamp::Timestamp;
+
+/// Users and their profiles.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates a user; `StoreError::Conflict` names the taken field.
+    async fn create_user(&self, user: NewUser, now: Timestamp) -> Result<UserRecord, StoreError>;
+    /// The user with this id.
+    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError>;
+    /// The user with this lower-cased username.
+    async fn user_by_username_key(&self, key: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The user with this lower-cased email.
+    async fn user_by_email_key(&self, key: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// The user with this WeChat openid.
+    async fn user_by_openid(&self, openid: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Applies the present fields of `change`; `NotFound` if the user is gone.
+    async fn update_profile(
+        &self,
+        id: i64,
+        change: ProfileChange,
+        now: Timestamp,
+    ) -> Result<UserRecord, StoreError>;
+    /// Replaces the password hash.
+    async fn set_password_hash(&self, id: i64, hash: &str, now: Timestamp)
+        -> Result<(), StoreError>;
+    /// Deletes the user and, by cascade, everything that is theirs. `false` if absent.
+    async fn delete_user(&self, id: i64) -> Result<bool, StoreError>;
+}
+
+/// Login sessions and their rotating refresh tokens (stored as SHA-256 hashes).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Starts a login session with its first refresh token; returns the session id.
+    async fn create_session(
+        &self,
+        user_id: i64,
+        refresh_hash: &str,
+        refresh_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<i64, StoreError>;
+    /// The user owning the live session `session_id`, if the session exists and is theirs.
+    async fn session_user(
+        &self,
+        session_id: i64,
+        user_id: i64,
+    ) -> Result<Option<UserRecord>, StoreError>;
+    /// Exchanges a refresh token for a new one in the same session, atomically. A token that
+    /// was already exchanged ends its whole session (reuse detection).
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError>;
+    /// The session a refresh token belongs to, with its owner: `(session_id, user_id)`.
+    async fn session_of_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError>;
+    /// Ends one session of the user (its tokens stop working). `false` if absent.
+    async fn delete_session(&self, session_id: i64, user_id: i64) -> Result<bool, StoreError>;
+    /// Ends every session of the user but `keep`; returns how many ended.
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<i64>,
+    ) -> Result<u64, StoreError>;
+    /// Forgets sessions whose refresh tokens all expired before `now`.
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Small named values the server keeps (the generated JWT secret).
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// Stores `candidate` under `key` unless a value is there; returns the value kept.
+    /// Safe when several servers start at once: all get the same value.
+    async fn setting_or_init(&self, key: &str, candidate: &str) -> Result<String, StoreError>;
+}
+
+/// Token usage per user and UTC day.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds tokens to the user's count for `day` (`YYYY-MM-DD`).
+    async fn add_usage(
+        &self,
+        user_id: i64,
+        day: &str,
+        prompt_tokens: i64,
+        completion_tokens: i64,
+    ) -> Result<(), StoreError>;
+    /// Total tokens the user used on `day`.
+    async fn usage_on(&self, user_id: i64, day: &str) -> Result<i64, StoreError>;
+}
+
+/// Everything Refbook persists; implemented by [`SqlStore`].
+#[async_trait]
+pub trait Store: UserStore + SessionStore + SettingsStore + UsageStore {
+    /// Answers when the database is reachable (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes connections, waiting for work in flight (at shutdown).
+    async fn close(&self) {}
+}

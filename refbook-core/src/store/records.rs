@@ -1,0 +1,75 @@
+//! Rows as the store hands them out and takes them in.
+
+use crate::timestamp::Timestamp;
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Id.
+    pub id: i64,
+    /// Username as registered (`None` for WeChat-only users).
+    pub username: Option<String>,
+    /// Email, if given.
+    pub email: Option<String>,
+    /// Display name.
+    pub nickname: String,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// argon2id PHC string (`None` for WeChat-only users).
+    pub password_hash: Option<String>,
+    /// WeChat openid for mini-program users.
+    pub wechat_openid: Option<String>,
+    /// When the user was created.
+    pub created_at: Timestamp,
+    /// When the profile last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A user to create. Keys are the lower-cased forms that carry uniqueness.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Username as typed (normalised).
+    pub username: Option<String>,
+    /// Email as typed (trimmed).
+    pub email: Option<String>,
+    /// Display name.
+    pub nickname: String,
+    /// argon2id PHC string.
+    pub password_hash: Option<String>,
+    /// WeChat openid.
+    pub wechat_openid: Option<String>,
+    /// WeChat unionid.
+    pub wechat_unionid: Option<String>,
+}
+
+/// A partial profile update: `None` leaves a field alone; `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    /// New display name.
+    pub nickname: Option<String>,
+    /// New or cleared avatar URL.
+    pub avatar_url: Option<Option<String>>,
+    /// New or cleared email.
+    pub email: Option<Option<String>>,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Exchanged: the new token belongs to this session and user.
+    Rotated {
+        /// The login session.
+        session_id: i64,
+        /// Its user.
+        user_id: i64,
+    },
+    /// The token had been exchanged before: its session has been ended.
+    Reused,
+    /// Unknown or expired token (or its session ended).
+    Invalid,
+}
+
+/// The lower-cased key that carries uniqueness for usernames and emails.
+pub fn unique_key(value: &str) -> String {
+    value.to_lowercase()
+}

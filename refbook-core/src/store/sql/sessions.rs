@@ -1,0 +1,183 @@
+//! Login sessions and refresh-token rotation on SQL.
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::users::{select_users, user_from_row};
+use super::SqlStore;
+use crate::store::{RefreshOutcome, SessionStore, StoreError, UserRecord};
+use crate::timestamp::Timestamp;
+
+#[async_trait]
+impl SessionStore for SqlStore {
+    async fn create_session(
+        &self,
+        user_id: i64,
+        refresh_hash: &str,
+        refresh_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let session_id: i64 = sqlx::query(
+            "INSERT INTO login_sessions (user_id, created_at, last_used_at, expires_at) \
+             VALUES ($1, $2, $2, $3) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(now.millis())
+        .bind(refresh_expires_at.millis())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(refresh_hash)
+        .bind(session_id)
+        .bind(now.millis())
+        .bind(refresh_expires_at.millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(session_id)
+    }
+
+    async fn session_user(
+        &self,
+        session_id: i64,
+        user_id: i64,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(&select_users(
+            "FROM login_sessions JOIN users ON users.id = login_sessions.user_id \
+             WHERE login_sessions.id = $1 AND login_sessions.user_id = $2",
+        ))
+        .bind(session_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?)
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        new_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Claiming the token is the transaction's first statement, a write: of two
+        // concurrent exchanges exactly one claims it, and the other sees it used.
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+             RETURNING session_id",
+        )
+        .bind(old_hash)
+        .bind(now.millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match claimed {
+            Some(row) => {
+                let session_id: i64 = row.try_get("session_id")?;
+                let user_id: i64 = sqlx::query(
+                    "UPDATE login_sessions SET last_used_at = $2, expires_at = $3 \
+                     WHERE id = $1 RETURNING user_id",
+                )
+                .bind(session_id)
+                .bind(now.millis())
+                .bind(new_expires_at.millis())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("user_id")?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(new_hash)
+                .bind(session_id)
+                .bind(now.millis())
+                .bind(new_expires_at.millis())
+                .execute(&mut *tx)
+                .await?;
+                RefreshOutcome::Rotated {
+                    session_id,
+                    user_id,
+                }
+            }
+            None => {
+                let used = sqlx::query(
+                    "SELECT session_id FROM refresh_tokens \
+                     WHERE token_hash = $1 AND used_at IS NOT NULL",
+                )
+                .bind(old_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match used {
+                    Some(row) => {
+                        let session_id: i64 = row.try_get("session_id")?;
+                        sqlx::query("DELETE FROM login_sessions WHERE id = $1")
+                            .bind(session_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        RefreshOutcome::Reused
+                    }
+                    None => RefreshOutcome::Invalid,
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn session_of_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT login_sessions.id AS session_id, login_sessions.user_id AS user_id \
+             FROM refresh_tokens JOIN login_sessions ON login_sessions.id = refresh_tokens.session_id \
+             WHERE refresh_tokens.token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> Result<(i64, i64), sqlx::Error> {
+            Ok((r.try_get("session_id")?, r.try_get("user_id")?))
+        })
+        .transpose()
+        .map_err(StoreError::from)
+    }
+
+    async fn delete_session(&self, session_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM login_sessions WHERE id = $1 AND user_id = $2")
+            .bind(session_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM login_sessions WHERE user_id = $1 AND ($2 IS NULL OR id <> $2)",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM login_sessions WHERE expires_at <= $1")
+            .bind(now.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

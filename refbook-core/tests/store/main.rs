@@ -1,0 +1,238 @@
+//! The store conformance suite: every case runs on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+
+use refbook_core::backend_tests;
+use refbook_core::store::{
+    NewUser, ProfileChange, RefreshOutcome, SessionStore, SettingsStore, SqlStore, Store,
+    StoreError, UsageStore, UserStore,
+};
+use refbook_core::testing::TestDatabase;
+use refbook_core::timestamp::Timestamp;
+
+async fn store(db: &TestDatabase) -> SqlStore {
+    SqlStore::connect(db.url()).await.expect("connect and migrate")
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        username: Some(name.to_owned()),
+        email: Some(format!("{name}@Example.com")),
+        nickname: name.to_owned(),
+        password_hash: Some("$argon2id$fake".to_owned()),
+        ..NewUser::default()
+    }
+}
+
+async fn users_are_created_and_found_case_insensitively(db: TestDatabase) {
+    let s = store(&db).await;
+    let now = Timestamp::now();
+    let alice = s.create_user(new_user("Alice"), now).await.unwrap();
+    assert_eq!(alice.username.as_deref(), Some("Alice"));
+    assert_eq!(alice.created_at, now);
+    assert_eq!(s.user_by_id(alice.id).await.unwrap().unwrap(), alice);
+    assert_eq!(s.user_by_username_key("alice").await.unwrap().unwrap().id, alice.id);
+    assert_eq!(s.user_by_email_key("alice@example.com").await.unwrap().unwrap().id, alice.id);
+    assert!(s.user_by_username_key("bob").await.unwrap().is_none());
+    assert!(s.user_by_id(alice.id + 1000).await.unwrap().is_none());
+}
+
+async fn usernames_emails_and_openids_are_unique(db: TestDatabase) {
+    let s = store(&db).await;
+    let now = Timestamp::now();
+    s.create_user(new_user("alice"), now).await.unwrap();
+    let mut dup = new_user("ALICE");
+    dup.email = None;
+    assert!(matches!(s.create_user(dup, now).await, Err(StoreError::Conflict("username"))));
+    let mut dup_mail = new_user("alice2");
+    dup_mail.email = Some("ALICE@example.COM".into());
+    assert!(matches!(s.create_user(dup_mail, now).await, Err(StoreError::Conflict("email"))));
+    let wechat = || NewUser {
+        nickname: "微信用户".into(),
+        wechat_openid: Some("o-123".into()),
+        ..NewUser::default()
+    };
+    s.create_user(wechat(), now).await.unwrap();
+    assert!(matches!(s.create_user(wechat(), now).await, Err(StoreError::Conflict(_))));
+    // Several users without username or email are fine (NULLs are not equal).
+    let mut other = wechat();
+    other.wechat_openid = Some("o-456".into());
+    s.create_user(other, now).await.unwrap();
+}
+
+async fn profiles_update_partially(db: TestDatabase) {
+    let s = store(&db).await;
+    let now = Timestamp::now();
+    let u = s.create_user(new_user("carol"), now).await.unwrap();
+    let changed = s
+        .update_profile(
+            u.id,
+            ProfileChange {
+                nickname: Some("卡罗尔".into()),
+                avatar_url: Some(Some("https://img/x.png".into())),
+                email: None,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.nickname, "卡罗尔");
+    assert_eq!(changed.avatar_url.as_deref(), Some("https://img/x.png"));
+    assert_eq!(changed.email, u.email, "untouched field stays");
+    let cleared = s
+        .update_profile(
+            u.id,
+            ProfileChange {
+                email: Some(None),
+                avatar_url: Some(None),
+                ..ProfileChange::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!((cleared.email, cleared.avatar_url), (None, None));
+    assert_eq!(cleared.nickname, "卡罗尔");
+    assert!(s.user_by_email_key("carol@example.com").await.unwrap().is_none());
+    assert!(matches!(
+        s.update_profile(u.id + 99, ProfileChange::default(), now).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn refresh_tokens_rotate_and_reuse_ends_the_session(db: TestDatabase) {
+    let s = store(&db).await;
+    let now = Timestamp::now();
+    let u = s.create_user(new_user("dave"), now).await.unwrap();
+    let later = now.plus_seconds(3600);
+    let sid = s.create_session(u.id, "h1", later, now).await.unwrap();
+    assert_eq!(s.session_user(sid, u.id).await.unwrap().unwrap().id, u.id);
+    assert!(s.session_user(sid, u.id + 1).await.unwrap().is_none(), "owner checked");
+    assert_eq!(s.session_of_refresh_token("h1").await.unwrap(), Some((sid, u.id)));
+
+    let out = s.rotate_refresh_token("h1", "h2", later, now).await.unwrap();
+    assert_eq!(out, RefreshOutcome::Rotated { session_id: sid, user_id: u.id });
+    assert_eq!(s.rotate_refresh_token("nope", "h3", later, now).await.unwrap(), RefreshOutcome::Invalid);
+    // h1 again: theft. The whole session ends, h2 included.
+    assert_eq!(s.rotate_refresh_token("h1", "h4", later, now).await.unwrap(), RefreshOutcome::Reused);
+    assert!(s.session_user(sid, u.id).await.unwrap().is_none());
+    assert_eq!(s.rotate_refresh_token("h2", "h5", later, now).await.unwrap(), RefreshOutcome::Invalid);
+}
+
+async fn expired_refresh_tokens_do_not_rotate(db: TestDatabase) {
+    let s = store(&db).await;
+    let now = Timestamp::now();
+    let u = s.create_user(new_user("erin"), now).await.unwrap();
+    let sid = s.create_session(u.id, "old", now.plus_seconds(-1), now.plus_seconds(-100)).await.unwrap();
+    assert_eq!(
+        s.rotate_refresh_token("old", "new", now.plus_seconds(60), now).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
+    let live = s.create_session(u.id, "live", now.plus_seconds(60), now).await.unwrap();
+    assert_eq!(s.purge_expired_sessions(now).await.unwrap(), 1);
+    assert!(s.session_user(sid, u.id).await.unwrap().is_none());
+    assert!(s.session_user(live, u.id).await.unwrap().is_some());
+}
+
+async fn sessions_end_one_or_all_but_one(db: TestDatabase) {
+    let s = store(&db).await;
+    let now = Timestamp::now();
+    let later = now.plus_seconds(60);
+    let u = s.create_user(new_user("frank"), now).await.unwrap();
+    let other = s.create_user(new_user("grace"), now).await.unwrap();
+    let a = s.create_session(u.id, "a", later, now).await.unwrap();
+    let b = s.create_session(u.id, "b", later, now).await.unwrap();
+    let c = s.create_session(u.id, "c", later, now).await.unwrap();
+    let g = s.create_session(other.id, "g", later, now).await.unwrap();
+    assert!(!s.delete_session(g, u.id).await.unwrap(), "not frank's session");
+    assert!(s.delete_session(a, u.id).await.unwrap());
+    assert_eq!(s.delete_user_sessions(u.id, Some(b)).await.unwrap(), 1);
+    assert!(s.session_user(b, u.id).await.unwrap().is_some());
+    assert!(s.session_user(c, u.id).await.unwrap().is_none());
+    assert_eq!(s.delete_user_sessions(u.id, None).await.unwrap(), 1);
+    assert!(s.session_user(g, other.id).await.unwrap().is_some());
+}
+
+async fn deleting_a_user_cascades(db: TestDatabase) {
+    let s = store(&db).await;
+    let now = Timestamp::now();
+    let u = s.create_user(new_user("heidi"), now).await.unwrap();
+    let sid = s.create_session(u.id, "hh", now.plus_seconds(60), now).await.unwrap();
+    s.add_usage(u.id, "2026-11-22", 10, 5).await.unwrap();
+    assert!(s.delete_user(u.id).await.unwrap());
+    assert!(!s.delete_user(u.id).await.unwrap());
+    assert!(s.session_user(sid, u.id).await.unwrap().is_none());
+    assert_eq!(s.session_of_refresh_token("hh").await.unwrap(), None);
+    assert_eq!(s.usage_on(u.id, "2026-11-22").await.unwrap(), 0);
+    // The name is free again.
+    s.create_user(new_user("heidi"), now).await.unwrap();
+}
+
+async fn concurrent_writers_all_land(db: TestDatabase) {
+    let s = Arc::new(store(&db).await);
+    let now = Timestamp::now();
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.create_user(new_user(&format!("user{i}")), now).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    for i in 0..24 {
+        assert!(s.user_by_username_key(&format!("user{i}")).await.unwrap().is_some());
+    }
+    // Many tasks presenting one refresh token at once: exactly one rotates it.
+    let u = s.user_by_username_key("user0").await.unwrap().unwrap();
+    s.create_session(u.id, "shared", now.plus_seconds(60), now).await.unwrap();
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.rotate_refresh_token("shared", &format!("next{i}"), now.plus_seconds(60), now).await
+            })
+        })
+        .collect();
+    let mut rotated = 0;
+    for r in racers {
+        if matches!(r.await.unwrap().unwrap(), RefreshOutcome::Rotated { .. }) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1);
+    // Concurrent usage increments add up.
+    let adds: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.add_usage(u.id, "2026-11-22", 3, 2).await })
+        })
+        .collect();
+    for a in adds {
+        a.await.unwrap().unwrap();
+    }
+    assert_eq!(s.usage_on(u.id, "2026-11-22").await.unwrap(), 100);
+}
+
+async fn settings_keep_the_first_value(db: TestDatabase) {
+    let s = store(&db).await;
+    assert_eq!(s.setting_or_init("jwt_secret", "first").await.unwrap(), "first");
+    assert_eq!(s.setting_or_init("jwt_secret", "second").await.unwrap(), "first");
+    s.ping().await.unwrap();
+    // Reconnecting (a restart) runs migrations again harmlessly and keeps data.
+    drop(s);
+    let again = store(&db).await;
+    assert_eq!(again.setting_or_init("jwt_secret", "third").await.unwrap(), "first");
+}
+
+backend_tests!(
+    users_are_created_and_found_case_insensitively,
+    usernames_emails_and_openids_are_unique,
+    profiles_update_partially,
+    refresh_tokens_rotate_and_reuse_ends_the_session,
+    expired_refresh_tokens_do_not_rotate,
+    sessions_end_one_or_all_but_one,
+    deleting_a_user_cascades,
+    concurrent_writers_all_land,
+    settings_keep_the_first_value,
+);
