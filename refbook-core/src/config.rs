@@ -306,10 +306,12 @@ impl Config {
             file: file.clone(),
             reason: e.to_string(),
         })?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File {
-            file: file.clone(),
-            reason: e.message().to_owned(),
-        })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                file: file.clone(),
+                reason: e.message().to_owned(),
+            })?;
         for (key, value) in table {
             let text = match value {
                 toml::Value::String(s) => s,
@@ -350,7 +352,10 @@ impl Config {
             return Err(invalid("jwt_secret", "must be at least 32 characters long"));
         }
         if self.access_ttl_secs == 0 || self.refresh_ttl_secs == 0 {
-            return Err(invalid("access_ttl_secs", "token lifetimes must be positive"));
+            return Err(invalid(
+                "access_ttl_secs",
+                "token lifetimes must be positive",
+            ));
         }
         if self.body_limit_bytes < 1024 {
             return Err(invalid("body_limit_bytes", "must be at least 1024"));
@@ -385,10 +390,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("refbook-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("refbook.toml");
-        std::fs::write(&file, "access_ttl_secs = 60\nllm_model = \"from-file\"\nbook_sources = [\"openlibrary\"]\n").unwrap();
+        std::fs::write(
+            &file,
+            "access_ttl_secs = 60\nllm_model = \"from-file\"\nbook_sources = [\"openlibrary\"]\n",
+        )
+        .unwrap();
         let c = Config::load(
             Some(&file),
-            env(&[("REFBOOK_LLM_MODEL", "from-env"), ("REFBOOK_BIND", "0.0.0.0:9000")]),
+            env(&[
+                ("REFBOOK_LLM_MODEL", "from-env"),
+                ("REFBOOK_BIND", "0.0.0.0:9000"),
+            ]),
             &[("bind", "127.0.0.1:1".to_owned())],
         )
         .unwrap();

@@ -147,8 +147,12 @@ impl Error {
 
     /// An unexpected failure; `source` goes to the log, a generic message to the caller.
     pub fn internal(source: impl Into<Source>) -> Self {
-        Self::new(ErrorKind::Internal, "服务器内部错误", "Internal server error")
-            .with_source(source)
+        Self::new(
+            ErrorKind::Internal,
+            "服务器内部错误",
+            "Internal server error",
+        )
+        .with_source(source)
     }
 
     /// Names the request field the error is about.

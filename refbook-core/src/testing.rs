@@ -134,7 +134,9 @@ fn report_skip(url: &str, err: &str) {
 
 async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String, sqlx::Error> {
     let mut admin = PgConnection::connect(admin_url).await?;
-    admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await?;
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await?;
     admin.close().await?;
     let base = admin_url
         .rsplit_once('/')

@@ -1,1 +1,29 @@
-//! placeholder
+//! # refbook-http
+//!
+//! A minimal hyper 1.x server exposing `refbook-core` as the JSON + SSE contract in
+//! `shared/API.md`.
+//!
+//! ## Layout
+//!
+//! - [`server`] — accept loop (HTTP/1.1 + HTTP/2), graceful shutdown, [`RunningServer`].
+//! - [`app`] — one request end to end: request id, language, CORS, auth, access log.
+//! - [`routes`] — the route table (paths, methods, public or not).
+//! - [`handlers`] — one module per part of the contract.
+//! - [`ctx`] — what a handler gets; [`body`] — JSON in and out; [`api_error`] — the
+//!   error body and the kind → status/code mapping.
+//! - [`rate_limit`] — login/register throttling; [`telemetry`] — log setup.
+
+#![warn(missing_docs)]
+
+pub mod api_error;
+pub mod app;
+pub mod body;
+pub mod ctx;
+pub mod handlers;
+pub mod rate_limit;
+pub mod routes;
+pub mod server;
+pub mod telemetry;
+
+pub use app::App;
+pub use server::{serve, shutdown_signal, RunningServer};

@@ -72,11 +72,21 @@ impl Accounts {
             _ => username.clone(),
         };
         // Cheap checks before the expensive hash; the unique index settles races.
-        if self.store.user_by_username_key(&unique_key(&username)).await?.is_some() {
+        if self
+            .store
+            .user_by_username_key(&unique_key(&username))
+            .await?
+            .is_some()
+        {
             return Err(crate::store::StoreError::Conflict("username").into());
         }
         if let Some(email) = &email {
-            if self.store.user_by_email_key(&unique_key(email)).await?.is_some() {
+            if self
+                .store
+                .user_by_email_key(&unique_key(email))
+                .await?
+                .is_some()
+            {
                 return Err(crate::store::StoreError::Conflict("email").into());
             }
         }
@@ -111,7 +121,9 @@ impl Accounts {
             return Ok(None);
         }
         Ok(if identifier.contains('@') {
-            self.store.user_by_email_key(&unique_key(identifier)).await?
+            self.store
+                .user_by_email_key(&unique_key(identifier))
+                .await?
         } else {
             match validate::username(identifier) {
                 Ok(name) => self.store.user_by_username_key(&unique_key(&name)).await?,
@@ -121,7 +133,11 @@ impl Accounts {
     }
 
     /// Verifies the password of `user` (or dummy work when absent); the user on success.
-    async fn check_password(&self, user: Option<UserRecord>, password: String) -> Result<UserRecord> {
+    async fn check_password(
+        &self,
+        user: Option<UserRecord>,
+        password: String,
+    ) -> Result<UserRecord> {
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let ok = self.passwords.verify(password, hash).await?;
         match user {
@@ -134,7 +150,11 @@ impl Accounts {
     pub async fn login_wechat(&self, code: &str) -> Result<LoginPayload> {
         let code = code.trim();
         if code.is_empty() || code.len() > 256 {
-            return Err(Error::invalid("code", "缺少微信登录凭证", "A wx.login code is required"));
+            return Err(Error::invalid(
+                "code",
+                "缺少微信登录凭证",
+                "A wx.login code is required",
+            ));
         }
         let wechat = self.wechat.as_ref().ok_or(WeChatError::NotConfigured)?;
         let identity = wechat.code2session(code).await?;
@@ -183,7 +203,10 @@ impl Accounts {
             )
             .await?;
         match outcome {
-            RefreshOutcome::Rotated { session_id, user_id } => {
+            RefreshOutcome::Rotated {
+                session_id,
+                user_id,
+            } => {
                 let user = self
                     .store
                     .user_by_id(user_id)
@@ -215,7 +238,12 @@ impl Accounts {
 
     /// Ends the session of `refresh_token` (if it is the caller's), else the caller's
     /// current session; with `all`, every session of the user.
-    pub async fn logout(&self, auth: &AuthUser, refresh_token: Option<&str>, all: bool) -> Result<()> {
+    pub async fn logout(
+        &self,
+        auth: &AuthUser,
+        refresh_token: Option<&str>,
+        all: bool,
+    ) -> Result<()> {
         if all {
             self.store.delete_user_sessions(auth.id(), None).await?;
             return Ok(());
@@ -254,7 +282,11 @@ impl Accounts {
     /// Changes nickname, avatar or email.
     pub async fn update_profile(&self, auth: &AuthUser, update: ProfileUpdate) -> Result<User> {
         let change = ProfileChange {
-            nickname: update.nickname.as_deref().map(validate::nickname).transpose()?,
+            nickname: update
+                .nickname
+                .as_deref()
+                .map(validate::nickname)
+                .transpose()?,
             avatar_url: match update.avatar_url {
                 Some(Some(url)) => Some(validate::avatar_url(&url)?),
                 Some(None) => Some(None),
@@ -282,7 +314,9 @@ impl Accounts {
         new_password: String,
     ) -> Result<LoginPayload> {
         validate::password("new_password", &new_password)?;
-        let user = self.check_password(Some(auth.user.clone()), old_password).await?;
+        let user = self
+            .check_password(Some(auth.user.clone()), old_password)
+            .await?;
         let hash = self.passwords.hash(new_password).await?;
         self.store
             .set_password_hash(user.id, &hash, Timestamp::now())
@@ -295,9 +329,14 @@ impl Accounts {
     pub async fn delete_account(&self, auth: &AuthUser, password: Option<String>) -> Result<()> {
         if auth.user.password_hash.is_some() {
             let password = password.ok_or_else(|| {
-                Error::invalid("password", "请输入密码以确认删除", "Enter your password to confirm")
+                Error::invalid(
+                    "password",
+                    "请输入密码以确认删除",
+                    "Enter your password to confirm",
+                )
             })?;
-            self.check_password(Some(auth.user.clone()), password).await?;
+            self.check_password(Some(auth.user.clone()), password)
+                .await?;
         }
         self.store.delete_user(auth.id()).await?;
         Ok(())

@@ -36,7 +36,9 @@ fn verify_blocking(password: &str, hash: &str) -> Result<bool> {
         .is_ok())
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(Error::internal)?
@@ -81,9 +83,18 @@ mod tests {
     async fn hashes_verify_and_use_owasp_parameters() {
         let passwords = Passwords::new();
         let hash = passwords.hash("correct horse".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(passwords.verify("correct horse".into(), Some(hash.clone())).await.unwrap());
-        assert!(!passwords.verify("wrong horse".into(), Some(hash)).await.unwrap());
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(passwords
+            .verify("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!passwords
+            .verify("wrong horse".into(), Some(hash))
+            .await
+            .unwrap());
         assert!(!passwords.verify("anything".into(), None).await.unwrap());
     }
 }

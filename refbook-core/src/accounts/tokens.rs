@@ -138,7 +138,10 @@ mod tests {
         let token = t.issue_access(7, 3, Timestamp::now()).unwrap();
         assert_eq!(
             t.verify_access(&token).unwrap(),
-            AccessClaims { user_id: 7, session_id: 3 }
+            AccessClaims {
+                user_id: 7,
+                session_id: 3
+            }
         );
     }
 
@@ -146,9 +149,13 @@ mod tests {
     fn expired_foreign_and_tampered_tokens_fail() {
         let t = tokens();
         let old = Timestamp::now().plus_seconds(-7200 - 60);
-        assert!(t.verify_access(&t.issue_access(7, 3, old).unwrap()).is_err());
+        assert!(t
+            .verify_access(&t.issue_access(7, 3, old).unwrap())
+            .is_err());
         let other = Tokens::new(b"another-secret-another-secret-xx", 7200, 1);
-        assert!(t.verify_access(&other.issue_access(7, 3, Timestamp::now()).unwrap()).is_err());
+        assert!(t
+            .verify_access(&other.issue_access(7, 3, Timestamp::now()).unwrap())
+            .is_err());
         let token = t.issue_access(7, 3, Timestamp::now()).unwrap();
         let mut tampered = token.clone();
         tampered.pop();
@@ -166,7 +173,9 @@ mod tests {
             r#"{{"sub":"1","sid":1,"typ":"access","iat":{now},"exp":{}}}"#,
             now + 600
         ));
-        assert!(tokens().verify_access(&format!("{header}.{body}.")).is_err());
+        assert!(tokens()
+            .verify_access(&format!("{header}.{body}."))
+            .is_err());
     }
 
     #[test]

@@ -45,7 +45,13 @@ pub fn email(raw: &str) -> Result<Option<String>> {
     if email.is_empty() {
         return Ok(None);
     }
-    let bad = || Error::invalid("email", "邮箱格式不正确", "That does not look like an email address");
+    let bad = || {
+        Error::invalid(
+            "email",
+            "邮箱格式不正确",
+            "That does not look like an email address",
+        )
+    };
     let (local, domain) = email.split_once('@').ok_or_else(bad)?;
     let domain_ok = domain.contains('.')
         && !domain.starts_with(['.', '-'])
@@ -56,7 +62,9 @@ pub fn email(raw: &str) -> Result<Option<String>> {
             .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-'));
     let local_ok = !local.is_empty()
         && local.chars().count() <= 64
-        && !local.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | '<' | '>' | ',' | ';' | '"'));
+        && !local.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '@' | '<' | '>' | ',' | ';' | '"')
+        });
     if !domain_ok || !local_ok || email.chars().count() > 254 {
         return Err(bad());
     }
@@ -102,7 +110,11 @@ mod tests {
     fn usernames_follow_the_contract() {
         assert_eq!(username("alice").unwrap(), "alice");
         assert_eq!(username("  读书人_01 ").unwrap(), "读书人_01");
-        assert_eq!(username("ａｌｉｃｅ１").unwrap(), "alice1", "full-width folds by NFKC");
+        assert_eq!(
+            username("ａｌｉｃｅ１").unwrap(),
+            "alice1",
+            "full-width folds by NFKC"
+        );
         assert!(username("ab").is_err());
         assert!(username(&"a".repeat(33)).is_err());
         assert!(username("a".repeat(32).as_str()).is_ok());
@@ -123,7 +135,9 @@ mod tests {
     fn emails_must_look_like_one() {
         assert_eq!(email(" a@b.cn ").unwrap().as_deref(), Some("a@b.cn"));
         assert_eq!(email("").unwrap(), None);
-        for bad in ["a", "a@b", "@b.cn", "a@.cn", "a b@c.cn", "a@b..cn", "a@b.cn."] {
+        for bad in [
+            "a", "a@b", "@b.cn", "a@.cn", "a b@c.cn", "a@b..cn", "a@b.cn.",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

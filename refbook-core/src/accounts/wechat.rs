@@ -37,7 +37,9 @@ pub enum WeChatError {
     #[error("WeChat is busy (errcode -1)")]
     Busy,
     /// 40125 bad appsecret or 40013 bad appid: the server's configuration is wrong.
-    #[error("WeChat rejected the app credentials (errcode {0}); check REFBOOK_WECHAT_APPID/SECRET")]
+    #[error(
+        "WeChat rejected the app credentials (errcode {0}); check REFBOOK_WECHAT_APPID/SECRET"
+    )]
     Misconfigured(i64),
     /// App id or secret not configured.
     #[error("WeChat login is not configured (REFBOOK_WECHAT_APPID, REFBOOK_WECHAT_SECRET)")]
@@ -152,9 +154,8 @@ impl HttpWeChat {
             .bytes()
             .await
             .map_err(|e| WeChatError::Unavailable(e.without_url().to_string()))?;
-        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
-            WeChatError::Unavailable(format!("unreadable answer (HTTP {status})"))
-        })?;
+        let answer: Answer = serde_json::from_slice(&body)
+            .map_err(|_| WeChatError::Unavailable(format!("unreadable answer (HTTP {status})")))?;
         match answer.errcode {
             0 => match answer.openid.filter(|o| !o.is_empty()) {
                 Some(openid) => Ok(WeChatIdentity {

@@ -43,14 +43,18 @@ impl From<sqlx::Error> for StoreError {
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict("username") => {
-                Error::new(ErrorKind::Conflict, "用户名已被占用", "That username is taken")
-                    .with_field("username")
-            }
-            StoreError::Conflict("email") => {
-                Error::new(ErrorKind::Conflict, "邮箱已被使用", "That email is already in use")
-                    .with_field("email")
-            }
+            StoreError::Conflict("username") => Error::new(
+                ErrorKind::Conflict,
+                "用户名已被占用",
+                "That username is taken",
+            )
+            .with_field("username"),
+            StoreError::Conflict("email") => Error::new(
+                ErrorKind::Conflict,
+                "邮箱已被使用",
+                "That email is already in use",
+            )
+            .with_field("email"),
             StoreError::Conflict(_) => {
                 Error::new(ErrorKind::Conflict, "记录已存在", "That already exists")
             }

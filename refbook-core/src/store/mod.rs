@@ -37,8 +37,12 @@ pub trait UserStore: Send + Sync {
         now: Timestamp,
     ) -> Result<UserRecord, StoreError>;
     /// Replaces the password hash.
-    async fn set_password_hash(&self, id: i64, hash: &str, now: Timestamp)
-        -> Result<(), StoreError>;
+    async fn set_password_hash(
+        &self,
+        id: i64,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Deletes the user and, by cascade, everything that is theirs. `false` if absent.
     async fn delete_user(&self, id: i64) -> Result<bool, StoreError>;
 }
@@ -70,10 +74,7 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<RefreshOutcome, StoreError>;
     /// The session a refresh token belongs to, with its owner: `(session_id, user_id)`.
-    async fn session_of_refresh_token(
-        &self,
-        hash: &str,
-    ) -> Result<Option<(i64, i64)>, StoreError>;
+    async fn session_of_refresh_token(&self, hash: &str) -> Result<Option<(i64, i64)>, StoreError>;
     /// Ends one session of the user (its tokens stop working). `false` if absent.
     async fn delete_session(&self, session_id: i64, user_id: i64) -> Result<bool, StoreError>;
     /// Ends every session of the user but `keep`; returns how many ended.

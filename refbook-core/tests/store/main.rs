@@ -1,5 +1,7 @@
 //! The store conformance suite: every case runs on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use refbook_core::backend_tests;
@@ -11,7 +13,9 @@ use refbook_core::testing::TestDatabase;
 use refbook_core::timestamp::Timestamp;
 
 async fn store(db: &TestDatabase) -> SqlStore {
-    SqlStore::connect(db.url()).await.expect("connect and migrate")
+    SqlStore::connect(db.url())
+        .await
+        .expect("connect and migrate")
 }
 
 fn new_user(name: &str) -> NewUser {
@@ -31,8 +35,18 @@ async fn users_are_created_and_found_case_insensitively(db: TestDatabase) {
     assert_eq!(alice.username.as_deref(), Some("Alice"));
     assert_eq!(alice.created_at, now);
     assert_eq!(s.user_by_id(alice.id).await.unwrap().unwrap(), alice);
-    assert_eq!(s.user_by_username_key("alice").await.unwrap().unwrap().id, alice.id);
-    assert_eq!(s.user_by_email_key("alice@example.com").await.unwrap().unwrap().id, alice.id);
+    assert_eq!(
+        s.user_by_username_key("alice").await.unwrap().unwrap().id,
+        alice.id
+    );
+    assert_eq!(
+        s.user_by_email_key("alice@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        alice.id
+    );
     assert!(s.user_by_username_key("bob").await.unwrap().is_none());
     assert!(s.user_by_id(alice.id + 1000).await.unwrap().is_none());
 }
@@ -43,17 +57,26 @@ async fn usernames_emails_and_openids_are_unique(db: TestDatabase) {
     s.create_user(new_user("alice"), now).await.unwrap();
     let mut dup = new_user("ALICE");
     dup.email = None;
-    assert!(matches!(s.create_user(dup, now).await, Err(StoreError::Conflict("username"))));
+    assert!(matches!(
+        s.create_user(dup, now).await,
+        Err(StoreError::Conflict("username"))
+    ));
     let mut dup_mail = new_user("alice2");
     dup_mail.email = Some("ALICE@example.COM".into());
-    assert!(matches!(s.create_user(dup_mail, now).await, Err(StoreError::Conflict("email"))));
+    assert!(matches!(
+        s.create_user(dup_mail, now).await,
+        Err(StoreError::Conflict("email"))
+    ));
     let wechat = || NewUser {
         nickname: "微信用户".into(),
         wechat_openid: Some("o-123".into()),
         ..NewUser::default()
     };
     s.create_user(wechat(), now).await.unwrap();
-    assert!(matches!(s.create_user(wechat(), now).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.create_user(wechat(), now).await,
+        Err(StoreError::Conflict(_))
+    ));
     // Several users without username or email are fine (NULLs are not equal).
     let mut other = wechat();
     other.wechat_openid = Some("o-456".into());
@@ -93,9 +116,14 @@ async fn profiles_update_partially(db: TestDatabase) {
         .unwrap();
     assert_eq!((cleared.email, cleared.avatar_url), (None, None));
     assert_eq!(cleared.nickname, "卡罗尔");
-    assert!(s.user_by_email_key("carol@example.com").await.unwrap().is_none());
+    assert!(s
+        .user_by_email_key("carol@example.com")
+        .await
+        .unwrap()
+        .is_none());
     assert!(matches!(
-        s.update_profile(u.id + 99, ProfileChange::default(), now).await,
+        s.update_profile(u.id + 99, ProfileChange::default(), now)
+            .await,
         Err(StoreError::NotFound)
     ));
 }
@@ -107,28 +135,66 @@ async fn refresh_tokens_rotate_and_reuse_ends_the_session(db: TestDatabase) {
     let later = now.plus_seconds(3600);
     let sid = s.create_session(u.id, "h1", later, now).await.unwrap();
     assert_eq!(s.session_user(sid, u.id).await.unwrap().unwrap().id, u.id);
-    assert!(s.session_user(sid, u.id + 1).await.unwrap().is_none(), "owner checked");
-    assert_eq!(s.session_of_refresh_token("h1").await.unwrap(), Some((sid, u.id)));
+    assert!(
+        s.session_user(sid, u.id + 1).await.unwrap().is_none(),
+        "owner checked"
+    );
+    assert_eq!(
+        s.session_of_refresh_token("h1").await.unwrap(),
+        Some((sid, u.id))
+    );
 
-    let out = s.rotate_refresh_token("h1", "h2", later, now).await.unwrap();
-    assert_eq!(out, RefreshOutcome::Rotated { session_id: sid, user_id: u.id });
-    assert_eq!(s.rotate_refresh_token("nope", "h3", later, now).await.unwrap(), RefreshOutcome::Invalid);
+    let out = s
+        .rotate_refresh_token("h1", "h2", later, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        RefreshOutcome::Rotated {
+            session_id: sid,
+            user_id: u.id
+        }
+    );
+    assert_eq!(
+        s.rotate_refresh_token("nope", "h3", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
     // h1 again: theft. The whole session ends, h2 included.
-    assert_eq!(s.rotate_refresh_token("h1", "h4", later, now).await.unwrap(), RefreshOutcome::Reused);
+    assert_eq!(
+        s.rotate_refresh_token("h1", "h4", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Reused
+    );
     assert!(s.session_user(sid, u.id).await.unwrap().is_none());
-    assert_eq!(s.rotate_refresh_token("h2", "h5", later, now).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        s.rotate_refresh_token("h2", "h5", later, now)
+            .await
+            .unwrap(),
+        RefreshOutcome::Invalid
+    );
 }
 
 async fn expired_refresh_tokens_do_not_rotate(db: TestDatabase) {
     let s = store(&db).await;
     let now = Timestamp::now();
     let u = s.create_user(new_user("erin"), now).await.unwrap();
-    let sid = s.create_session(u.id, "old", now.plus_seconds(-1), now.plus_seconds(-100)).await.unwrap();
+    let sid = s
+        .create_session(u.id, "old", now.plus_seconds(-1), now.plus_seconds(-100))
+        .await
+        .unwrap();
     assert_eq!(
-        s.rotate_refresh_token("old", "new", now.plus_seconds(60), now).await.unwrap(),
+        s.rotate_refresh_token("old", "new", now.plus_seconds(60), now)
+            .await
+            .unwrap(),
         RefreshOutcome::Invalid
     );
-    let live = s.create_session(u.id, "live", now.plus_seconds(60), now).await.unwrap();
+    let live = s
+        .create_session(u.id, "live", now.plus_seconds(60), now)
+        .await
+        .unwrap();
     assert_eq!(s.purge_expired_sessions(now).await.unwrap(), 1);
     assert!(s.session_user(sid, u.id).await.unwrap().is_none());
     assert!(s.session_user(live, u.id).await.unwrap().is_some());
@@ -144,7 +210,10 @@ async fn sessions_end_one_or_all_but_one(db: TestDatabase) {
     let b = s.create_session(u.id, "b", later, now).await.unwrap();
     let c = s.create_session(u.id, "c", later, now).await.unwrap();
     let g = s.create_session(other.id, "g", later, now).await.unwrap();
-    assert!(!s.delete_session(g, u.id).await.unwrap(), "not frank's session");
+    assert!(
+        !s.delete_session(g, u.id).await.unwrap(),
+        "not frank's session"
+    );
     assert!(s.delete_session(a, u.id).await.unwrap());
     assert_eq!(s.delete_user_sessions(u.id, Some(b)).await.unwrap(), 1);
     assert!(s.session_user(b, u.id).await.unwrap().is_some());
@@ -157,7 +226,10 @@ async fn deleting_a_user_cascades(db: TestDatabase) {
     let s = store(&db).await;
     let now = Timestamp::now();
     let u = s.create_user(new_user("heidi"), now).await.unwrap();
-    let sid = s.create_session(u.id, "hh", now.plus_seconds(60), now).await.unwrap();
+    let sid = s
+        .create_session(u.id, "hh", now.plus_seconds(60), now)
+        .await
+        .unwrap();
     s.add_usage(u.id, "2026-11-22", 10, 5).await.unwrap();
     assert!(s.delete_user(u.id).await.unwrap());
     assert!(!s.delete_user(u.id).await.unwrap());
@@ -181,16 +253,23 @@ async fn concurrent_writers_all_land(db: TestDatabase) {
         t.await.unwrap().unwrap();
     }
     for i in 0..24 {
-        assert!(s.user_by_username_key(&format!("user{i}")).await.unwrap().is_some());
+        assert!(s
+            .user_by_username_key(&format!("user{i}"))
+            .await
+            .unwrap()
+            .is_some());
     }
     // Many tasks presenting one refresh token at once: exactly one rotates it.
     let u = s.user_by_username_key("user0").await.unwrap().unwrap();
-    s.create_session(u.id, "shared", now.plus_seconds(60), now).await.unwrap();
+    s.create_session(u.id, "shared", now.plus_seconds(60), now)
+        .await
+        .unwrap();
     let racers: Vec<_> = (0..8)
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.rotate_refresh_token("shared", &format!("next{i}"), now.plus_seconds(60), now).await
+                s.rotate_refresh_token("shared", &format!("next{i}"), now.plus_seconds(60), now)
+                    .await
             })
         })
         .collect();
@@ -216,13 +295,22 @@ async fn concurrent_writers_all_land(db: TestDatabase) {
 
 async fn settings_keep_the_first_value(db: TestDatabase) {
     let s = store(&db).await;
-    assert_eq!(s.setting_or_init("jwt_secret", "first").await.unwrap(), "first");
-    assert_eq!(s.setting_or_init("jwt_secret", "second").await.unwrap(), "first");
+    assert_eq!(
+        s.setting_or_init("jwt_secret", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        s.setting_or_init("jwt_secret", "second").await.unwrap(),
+        "first"
+    );
     s.ping().await.unwrap();
     // Reconnecting (a restart) runs migrations again harmlessly and keeps data.
     drop(s);
     let again = store(&db).await;
-    assert_eq!(again.setting_or_init("jwt_secret", "third").await.unwrap(), "first");
+    assert_eq!(
+        again.setting_or_init("jwt_secret", "third").await.unwrap(),
+        "first"
+    );
 }
 
 backend_tests!(

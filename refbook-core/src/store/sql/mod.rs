@@ -113,7 +113,10 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
         return Err(StoreError::UnsupportedUrl);
     }
     if path != ":memory:" {
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Database(e.into()))?;
         }
     }

@@ -130,10 +130,7 @@ impl SessionStore for SqlStore {
         Ok(outcome)
     }
 
-    async fn session_of_refresh_token(
-        &self,
-        hash: &str,
-    ) -> Result<Option<(i64, i64)>, StoreError> {
+    async fn session_of_refresh_token(&self, hash: &str) -> Result<Option<(i64, i64)>, StoreError> {
         let row = sqlx::query(
             "SELECT login_sessions.id AS session_id, login_sessions.user_id AS user_id \
              FROM refresh_tokens JOIN login_sessions ON login_sessions.id = refresh_tokens.session_id \

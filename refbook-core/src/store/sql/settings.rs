@@ -9,11 +9,13 @@ use crate::store::{SettingsStore, StoreError, UsageStore};
 #[async_trait]
 impl SettingsStore for SqlStore {
     async fn setting_or_init(&self, key: &str, candidate: &str) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(candidate)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await?;
         let value = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)

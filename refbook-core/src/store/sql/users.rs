@@ -32,7 +32,11 @@ pub(super) fn select_users(rest: &str) -> String {
 }
 
 impl SqlStore {
-    async fn user_where(&self, clause: &str, value: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn user_where(
+        &self,
+        clause: &str,
+        value: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(&select_users(&format!("FROM users WHERE {clause} = $1")))
             .bind(value)
             .fetch_optional(&self.pool)
@@ -126,12 +130,13 @@ impl UserStore for SqlStore {
         hash: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(hash)
-            .bind(now.millis())
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(hash)
+                .bind(now.millis())
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -1,0 +1,155 @@
+//! [`ApiError`]: the contract's error responses, and the one place core error kinds become
+//! HTTP statuses and codes.
+
+use std::time::Duration;
+
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use refbook_core::{Error, ErrorKind, Language, Message};
+use serde::Serialize;
+
+use crate::body::{json_response, Body};
+
+/// An error on its way to the client as `{"code", "message", "details"?}` (boxed: it
+/// travels through every handler's `Result`).
+#[derive(Debug)]
+pub struct ApiError(Box<Repr>);
+
+#[derive(Debug)]
+struct Repr {
+    status: StatusCode,
+    code: &'static str,
+    message: Message,
+    field: Option<String>,
+    retry_after: Option<Duration>,
+    allow: Option<String>,
+    /// The cause, logged for 500s and upstream failures; never sent.
+    cause: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Details<'a>>,
+}
+
+#[derive(Serialize)]
+struct Details<'a> {
+    field: &'a str,
+}
+
+/// The contract's status and code for each kind of core error.
+pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
+    match kind {
+        ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "INVALID_PARAMS"),
+        ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+        ErrorKind::QuotaExceeded => (StatusCode::PAYMENT_REQUIRED, "QUOTA_EXCEEDED"),
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ErrorKind::Conflict => (StatusCode::CONFLICT, "CONFLICT"),
+        ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT"),
+        ErrorKind::ModelUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "MODEL_ERROR"),
+        ErrorKind::UpstreamUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE"),
+        ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "SERVER_ERROR"),
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        let (status, code) = status_and_code(err.kind());
+        let chain = err.cause_chain();
+        Self(Box::new(Repr {
+            status,
+            code,
+            message: err.message().clone(),
+            field: err.field().map(str::to_owned),
+            retry_after: err.retry_after(),
+            allow: None,
+            cause: (!chain.is_empty()).then_some(chain),
+        }))
+    }
+}
+
+impl ApiError {
+    /// `400 INVALID_PARAMS` about `field` (or the body as a whole).
+    pub fn invalid(field: Option<&str>, zh: impl Into<String>, en: impl Into<String>) -> Self {
+        let mut err = Error::new(ErrorKind::InvalidInput, zh.into(), en.into());
+        if let Some(field) = field {
+            err = err.with_field(field.to_owned());
+        }
+        err.into()
+    }
+
+    /// `404 NOT_FOUND` for a path no route serves.
+    pub fn no_route() -> Self {
+        Error::new(ErrorKind::NotFound, "接口不存在", "No such endpoint").into()
+    }
+
+    /// `405 METHOD_NOT_ALLOWED` with the `Allow` header.
+    pub fn method_not_allowed(allowed: &[Method]) -> Self {
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .chain(std::iter::once("OPTIONS"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self(Box::new(Repr {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "METHOD_NOT_ALLOWED",
+            message: Message::new("不支持该请求方法", "Method not allowed on this endpoint"),
+            field: None,
+            retry_after: None,
+            allow: Some(allow),
+            cause: None,
+        }))
+    }
+
+    /// `413 PAYLOAD_TOO_LARGE`.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self(Box::new(Repr {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "PAYLOAD_TOO_LARGE",
+            message: Message::new(
+                format!("请求体超过 {} KiB 上限", limit / 1024),
+                format!("Request body exceeds the {} KiB limit", limit / 1024),
+            ),
+            field: None,
+            retry_after: None,
+            allow: None,
+            cause: None,
+        }))
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
+    }
+
+    /// The cause to log, if any (internal and upstream failures).
+    pub fn cause(&self) -> Option<&str> {
+        self.0.cause.as_deref()
+    }
+
+    /// The response in the caller's language.
+    pub fn into_response(self, language: Language) -> Response<Body> {
+        let this = *self.0;
+        let body = ErrorBody {
+            code: this.code,
+            message: this.message.text(language),
+            details: this.field.as_deref().map(|field| Details { field }),
+        };
+        let mut response = json_response(this.status, &body);
+        let headers = response.headers_mut();
+        if this.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(after) = this.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let Some(allow) = this.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            headers.insert(header::ALLOW, allow);
+        }
+        response
+    }
+}

@@ -1,0 +1,223 @@
+//! Request bodies in (size-limited JSON and forms) and response bodies out.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api_error::ApiError;
+
+/// The body type of every response.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A complete body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// `status` with `value` as a JSON body.
+pub fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let (status, bytes) = match serde_json::to_vec(value) {
+        Ok(bytes) => (status, bytes),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"code":"SERVER_ERROR","message":"response encoding failed"}"#.to_vec(),
+        ),
+    };
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// `200 OK` with `value` as JSON.
+pub fn ok_json<T: Serialize>(value: &T) -> Response<Body> {
+    json_response(StatusCode::OK, value)
+}
+
+/// `{"ok": true}`.
+pub fn ok_true() -> Response<Body> {
+    ok_json(&serde_json::json!({ "ok": true }))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with `413`.
+pub async fn read_bytes(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(_) => Err(ApiError::invalid(
+            None,
+            "请求体读取失败",
+            "The request body could not be read",
+        )),
+    }
+}
+
+/// Parses a JSON body (an empty body counts as `{}`). Errors name the field and what was
+/// expected, and never echo the value sent (it may be a password).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            malformed(&inner)
+        } else {
+            describe_data_error(&path, &inner.to_string())
+        }
+    })?;
+    de.end().map_err(|err| malformed(&err))?;
+    Ok(value)
+}
+
+fn malformed(err: &serde_json::Error) -> ApiError {
+    ApiError::invalid(
+        None,
+        format!(
+            "JSON 格式错误（第 {} 行第 {} 列）",
+            err.line(),
+            err.column()
+        ),
+        format!(
+            "Malformed JSON at line {} column {}",
+            err.line(),
+            err.column()
+        ),
+    )
+}
+
+/// A field-level message from serde's, keeping only what is safe to show.
+fn describe_data_error(path: &str, serde_message: &str) -> ApiError {
+    let message = serde_message
+        .split(" at line ")
+        .next()
+        .unwrap_or(serde_message);
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.trim_end_matches('`');
+        let field = if path == "." || path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        return ApiError::invalid(
+            Some(&field),
+            format!("缺少字段 `{field}`"),
+            format!("Missing field `{field}`"),
+        );
+    }
+    let expected = message
+        .split_once(", expected ")
+        .map_or("a different value", |(_, e)| e);
+    let field = if path == "." || path.is_empty() {
+        "body"
+    } else {
+        path
+    };
+    ApiError::invalid(
+        Some(field),
+        format!("字段 `{field}` 的值无效（应为 {expected}）"),
+        format!("Invalid value for `{field}`: expected {expected}"),
+    )
+}
+
+/// Parses an `application/x-www-form-urlencoded` body.
+pub fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_urlencoded::from_bytes(bytes).map_err(|err| {
+        let text = err.to_string();
+        match text.strip_prefix("missing field `") {
+            Some(rest) => {
+                let field = rest.trim_end_matches('`');
+                ApiError::invalid(
+                    Some(field),
+                    format!("缺少字段 `{field}`"),
+                    format!("Missing field `{field}`"),
+                )
+            }
+            None => ApiError::invalid(None, "表单格式错误", "Malformed form body"),
+        }
+    })
+}
+
+/// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
+pub fn double_option<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(de).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Login {
+        #[allow(dead_code)]
+        username: String,
+        #[allow(dead_code)]
+        password: String,
+    }
+
+    fn message(err: ApiError) -> String {
+        let response = err.into_response(refbook_core::Language::En);
+        format!("{:?}", response.headers()) // status checked by callers
+    }
+
+    #[test]
+    fn json_errors_never_echo_values() {
+        let err = parse_json::<Login>(br#"{"username": "a", "password": 12345678}"#).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        let _ = message(err);
+        let err = parse_json::<Login>(br#"{"username": "a", "password": 98765432}"#).unwrap_err();
+        let body = format!("{err:?}");
+        assert!(!body.contains("98765432"), "{body}");
+        assert!(body.contains("password"), "{body}");
+    }
+
+    #[test]
+    fn json_errors_name_missing_fields_and_syntax() {
+        let err = parse_json::<Login>(br#"{"username": "a"}"#).unwrap_err();
+        assert!(format!("{err:?}").contains("Missing field `password`"));
+        let err = parse_json::<Login>(br#"{"username": "a","#).unwrap_err();
+        assert!(format!("{err:?}").contains("Malformed JSON"));
+        let err = parse_json::<Login>(br#"{"username":"a","password":"b"} trailing"#).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn empty_body_is_an_empty_object() {
+        #[derive(serde::Deserialize)]
+        struct Opt {
+            #[allow(dead_code)]
+            all: Option<bool>,
+        }
+        assert!(parse_json::<Opt>(b"").is_ok());
+        assert!(parse_json::<Opt>(b"  \n").is_ok());
+    }
+}

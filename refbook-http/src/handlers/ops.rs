@@ -1,0 +1,34 @@
+//! Liveness and readiness.
+
+use std::time::Duration;
+
+use http::{Response, StatusCode};
+use serde_json::json;
+
+use crate::api_error::ApiError;
+use crate::body::{json_response, ok_json, Body};
+use crate::ctx::Ctx;
+
+/// `GET /healthz`: the process serves.
+pub fn healthz() -> Result<Response<Body>, ApiError> {
+    Ok(ok_json(&json!({ "status": "ok" })))
+}
+
+/// `GET /readyz`: 200 while the database answers within 2 s, else 503.
+pub async fn readyz(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let ping = tokio::time::timeout(Duration::from_secs(2), ctx.refbook().store().ping()).await;
+    Ok(match ping {
+        Ok(Ok(())) => ok_json(&json!({ "status": "ok", "database": "ok" })),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: database failed");
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "status": "unavailable", "database": "error" }),
+            )
+        }
+        Err(_) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({ "status": "unavailable", "database": "timeout" }),
+        ),
+    })
+}

@@ -1,0 +1,72 @@
+//! The `refbook-http` binary: configuration from flags, a TOML file and `REFBOOK_*`
+//! variables; then serve until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use refbook_core::{Config, Refbook};
+
+/// Refbook's HTTP server. Every setting also has a REFBOOK_* environment variable.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML configuration file (keys as the variables without REFBOOK_, lower case).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (REFBOOK_BIND).
+    #[arg(long)]
+    bind: Option<String>,
+    /// sqlite://PATH or postgres://… (REFBOOK_DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Log filter (REFBOOK_LOG).
+    #[arg(long)]
+    log: Option<String>,
+    /// Any other setting, as KEY=VALUE (e.g. --set llm_model=deepseek-chat).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut overrides: Vec<(&str, String)> = Vec::new();
+    for (key, value) in [
+        ("bind", &args.bind),
+        ("database_url", &args.database_url),
+        ("log", &args.log),
+    ] {
+        if let Some(value) = value {
+            overrides.push((key, value.clone()));
+        }
+    }
+    for setting in &args.settings {
+        let (key, value) = setting
+            .split_once('=')
+            .with_context(|| format!("--set expects KEY=VALUE, got `{setting}`"))?;
+        anyhow::ensure!(
+            Config::KEYS.contains(&key),
+            "unknown setting `{key}` in --set"
+        );
+        overrides.push((key, value.to_owned()));
+    }
+    let config = Config::from_env(args.config.as_deref(), &overrides)?;
+    refbook_http::telemetry::init(&config);
+    let bind = config.bind;
+    let refbook = Refbook::builder(config)
+        .build()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}: {}", e.cause_chain()))
+        .context("cannot start Refbook")?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind} (REFBOOK_BIND)"))?;
+    let address = listener.local_addr().map_or(bind, |a| a);
+    tracing::info!(%address, "refbook-http listening");
+    refbook_http::serve(listener, refbook, refbook_http::shutdown_signal())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The route table: every path the server answers, its methods, and whether it needs a
+//! bearer token. Paths are matched with and without their trailing slash.
+
+use http::Method;
+
+/// One endpoint of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /readyz`
+    Readyz,
+    /// `POST /api/auth/register/`
+    Register,
+    /// `POST /api/auth/login/`
+    Login,
+    /// `POST /api/auth/token/` (OAuth2 password grant)
+    Token,
+    /// `POST /api/auth/login/wechat/`
+    WeChatLogin,
+    /// `POST /api/auth/refresh/`
+    Refresh,
+    /// `POST /api/auth/logout/`
+    Logout,
+    /// `GET /api/auth/me/`
+    Me,
+    /// `GET|PUT|PATCH /api/user/profile/`
+    Profile,
+    /// `POST /api/user/password/`
+    Password,
+    /// `DELETE /api/user/`
+    DeleteAccount,
+    /// `GET /api/users/{username}/`
+    PublicProfile,
+}
+
+/// A route with its path pattern, methods and authentication rule.
+#[derive(Debug)]
+pub struct RouteSpec {
+    /// Which endpoint.
+    pub route: Route,
+    /// The pattern without trailing slash (`{name}` for parameters); also the log label.
+    pub pattern: &'static str,
+    /// Methods served (OPTIONS is always answered too).
+    pub methods: &'static [Method],
+    /// Served without a bearer token.
+    pub public: bool,
+}
+
+const fn spec(
+    route: Route,
+    pattern: &'static str,
+    methods: &'static [Method],
+    public: bool,
+) -> RouteSpec {
+    RouteSpec {
+        route,
+        pattern,
+        methods,
+        public,
+    }
+}
+
+/// Every route.
+pub static ROUTES: &[RouteSpec] = &[
+    spec(Route::Healthz, "/healthz", &[Method::GET], true),
+    spec(Route::Readyz, "/readyz", &[Method::GET], true),
+    spec(Route::Register, "/api/auth/register", &[Method::POST], true),
+    spec(Route::Login, "/api/auth/login", &[Method::POST], true),
+    spec(Route::Token, "/api/auth/token", &[Method::POST], true),
+    spec(
+        Route::WeChatLogin,
+        "/api/auth/login/wechat",
+        &[Method::POST],
+        true,
+    ),
+    spec(Route::Refresh, "/api/auth/refresh", &[Method::POST], true),
+    spec(Route::Logout, "/api/auth/logout", &[Method::POST], false),
+    spec(Route::Me, "/api/auth/me", &[Method::GET], false),
+    spec(
+        Route::Profile,
+        "/api/user/profile",
+        &[Method::GET, Method::PUT, Method::PATCH],
+        false,
+    ),
+    spec(
+        Route::Password,
+        "/api/user/password",
+        &[Method::POST],
+        false,
+    ),
+    spec(Route::DeleteAccount, "/api/user", &[Method::DELETE], false),
+    spec(
+        Route::PublicProfile,
+        "/api/users/{username}",
+        &[Method::GET],
+        false,
+    ),
+];
+
+/// Path parameters of a matched route, by name.
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// The value of parameter `name` (empty if absent).
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Finds the route of a request path.
+#[derive(Debug)]
+pub struct Router(matchit::Router<&'static RouteSpec>);
+
+impl Router {
+    /// The router over [`ROUTES`].
+    pub fn new() -> Result<Self, matchit::InsertError> {
+        let mut router = matchit::Router::new();
+        for spec in ROUTES {
+            router.insert(spec.pattern, spec)?;
+        }
+        Ok(Self(router))
+    }
+
+    /// The route serving `path` (with or without one trailing slash) and its parameters.
+    pub fn find(&self, path: &str) -> Option<(&'static RouteSpec, Params)> {
+        let trimmed = match path.strip_suffix('/') {
+            Some(rest) if !rest.is_empty() => rest,
+            _ => path,
+        };
+        let matched = self.0.at(trimmed).ok()?;
+        let params = matched
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+            .collect();
+        Some((*matched.value, Params(params)))
+    }
+}
+
+/// Decodes `%XX` escapes (UTF-8, lossy) in a path segment.
+fn percent_decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_slash_is_optional() {
+        let router = Router::new().unwrap();
+        assert_eq!(router.find("/api/auth/me/").unwrap().0.route, Route::Me);
+        assert_eq!(router.find("/api/auth/me").unwrap().0.route, Route::Me);
+        assert!(router.find("/api/auth/me//").is_none());
+        assert!(router.find("/api/nope/").is_none());
+    }
+
+    #[test]
+    fn parameters_are_percent_decoded() {
+        let router = Router::new().unwrap();
+        let (spec, params) = router.find("/api/users/%E9%98%BF%E4%B9%A6/").unwrap();
+        assert_eq!(spec.route, Route::PublicProfile);
+        assert_eq!(params.get("username"), "阿书");
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+}

@@ -1,0 +1,255 @@
+//! The contract's conventions: paths, errors, request ids, limits, languages, CORS, HTTP/2.
+
+use refbook_core::backend_tests;
+use refbook_core::testing::TestDatabase;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with, token};
+
+async fn trailing_slash_is_optional_and_never_redirects(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let login = app.register("slashy").await;
+    for path in ["/api/auth/me/", "/api/auth/me"] {
+        let reply = app.get(path, Some(token(&login))).await;
+        assert_eq!(reply.assert_ok()["username"], "slashy", "{path}");
+    }
+    // A POST without the slash keeps its body (no redirect).
+    let reply = app
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"username": "slashy", "password": crate::helpers::PASSWORD}),
+        )
+        .await;
+    reply.assert_ok();
+}
+
+async fn unknown_routes_and_methods_are_contract_errors(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let reply = app.get("/api/no/such/thing/", None).await;
+    reply.assert_error(404, "NOT_FOUND");
+    assert!(reply.header("x-request-id").is_some());
+
+    let reply = app.get("/api/auth/login/", None).await;
+    reply.assert_error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(reply.header("allow"), Some("POST, OPTIONS"));
+
+    let reply = app
+        .call(Method::DELETE, "/api/user/profile/", None, None)
+        .await;
+    reply.assert_error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(reply.header("allow"), Some("GET, PUT, PATCH, OPTIONS"));
+}
+
+async fn bad_bodies_are_400_and_large_ones_413(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let malformed = app
+        .send(
+            app.client
+                .post(app.url("/api/auth/register/"))
+                .header("content-type", "application/json")
+                .body("{\"username\": \"x\","),
+        )
+        .await;
+    malformed.assert_error(400, "INVALID_PARAMS");
+
+    let wrong_type = app
+        .post(
+            "/api/auth/register/",
+            None,
+            json!({"username": "someone", "password": 12345678901_i64}),
+        )
+        .await;
+    wrong_type.assert_error(400, "INVALID_PARAMS");
+    assert_eq!(wrong_type.body["details"]["field"], "password");
+    assert!(
+        !wrong_type.text.contains("12345678901"),
+        "never echo values: {}",
+        wrong_type.text
+    );
+
+    let missing = app
+        .post("/api/auth/register/", None, json!({"username": "someone"}))
+        .await;
+    missing.assert_error(400, "INVALID_PARAMS");
+    assert_eq!(missing.body["details"]["field"], "password");
+
+    let huge = "x".repeat(70 * 1024);
+    let too_large = app
+        .post(
+            "/api/auth/register/",
+            None,
+            json!({"username": "big", "password": huge}),
+        )
+        .await;
+    too_large.assert_error(413, "PAYLOAD_TOO_LARGE");
+
+    // Unknown fields are ignored.
+    let reply = app
+        .post(
+            "/api/auth/register/",
+            None,
+            json!({"username": "extra", "password": crate::helpers::PASSWORD, "favourite_colour": "blue"}),
+        )
+        .await;
+    reply.assert_ok();
+}
+
+async fn request_ids_are_echoed_or_made(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let reply = app
+        .send(
+            app.client
+                .get(app.url("/healthz"))
+                .header("x-request-id", "trace-42"),
+        )
+        .await;
+    assert_eq!(reply.header("x-request-id"), Some("trace-42"));
+    let a = app.get("/healthz", None).await;
+    let b = app.get("/healthz", None).await;
+    let (a, b) = (
+        a.header("x-request-id").unwrap(),
+        b.header("x-request-id").unwrap(),
+    );
+    assert!(!a.is_empty() && a != b);
+}
+
+async fn messages_follow_accept_language(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let zh = app.get("/api/auth/me/", None).await;
+    zh.assert_error(401, "UNAUTHORIZED");
+    let english = app
+        .send(
+            app.client
+                .get(app.url("/api/auth/me/"))
+                .header("accept-language", "en-US,en;q=0.9"),
+        )
+        .await;
+    english.assert_error(401, "UNAUTHORIZED");
+    assert_ne!(zh.body["message"], english.body["message"]);
+    assert!(english.body["message"].as_str().unwrap().is_ascii());
+    assert!(!zh.body["message"].as_str().unwrap().is_ascii());
+
+    let configured = spawn_app_with(
+        TestDatabase::create(refbook_core::testing::TestBackend::Sqlite)
+            .await
+            .unwrap(),
+        |c| {
+            c.language = refbook_core::Language::En;
+        },
+    )
+    .await;
+    let reply = configured.get("/api/auth/me/", None).await;
+    assert!(reply.body["message"].as_str().unwrap().is_ascii());
+}
+
+async fn missing_or_bad_tokens_are_401_with_challenge(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    for auth in [
+        None,
+        Some("Bearer not-a-jwt"),
+        Some("Basic dXNlcjpwYXNz"),
+        Some("Bearer "),
+    ] {
+        let mut request = app.client.get(app.url("/api/auth/me/"));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let reply = app.send(request).await;
+        reply.assert_error(401, "UNAUTHORIZED");
+        assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "{auth:?}");
+    }
+}
+
+async fn health_and_readiness(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    assert_eq!(app.get("/healthz", None).await.assert_ok()["status"], "ok");
+    assert_eq!(app.get("/readyz/", None).await.assert_ok()["status"], "ok");
+}
+
+async fn cors_preflight_is_answered_for_configured_origins(db: TestDatabase) {
+    let app = spawn_app_with(db, |c| {
+        c.cors_origins = vec!["https://app.example.com".into()]
+    })
+    .await;
+    let preflight = app
+        .send(
+            app.client
+                .request(Method::OPTIONS, app.url("/api/auth/login/"))
+                .header("origin", "https://app.example.com")
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+    assert_eq!(preflight.status.as_u16(), 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert!(preflight
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
+    assert!(preflight
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+
+    let foreign = app
+        .send(
+            app.client
+                .request(Method::OPTIONS, app.url("/api/auth/login/"))
+                .header("origin", "https://evil.example.net")
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+    assert!(foreign.header("access-control-allow-origin").is_none());
+
+    let simple = app
+        .send(
+            app.client
+                .get(app.url("/healthz"))
+                .header("origin", "https://app.example.com"),
+        )
+        .await;
+    assert_eq!(
+        simple.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+}
+
+async fn http2_is_served(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+}
+
+async fn graceful_stop_finishes_and_frees_the_port(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let addr = app.server.addr();
+    app.get("/healthz", None).await.assert_ok();
+    let crate::helpers::TestApp { server, db, .. } = app;
+    server.stop().await.unwrap();
+    assert!(reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .is_err());
+    drop(db);
+}
+
+backend_tests!(
+    trailing_slash_is_optional_and_never_redirects,
+    unknown_routes_and_methods_are_contract_errors,
+    bad_bodies_are_400_and_large_ones_413,
+    request_ids_are_echoed_or_made,
+    messages_follow_accept_language,
+    missing_or_bad_tokens_are_401_with_challenge,
+    health_and_readiness,
+    cors_preflight_is_answered_for_configured_origins,
+    http2_is_served,
+    graceful_stop_finishes_and_frees_the_port,
+);

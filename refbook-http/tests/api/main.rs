@@ -1,0 +1,11 @@
+//! HTTP tests through a real socket: each test spawns the server on port 0 with a fresh
+//! database, once on SQLite and once on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod accounts;
+mod binary;
+mod conventions;
+mod helpers;
+mod users;
+mod wechat;
