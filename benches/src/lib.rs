@@ -1,1 +1,6 @@
-//! placeholder
+//! Benchmarks of Refbook: criterion micro-benchmarks (`benches/`) and the load tool
+//! (`src/bin/refbook-load.rs`), which drives a real server over loopback.
+
+#![warn(missing_docs)]
+
+pub mod latency;

@@ -224,14 +224,28 @@ config_fields! {
     douban_apikey: Option<Secret> = None;
     /// Base URL of Open Library.
     openlibrary_base_url: String = "https://openlibrary.org".to_owned();
+    /// Base URL of Open Library's cover images.
+    openlibrary_covers_url: String = "https://covers.openlibrary.org".to_owned();
     /// Base URL of Google Books.
     googlebooks_base_url: String = "https://www.googleapis.com".to_owned();
     /// Google Books API key (optional).
     googlebooks_api_key: Option<Secret> = None;
     /// How many days a stored book counts as fresh.
     book_ttl_days: u64 = 30;
-    /// Hosts the cover proxy may fetch from; empty: the known sources' image hosts.
+    /// Seconds one book source may take before it counts as failed.
+    book_source_timeout_secs: u64 = 8;
+    /// Seconds a book no source has is remembered as missing (0: not remembered).
+    book_miss_ttl_secs: u64 = 600;
+    /// Hosts the cover proxy may fetch from (`*.example.com` for subdomains); empty: the
+    /// known sources' image hosts.
     cover_hosts: Vec<String> = Vec::new();
+    /// Serve covers through `/api/books/{isbn}/cover/` (and point `cover_url` there).
+    cover_proxy: bool = true;
+    /// Largest cover image kept, in bytes.
+    cover_max_bytes: usize = 2 * 1024 * 1024;
+    /// Public base URL of the server (`https://api.example.com`), for absolute links;
+    /// unset: links are paths (`/api/…`) or built from the request's `Host`.
+    public_url: Option<String> = None;
     /// WeChat mini-program app id; unset: WeChat login answers 503.
     wechat_appid: Option<String> = None;
     /// WeChat mini-program app secret.
@@ -350,6 +364,19 @@ impl Config {
             .is_some_and(|s| s.expose().len() < 32)
         {
             return Err(invalid("jwt_secret", "must be at least 32 characters long"));
+        }
+        if let Some(unknown) = self
+            .book_sources
+            .iter()
+            .find(|s| !crate::books::SOURCES.contains(&s.trim().to_ascii_lowercase().as_str()))
+        {
+            return Err(invalid(
+                "book_sources",
+                &format!(
+                    "unknown source `{unknown}` (known: {})",
+                    crate::books::SOURCES.join(", ")
+                ),
+            ));
         }
         if self.access_ttl_secs == 0 || self.refresh_ttl_secs == 0 {
             return Err(invalid(

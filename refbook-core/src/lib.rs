@@ -13,6 +13,9 @@
 //!   (SQLite or PostgreSQL through sqlx, embedded migrations).
 //! - [`accounts`] — registration, password and WeChat logins, JWT access tokens, rotating
 //!   refresh tokens with reuse detection, profiles.
+//! - [`books`] — the [`Isbn`](books::Isbn) type, book sources (Douban v2 shape, Open
+//!   Library, Google Books, local catalogue), the cached single-flight lookup chain,
+//!   cover proxy, search and catalogue import.
 //! - [`refbook`] — the [`Refbook`] façade and its builder.
 //! - `testing` (feature `testing`) — throwaway SQLite and PostgreSQL databases for tests.
 //!
@@ -40,6 +43,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod books;
 pub mod config;
 pub mod error;
 pub mod refbook;

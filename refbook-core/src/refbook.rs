@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::{Accounts, HttpWeChat, Tokens, WeChat};
+use crate::books::{configured_sources, BookSource, Books, LookupObserver};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::{SqlStore, Store};
@@ -29,6 +30,7 @@ struct Inner {
     config: Config,
     store: Arc<dyn Store>,
     accounts: Accounts,
+    books: Books,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -44,6 +46,8 @@ impl Refbook {
             config,
             store: None,
             wechat: None,
+            book_sources: None,
+            lookup_observer: None,
         }
     }
 
@@ -62,6 +66,11 @@ impl Refbook {
         &self.inner.accounts
     }
 
+    /// The books service.
+    pub fn books(&self) -> &Books {
+        &self.inner.books
+    }
+
     /// Closes the store (at shutdown).
     pub async fn close(&self) {
         self.inner.store.close().await;
@@ -73,9 +82,23 @@ pub struct RefbookBuilder {
     config: Config,
     store: Option<Arc<dyn Store>>,
     wechat: Option<Arc<dyn WeChat>>,
+    book_sources: Option<Vec<Arc<dyn BookSource>>>,
+    lookup_observer: Option<LookupObserver>,
 }
 
 impl RefbookBuilder {
+    /// Uses these book sources, in order, instead of the configured ones.
+    pub fn book_sources(mut self, sources: Vec<Arc<dyn BookSource>>) -> Self {
+        self.book_sources = Some(sources);
+        self
+    }
+
+    /// Reports every book lookup outcome to `observer` (metrics).
+    pub fn lookup_observer(mut self, observer: LookupObserver) -> Self {
+        self.lookup_observer = Some(observer);
+        self
+    }
+
     /// Uses this store instead of connecting to `config.database_url`.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
@@ -130,11 +153,17 @@ impl RefbookBuilder {
             Some(client)
         });
         let accounts = Accounts::new(store.clone(), tokens, wechat, config.daily_token_quota);
+        let sources = match self.book_sources {
+            Some(sources) => sources,
+            None => configured_sources(&config, &store, &http)?,
+        };
+        let books = Books::new(&config, store.clone(), sources, self.lookup_observer)?;
         Ok(Refbook {
             inner: Arc::new(Inner {
                 config,
                 store,
                 accounts,
+                books,
             }),
         })
     }

@@ -61,11 +61,20 @@ CREATE TABLE books (
     updated_at   BIGINT NOT NULL
 );
 
+-- Cover images fetched once through the cover proxy and kept here (not on disk).
 CREATE TABLE book_covers (
     isbn         TEXT PRIMARY KEY REFERENCES books(isbn) ON DELETE CASCADE,
+    source_url   TEXT NOT NULL,            -- the URL it came from; a new URL refetches
     content_type TEXT NOT NULL,
     bytes        BYTEA NOT NULL,
     fetched_at   BIGINT NOT NULL
+);
+
+-- The local catalogue (imported CSV/JSON), consulted as the `catalog` book source.
+CREATE TABLE catalog_books (
+    isbn        TEXT PRIMARY KEY,
+    data        TEXT NOT NULL,             -- the book as JSON
+    imported_at BIGINT NOT NULL
 );
 
 CREATE TABLE personas (

@@ -17,6 +17,9 @@ pub enum StoreError {
     /// Migrations could not be applied.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded (a JSON column).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
     /// The database URL is not usable.
     #[error("unsupported database URL (expected sqlite:// or postgres://)")]
     UnsupportedUrl,

@@ -14,6 +14,7 @@ pub use error::StoreError;
 pub use records::{unique_key, NewUser, ProfileChange, RefreshOutcome, UserRecord};
 pub use sql::{Backend, SqlStore};
 
+use crate::books::{Book, Cover, StoredBook};
 use crate::timestamp::Timestamp;
 
 /// Users and their profiles.
@@ -110,9 +111,35 @@ pub trait UsageStore: Send + Sync {
     async fn usage_on(&self, user_id: i64, day: &str) -> Result<i64, StoreError>;
 }
 
+/// Books, their covers, and the local catalogue.
+#[async_trait]
+pub trait BookStore: Send + Sync {
+    /// The stored book with this ISBN-13, however old.
+    async fn book(&self, isbn: &str) -> Result<Option<StoredBook>, StoreError>;
+    /// Stores (or replaces) a book fetched at `fetched_at`; a changed cover URL drops the
+    /// kept cover image.
+    async fn upsert_book(&self, book: &Book, fetched_at: Timestamp) -> Result<(), StoreError>;
+    /// Stored books whose title or authors contain `query` (case-insensitive for ASCII),
+    /// most recently updated first: `(total count, page)`.
+    async fn search_books(
+        &self,
+        query: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<Book>), StoreError>;
+    /// The kept cover image of a book.
+    async fn cover(&self, isbn: &str) -> Result<Option<Cover>, StoreError>;
+    /// Keeps a cover image (the book must be stored).
+    async fn put_cover(&self, isbn: &str, cover: &Cover, now: Timestamp) -> Result<(), StoreError>;
+    /// Adds or replaces catalogue entries, all or none; returns how many.
+    async fn import_catalog(&self, books: &[Book], now: Timestamp) -> Result<u64, StoreError>;
+    /// The catalogue entry for an ISBN-13.
+    async fn catalog_book(&self, isbn: &str) -> Result<Option<Book>, StoreError>;
+}
+
 /// Everything Refbook persists; implemented by [`SqlStore`].
 #[async_trait]
-pub trait Store: UserStore + SessionStore + SettingsStore + UsageStore {
+pub trait Store: UserStore + SessionStore + SettingsStore + UsageStore + BookStore {
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes connections, waiting for work in flight (at shutdown).

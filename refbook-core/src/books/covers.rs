@@ -1,0 +1,187 @@
+//! The cover proxy: fetches a book's cover image server-side once (with the `Referer`
+//! Douban demands), only from allowed hosts, only images, size-capped; the image is then
+//! kept in the database (`book_covers`).
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+use crate::refbook::USER_AGENT;
+
+use super::Cover;
+
+/// The default allow-list: the image hosts of the known sources.
+pub const DEFAULT_COVER_HOSTS: [&str; 4] = [
+    "covers.openlibrary.org",
+    "*.doubanio.com",
+    "books.google.com",
+    "books.googleusercontent.com",
+];
+
+/// Douban's image hosts refuse requests without this `Referer`.
+const DOUBAN_REFERER: &str = "https://book.douban.com/";
+
+/// Whether `host` is on `allowed` (exact names, or `*.suffix` for any subdomain).
+pub fn host_allowed(allowed: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    allowed.iter().any(|entry| {
+        let entry = entry.trim().to_ascii_lowercase();
+        match entry.strip_prefix("*.") {
+            Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
+            None => host == entry,
+        }
+    })
+}
+
+/// Fetches cover images.
+#[derive(Debug, Clone)]
+pub struct CoverFetcher {
+    client: reqwest::Client,
+    allowed: Vec<String>,
+    max_bytes: usize,
+}
+
+fn not_image(en: &str) -> Error {
+    Error::new(
+        ErrorKind::NotFound,
+        "封面不可用",
+        format!("Cover unavailable: {en}"),
+    )
+}
+
+impl CoverFetcher {
+    /// A fetcher for `allowed` hosts (empty: [`DEFAULT_COVER_HOSTS`]) of images up to
+    /// `max_bytes`. Redirects are followed only to allowed hosts.
+    pub fn new(allowed: Vec<String>, max_bytes: usize, timeout: Duration) -> Result<Self, Error> {
+        let allowed = if allowed.is_empty() {
+            DEFAULT_COVER_HOSTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect()
+        } else {
+            allowed
+        };
+        let policy_hosts = allowed.clone();
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+                let ok = attempt.previous().len() < 3
+                    && attempt
+                        .url()
+                        .host_str()
+                        .is_some_and(|h| host_allowed(&policy_hosts, h));
+                if ok {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(Self {
+            client,
+            allowed,
+            max_bytes,
+        })
+    }
+
+    /// Whether `url` may be fetched at all (scheme and host).
+    pub fn allows(&self, url: &str) -> bool {
+        reqwest::Url::parse(url).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| host_allowed(&self.allowed, h))
+        })
+    }
+
+    /// Fetches the image at `url`; `douban` adds the `Referer` Douban's hosts require.
+    pub async fn fetch(&self, url: &str, douban: bool) -> Result<Cover, Error> {
+        if !self.allows(url) {
+            tracing::warn!(url, "cover host not on the allow-list");
+            return Err(not_image("host not allowed"));
+        }
+        let mut request = self.client.get(url);
+        if douban {
+            request = request.header(reqwest::header::REFERER, DOUBAN_REFERER);
+        }
+        let unavailable = |e: reqwest::Error| {
+            Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "封面暂时无法获取",
+                "The cover could not be fetched right now",
+            )
+            .with_source(e.without_url())
+        };
+        let mut response = request.send().await.map_err(unavailable)?;
+        let status = response.status();
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "封面暂时无法获取",
+                "The cover could not be fetched right now",
+            )
+            .with_source(format!("cover host answered {status}")));
+        }
+        if !status.is_success() {
+            return Err(not_image(&format!("HTTP {status}")));
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        if !content_type.starts_with("image/") || content_type == "image/svg+xml" {
+            return Err(not_image("not an image"));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_bytes as u64)
+        {
+            return Err(not_image("image too large"));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            if bytes.len() + chunk.len() > self.max_bytes {
+                return Err(not_image("image too large"));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if bytes.is_empty() {
+            return Err(not_image("empty image"));
+        }
+        Ok(Cover {
+            source_url: url.to_owned(),
+            content_type,
+            bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_matches_exact_hosts_and_subdomains() {
+        let allowed: Vec<String> = DEFAULT_COVER_HOSTS
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect();
+        assert!(host_allowed(&allowed, "img9.doubanio.com"));
+        assert!(host_allowed(&allowed, "covers.openlibrary.org"));
+        assert!(!host_allowed(&allowed, "doubanio.com"));
+        assert!(!host_allowed(&allowed, "evil-doubanio.com"));
+        assert!(!host_allowed(&allowed, "covers.openlibrary.org.evil.net"));
+        assert!(!host_allowed(&allowed, "169.254.169.254"));
+        let fetcher = CoverFetcher::new(Vec::new(), 1024, Duration::from_secs(1)).unwrap();
+        assert!(fetcher.allows("https://img1.doubanio.com/view/subject/l/public/s1.jpg"));
+        assert!(!fetcher.allows("file:///etc/passwd"));
+        assert!(!fetcher.allows("http://127.0.0.1:8080/admin"));
+    }
+}

@@ -1,0 +1,250 @@
+//! The lookup chain: the stored copy while fresh, then each source in order; the first hit
+//! is stored. One upstream lookup per ISBN at a time; clean misses are remembered briefly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+
+use super::source::BookSource;
+use super::{Book, Isbn};
+use crate::error::{Error, ErrorKind};
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+
+/// Why a lookup found no book; cloneable so concurrent callers can share one outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// Every source answered cleanly without the book (or some did and the others failed).
+    NotFound,
+    /// Every source failed and there is no stored copy.
+    Unavailable,
+    /// The store failed (message for the log).
+    Internal(String),
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::NotFound => Error::not_found("图书", "Book"),
+            Failure::Unavailable => Error::new(
+                ErrorKind::UpstreamUnavailable,
+                "图书信息源暂时不可用，请稍后再试",
+                "Book sources are unavailable right now; please try again later",
+            ),
+            Failure::Internal(cause) => Error::internal(cause),
+        }
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Book, Failure>>>;
+
+/// How the chain behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct LookupPolicy {
+    /// How long a stored book counts as fresh.
+    pub fresh_for: Duration,
+    /// How long one source may take.
+    pub source_timeout: Duration,
+    /// How long a clean "not found anywhere" is remembered.
+    pub miss_ttl: Duration,
+}
+
+/// Outcome counts per source, for metrics and tests: `(source, outcome)`.
+pub type LookupObserver = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// The book lookup chain; cheap to clone.
+#[derive(Clone)]
+pub struct BookLookup {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    sources: Vec<Arc<dyn BookSource>>,
+    policy: LookupPolicy,
+    /// ISBNs no source had, until when.
+    misses: Mutex<HashMap<String, Instant>>,
+    /// Lookups under way, shared by every caller asking for the same ISBN.
+    flights: Mutex<HashMap<String, Flight>>,
+    observer: Option<LookupObserver>,
+}
+
+/// The most remembered misses; past it, expired ones are dropped (then all, if need be).
+const MAX_MISSES: usize = 10_000;
+
+impl BookLookup {
+    /// A chain over `sources` (in order) storing into `store`. The optional `observer`
+    /// hears each source outcome (`hit`, `miss`, `error`) and the cache's (`cache` with
+    /// `fresh`, `stale` or `negative`), for metrics.
+    pub fn new(
+        store: Arc<dyn Store>,
+        sources: Vec<Arc<dyn BookSource>>,
+        policy: LookupPolicy,
+        observer: Option<LookupObserver>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                sources,
+                policy,
+                misses: Mutex::new(HashMap::new()),
+                flights: Mutex::new(HashMap::new()),
+                observer,
+            }),
+        }
+    }
+
+    /// The names of the sources, in order.
+    pub fn source_names(&self) -> Vec<&'static str> {
+        self.inner.sources.iter().map(|s| s.name()).collect()
+    }
+
+    /// The book with this ISBN.
+    pub async fn lookup(&self, isbn: &Isbn) -> Result<Book, Error> {
+        let inner = &self.inner;
+        let stored = inner.store.book(isbn.as_str()).await?;
+        if let Some(stored) = &stored {
+            let fresh_ms = i64::try_from(inner.policy.fresh_for.as_millis()).unwrap_or(i64::MAX);
+            if Timestamp::now()
+                .millis()
+                .saturating_sub(stored.fetched_at.millis())
+                < fresh_ms
+            {
+                inner.observe("cache", "fresh");
+                return Ok(stored.book.clone());
+            }
+        }
+        if stored.is_none() && inner.is_recent_miss(isbn.as_str()) {
+            inner.observe("cache", "negative");
+            return Err(Failure::NotFound.into());
+        }
+        let flight = {
+            let mut flights = lock(&inner.flights);
+            flights
+                .entry(isbn.as_str().to_owned())
+                .or_insert_with(|| {
+                    // The fetch runs as its own task: a caller that goes away does not
+                    // cancel it for the others.
+                    let task = tokio::spawn(Inner::fetch(self.inner.clone(), isbn.clone()));
+                    async move {
+                        task.await
+                            .unwrap_or_else(|e| Err(Failure::Internal(format!("lookup task: {e}"))))
+                    }
+                    .boxed()
+                    .shared()
+                })
+                .clone()
+        };
+        Ok(flight.await?)
+    }
+}
+
+impl Inner {
+    fn observe(&self, source: &str, outcome: &str) {
+        if let Some(observer) = &self.observer {
+            observer(source, outcome);
+        }
+    }
+
+    fn is_recent_miss(&self, isbn: &str) -> bool {
+        let mut misses = lock(&self.misses);
+        match misses.get(isbn) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                misses.remove(isbn);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember_miss(&self, isbn: &str) {
+        if self.policy.miss_ttl.is_zero() {
+            return;
+        }
+        let mut misses = lock(&self.misses);
+        if misses.len() >= MAX_MISSES {
+            let now = Instant::now();
+            misses.retain(|_, until| *until > now);
+            if misses.len() >= MAX_MISSES {
+                misses.clear();
+            }
+        }
+        misses.insert(isbn.to_owned(), Instant::now() + self.policy.miss_ttl);
+    }
+
+    async fn fetch(self: Arc<Self>, isbn: Isbn) -> Result<Book, Failure> {
+        // Results (the stored book, the remembered miss) are in place before the flight
+        // ends, so a caller arriving next finds them instead of starting another.
+        let result = self.fetch_from_sources(&isbn).await;
+        lock(&self.flights).remove(isbn.as_str());
+        result
+    }
+
+    async fn fetch_from_sources(&self, isbn: &Isbn) -> Result<Book, Failure> {
+        let internal = |e: crate::store::StoreError| Failure::Internal(e.to_string());
+        let stale = self.store.book(isbn.as_str()).await.map_err(internal)?;
+        let (mut missed, mut failed) = (0usize, 0usize);
+        for source in &self.sources {
+            let answer =
+                tokio::time::timeout(self.policy.source_timeout, source.lookup(isbn)).await;
+            match answer {
+                Ok(Ok(Some(mut book))) => {
+                    self.observe(source.name(), "hit");
+                    let now = Timestamp::now();
+                    book.isbn = isbn.as_str().to_owned();
+                    book.isbn10 = isbn.isbn10();
+                    book.source = source.name().to_owned();
+                    book.updated_at = now;
+                    self.store.upsert_book(&book, now).await.map_err(internal)?;
+                    return Ok(book);
+                }
+                Ok(Ok(None)) => {
+                    self.observe(source.name(), "miss");
+                    missed += 1;
+                }
+                Ok(Err(err)) => {
+                    self.observe(source.name(), "error");
+                    tracing::warn!(source = source.name(), isbn = %isbn, error = %err, "book source failed");
+                    failed += 1;
+                }
+                Err(_) => {
+                    self.observe(source.name(), "error");
+                    tracing::warn!(source = source.name(), isbn = %isbn, "book source timed out");
+                    failed += 1;
+                }
+            }
+        }
+        match stale {
+            Some(stale) => {
+                self.observe("cache", "stale");
+                if failed == 0 {
+                    // Every source cleanly lacks it now: keep our copy, fresh again, rather
+                    // than asking them on every request.
+                    self.store
+                        .upsert_book(&stale.book, Timestamp::now())
+                        .await
+                        .map_err(internal)?;
+                } else {
+                    tracing::info!(isbn = %isbn, "sources failed; serving the stored copy");
+                }
+                Ok(stale.book)
+            }
+            None if failed == 0 => {
+                self.remember_miss(isbn.as_str());
+                Err(Failure::NotFound)
+            }
+            None if missed > 0 => Err(Failure::NotFound),
+            None => Err(Failure::Unavailable),
+        }
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking holder poisoned it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

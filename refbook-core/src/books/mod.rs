@@ -1,0 +1,187 @@
+//! Books: the [`Isbn`] type, the [`BookSource`] seam and its sources (Douban v2 shape,
+//! Open Library, Google Books, the local catalogue), the [`BookLookup`] chain, the cover
+//! proxy, search and catalogue import — behind the [`Books`] service.
+
+mod catalog;
+mod covers;
+mod douban;
+mod googlebooks;
+mod isbn;
+mod lookup;
+mod model;
+mod openlibrary;
+mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use catalog::{parse_catalog, CatalogFormat, CatalogSource};
+pub use covers::{host_allowed, CoverFetcher, DEFAULT_COVER_HOSTS};
+pub use douban::Douban;
+pub use googlebooks::GoogleBooks;
+pub use isbn::{Isbn, IsbnError};
+pub use lookup::{BookLookup, LookupObserver, LookupPolicy};
+pub use model::{Book, BookFields, Cover, StoredBook, SOURCES};
+pub use openlibrary::OpenLibrary;
+pub use source::{BookSource, SourceError};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+
+/// The books service.
+pub struct Books {
+    store: Arc<dyn Store>,
+    lookup: BookLookup,
+    covers: CoverFetcher,
+    cover_proxy: bool,
+    public_url: String,
+}
+
+impl std::fmt::Debug for Books {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Books")
+            .field("sources", &self.lookup.source_names())
+            .field("cover_proxy", &self.cover_proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The configured sources, in order: `REFBOOK_BOOK_SOURCES`, with `catalog` first when not
+/// named, and Douban only when its base URL is configured.
+pub fn configured_sources(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    client: &reqwest::Client,
+) -> Result<Vec<Arc<dyn BookSource>>> {
+    let mut names: Vec<String> = config
+        .book_sources
+        .iter()
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    if !names.iter().any(|n| n == "catalog") {
+        names.insert(0, "catalog".to_owned());
+    }
+    let mut sources: Vec<Arc<dyn BookSource>> = Vec::new();
+    for name in names {
+        match name.as_str() {
+            "catalog" => sources.push(Arc::new(CatalogSource::new(store.clone()))),
+            "douban" => match &config.douban_base_url {
+                Some(base) => sources.push(Arc::new(Douban::new(
+                    client.clone(),
+                    base,
+                    config.douban_apikey.clone(),
+                ))),
+                None => tracing::debug!("douban source skipped: REFBOOK_DOUBAN_BASE_URL is unset"),
+            },
+            "openlibrary" => sources.push(Arc::new(OpenLibrary::new(
+                client.clone(),
+                &config.openlibrary_base_url,
+                &config.openlibrary_covers_url,
+            ))),
+            "googlebooks" => sources.push(Arc::new(GoogleBooks::new(
+                client.clone(),
+                &config.googlebooks_base_url,
+                config.googlebooks_api_key.clone(),
+            ))),
+            other => {
+                return Err(Error::internal(format!(
+                    "unknown book source `{other}` in REFBOOK_BOOK_SOURCES (known: {})",
+                    SOURCES.join(", ")
+                )))
+            }
+        }
+    }
+    Ok(sources)
+}
+
+impl Books {
+    /// The service over `store` with `sources` in order, configured by `config`.
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        sources: Vec<Arc<dyn BookSource>>,
+        observer: Option<LookupObserver>,
+    ) -> Result<Self> {
+        let policy = LookupPolicy {
+            fresh_for: Duration::from_secs(config.book_ttl_days.saturating_mul(86_400)),
+            source_timeout: Duration::from_secs(config.book_source_timeout_secs.max(1)),
+            miss_ttl: Duration::from_secs(config.book_miss_ttl_secs),
+        };
+        Ok(Self {
+            lookup: BookLookup::new(store.clone(), sources, policy, observer),
+            covers: CoverFetcher::new(
+                config.cover_hosts.clone(),
+                config.cover_max_bytes,
+                Duration::from_secs(config.book_source_timeout_secs.max(1)),
+            )?,
+            store,
+            cover_proxy: config.cover_proxy,
+            public_url: config
+                .public_url
+                .as_deref()
+                .unwrap_or("")
+                .trim_end_matches('/')
+                .to_owned(),
+        })
+    }
+
+    /// The book with this ISBN, as clients should see it.
+    pub async fn get(&self, isbn: &Isbn) -> Result<Book> {
+        Ok(self.present(self.lookup.lookup(isbn).await?))
+    }
+
+    /// Stored books whose title or author contains `query`: `(count, page)`.
+    pub async fn search(&self, query: &str, limit: i64, offset: i64) -> Result<(i64, Vec<Book>)> {
+        let (count, books) = self.store.search_books(query.trim(), limit, offset).await?;
+        Ok((count, books.into_iter().map(|b| self.present(b)).collect()))
+    }
+
+    /// The cover image of a stored book, fetched once and then served from the database.
+    pub async fn cover(&self, isbn: &Isbn) -> Result<Cover> {
+        let no_cover = || Error::not_found("封面", "Cover");
+        let stored = self.store.book(isbn.as_str()).await?.ok_or_else(no_cover)?;
+        let url = stored.book.cover_url.ok_or_else(no_cover)?;
+        if let Some(cover) = self.store.cover(isbn.as_str()).await? {
+            if cover.source_url == url {
+                return Ok(cover);
+            }
+        }
+        let cover = self
+            .covers
+            .fetch(&url, stored.book.source == "douban")
+            .await?;
+        self.store
+            .put_cover(isbn.as_str(), &cover, Timestamp::now())
+            .await?;
+        Ok(cover)
+    }
+
+    /// Adds books to the local catalogue (all or none); returns how many.
+    pub async fn import_catalog(&self, entries: Vec<(Isbn, BookFields)>) -> Result<u64> {
+        let now = Timestamp::now();
+        let books: Vec<Book> = entries
+            .into_iter()
+            .map(|(isbn, fields)| fields.into_book(&isbn, "catalog", now))
+            .collect();
+        Ok(self.store.import_catalog(&books, now).await?)
+    }
+
+    /// The chain itself.
+    pub fn lookup(&self) -> &BookLookup {
+        &self.lookup
+    }
+
+    /// A stored book as clients see it: with cover proxying on, `cover_url` points at
+    /// `/api/books/{isbn}/cover/` (under `REFBOOK_PUBLIC_URL` when set).
+    pub fn present(&self, mut book: Book) -> Book {
+        if self.cover_proxy && book.cover_url.is_some() {
+            book.cover_url = Some(format!(
+                "{}/api/books/{}/cover/",
+                self.public_url, book.isbn
+            ));
+        }
+        book
+    }
+}

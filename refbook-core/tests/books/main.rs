@@ -1,0 +1,8 @@
+//! Book sources against stand-ins reproducing UPSTREAMS.md, and the lookup chain on
+//! SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod chain;
+mod fixtures;
+mod sources;
