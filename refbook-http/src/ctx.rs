@@ -72,6 +72,23 @@ impl Ctx {
             .ok_or_else(|| Error::unauthorized().into())
     }
 
+    /// The query string's pairs, decoded.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.parts
+            .uri
+            .query()
+            .and_then(|q| serde_urlencoded::from_str(q).ok())
+            .unwrap_or_default()
+    }
+
+    /// The first value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
     async fn bytes(&mut self) -> Result<bytes::Bytes, ApiError> {
         match self.body.take() {
             Some(body) => read_bytes(&self.parts.headers, body, self.body_limit).await,

@@ -11,6 +11,7 @@
 //! - [`handlers`] — one module per part of the contract.
 //! - [`ctx`] — what a handler gets; [`body`] — JSON in and out; [`api_error`] — the
 //!   error body and the kind → status/code mapping.
+//! - [`pagination`] — `limit`/`offset` pages with `next`/`previous` links.
 //! - [`rate_limit`] — login/register throttling; [`telemetry`] — log setup.
 
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ pub mod app;
 pub mod body;
 pub mod ctx;
 pub mod handlers;
+pub mod pagination;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;

@@ -32,6 +32,12 @@ pub enum Route {
     DeleteAccount,
     /// `GET /api/users/{username}/`
     PublicProfile,
+    /// `GET /api/books/?q=`
+    Books,
+    /// `GET /api/books/{isbn}/`
+    Book,
+    /// `GET /api/books/{isbn}/cover/` (no auth)
+    BookCover,
 }
 
 /// A route with its path pattern, methods and authentication rule.
@@ -95,6 +101,14 @@ pub static ROUTES: &[RouteSpec] = &[
         "/api/users/{username}",
         &[Method::GET],
         false,
+    ),
+    spec(Route::Books, "/api/books", &[Method::GET], false),
+    spec(Route::Book, "/api/books/{isbn}", &[Method::GET], false),
+    spec(
+        Route::BookCover,
+        "/api/books/{isbn}/cover",
+        &[Method::GET],
+        true,
     ),
 ];
 

@@ -3,16 +3,29 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::error::{Error, Result};
 
 /// Hashes and verifies passwords. Verifying against a missing hash still does the full
 /// work (against a dummy hash), so response time does not reveal whether a user exists.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Passwords {
     /// A hash of a random password, made on first use, for unknown users.
     dummy_hash: OnceCell<String>,
+    /// At most one hash per core at a time: more only thrash the CPU and memory (each
+    /// takes 19 MiB) and make every login slower; the rest wait their turn.
+    slots: Semaphore,
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self {
+            dummy_hash: OnceCell::new(),
+            slots: Semaphore::new(cores),
+        }
+    }
 }
 
 /// OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
@@ -36,15 +49,18 @@ fn verify_blocking(password: &str, hash: &str) -> Result<bool> {
         .is_ok())
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(Error::internal)?
-}
-
 impl Passwords {
+    /// Runs one hashing job on a blocking thread once a slot is free.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _slot = self.slots.acquire().await.map_err(Error::internal)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(Error::internal)?
+    }
+
     /// A new hasher.
     pub fn new() -> Self {
         Self::default()
@@ -52,23 +68,27 @@ impl Passwords {
 
     /// The argon2id PHC string of `password`.
     pub async fn hash(&self, password: String) -> Result<String> {
-        blocking(move || hash_blocking(&password)).await
+        self.blocking(move || hash_blocking(&password)).await
     }
 
     /// Whether `password` matches `hash`; with no hash, does the same work and says no.
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
         match hash {
-            Some(hash) => blocking(move || verify_blocking(&password, &hash)).await,
+            Some(hash) => {
+                self.blocking(move || verify_blocking(&password, &hash))
+                    .await
+            }
             None => {
                 let dummy = self
                     .dummy_hash
                     .get_or_try_init(|| async {
                         let random = crate::accounts::tokens::random_token();
-                        blocking(move || hash_blocking(&random)).await
+                        self.blocking(move || hash_blocking(&random)).await
                     })
                     .await?
                     .clone();
-                blocking(move || verify_blocking(&password, &dummy)).await?;
+                self.blocking(move || verify_blocking(&password, &dummy))
+                    .await?;
                 Ok(false)
             }
         }

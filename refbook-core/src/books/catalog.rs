@@ -27,6 +27,10 @@ impl BookSource for CatalogSource {
         "catalog"
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
     async fn lookup(&self, isbn: &Isbn) -> Result<Option<Book>, SourceError> {
         self.store
             .catalog_book(isbn.as_str())

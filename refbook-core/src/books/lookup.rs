@@ -203,7 +203,7 @@ impl Inner {
                 }
                 Ok(Ok(None)) => {
                     self.observe(source.name(), "miss");
-                    missed += 1;
+                    missed += usize::from(!source.is_local());
                 }
                 Ok(Err(err)) => {
                     self.observe(source.name(), "error");

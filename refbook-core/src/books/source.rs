@@ -30,6 +30,11 @@ pub enum SourceError {
 pub trait BookSource: Send + Sync {
     /// The source's name (`douban`, `openlibrary`, …), recorded on the books it finds.
     fn name(&self) -> &'static str;
+    /// Whether this is a local list (the catalogue): its "not found" says nothing about
+    /// whether the book exists, so it never turns a remote outage into a 404.
+    fn is_local(&self) -> bool {
+        false
+    }
     /// The book, `None` for a clean "not found", or an error when the source failed.
     async fn lookup(&self, isbn: &Isbn) -> Result<Option<Book>, SourceError>;
 }

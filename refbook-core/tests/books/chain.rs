@@ -29,6 +29,7 @@ struct Scripted {
     answer: Mutex<Answer>,
     calls: AtomicUsize,
     delay: Duration,
+    local: bool,
 }
 
 impl Scripted {
@@ -42,6 +43,17 @@ impl Scripted {
             answer: Mutex::new(answer),
             calls: AtomicUsize::new(0),
             delay,
+            local: false,
+        })
+    }
+
+    fn local(name: &'static str, answer: Answer) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            answer: Mutex::new(answer),
+            calls: AtomicUsize::new(0),
+            delay: Duration::ZERO,
+            local: true,
         })
     }
 
@@ -58,6 +70,10 @@ impl Scripted {
 impl BookSource for Scripted {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn is_local(&self) -> bool {
+        self.local
     }
 
     async fn lookup(&self, isbn: &Isbn) -> Result<Option<Book>, SourceError> {
@@ -129,7 +145,12 @@ async fn sources_are_asked_in_order_and_the_first_hit_is_stored(db: TestDatabase
 async fn a_stale_copy_is_refreshed_or_served_when_sources_fail(db: TestDatabase) {
     let source = Scripted::new("s", Answer::Hit);
     // Fresh for zero time: every lookup asks the sources.
-    let (lookup, store) = chain(&db, &[source.clone()], policy(Duration::ZERO, DAY)).await;
+    let (lookup, store) = chain(
+        &db,
+        std::slice::from_ref(&source),
+        policy(Duration::ZERO, DAY),
+    )
+    .await;
     let first = lookup.lookup(&santi()).await.unwrap();
     lookup.lookup(&santi()).await.unwrap();
     assert_eq!(source.calls(), 2, "stale copies are refreshed");
@@ -176,7 +197,7 @@ async fn failures_without_a_copy_are_unavailable_unless_someone_said_not_found(d
 
 async fn clean_misses_are_remembered_briefly(db: TestDatabase) {
     let source = Scripted::new("s", Answer::Miss);
-    let (lookup, _) = chain(&db, &[source.clone()], policy(DAY, DAY)).await;
+    let (lookup, _) = chain(&db, std::slice::from_ref(&source), policy(DAY, DAY)).await;
     for _ in 0..5 {
         assert_eq!(
             lookup.lookup(&santi()).await.unwrap_err().kind(),
@@ -190,7 +211,12 @@ async fn clean_misses_are_remembered_briefly(db: TestDatabase) {
     );
 
     let forgetful = Scripted::new("s", Answer::Miss);
-    let (lookup, _) = chain(&db, &[forgetful.clone()], policy(DAY, Duration::ZERO)).await;
+    let (lookup, _) = chain(
+        &db,
+        std::slice::from_ref(&forgetful),
+        policy(DAY, Duration::ZERO),
+    )
+    .await;
     lookup.lookup(&santi()).await.unwrap_err();
     lookup.lookup(&santi()).await.unwrap_err();
     assert_eq!(forgetful.calls(), 2);
@@ -198,7 +224,7 @@ async fn clean_misses_are_remembered_briefly(db: TestDatabase) {
 
 async fn concurrent_lookups_share_one_upstream_call(db: TestDatabase) {
     let slow = Scripted::slow("slow", Answer::Hit, Duration::from_millis(300));
-    let (lookup, _) = chain(&db, &[slow.clone()], policy(DAY, DAY)).await;
+    let (lookup, _) = chain(&db, std::slice::from_ref(&slow), policy(DAY, DAY)).await;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let lookup = lookup.clone();
@@ -212,7 +238,7 @@ async fn concurrent_lookups_share_one_upstream_call(db: TestDatabase) {
 
     // Concurrent misses and failures are shared too.
     let failing = Scripted::slow("failing", Answer::Fail, Duration::from_millis(300));
-    let (lookup, _) = chain(&db, &[failing.clone()], policy(DAY, DAY)).await;
+    let (lookup, _) = chain(&db, std::slice::from_ref(&failing), policy(DAY, DAY)).await;
     let other = Isbn::parse("9787020002207").unwrap();
     let tasks: Vec<_> = (0..10)
         .map(|_| {
@@ -239,7 +265,7 @@ async fn a_slow_source_times_out_and_the_next_is_asked(db: TestDatabase) {
 
 async fn a_caller_that_leaves_does_not_cancel_the_lookup(db: TestDatabase) {
     let slow = Scripted::slow("slow", Answer::Hit, Duration::from_millis(200));
-    let (lookup, store) = chain(&db, &[slow.clone()], policy(DAY, DAY)).await;
+    let (lookup, store) = chain(&db, std::slice::from_ref(&slow), policy(DAY, DAY)).await;
     let impatient = tokio::time::timeout(Duration::from_millis(20), lookup.lookup(&santi())).await;
     assert!(impatient.is_err());
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -251,7 +277,27 @@ async fn a_caller_that_leaves_does_not_cancel_the_lookup(db: TestDatabase) {
     assert_eq!(slow.calls(), 1);
 }
 
+async fn a_local_catalogue_miss_does_not_hide_an_outage(db: TestDatabase) {
+    let catalog = Scripted::local("catalog", Answer::Miss);
+    let remote = Scripted::new("remote", Answer::Fail);
+    let (lookup, _) = chain(&db, &[catalog.clone(), remote.clone()], policy(DAY, DAY)).await;
+    assert_eq!(
+        lookup.lookup(&santi()).await.unwrap_err().kind(),
+        ErrorKind::UpstreamUnavailable
+    );
+    remote.set(Answer::Miss);
+    assert_eq!(
+        lookup.lookup(&santi()).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    catalog.set(Answer::Hit);
+    // The remembered miss holds until it expires: a fresh chain sees the catalogue entry.
+    let (fresh, _) = chain(&db, &[catalog.clone(), remote.clone()], policy(DAY, DAY)).await;
+    assert_eq!(fresh.lookup(&santi()).await.unwrap().source, "catalog");
+}
+
 backend_tests!(
+    a_local_catalogue_miss_does_not_hide_an_outage,
     sources_are_asked_in_order_and_the_first_hit_is_stored,
     a_stale_copy_is_refreshed_or_served_when_sources_fail,
     failures_without_a_copy_are_unavailable_unless_someone_said_not_found,

@@ -1,6 +1,7 @@
 //! Handlers, one module per part of the contract; [`handle`] picks one by route and method.
 
 mod accounts;
+mod books;
 mod ops;
 mod users;
 
@@ -29,5 +30,8 @@ pub async fn handle(route: Route, ctx: Ctx) -> Result<Response<Body>, ApiError> 
         Route::Password => users::change_password(ctx).await,
         Route::DeleteAccount => users::delete_account(ctx).await,
         Route::PublicProfile => users::public_profile(ctx).await,
+        Route::Books => books::search(ctx).await,
+        Route::Book => books::book(ctx).await,
+        Route::BookCover => books::cover(ctx).await,
     }
 }

@@ -353,8 +353,7 @@ async fn tokens_survive_a_restart(db: TestDatabase) {
     let login = app.register("judy").await;
     // A second server on the same database (a restart) accepts the same tokens: the
     // generated secret is kept in the database.
-    let wechat = wiremock::MockServer::start().await;
-    let mut config = crate::helpers::test_config(&app.db, &wechat);
+    let mut config = crate::helpers::test_config(&app.db, &app.wechat, &app.books);
     config.database_url = app.db_url.clone();
     let refbook = refbook_core::Refbook::builder(config)
         .build()

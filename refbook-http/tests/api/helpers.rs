@@ -16,6 +16,8 @@ pub struct TestApp {
     pub server: RunningServer,
     pub client: reqwest::Client,
     pub wechat: MockServer,
+    /// Stands in for Douban, Open Library (API and covers) and Google Books at once.
+    pub books: MockServer,
     pub db_url: String,
     // Dropped last: removes the database.
     pub db: TestDatabase,
@@ -55,7 +57,7 @@ impl Reply {
 }
 
 /// Defaults for tests: generous login limits so ordinary tests never trip them.
-pub fn test_config(db: &TestDatabase, wechat: &MockServer) -> Config {
+pub fn test_config(db: &TestDatabase, wechat: &MockServer, books: &MockServer) -> Config {
     let mut config = Config::default();
     config.database_url = db.url().to_owned();
     config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -63,6 +65,12 @@ pub fn test_config(db: &TestDatabase, wechat: &MockServer) -> Config {
     config.wechat_appid = Some("wx-test-app".into());
     config.wechat_secret = Some(refbook_core::config::Secret::new("wechat-app-secret-value"));
     config.wechat_base_url = wechat.uri();
+    config.douban_base_url = Some(books.uri());
+    config.openlibrary_base_url = books.uri();
+    config.openlibrary_covers_url = books.uri();
+    config.googlebooks_base_url = books.uri();
+    config.cover_hosts = vec!["127.0.0.1".into()];
+    config.book_source_timeout_secs = 2;
     config
 }
 
@@ -72,7 +80,8 @@ pub async fn spawn_app(db: TestDatabase) -> TestApp {
 
 pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let wechat = MockServer::start().await;
-    let mut config = test_config(&db, &wechat);
+    let books = MockServer::start().await;
+    let mut config = test_config(&db, &wechat, &books);
     tweak(&mut config);
     let bind = config.bind;
     let refbook = Refbook::builder(config)
@@ -89,6 +98,7 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
             .build()
             .expect("client"),
         wechat,
+        books,
         db_url: db.url().to_owned(),
         db,
     }

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod binary;
+mod books;
 mod conventions;
 mod helpers;
 mod users;
