@@ -66,64 +66,64 @@ impl SessionStore for SqlStore {
         now: Timestamp,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Claiming the token is the transaction's first statement, a write: of two
-        // concurrent exchanges exactly one claims it, and the other sees it used.
-        let claimed = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $2 \
-             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-             RETURNING session_id",
+        // First, a write to the token's session row. Every rotation in a session queues
+        // here (a row lock on PostgreSQL, the write lock on SQLite), so sessions and then
+        // tokens are always locked in that order: racing exchanges of one token cannot
+        // deadlock, and exactly one of them claims it.
+        let session = sqlx::query(
+            "UPDATE login_sessions SET last_used_at = $2 \
+             WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) \
+             RETURNING id, user_id",
         )
         .bind(old_hash)
         .bind(now.millis())
         .fetch_optional(&mut *tx)
         .await?;
-        let outcome = match claimed {
-            Some(row) => {
-                let session_id: i64 = row.try_get("session_id")?;
-                let user_id: i64 = sqlx::query(
-                    "UPDATE login_sessions SET last_used_at = $2, expires_at = $3 \
-                     WHERE id = $1 RETURNING user_id",
-                )
-                .bind(session_id)
-                .bind(now.millis())
-                .bind(new_expires_at.millis())
+        let Some(session) = session else {
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Invalid);
+        };
+        let session_id: i64 = session.try_get("id")?;
+        let user_id: i64 = session.try_get("user_id")?;
+        let token =
+            sqlx::query("SELECT used_at, expires_at FROM refresh_tokens WHERE token_hash = $1")
+                .bind(old_hash)
                 .fetch_one(&mut *tx)
-                .await?
-                .try_get("user_id")?;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(new_hash)
+                .await?;
+        let used_at: Option<i64> = token.try_get("used_at")?;
+        let expires_at: i64 = token.try_get("expires_at")?;
+        let outcome = if used_at.is_some() {
+            sqlx::query("DELETE FROM login_sessions WHERE id = $1")
                 .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+            RefreshOutcome::Reused
+        } else if expires_at <= now.millis() {
+            RefreshOutcome::Invalid
+        } else {
+            sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
+                .bind(old_hash)
                 .bind(now.millis())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE login_sessions SET expires_at = $2 WHERE id = $1")
+                .bind(session_id)
                 .bind(new_expires_at.millis())
                 .execute(&mut *tx)
                 .await?;
-                RefreshOutcome::Rotated {
-                    session_id,
-                    user_id,
-                }
-            }
-            None => {
-                let used = sqlx::query(
-                    "SELECT session_id FROM refresh_tokens \
-                     WHERE token_hash = $1 AND used_at IS NOT NULL",
-                )
-                .bind(old_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match used {
-                    Some(row) => {
-                        let session_id: i64 = row.try_get("session_id")?;
-                        sqlx::query("DELETE FROM login_sessions WHERE id = $1")
-                            .bind(session_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        RefreshOutcome::Reused
-                    }
-                    None => RefreshOutcome::Invalid,
-                }
+            sqlx::query(
+                "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(new_hash)
+            .bind(session_id)
+            .bind(now.millis())
+            .bind(new_expires_at.millis())
+            .execute(&mut *tx)
+            .await?;
+            RefreshOutcome::Rotated {
+                session_id,
+                user_id,
             }
         };
         tx.commit().await?;
