@@ -1,1 +1,89 @@
-fn main() {}
+//! `refbook-cli`: Refbook in a terminal, driving `refbook-core` in process.
+//!
+//! Configuration is the server's (`REFBOOK_*` variables, `--config FILE`), except that the
+//! database defaults to a SQLite file in the user's data folder.
+
+mod commands;
+mod failure;
+mod render;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::failure::Failure;
+
+/// Talk with a book, look books up, manage the local catalogue.
+#[derive(Parser, Debug)]
+#[command(name = "refbook-cli", version, about)]
+struct Cli {
+    /// TOML configuration file (the server's keys).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// sqlite://PATH or postgres://… (default: refbook.db in your data folder).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Look a book up by ISBN (stored copy, then the configured sources).
+    Book {
+        /// ISBN-10 or ISBN-13, in any common form.
+        isbn: String,
+        /// Print the API's JSON instead of a readable summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage the local catalogue.
+    Books {
+        #[command(subcommand)]
+        command: BooksCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BooksCommand {
+    /// Load a CSV or JSON catalogue into the local catalogue (all rows or none).
+    Import {
+        /// The file: `.json` (an array of books) or CSV with a header row.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return Failure::plain(format!("cannot start: {err}")).report(),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let config = setup::config(cli.config.as_deref(), cli.database_url.as_deref())?;
+    setup::logging(&config);
+    let language = setup::language(&config);
+    match cli.command {
+        Command::Book { isbn, json } => {
+            let refbook = setup::refbook(config).await?;
+            commands::book::show(&refbook, &isbn, json, language).await
+        }
+        Command::Books {
+            command: BooksCommand::Import { file },
+        } => {
+            let refbook = setup::refbook(config).await?;
+            commands::book::import(&refbook, &file, language).await
+        }
+    }
+}

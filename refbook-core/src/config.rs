@@ -289,7 +289,21 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        let mut config = Self::default();
+        Self::load_over(Self::default(), file, env, overrides)
+    }
+
+    /// As [`load`](Self::load), starting from `base` instead of the defaults (a front end
+    /// with defaults of its own, such as the CLI's database in the user's data folder).
+    pub fn load_over<I>(
+        base: Self,
+        file: Option<&Path>,
+        env: I,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut config = base;
         if let Some(path) = file {
             config.apply_file(path)?;
         }

@@ -1,0 +1,94 @@
+//! Plain-text rendering for people.
+
+use std::fmt::Write;
+
+use refbook_core::books::Book;
+use refbook_core::Language;
+
+/// A book as a short readable block.
+pub fn book(book: &Book, language: Language) -> String {
+    let zh = language == Language::Zh;
+    let mut out = String::new();
+    let title = match &book.subtitle {
+        Some(sub) => format!("{}: {sub}", book.title),
+        None => book.title.clone(),
+    };
+    let _ = writeln!(out, "{title}");
+    if !book.authors.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}{}",
+            if zh { "作者：" } else { "by " },
+            book.author_line()
+        );
+    }
+    if !book.translators.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}{}",
+            if zh { "译者：" } else { "translated by " },
+            book.translators.join(", ")
+        );
+    }
+    let mut facts = Vec::new();
+    facts.extend(book.publisher.clone());
+    facts.extend(book.published.clone());
+    if let Some(pages) = book.pages {
+        facts.push(if zh {
+            format!("{pages} 页")
+        } else {
+            format!("{pages} pages")
+        });
+    }
+    if !facts.is_empty() {
+        let _ = writeln!(out, "{}", facts.join(" · "));
+    }
+    let _ = write!(out, "ISBN-13 {}", book.isbn);
+    if let Some(isbn10) = &book.isbn10 {
+        let _ = write!(out, " · ISBN-10 {isbn10}");
+    }
+    let _ = writeln!(
+        out,
+        " · {} {}",
+        if zh { "来源" } else { "source" },
+        book.source
+    );
+    if !book.tags.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}{}",
+            if zh { "标签：" } else { "tags: " },
+            book.tags.join(", ")
+        );
+    }
+    if let Some(intro) = &book.introduction {
+        let _ = writeln!(
+            out,
+            "\n{}\n{}",
+            if zh { "简介" } else { "About the book" },
+            indent(intro)
+        );
+    }
+    if let Some(about) = &book.author_intro {
+        let _ = writeln!(
+            out,
+            "\n{}\n{}",
+            if zh {
+                "作者简介"
+            } else {
+                "About the author"
+            },
+            indent(about)
+        );
+    }
+    out
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

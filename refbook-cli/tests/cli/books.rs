@@ -1,0 +1,220 @@
+//! `refbook-cli book` and `refbook-cli books import`.
+
+use refbook_core::backend_tests;
+use refbook_core::testing::TestDatabase;
+use serde_json::{json, Value};
+use wiremock::matchers::{path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::run::{assert_clean_failure, cli, temp_file};
+
+async fn douban(server: &MockServer) {
+    Mock::given(path("/v2/book/isbn/9787536692930"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "title": "三体", "author": ["刘慈欣"], "publisher": "重庆出版社", "pubdate": "2008-1",
+            "pages": "302", "summary": "文化大革命如火如荼进行的同时……", "author_intro": "中国科幻作家。",
+            "tags": [{"name": "科幻"}], "isbn10": "junk"
+        })))
+        .mount(server)
+        .await;
+}
+
+async fn nowhere(server: &MockServer) {
+    Mock::given(path_regex("^/v2/"))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .set_body_json(json!({"msg": "book_not_found", "code": 6000})),
+        )
+        .with_priority(10)
+        .mount(server)
+        .await;
+    Mock::given(path_regex("^/isbn/"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("<html>nope</html>"))
+        .with_priority(10)
+        .mount(server)
+        .await;
+    Mock::given(path("/books/v1/volumes"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"kind": "books#volumes", "totalItems": 0})),
+        )
+        .with_priority(10)
+        .mount(server)
+        .await;
+}
+
+async fn book_prints_a_readable_summary_or_the_json(db: TestDatabase) {
+    let server = MockServer::start().await;
+    douban(&server).await;
+    let readable = cli(db.url(), &server, &["book", "978-7-5366-9293-0"], "", &[]).await;
+    assert_eq!(readable.code, 0, "{}", readable.stderr);
+    for expected in [
+        "三体",
+        "by 刘慈欣",
+        "重庆出版社",
+        "302 pages",
+        "ISBN-13 9787536692930",
+        "ISBN-10 7536692935",
+        "About the book",
+        "文化大革命",
+    ] {
+        assert!(
+            readable.stdout.contains(expected),
+            "{expected} missing:\n{}",
+            readable.stdout
+        );
+    }
+    let zh = cli(
+        db.url(),
+        &server,
+        &["book", "7536692935"],
+        "",
+        &[("LANG", "zh_CN.UTF-8")],
+    )
+    .await;
+    assert!(
+        zh.stdout.contains("作者：刘慈欣") && zh.stdout.contains("简介"),
+        "{}",
+        zh.stdout
+    );
+
+    let json = cli(
+        db.url(),
+        &server,
+        &["book", "9787536692930", "--json"],
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let book: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(book["isbn"], "9787536692930");
+    assert_eq!(book["author"], "刘慈欣");
+    assert_eq!(book["source"], "douban");
+    let calls = server.received_requests().await.unwrap().len();
+    assert_eq!(calls, 1, "later runs read the stored copy");
+}
+
+async fn bad_isbns_and_unknown_books_fail_cleanly(db: TestDatabase) {
+    let server = MockServer::start().await;
+    nowhere(&server).await;
+    let bad = cli(db.url(), &server, &["book", "9787536692931"], "", &[]).await;
+    assert_clean_failure(&bad, "check digit");
+    assert!(bad.stdout.is_empty());
+    let unknown = cli(db.url(), &server, &["book", "9787020002207"], "", &[]).await;
+    assert_clean_failure(&unknown, "not found");
+    assert!(unknown.stderr.contains("hint:"));
+}
+
+async fn a_catalogue_is_imported_and_used(db: TestDatabase) {
+    let server = MockServer::start().await;
+    nowhere(&server).await;
+    let csv = temp_file(
+        "catalogue.csv",
+        "isbn,title,authors,publisher,pages,introduction,tags\n\
+         978-7-02-000220-7,红楼梦,曹雪芹;高鹗,人民文学出版社,1606,中国古典小说,古典;小说\n\
+         0140328726,Fantastic Mr. Fox,Roald Dahl,Puffin,96,,\n",
+    );
+    let imported = cli(
+        db.url(),
+        &server,
+        &["books", "import", csv.to_str().unwrap()],
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    assert!(
+        imported.stdout.contains("imported 2 book(s)"),
+        "{}",
+        imported.stdout
+    );
+
+    let shown = cli(
+        db.url(),
+        &server,
+        &["book", "702000220X", "--json"],
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let book: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(book["title"], "红楼梦");
+    assert_eq!(book["authors"], json!(["曹雪芹", "高鹗"]));
+    assert_eq!(book["source"], "catalog");
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "the catalogue answered first"
+    );
+
+    let json_file = temp_file(
+        "more.json",
+        r#"[{"isbn": "9780262033848", "title": "Introduction to Algorithms", "authors": ["Cormen"]}]"#,
+    );
+    let imported = cli(
+        db.url(),
+        &server,
+        &["books", "import", json_file.to_str().unwrap()],
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+}
+
+async fn a_bad_catalogue_imports_nothing(db: TestDatabase) {
+    let server = MockServer::start().await;
+    nowhere(&server).await;
+    let csv = temp_file(
+        "bad.csv",
+        "isbn,title\n9787536692930,三体\n9787536692931,bad checksum\n9787544253994,\n",
+    );
+    let failed = cli(
+        db.url(),
+        &server,
+        &["books", "import", csv.to_str().unwrap()],
+        "",
+        &[],
+    )
+    .await;
+    assert_clean_failure(&failed, "nothing was imported");
+    assert!(
+        failed.stderr.contains("row 3") && failed.stderr.contains("row 4"),
+        "{}",
+        failed.stderr
+    );
+    let lookup = cli(db.url(), &server, &["book", "9787536692930"], "", &[]).await;
+    assert_clean_failure(&lookup, "not found");
+
+    let missing = cli(
+        db.url(),
+        &server,
+        &["books", "import", "/no/such/file.csv"],
+        "",
+        &[],
+    )
+    .await;
+    assert_clean_failure(&missing, "cannot read");
+}
+
+async fn a_bad_setting_names_its_variable(db: TestDatabase) {
+    let server = MockServer::start().await;
+    let out = cli(
+        db.url(),
+        &server,
+        &["book", "9787536692930"],
+        "",
+        &[("REFBOOK_BOOK_SOURCES", "douban,amazon")],
+    )
+    .await;
+    assert_clean_failure(&out, "REFBOOK_BOOK_SOURCES");
+}
+
+backend_tests!(
+    book_prints_a_readable_summary_or_the_json,
+    bad_isbns_and_unknown_books_fail_cleanly,
+    a_catalogue_is_imported_and_used,
+    a_bad_catalogue_imports_nothing,
+    a_bad_setting_names_its_variable,
+);

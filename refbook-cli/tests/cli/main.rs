@@ -1,0 +1,6 @@
+//! The `refbook-cli` binary, run as a user would, on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod books;
+mod run;
