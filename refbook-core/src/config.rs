@@ -216,6 +216,14 @@ config_fields! {
     llm_api_key: Option<Secret> = None;
     /// Model name sent to the LLM.
     llm_model: String = "deepseek-reasoner".to_owned();
+    /// Seconds to wait for the LLM's response headers.
+    llm_connect_timeout_secs: u64 = 15;
+    /// Seconds to wait for the LLM's first data (keep-alive comments do not count).
+    llm_first_data_timeout_secs: u64 = 180;
+    /// Seconds of silence (real data only) after which a reply counts as failed.
+    llm_idle_timeout_secs: u64 = 60;
+    /// Token budget of a prompt: system prompt, as much history as fits, the question.
+    llm_context_tokens: u64 = 8000;
     /// Book sources in lookup order.
     book_sources: Vec<String> = vec!["douban".into(), "openlibrary".into(), "googlebooks".into()];
     /// Base URL of a Douban v2-compatible service; unset: the source is skipped.
@@ -274,6 +282,8 @@ config_fields! {
     max_messages: usize = 50;
     /// Concurrent generations per user.
     max_concurrent_generations: usize = 2;
+    /// Seconds of silence after which an SSE stream gets a `: keep-alive` comment.
+    sse_keepalive_secs: u64 = 15;
     /// Trust `X-Forwarded-For`/`X-Real-IP` for the client address (behind a proxy only).
     trust_proxy_headers: bool = false;
 }

@@ -16,6 +16,10 @@
 //! - [`books`] — the [`Isbn`](books::Isbn) type, book sources (Douban v2 shape, Open
 //!   Library, Google Books, local catalogue), the cached single-flight lookup chain,
 //!   cover proxy, search and catalogue import.
+//! - [`llm`] — the [`ChatModel`](llm::ChatModel) seam and the OpenAI-compatible streaming
+//!   client (DeepSeek, OpenAI, Ollama, vLLM, llama.cpp).
+//! - [`chat`] — personas, conversations, the prompt, server-owned generation with
+//!   resumable replies, usage and quota, collections.
 //! - [`refbook`] — the [`Refbook`] façade and its builder.
 //! - `testing` (feature `testing`) — throwaway SQLite and PostgreSQL databases for tests.
 //!
@@ -44,8 +48,10 @@
 
 pub mod accounts;
 pub mod books;
+pub mod chat;
 pub mod config;
 pub mod error;
+pub mod llm;
 pub mod refbook;
 pub mod store;
 #[cfg(feature = "testing")]

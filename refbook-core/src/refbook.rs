@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use crate::accounts::{Accounts, HttpWeChat, Tokens, WeChat};
 use crate::books::{configured_sources, BookSource, Books, LookupObserver};
+use crate::chat::{Chat, ChatLimits, GenerationReport};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::llm::{ChatModel, OpenAiCompatible, Timeouts, Unconfigured};
 use crate::store::{SqlStore, Store};
 
 /// The `User-Agent` of every upstream request (Open Library refuses bare agents).
@@ -30,7 +32,8 @@ struct Inner {
     config: Config,
     store: Arc<dyn Store>,
     accounts: Accounts,
-    books: Books,
+    books: Arc<Books>,
+    chat: Chat,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -48,6 +51,8 @@ impl Refbook {
             wechat: None,
             book_sources: None,
             lookup_observer: None,
+            model: None,
+            generation_observer: None,
         }
     }
 
@@ -71,6 +76,11 @@ impl Refbook {
         &self.inner.books
     }
 
+    /// The chat service.
+    pub fn chat(&self) -> &Chat {
+        &self.inner.chat
+    }
+
     /// Closes the store (at shutdown).
     pub async fn close(&self) {
         self.inner.store.close().await;
@@ -84,12 +94,29 @@ pub struct RefbookBuilder {
     wechat: Option<Arc<dyn WeChat>>,
     book_sources: Option<Vec<Arc<dyn BookSource>>>,
     lookup_observer: Option<LookupObserver>,
+    model: Option<Arc<dyn ChatModel>>,
+    generation_observer: Option<Arc<dyn Fn(&GenerationReport) + Send + Sync>>,
 }
 
 impl RefbookBuilder {
     /// Uses these book sources, in order, instead of the configured ones.
     pub fn book_sources(mut self, sources: Vec<Arc<dyn BookSource>>) -> Self {
         self.book_sources = Some(sources);
+        self
+    }
+
+    /// Uses this model instead of the configured OpenAI-compatible one.
+    pub fn model(mut self, model: Arc<dyn ChatModel>) -> Self {
+        self.model = Some(model);
+        self
+    }
+
+    /// Reports every finished generation to `observer` (metrics).
+    pub fn generation_observer(
+        mut self,
+        observer: Arc<dyn Fn(&GenerationReport) + Send + Sync>,
+    ) -> Self {
+        self.generation_observer = Some(observer);
         self
     }
 
@@ -157,14 +184,57 @@ impl RefbookBuilder {
             Some(sources) => sources,
             None => configured_sources(&config, &store, &http)?,
         };
-        let books = Books::new(&config, store.clone(), sources, self.lookup_observer)?;
+        let books = Arc::new(Books::new(
+            &config,
+            store.clone(),
+            sources,
+            self.lookup_observer,
+        )?);
+        let model: Arc<dyn ChatModel> = match (self.model, &config.llm_api_key) {
+            (Some(model), _) => model,
+            (None, Some(key)) => Arc::new(OpenAiCompatible::new(
+                http.clone(),
+                &config.llm_base_url,
+                key.clone(),
+                &config.llm_model,
+                Timeouts {
+                    connect: Duration::from_secs(config.llm_connect_timeout_secs.max(1)),
+                    first_data: Duration::from_secs(config.llm_first_data_timeout_secs.max(1)),
+                    idle: Duration::from_secs(config.llm_idle_timeout_secs.max(1)),
+                },
+            )),
+            (None, None) => Arc::new(Unconfigured {
+                model: config.llm_model.clone(),
+            }),
+        };
+        if store_is_single_process(&config) {
+            // Replies a stopped process left `generating` are kept as `partial`. (On
+            // PostgreSQL other servers may be generating them right now.)
+            let settled = store.settle_interrupted_messages().await?;
+            if settled > 0 {
+                tracing::info!(messages = settled, "kept interrupted replies as partial");
+            }
+        }
+        let chat = Chat::new(
+            store.clone(),
+            books.clone(),
+            model,
+            ChatLimits::from_config(&config),
+            self.generation_observer,
+        );
         Ok(Refbook {
             inner: Arc::new(Inner {
                 config,
                 store,
                 accounts,
                 books,
+                chat,
             }),
         })
     }
+}
+
+/// Whether the database belongs to one process (SQLite) rather than a shared server.
+fn store_is_single_process(config: &Config) -> bool {
+    config.database_url.starts_with("sqlite:")
 }

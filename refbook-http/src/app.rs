@@ -14,7 +14,7 @@ use crate::api_error::ApiError;
 use crate::body::{full, Body};
 use crate::ctx::Ctx;
 use crate::handlers;
-use crate::rate_limit::LoginLimiter;
+use crate::rate_limit::RateLimiter;
 use crate::routes::{RouteSpec, Router};
 
 /// The header carrying the request id.
@@ -30,19 +30,22 @@ pub struct App {
 struct Inner {
     refbook: Refbook,
     router: Router,
-    login_limiter: Option<LoginLimiter>,
+    login_limiter: Option<RateLimiter>,
+    chat_limiter: Option<RateLimiter>,
 }
 
 impl App {
     /// The application over a built [`Refbook`].
     pub fn new(refbook: Refbook) -> Result<Self, Error> {
         let router = Router::new().map_err(|e| Error::internal(e.to_string()))?;
-        let login_limiter = LoginLimiter::new(refbook.config().login_rate_per_min);
+        let login_limiter = RateLimiter::new(refbook.config().login_rate_per_min);
+        let chat_limiter = RateLimiter::new(refbook.config().chat_rate_per_min);
         Ok(Self {
             inner: Arc::new(Inner {
                 refbook,
                 router,
                 login_limiter,
+                chat_limiter,
             }),
         })
     }
@@ -60,9 +63,22 @@ impl App {
         }
     }
 
+    /// Counts a generation against the chat limits (per user and per client IP).
+    pub fn check_chat_rate(&self, ip: IpAddr, user_id: i64) -> Result<(), ApiError> {
+        match &self.inner.chat_limiter {
+            Some(limiter) => limiter
+                .check(ip, Some(&user_id.to_string()))
+                .map_err(ApiError::from),
+            None => Ok(()),
+        }
+    }
+
     /// Periodic upkeep: forget expired sessions and idle rate-limit keys.
     pub async fn maintain(&self) {
-        if let Some(limiter) = &self.inner.login_limiter {
+        for limiter in [&self.inner.login_limiter, &self.inner.chat_limiter]
+            .into_iter()
+            .flatten()
+        {
             limiter.retain_recent();
         }
         match self.refbook().accounts().purge_expired_sessions().await {

@@ -72,6 +72,14 @@ impl Ctx {
             .ok_or_else(|| Error::unauthorized().into())
     }
 
+    /// A numeric path parameter; anything else is `404` (no such resource).
+    pub fn id_param(&self, name: &str) -> Result<i64, ApiError> {
+        self.params
+            .get(name)
+            .parse()
+            .map_err(|_| Error::not_found("资源", "Resource").into())
+    }
+
     /// The query string's pairs, decoded.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         self.parts

@@ -12,6 +12,7 @@
 //! - [`ctx`] — what a handler gets; [`body`] — JSON in and out; [`api_error`] — the
 //!   error body and the kind → status/code mapping.
 //! - [`pagination`] — `limit`/`offset` pages with `next`/`previous` links.
+//! - [`sse`] — the contract's Server-Sent Events encoding of replies.
 //! - [`rate_limit`] — login/register throttling; [`telemetry`] — log setup.
 
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod pagination;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
+pub mod sse;
 pub mod telemetry;
 
 pub use app::App;

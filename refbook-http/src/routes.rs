@@ -38,6 +38,36 @@ pub enum Route {
     Book,
     /// `GET /api/books/{isbn}/cover/` (no auth)
     BookCover,
+    /// `GET|POST /api/personas/`
+    Personas,
+    /// `GET|DELETE /api/personas/{id}/`
+    Persona,
+    /// `GET|POST /api/conversations/`
+    Conversations,
+    /// `GET|PATCH|DELETE /api/conversations/{id}/`
+    Conversation,
+    /// `POST /api/conversations/{id}/messages/`
+    Messages,
+    /// `DELETE /api/conversations/{id}/messages/{mid}/`
+    Message,
+    /// `POST /api/conversations/{id}/regenerate/`
+    Regenerate,
+    /// `POST /api/conversations/{id}/stop/`
+    Stop,
+    /// `GET /api/conversations/{id}/stream/`
+    Stream,
+    /// `GET /api/conversations/{id}/reply/`
+    ReplyPoll,
+    /// `POST /api/chat/stream/`
+    ChatStream,
+    /// `GET /api/user/history/`
+    History,
+    /// `DELETE /api/user/history/{id}/`
+    HistoryItem,
+    /// `GET|POST /api/user/collections/`
+    Collections,
+    /// `DELETE /api/user/collections/{isbn}/`
+    CollectionItem,
 }
 
 /// A route with its path pattern, methods and authentication rule.
@@ -109,6 +139,91 @@ pub static ROUTES: &[RouteSpec] = &[
         "/api/books/{isbn}/cover",
         &[Method::GET],
         true,
+    ),
+    spec(
+        Route::Personas,
+        "/api/personas",
+        &[Method::GET, Method::POST],
+        false,
+    ),
+    spec(
+        Route::Persona,
+        "/api/personas/{id}",
+        &[Method::GET, Method::DELETE],
+        false,
+    ),
+    spec(
+        Route::Conversations,
+        "/api/conversations",
+        &[Method::GET, Method::POST],
+        false,
+    ),
+    spec(
+        Route::Conversation,
+        "/api/conversations/{id}",
+        &[Method::GET, Method::PATCH, Method::DELETE],
+        false,
+    ),
+    spec(
+        Route::Messages,
+        "/api/conversations/{id}/messages",
+        &[Method::POST],
+        false,
+    ),
+    spec(
+        Route::Message,
+        "/api/conversations/{id}/messages/{mid}",
+        &[Method::DELETE],
+        false,
+    ),
+    spec(
+        Route::Regenerate,
+        "/api/conversations/{id}/regenerate",
+        &[Method::POST],
+        false,
+    ),
+    spec(
+        Route::Stop,
+        "/api/conversations/{id}/stop",
+        &[Method::POST],
+        false,
+    ),
+    spec(
+        Route::Stream,
+        "/api/conversations/{id}/stream",
+        &[Method::GET],
+        false,
+    ),
+    spec(
+        Route::ReplyPoll,
+        "/api/conversations/{id}/reply",
+        &[Method::GET],
+        false,
+    ),
+    spec(
+        Route::ChatStream,
+        "/api/chat/stream",
+        &[Method::POST],
+        false,
+    ),
+    spec(Route::History, "/api/user/history", &[Method::GET], false),
+    spec(
+        Route::HistoryItem,
+        "/api/user/history/{id}",
+        &[Method::DELETE],
+        false,
+    ),
+    spec(
+        Route::Collections,
+        "/api/user/collections",
+        &[Method::GET, Method::POST],
+        false,
+    ),
+    spec(
+        Route::CollectionItem,
+        "/api/user/collections/{isbn}",
+        &[Method::DELETE],
+        false,
     ),
 ];
 

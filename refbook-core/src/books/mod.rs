@@ -176,12 +176,18 @@ impl Books {
     /// A stored book as clients see it: with cover proxying on, `cover_url` points at
     /// `/api/books/{isbn}/cover/` (under `REFBOOK_PUBLIC_URL` when set).
     pub fn present(&self, mut book: Book) -> Book {
-        if self.cover_proxy && book.cover_url.is_some() {
-            book.cover_url = Some(format!(
-                "{}/api/books/{}/cover/",
-                self.public_url, book.isbn
-            ));
-        }
+        book.cover_url = self.present_cover(&book.isbn, book.cover_url);
         book
+    }
+
+    /// What clients should load for a book's cover: the proxy path when proxying is on and
+    /// the book has a cover, else the source URL as it is.
+    pub fn present_cover(&self, isbn: &str, source_url: Option<String>) -> Option<String> {
+        match source_url {
+            Some(_) if self.cover_proxy => {
+                Some(format!("{}/api/books/{isbn}/cover/", self.public_url))
+            }
+            other => other,
+        }
     }
 }

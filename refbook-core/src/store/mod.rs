@@ -15,6 +15,7 @@ pub use records::{unique_key, NewUser, ProfileChange, RefreshOutcome, UserRecord
 pub use sql::{Backend, SqlStore};
 
 use crate::books::{Book, Cover, StoredBook};
+use crate::chat::{Conversation, Message, MessageStatus, NewMessage, Persona, TokenUsage};
 use crate::timestamp::Timestamp;
 
 /// Users and their profiles.
@@ -137,9 +138,138 @@ pub trait BookStore: Send + Sync {
     async fn catalog_book(&self, isbn: &str) -> Result<Option<Book>, StoreError>;
 }
 
+/// Conversations and their messages. Every conversation access names its owner.
+#[async_trait]
+pub trait ChatStore: Send + Sync {
+    /// Creates a conversation about a stored book. `origin` is `api` or `chat_stream`.
+    async fn create_conversation(
+        &self,
+        user_id: i64,
+        isbn: &str,
+        title: &str,
+        persona_id: Option<i64>,
+        origin: &str,
+        now: Timestamp,
+    ) -> Result<Conversation, StoreError>;
+    /// The user's conversation with this id.
+    async fn conversation(&self, id: i64, user_id: i64)
+        -> Result<Option<Conversation>, StoreError>;
+    /// The user's conversations (optionally about one book), most recently active first:
+    /// `(count, page)`.
+    async fn conversations(
+        &self,
+        user_id: i64,
+        isbn: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<Conversation>), StoreError>;
+    /// The user's newest conversation of `origin` about `isbn`.
+    async fn conversation_by_origin(
+        &self,
+        user_id: i64,
+        isbn: &str,
+        origin: &str,
+    ) -> Result<Option<Conversation>, StoreError>;
+    /// Changes title and/or persona (`Some(None)` clears the persona).
+    async fn update_conversation(
+        &self,
+        id: i64,
+        user_id: i64,
+        title: Option<&str>,
+        persona_id: Option<Option<i64>>,
+        now: Timestamp,
+    ) -> Result<Option<Conversation>, StoreError>;
+    /// Deletes a conversation and its messages. `false` if absent.
+    async fn delete_conversation(&self, id: i64, user_id: i64) -> Result<bool, StoreError>;
+    /// Appends a message and marks the conversation active.
+    async fn add_message(
+        &self,
+        conversation_id: i64,
+        message: NewMessage,
+        now: Timestamp,
+    ) -> Result<Message, StoreError>;
+    /// The conversation's messages, oldest first.
+    async fn messages(&self, conversation_id: i64) -> Result<Vec<Message>, StoreError>;
+    /// One message of the conversation.
+    async fn message(
+        &self,
+        conversation_id: i64,
+        message_id: i64,
+    ) -> Result<Option<Message>, StoreError>;
+    /// Writes a generated message's text, status and usage.
+    async fn update_message(
+        &self,
+        message_id: i64,
+        content: &str,
+        reasoning: Option<&str>,
+        status: MessageStatus,
+        usage: Option<TokenUsage>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Deletes one message. `false` if absent.
+    async fn delete_message(
+        &self,
+        conversation_id: i64,
+        message_id: i64,
+    ) -> Result<bool, StoreError>;
+    /// Marks messages left `generating` by a stopped process as `partial` (at start-up).
+    async fn settle_interrupted_messages(&self) -> Result<u64, StoreError>;
+}
+
+/// Personas: built-ins and each user's own.
+#[async_trait]
+pub trait PersonaStore: Send + Sync {
+    /// Built-ins, then the user's own, oldest first.
+    async fn personas(&self, user_id: i64) -> Result<Vec<Persona>, StoreError>;
+    /// A persona the user may use (built in or theirs).
+    async fn persona(&self, id: i64, user_id: i64) -> Result<Option<Persona>, StoreError>;
+    /// A built-in persona by key.
+    async fn builtin_persona(&self, key: &str) -> Result<Option<Persona>, StoreError>;
+    /// Creates a persona of the user's.
+    async fn create_persona(
+        &self,
+        user_id: i64,
+        name: &str,
+        description: &str,
+        now: Timestamp,
+    ) -> Result<Persona, StoreError>;
+    /// Deletes one of the user's own personas. `false` if absent.
+    async fn delete_persona(&self, id: i64, user_id: i64) -> Result<bool, StoreError>;
+}
+
+/// Books a user collected.
+#[async_trait]
+pub trait CollectionStore: Send + Sync {
+    /// Collects a stored book (idempotent); returns when it was first collected.
+    async fn collect(
+        &self,
+        user_id: i64,
+        isbn: &str,
+        now: Timestamp,
+    ) -> Result<Timestamp, StoreError>;
+    /// The user's collection, newest first: `(count, page)`.
+    async fn collection(
+        &self,
+        user_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<(Book, Timestamp)>), StoreError>;
+    /// Removes a book from the collection. `false` if it was not there.
+    async fn uncollect(&self, user_id: i64, isbn: &str) -> Result<bool, StoreError>;
+}
+
 /// Everything Refbook persists; implemented by [`SqlStore`].
 #[async_trait]
-pub trait Store: UserStore + SessionStore + SettingsStore + UsageStore + BookStore {
+pub trait Store:
+    UserStore
+    + SessionStore
+    + SettingsStore
+    + UsageStore
+    + BookStore
+    + ChatStore
+    + PersonaStore
+    + CollectionStore
+{
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes connections, waiting for work in flight (at shutdown).

@@ -2,7 +2,11 @@
 
 mod accounts;
 mod books;
+mod chat;
+mod collections;
+mod conversations;
 mod ops;
+mod personas;
 mod users;
 
 use http::{Method, Response};
@@ -33,5 +37,25 @@ pub async fn handle(route: Route, ctx: Ctx) -> Result<Response<Body>, ApiError> 
         Route::Books => books::search(ctx).await,
         Route::Book => books::book(ctx).await,
         Route::BookCover => books::cover(ctx).await,
+        Route::Personas if method == Method::GET => personas::list(ctx).await,
+        Route::Personas => personas::create(ctx).await,
+        Route::Persona if method == Method::GET => personas::get(ctx).await,
+        Route::Persona => personas::delete(ctx).await,
+        Route::Conversations if method == Method::GET => conversations::list(ctx).await,
+        Route::History => conversations::list(ctx).await,
+        Route::Conversations => conversations::create(ctx).await,
+        Route::Conversation if method == Method::GET => conversations::get(ctx).await,
+        Route::Conversation if method == Method::PATCH => conversations::update(ctx).await,
+        Route::Conversation | Route::HistoryItem => conversations::delete(ctx).await,
+        Route::Message => conversations::delete_message(ctx).await,
+        Route::Messages => chat::post_message(ctx).await,
+        Route::Regenerate => chat::regenerate(ctx).await,
+        Route::Stop => chat::stop(ctx).await,
+        Route::Stream => chat::stream(ctx).await,
+        Route::ReplyPoll => chat::poll(ctx).await,
+        Route::ChatStream => chat::stateless(ctx).await,
+        Route::Collections if method == Method::GET => collections::list(ctx).await,
+        Route::Collections => collections::add(ctx).await,
+        Route::CollectionItem => collections::remove(ctx).await,
     }
 }

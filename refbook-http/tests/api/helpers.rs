@@ -18,6 +18,8 @@ pub struct TestApp {
     pub wechat: MockServer,
     /// Stands in for Douban, Open Library (API and covers) and Google Books at once.
     pub books: MockServer,
+    /// Stands in for the OpenAI-compatible LLM.
+    pub llm: refbook_core::testing::MockLlm,
     pub db_url: String,
     // Dropped last: removes the database.
     pub db: TestDatabase,
@@ -81,7 +83,11 @@ pub async fn spawn_app(db: TestDatabase) -> TestApp {
 pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let wechat = MockServer::start().await;
     let books = MockServer::start().await;
+    let llm = refbook_core::testing::MockLlm::start().await;
     let mut config = test_config(&db, &wechat, &books);
+    config.llm_base_url = llm.url();
+    config.llm_api_key = Some(refbook_core::config::Secret::new("sk-test-key"));
+    config.llm_model = "deepseek-reasoner".into();
     tweak(&mut config);
     let bind = config.bind;
     let refbook = Refbook::builder(config)
@@ -99,6 +105,7 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
             .expect("client"),
         wechat,
         books,
+        llm,
         db_url: db.url().to_owned(),
         db,
     }
@@ -180,4 +187,109 @@ pub fn refresh(payload: &Value) -> &str {
     payload["refresh_token"]
         .as_str()
         .expect("refresh_token in payload")
+}
+
+pub const SANTI: &str = "9787536692930";
+
+impl TestApp {
+    /// Makes the book 三体 known (a Douban hit) and stored.
+    pub async fn seed_book(&self, token: &str) {
+        use wiremock::matchers::path;
+        use wiremock::{Mock, ResponseTemplate};
+        Mock::given(path(format!("/v2/book/isbn/{SANTI}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "title": "三体", "author": ["刘慈欣"], "publisher": "重庆出版社",
+                "summary": "文化大革命如火如荼进行的同时……", "author_intro": "中国科幻作家。",
+                "images": {"large": format!("{}/s1.jpg", self.books.uri())}
+            })))
+            .mount(&self.books)
+            .await;
+        self.get(&format!("/api/books/{SANTI}/"), Some(token))
+            .await
+            .assert_ok();
+    }
+
+    /// A user with the book stored and a conversation about it: `(token, conversation id)`.
+    pub async fn user_with_conversation(&self, username: &str) -> (String, i64) {
+        let token = token(&self.register(username).await).to_owned();
+        self.seed_book(&token).await;
+        let reply = self
+            .post("/api/conversations/", Some(&token), json!({"isbn": SANTI}))
+            .await;
+        let id = reply.assert_ok()["id"].as_i64().expect("conversation id");
+        (token, id)
+    }
+
+    /// Asks in a conversation with `Accept: text/event-stream`; the whole body.
+    pub async fn ask_streaming(&self, token: &str, id: i64, content: &str) -> Reply {
+        self.send(
+            self.client
+                .post(self.url(&format!("/api/conversations/{id}/messages/")))
+                .bearer_auth(token)
+                .header("accept", "text/event-stream")
+                .json(&json!({"content": content})),
+        )
+        .await
+    }
+}
+
+/// One parsed SSE event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sse {
+    /// `id:` + `data:` JSON.
+    Event(u64, Value),
+    /// `: keep-alive`.
+    KeepAlive,
+    /// `data: [DONE]`.
+    Done,
+}
+
+/// Parses an SSE body strictly as the contract writes it: blocks separated by a blank
+/// line; each is a comment, `data: [DONE]`, or exactly `id: N` then one `data:` line.
+pub fn parse_sse(body: &str) -> Vec<Sse> {
+    assert!(
+        body.ends_with("data: [DONE]\n\n"),
+        "must end with [DONE] and a blank line: {body:?}"
+    );
+    let mut out = Vec::new();
+    for block in body.split("\n\n").filter(|b| !b.is_empty()) {
+        let lines: Vec<&str> = block.split('\n').collect();
+        match lines.as_slice() {
+            [": keep-alive"] => out.push(Sse::KeepAlive),
+            ["data: [DONE]"] => out.push(Sse::Done),
+            [id, data] => {
+                let id = id
+                    .strip_prefix("id: ")
+                    .unwrap_or_else(|| panic!("id line: {block:?}"));
+                let data = data
+                    .strip_prefix("data: ")
+                    .unwrap_or_else(|| panic!("data line: {block:?}"));
+                out.push(Sse::Event(
+                    id.parse().expect("numeric id"),
+                    serde_json::from_str(data).expect("JSON data"),
+                ));
+            }
+            _ => panic!("unexpected SSE block {block:?}"),
+        }
+    }
+    assert_eq!(
+        out.iter().filter(|e| **e == Sse::Done).count(),
+        1,
+        "exactly one [DONE]"
+    );
+    assert_eq!(out.last(), Some(&Sse::Done));
+    out
+}
+
+/// The concatenated `delta.content` and `delta.reasoning_content` of parsed events.
+pub fn texts(events: &[Sse]) -> (String, String) {
+    let (mut content, mut reasoning) = (String::new(), String::new());
+    for event in events {
+        if let Sse::Event(_, data) = event {
+            let delta = &data["choices"][0]["delta"];
+            content.push_str(delta["content"].as_str().unwrap_or(""));
+            reasoning.push_str(delta["reasoning_content"].as_str().unwrap_or(""));
+        }
+    }
+    (content, reasoning)
 }

@@ -6,6 +6,8 @@
 mod accounts;
 mod binary;
 mod books;
+mod chat;
+
 mod conventions;
 mod helpers;
 mod users;

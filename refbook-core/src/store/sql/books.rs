@@ -9,10 +9,11 @@ use crate::books::{Book, BookFields, Cover, Isbn, StoredBook};
 use crate::store::{BookStore, StoreError};
 use crate::timestamp::Timestamp;
 
-const BOOK_COLUMNS: &str = "isbn, isbn10, title, subtitle, authors, translators, publisher, \
+pub(super) const BOOK_COLUMNS: &str =
+    "isbn, isbn10, title, subtitle, authors, translators, publisher, \
     published, pages, introduction, author_intro, cover_url, tags, source, fetched_at, updated_at";
 
-fn list(row: &AnyRow, column: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn list(row: &AnyRow, column: &str) -> Result<Vec<String>, StoreError> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("books.{column}: {e}")))
 }
@@ -21,7 +22,7 @@ fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn stored_book_from_row(row: &AnyRow) -> Result<StoredBook, StoreError> {
+pub(super) fn stored_book_from_row(row: &AnyRow) -> Result<StoredBook, StoreError> {
     Ok(StoredBook {
         book: Book {
             isbn: row.try_get("isbn")?,

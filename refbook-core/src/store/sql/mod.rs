@@ -4,6 +4,9 @@
 //! SQLite too); only the migrations differ per dialect.
 
 mod books;
+mod collections;
+mod conversations;
+mod personas;
 mod sessions;
 mod settings;
 mod users;

@@ -183,3 +183,7 @@ impl Drop for Cleanup {
         }
     }
 }
+
+mod mock_llm;
+
+pub use mock_llm::{MockLlm, MockReply, Step};

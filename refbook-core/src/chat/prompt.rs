@@ -1,0 +1,204 @@
+//! The prompt: a system prompt the server writes from the stored book and the persona,
+//! then as much recent history as fits the budget, then the question.
+
+use std::fmt::Write;
+
+use super::tokens::{estimate_tokens, MESSAGE_OVERHEAD};
+use super::{Message, MessageStatus, Persona, Role};
+use crate::books::Book;
+use crate::llm::PromptMessage;
+
+/// The most of a book's texts put in the prompt, in characters.
+const MAX_BOOK_TEXT: usize = 1500;
+
+fn clip(text: &str) -> String {
+    if text.chars().count() <= MAX_BOOK_TEXT {
+        text.to_owned()
+    } else {
+        let mut clipped: String = text.chars().take(MAX_BOOK_TEXT).collect();
+        clipped.push('…');
+        clipped
+    }
+}
+
+/// The system prompt for talking about `book` as `persona`.
+pub fn system_prompt(book: &Book, persona: &Persona) -> String {
+    let title = &book.title;
+    let authors = if book.authors.is_empty() {
+        "本书作者".to_owned()
+    } else {
+        book.author_line()
+    };
+    let mut prompt = match persona.key.as_deref() {
+        Some("author") => format!(
+            "你就是《{title}》的作者{authors}。请以作者本人的口吻与读者交谈：讲述创作意图、人物、\
+             背景与写作过程，保持作者的语气。不确定的事实不要编造，可以坦率地说不记得或不确定。"
+        ),
+        Some("librarian") | None if persona.builtin => format!(
+            "你是一位博学的图书管理员，熟悉《{title}》。请根据下面的书目信息和你对这本书的了解回答\
+             读者的问题：内容、人物、背景与主题。引用书中内容时力求准确，不确定之处请直说，\
+             不要编造。"
+        ),
+        _ => format!(
+            "请扮演以下角色，与读者讨论《{title}》。角色：{}。角色说明：{}。不确定的事实不要编造。",
+            persona.name, persona.description
+        ),
+    };
+    prompt.push_str("用读者提问所用的语言回答。\n\n书目信息：\n");
+    let _ = writeln!(prompt, "书名：{title}");
+    if let Some(subtitle) = &book.subtitle {
+        let _ = writeln!(prompt, "副标题：{subtitle}");
+    }
+    if !book.authors.is_empty() {
+        let _ = writeln!(prompt, "作者：{authors}");
+    }
+    if !book.translators.is_empty() {
+        let _ = writeln!(prompt, "译者：{}", book.translators.join(", "));
+    }
+    if let Some(publisher) = &book.publisher {
+        let _ = writeln!(prompt, "出版社：{publisher}");
+    }
+    if let Some(published) = &book.published {
+        let _ = writeln!(prompt, "出版时间：{published}");
+    }
+    let _ = writeln!(prompt, "ISBN：{}", book.isbn);
+    if let Some(intro) = &book.introduction {
+        let _ = writeln!(prompt, "内容简介：{}", clip(intro));
+    }
+    if let Some(about) = &book.author_intro {
+        let _ = writeln!(prompt, "作者简介：{}", clip(about));
+    }
+    prompt
+}
+
+/// A history turn usable in a prompt: finished or stopped, with text. Reasoning is never
+/// sent back (DeepSeek refuses it).
+fn usable(message: &Message) -> bool {
+    matches!(
+        message.status,
+        MessageStatus::Complete | MessageStatus::Partial
+    ) && !message.content.trim().is_empty()
+}
+
+/// System prompt, then the newest history turns that fit `budget` tokens (oldest first),
+/// then the question.
+pub fn build(
+    system: String,
+    history: &[(Role, String)],
+    question: &str,
+    budget: i64,
+) -> Vec<PromptMessage> {
+    let mut remaining =
+        budget - estimate_tokens(&system) - estimate_tokens(question) - 2 * MESSAGE_OVERHEAD;
+    let mut kept = Vec::new();
+    for (role, content) in history.iter().rev() {
+        let cost = estimate_tokens(content) + MESSAGE_OVERHEAD;
+        if cost > remaining {
+            break;
+        }
+        remaining -= cost;
+        kept.push(PromptMessage {
+            role: *role,
+            content: content.clone(),
+        });
+    }
+    kept.reverse();
+    let mut messages = Vec::with_capacity(kept.len() + 2);
+    messages.push(PromptMessage {
+        role: Role::System,
+        content: system,
+    });
+    messages.extend(kept);
+    messages.push(PromptMessage {
+        role: Role::User,
+        content: question.to_owned(),
+    });
+    messages
+}
+
+/// The usable turns of stored messages, as `(role, content)`.
+pub fn history_of(messages: &[Message]) -> Vec<(Role, String)> {
+    messages
+        .iter()
+        .filter(|m| usable(m))
+        .map(|m| (m.role, m.content.clone()))
+        .collect()
+}
+
+/// Estimated prompt tokens.
+pub fn estimate_prompt(messages: &[PromptMessage]) -> i64 {
+    messages
+        .iter()
+        .map(|m| estimate_tokens(&m.content) + MESSAGE_OVERHEAD)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timestamp::Timestamp;
+
+    fn book() -> Book {
+        crate::books::BookFields {
+            title: "三体".into(),
+            authors: vec!["刘慈欣".into()],
+            introduction: Some("文化大革命如火如荼进行的同时……".into()),
+            ..Default::default()
+        }
+        .into_book(
+            &crate::books::Isbn::parse("9787536692930").unwrap(),
+            "douban",
+            Timestamp::now(),
+        )
+    }
+
+    fn persona(key: Option<&str>, builtin: bool) -> Persona {
+        Persona {
+            id: 1,
+            key: key.map(str::to_owned),
+            name: "福尔摩斯".into(),
+            description: "一位爱推理的侦探".into(),
+            builtin,
+            created_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn system_prompts_carry_the_book_and_the_persona() {
+        let librarian = system_prompt(&book(), &persona(Some("librarian"), true));
+        assert!(librarian.contains("图书管理员") && librarian.contains("《三体》"));
+        assert!(librarian.contains("作者：刘慈欣") && librarian.contains("内容简介：文化大革命"));
+        let author = system_prompt(&book(), &persona(Some("author"), true));
+        assert!(author.contains("你就是《三体》的作者刘慈欣"));
+        let custom = system_prompt(&book(), &persona(None, false));
+        assert!(custom.contains("福尔摩斯") && custom.contains("一位爱推理的侦探"));
+    }
+
+    #[test]
+    fn history_keeps_the_newest_turns_that_fit() {
+        let history: Vec<(Role, String)> = (0..50)
+            .map(|i| {
+                (
+                    if i % 2 == 0 {
+                        Role::User
+                    } else {
+                        Role::Assistant
+                    },
+                    format!("第{i}轮：{}", "字".repeat(40)),
+                )
+            })
+            .collect();
+        let messages = build("系统".into(), &history, "问题", 500);
+        assert_eq!(messages.first().unwrap().role, Role::System);
+        assert_eq!(messages.last().unwrap().content, "问题");
+        let kept = &messages[1..messages.len() - 1];
+        assert!(!kept.is_empty() && kept.len() < 50);
+        assert!(
+            kept.last().unwrap().content.starts_with("第49轮"),
+            "newest kept"
+        );
+        assert!(estimate_prompt(&messages) <= 500);
+        let all = build("系统".into(), &history, "问题", 100_000);
+        assert_eq!(all.len(), 52);
+    }
+}

@@ -1,0 +1,211 @@
+//! Conversations, messages, personas and collections as stored and as shown.
+
+use serde::Serialize;
+
+use crate::timestamp::Timestamp;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The reader.
+    User,
+    /// The model.
+    Assistant,
+    /// Instructions (imported history only).
+    System,
+}
+
+impl Role {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::System => "system",
+        }
+    }
+
+    /// Parses a stored or requested role.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "user" => Some(Self::User),
+            "assistant" => Some(Self::Assistant),
+            "system" => Some(Self::System),
+            _ => None,
+        }
+    }
+}
+
+/// Where a message's generation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    /// Finished normally (and every user or imported message).
+    Complete,
+    /// Being generated now.
+    Generating,
+    /// Stopped early; what was produced is kept.
+    Partial,
+    /// The model failed; what was produced is kept.
+    Failed,
+}
+
+impl MessageStatus {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Generating => "generating",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "complete" => Some(Self::Complete),
+            "generating" => Some(Self::Generating),
+            "partial" => Some(Self::Partial),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Token counts of one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct TokenUsage {
+    /// Tokens of the prompt.
+    pub prompt_tokens: i64,
+    /// Tokens generated.
+    pub completion_tokens: i64,
+    /// Their sum.
+    pub total_tokens: i64,
+}
+
+impl TokenUsage {
+    /// Usage from its two parts.
+    pub fn new(prompt_tokens: i64, completion_tokens: i64) -> Self {
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
+    }
+}
+
+/// A message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// Id.
+    pub id: i64,
+    /// Its conversation.
+    pub conversation_id: i64,
+    /// Author.
+    pub role: Role,
+    /// The text (the answer, for assistant messages).
+    pub content: String,
+    /// The model's reasoning, kept apart from the answer.
+    pub reasoning: Option<String>,
+    /// Generation status.
+    pub status: MessageStatus,
+    /// Token usage (assistant messages).
+    pub usage: Option<TokenUsage>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Author.
+    pub role: Role,
+    /// Text.
+    pub content: String,
+    /// Reasoning.
+    pub reasoning: Option<String>,
+    /// Status.
+    pub status: MessageStatus,
+    /// Usage.
+    pub usage: Option<TokenUsage>,
+}
+
+impl NewMessage {
+    /// A finished message of `role` with `content`.
+    pub fn complete(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            reasoning: None,
+            status: MessageStatus::Complete,
+            usage: None,
+        }
+    }
+}
+
+/// The book as a conversation shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BookBrief {
+    /// Title.
+    pub title: String,
+    /// Authors, `A, B`.
+    pub author: String,
+    /// Cover URL as clients should load it.
+    pub cover_url: Option<String>,
+}
+
+/// A conversation with its summary fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conversation {
+    /// Id.
+    pub id: i64,
+    /// The book's ISBN-13.
+    pub isbn: String,
+    /// Title.
+    pub title: String,
+    /// The persona spoken with (`null`: the default librarian).
+    pub persona_id: Option<i64>,
+    /// The book in brief.
+    pub book: BookBrief,
+    /// How many messages.
+    pub message_count: i64,
+    /// The newest message.
+    pub last_message: Option<Message>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last activity.
+    pub updated_at: Timestamp,
+    /// The owner (not shown).
+    #[serde(skip)]
+    pub user_id: i64,
+}
+
+/// A persona.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Persona {
+    /// Id.
+    pub id: i64,
+    /// `librarian` or `author` for built-ins, else `null`.
+    pub key: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// What it is (for custom personas: the instructions).
+    pub description: String,
+    /// Built in (cannot be deleted).
+    pub builtin: bool,
+    /// Created.
+    pub created_at: Timestamp,
+}
+
+/// A collected book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectionItem {
+    /// The ISBN-13.
+    pub isbn: String,
+    /// The book.
+    pub book: crate::books::Book,
+    /// When it was collected.
+    pub created_at: Timestamp,
+}

@@ -1,0 +1,138 @@
+//! The LLM seam: [`ChatModel`] streams a reply for a prompt; [`OpenAiCompatible`] speaks
+//! to DeepSeek, OpenAI, Ollama, vLLM or llama.cpp.
+
+mod openai;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::Stream;
+
+pub use openai::{OpenAiCompatible, Timeouts};
+
+use crate::chat::{Role, TokenUsage};
+use crate::error::{Error, ErrorKind};
+
+/// One message of a prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptMessage {
+    /// Author.
+    pub role: Role,
+    /// Text (never earlier reasoning).
+    pub content: String,
+}
+
+/// What to ask the model.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    /// System prompt, history and question, in order.
+    pub messages: Vec<PromptMessage>,
+    /// The asking user's id (sent as `user`, for the provider's audit).
+    pub user: String,
+}
+
+/// One piece of a streamed reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelEvent {
+    /// More answer text.
+    Content(String),
+    /// More reasoning text.
+    Reasoning(String),
+    /// Token counts (usually at the end).
+    Usage(TokenUsage),
+    /// Why the model stopped (`stop`, `length`, …).
+    Finish(String),
+}
+
+/// A streamed reply.
+pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ModelError>> + Send>>;
+
+/// Why the model could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// No API key configured.
+    #[error("no LLM API key configured (REFBOOK_LLM_API_KEY)")]
+    NotConfigured,
+    /// 401: the key was refused.
+    #[error("the LLM API refused the key (HTTP 401); check REFBOOK_LLM_API_KEY")]
+    Unauthorized,
+    /// 402: the account has no balance.
+    #[error("the LLM account has insufficient balance (HTTP 402)")]
+    InsufficientBalance,
+    /// 429: rate limited by the provider.
+    #[error("the LLM API is rate limiting us (HTTP 429)")]
+    RateLimited,
+    /// Any other refusal (400, 404, 422, 5xx): status and a short body excerpt.
+    #[error("the LLM API answered HTTP {status}: {detail}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// The start of the body, for the log.
+        detail: String,
+    },
+    /// No connection, or no data within the limit (`connect`, `first data`, `idle`).
+    #[error("the LLM API timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// Network failure.
+    #[error("network error talking to the LLM API: {0}")]
+    Network(String),
+    /// An error object inside the stream, or a stream that broke off.
+    #[error("the LLM stream failed: {0}")]
+    Stream(String),
+}
+
+impl From<ModelError> for Error {
+    fn from(err: ModelError) -> Self {
+        let (zh, en): (&str, &str) = match &err {
+            ModelError::NotConfigured => (
+                "AI 模型未配置：请设置 REFBOOK_LLM_API_KEY",
+                "The AI model is not configured: set REFBOOK_LLM_API_KEY",
+            ),
+            ModelError::RateLimited => (
+                "AI 服务繁忙，请稍后再试",
+                "The AI service is busy; please try again shortly",
+            ),
+            ModelError::Timeout(_) => (
+                "AI 服务响应超时，请稍后再试",
+                "The AI service timed out; please try again",
+            ),
+            _ => (
+                "AI 服务暂时不可用，请稍后再试",
+                "The AI service is unavailable right now; please try again later",
+            ),
+        };
+        let mut out = Error::new(ErrorKind::ModelUnavailable, zh, en).with_source(err.clone());
+        if matches!(err, ModelError::RateLimited) {
+            out = out.with_retry_after(Duration::from_secs(10));
+        }
+        out
+    }
+}
+
+/// One LLM API.
+#[async_trait]
+pub trait ChatModel: Send + Sync {
+    /// The model's name as shown in replies (`deepseek-reasoner`, …).
+    fn model_name(&self) -> &str;
+    /// Starts a reply. An error here means the model refused at once (before any data).
+    async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ModelError>;
+}
+
+/// The model used when none is configured: every request fails with `NotConfigured`.
+#[derive(Debug, Clone)]
+pub struct Unconfigured {
+    /// The configured model name.
+    pub model: String,
+}
+
+#[async_trait]
+impl ChatModel for Unconfigured {
+    fn model_name(&self) -> &str {
+        &self.model
+    }
+
+    async fn stream(&self, _request: ChatRequest) -> Result<ModelStream, ModelError> {
+        Err(ModelError::NotConfigured)
+    }
+}

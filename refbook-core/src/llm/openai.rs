@@ -1,0 +1,347 @@
+//! An OpenAI-compatible chat completions client with streaming.
+//!
+//! `POST {base}/chat/completions` (falling back once to `{base}/v1/chat/completions` when
+//! the base lacks `/v1` and the first answers 404), `stream: true` with usage, SSE decoded
+//! by `eventsource-stream`. Reasoning arrives as `delta.reasoning_content` (DeepSeek) or
+//! `delta.reasoning` (Ollama, vLLM). Time limits count real data only: keep-alive comments
+//! produce no events, so they do not reset them.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventsource_stream::Eventsource;
+use futures::stream::{self, BoxStream, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream};
+use crate::chat::TokenUsage;
+use crate::config::Secret;
+
+/// The time limits of one reply.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Until the response headers.
+    pub connect: Duration,
+    /// Until the first data event (providers may send keep-alives for minutes).
+    pub first_data: Duration,
+    /// Between two data events.
+    pub idle: Duration,
+}
+
+/// A client of one OpenAI-compatible server and model.
+pub struct OpenAiCompatible {
+    client: reqwest::Client,
+    base_url: String,
+    api_key: Secret,
+    model: String,
+    timeouts: Timeouts,
+    /// Set once `{base}/chat/completions` answered 404 and `/v1/…` worked.
+    use_v1: AtomicBool,
+}
+
+impl std::fmt::Debug for OpenAiCompatible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiCompatible")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Option<Vec<Choice>>,
+    #[serde(default)]
+    usage: Option<UsageJson>,
+    #[serde(default)]
+    error: Option<ErrorJson>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    content: Option<String>,
+    reasoning_content: Option<String>,
+    reasoning: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UsageJson {
+    #[serde(default)]
+    prompt_tokens: i64,
+    #[serde(default)]
+    completion_tokens: i64,
+}
+
+#[derive(Deserialize)]
+struct ErrorJson {
+    message: Option<String>,
+    code: Option<serde_json::Value>,
+}
+
+impl OpenAiCompatible {
+    /// A client for `model` at `base_url` with `api_key`.
+    pub fn new(
+        client: reqwest::Client,
+        base_url: &str,
+        api_key: Secret,
+        model: &str,
+        timeouts: Timeouts,
+    ) -> Self {
+        Self {
+            client,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            model: model.to_owned(),
+            timeouts,
+            use_v1: AtomicBool::new(false),
+        }
+    }
+
+    fn url(&self, v1: bool) -> String {
+        if v1 {
+            format!("{}/v1/chat/completions", self.base_url)
+        } else {
+            format!("{}/chat/completions", self.base_url)
+        }
+    }
+
+    async fn send(
+        &self,
+        body: &serde_json::Value,
+        v1: bool,
+    ) -> Result<reqwest::Response, ModelError> {
+        let request = self
+            .client
+            .post(self.url(v1))
+            .bearer_auth(self.api_key.expose())
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .json(body)
+            .send();
+        match tokio::time::timeout(self.timeouts.connect, request).await {
+            Err(_) => Err(ModelError::Timeout("connect")),
+            Ok(Err(err)) if err.is_timeout() => Err(ModelError::Timeout("connect")),
+            Ok(Err(err)) => Err(ModelError::Network(err.without_url().to_string())),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+async fn refusal(response: reqwest::Response) -> ModelError {
+    let status = response.status().as_u16();
+    match status {
+        401 | 403 => ModelError::Unauthorized,
+        402 => ModelError::InsufficientBalance,
+        429 => ModelError::RateLimited,
+        _ => {
+            let body = response.text().await.unwrap_or_default();
+            ModelError::Status {
+                status,
+                detail: body.chars().take(300).collect(),
+            }
+        }
+    }
+}
+
+/// Turns one SSE `data` payload into events; `Ok(None)` at `[DONE]`.
+fn parse_data(data: &str) -> Result<Option<Vec<ModelEvent>>, ModelError> {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return Ok(None);
+    }
+    let Ok(chunk) = serde_json::from_str::<Chunk>(data) else {
+        tracing::debug!("skipping an unreadable chunk from the LLM stream");
+        return Ok(Some(Vec::new()));
+    };
+    if let Some(error) = chunk.error {
+        let code = error.code.map(|c| c.to_string()).unwrap_or_default();
+        return Err(ModelError::Stream(format!(
+            "{} {code}",
+            error.message.unwrap_or_else(|| "error".to_owned())
+        )));
+    }
+    let mut events = Vec::new();
+    for choice in chunk.choices.unwrap_or_default() {
+        if let Some(delta) = choice.delta {
+            if let Some(reasoning) = delta
+                .reasoning_content
+                .or(delta.reasoning)
+                .filter(|r| !r.is_empty())
+            {
+                events.push(ModelEvent::Reasoning(reasoning));
+            }
+            if let Some(content) = delta.content.filter(|c| !c.is_empty()) {
+                events.push(ModelEvent::Content(content));
+            }
+        }
+        if let Some(reason) = choice.finish_reason {
+            events.push(ModelEvent::Finish(reason));
+        }
+    }
+    if let Some(usage) = chunk.usage {
+        events.push(ModelEvent::Usage(TokenUsage::new(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )));
+    }
+    Ok(Some(events))
+}
+
+struct Reading {
+    events: BoxStream<'static, Result<eventsource_stream::Event, String>>,
+    pending: VecDeque<ModelEvent>,
+    timeouts: Timeouts,
+    seen_data: bool,
+    finished: bool,
+    done: bool,
+}
+
+async fn next_event(mut state: Reading) -> Option<(Result<ModelEvent, ModelError>, Reading)> {
+    loop {
+        if let Some(event) = state.pending.pop_front() {
+            return Some((Ok(event), state));
+        }
+        if state.done {
+            return None;
+        }
+        let (limit, stage) = if state.seen_data {
+            (state.timeouts.idle, "the next data")
+        } else {
+            (state.timeouts.first_data, "the first data")
+        };
+        let next = tokio::time::timeout(limit, state.events.next()).await;
+        let failure = match next {
+            Err(_) => ModelError::Timeout(stage),
+            Ok(None) if state.finished => {
+                // Some servers end after finish_reason without `[DONE]`: that is complete.
+                return None;
+            }
+            Ok(None) => ModelError::Stream("the stream ended before the reply finished".to_owned()),
+            Ok(Some(Err(err))) => ModelError::Stream(err),
+            Ok(Some(Ok(event))) => {
+                state.seen_data = true;
+                match parse_data(&event.data) {
+                    Ok(Some(events)) => {
+                        state.finished |= events.iter().any(|e| matches!(e, ModelEvent::Finish(_)));
+                        state.pending.extend(events);
+                        continue;
+                    }
+                    Ok(None) => {
+                        state.done = true;
+                        continue;
+                    }
+                    Err(err) => err,
+                }
+            }
+        };
+        state.done = true;
+        return Some((Err(failure), state));
+    }
+}
+
+#[async_trait]
+impl ChatModel for OpenAiCompatible {
+    fn model_name(&self) -> &str {
+        &self.model
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ModelError> {
+        let messages: Vec<_> = request
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
+        let body = json!({
+            "model": self.model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "user": request.user,
+        });
+        let mut v1 = self.use_v1.load(Ordering::Relaxed);
+        let mut response = self.send(&body, v1).await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND
+            && !v1
+            && !self.base_url.ends_with("/v1")
+        {
+            v1 = true;
+            response = self.send(&body, v1).await?;
+            if response.status().is_success() {
+                self.use_v1.store(true, Ordering::Relaxed);
+            }
+        }
+        if !response.status().is_success() {
+            return Err(refusal(response).await);
+        }
+        let events = response
+            .bytes_stream()
+            .eventsource()
+            .map(|item| item.map_err(|e| e.to_string()))
+            .boxed();
+        let state = Reading {
+            events,
+            pending: VecDeque::new(),
+            timeouts: self.timeouts,
+            seen_data: false,
+            finished: false,
+            done: false,
+        };
+        Ok(Box::pin(stream::unfold(state, next_event)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_of_every_shape() {
+        let deepseek = r#"{"id":"1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"reasoning_content":"想"},"finish_reason":null}],"usage":null}"#;
+        assert_eq!(
+            parse_data(deepseek).unwrap().unwrap(),
+            [ModelEvent::Reasoning("想".into())]
+        );
+        let ollama = r#"{"choices":[{"index":0,"delta":{"reasoning":"think"}}]}"#;
+        assert_eq!(
+            parse_data(ollama).unwrap().unwrap(),
+            [ModelEvent::Reasoning("think".into())]
+        );
+        let content = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"答"},"finish_reason":"stop"}]}"#;
+        assert_eq!(
+            parse_data(content).unwrap().unwrap(),
+            [
+                ModelEvent::Content("答".into()),
+                ModelEvent::Finish("stop".into())
+            ]
+        );
+        let usage_empty = r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}"#;
+        assert_eq!(
+            parse_data(usage_empty).unwrap().unwrap(),
+            [ModelEvent::Usage(TokenUsage::new(10, 5))]
+        );
+        let usage_null = r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
+        assert_eq!(
+            parse_data(usage_null).unwrap().unwrap(),
+            [ModelEvent::Usage(TokenUsage::new(1, 2))]
+        );
+        let empty = r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#;
+        assert!(parse_data(empty).unwrap().unwrap().is_empty());
+        assert_eq!(parse_data("[DONE]").unwrap(), None);
+        assert!(parse_data(
+            r#"{"error":{"message":"overloaded","type":"server_error","code":503}}"#
+        )
+        .is_err());
+        assert!(parse_data("not json").unwrap().unwrap().is_empty());
+    }
+}

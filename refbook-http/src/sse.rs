@@ -1,0 +1,142 @@
+//! The SSE stream exactly as the contract shows it: an `id:` line and one `data:` line per
+//! event (an OpenAI `chat.completion.chunk` with `conversation_id` and `message_id`), no
+//! `event:` lines, `: keep-alive` after 15 s of silence, errors as `data: {"error": …}`,
+//! and always `data: [DONE]` and a blank line at the end. Events are whole lines, so a
+//! body read in one piece parses the same as one read as it arrives.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream;
+use http::{header, HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use refbook_core::chat::{Reply, ReplyEvent, ReplyListener};
+use serde_json::{json, Value};
+
+use crate::body::Body;
+
+/// The `data` of one event.
+pub fn event_data(reply: &Reply, event: &ReplyEvent) -> Value {
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": format!("chatcmpl-{}", reply.message_id),
+            "object": "chat.completion.chunk",
+            "created": reply.created,
+            "model": reply.model,
+            "conversation_id": reply.conversation_id,
+            "message_id": reply.message_id,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        })
+    };
+    match event {
+        ReplyEvent::Start => chunk(json!({"role": "assistant", "content": ""}), None),
+        ReplyEvent::Reasoning(text) => chunk(json!({"reasoning_content": text}), None),
+        ReplyEvent::Content(text) => chunk(json!({"content": text}), None),
+        ReplyEvent::Finish { reason, usage } => {
+            let mut value = chunk(json!({}), Some(reason));
+            value["usage"] = json!(usage);
+            value
+        }
+        ReplyEvent::Error { message } => {
+            json!({"error": {"code": "MODEL_ERROR", "message": message}})
+        }
+    }
+}
+
+/// One event's bytes: `id: N\ndata: {json}\n\n`.
+pub fn encode(position: usize, data: &Value) -> Bytes {
+    Bytes::from(format!("id: {position}\ndata: {data}\n\n"))
+}
+
+/// The closing `data: [DONE]`.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+/// The keep-alive comment.
+pub const KEEP_ALIVE_LINE: &[u8] = b": keep-alive\n\n";
+
+struct Streaming {
+    listener: ReplyListener,
+    keep_alive: Duration,
+    pending: VecDeque<Bytes>,
+    ended: bool,
+}
+
+/// A `200` SSE response reading `listener` to the end, with a keep-alive comment after
+/// each `keep_alive` of silence.
+pub fn response(listener: ReplyListener, keep_alive: Duration) -> Response<Body> {
+    let state = Streaming {
+        listener,
+        keep_alive,
+        pending: VecDeque::new(),
+        ended: false,
+    };
+    let frames = stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(bytes) = state.pending.pop_front() {
+                return Some((Ok::<_, Infallible>(Frame::data(bytes)), state));
+            }
+            if state.ended {
+                return None;
+            }
+            tokio::select! {
+                next = state.listener.next() => match next {
+                    Some(events) => {
+                        let reply = state.listener.reply().clone();
+                        for (position, event) in events {
+                            state.pending.push_back(encode(position, &event_data(&reply, &event)));
+                        }
+                    }
+                    None => {
+                        state.pending.push_back(Bytes::from_static(DONE));
+                        state.ended = true;
+                    }
+                },
+                () = tokio::time::sleep(state.keep_alive) => {
+                    state.pending.push_back(Bytes::from_static(KEEP_ALIVE_LINE));
+                }
+            }
+        }
+    });
+    let mut response = Response::new(StreamBody::new(frames).boxed());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// Whether the client asked for a stream (`Accept: text/event-stream` or `stream: true`).
+pub fn wants_stream(headers: &http::HeaderMap, stream_flag: Option<bool>) -> bool {
+    stream_flag == Some(true)
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// The position to resume after: `Last-Event-ID`, else `?cursor=`, else 0.
+pub fn resume_position(
+    headers: &http::HeaderMap,
+    cursor: Option<&str>,
+) -> Result<usize, crate::api_error::ApiError> {
+    let raw = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| cursor.map(str::to_owned));
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(text) => text.parse().map_err(|_| {
+            crate::api_error::ApiError::invalid(
+                Some("cursor"),
+                "cursor 须为非负整数",
+                "cursor must be a non-negative whole number",
+            )
+        }),
+    }
+}
