@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::accounts::{Accounts, HttpWeChat, Tokens, WeChat};
 use crate::books::{configured_sources, BookSource, Books, LookupObserver};
-use crate::chat::{Chat, ChatLimits, GenerationReport};
+use crate::chat::{Chat, ChatLimits, GenerationObserver};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::llm::{ChatModel, OpenAiCompatible, Timeouts, Unconfigured};
@@ -95,7 +95,7 @@ pub struct RefbookBuilder {
     book_sources: Option<Vec<Arc<dyn BookSource>>>,
     lookup_observer: Option<LookupObserver>,
     model: Option<Arc<dyn ChatModel>>,
-    generation_observer: Option<Arc<dyn Fn(&GenerationReport) + Send + Sync>>,
+    generation_observer: Option<GenerationObserver>,
 }
 
 impl RefbookBuilder {
@@ -112,10 +112,7 @@ impl RefbookBuilder {
     }
 
     /// Reports every finished generation to `observer` (metrics).
-    pub fn generation_observer(
-        mut self,
-        observer: Arc<dyn Fn(&GenerationReport) + Send + Sync>,
-    ) -> Self {
+    pub fn generation_observer(mut self, observer: GenerationObserver) -> Self {
         self.generation_observer = Some(observer);
         self
     }

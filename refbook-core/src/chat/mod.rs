@@ -13,7 +13,10 @@ pub use records::{
     BookBrief, CollectionItem, Conversation, Message, MessageStatus, NewMessage, Persona, Role,
     TokenUsage,
 };
-pub use replies::{Generation, GenerationReport, Replies, Reply, ReplyEvent, ReplyListener, Slot};
+pub use replies::{
+    Generation, GenerationObserver, GenerationReport, Replies, Reply, ReplyEvent, ReplyListener,
+    Slot,
+};
 
 use crate::books::{Books, Isbn};
 use crate::config::Config;
@@ -69,7 +72,7 @@ pub struct Chat {
     model: Arc<dyn ChatModel>,
     replies: Replies,
     limits: ChatLimits,
-    observer: Option<Arc<dyn Fn(&GenerationReport) + Send + Sync>>,
+    observer: Option<GenerationObserver>,
 }
 
 impl std::fmt::Debug for Chat {
@@ -92,7 +95,7 @@ impl Chat {
         books: Arc<Books>,
         model: Arc<dyn ChatModel>,
         limits: ChatLimits,
-        observer: Option<Arc<dyn Fn(&GenerationReport) + Send + Sync>>,
+        observer: Option<GenerationObserver>,
     ) -> Self {
         Self {
             store,

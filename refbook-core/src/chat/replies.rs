@@ -378,6 +378,9 @@ impl Replies {
     }
 }
 
+/// Hears about every finished generation (metrics).
+pub type GenerationObserver = Arc<dyn Fn(&GenerationReport) + Send + Sync>;
+
 /// What a generation task needs besides its reply and stream.
 pub struct Generation {
     /// Where the reply is stored.
@@ -385,7 +388,7 @@ pub struct Generation {
     /// Estimated prompt tokens (used when the upstream reports no usage).
     pub prompt_estimate: i64,
     /// Called with each finished reply's model time-to-first-token and usage (metrics).
-    pub observer: Option<Arc<dyn Fn(&GenerationReport) + Send + Sync>>,
+    pub observer: Option<GenerationObserver>,
 }
 
 /// What a finished generation reports to observers.

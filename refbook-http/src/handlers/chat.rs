@@ -54,15 +54,13 @@ pub async fn post_message(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let user = ctx.user()?.id();
     let chat = ctx.refbook().chat();
     if body.generate == Some(false) {
-        let role = match body.role.as_deref().unwrap_or("user") {
-            text => Role::parse(text).ok_or_else(|| {
-                ApiError::invalid(
-                    Some("role"),
-                    "role 须为 user、assistant 或 system",
-                    "role must be user, assistant or system",
-                )
-            })?,
-        };
+        let role = Role::parse(body.role.as_deref().unwrap_or("user")).ok_or_else(|| {
+            ApiError::invalid(
+                Some("role"),
+                "role 须为 user、assistant 或 system",
+                "role must be user, assistant or system",
+            )
+        })?;
         let message = chat.append_message(user, id, role, &body.content).await?;
         return Ok(ok_json(&message));
     }

@@ -7,8 +7,8 @@ mod accounts;
 mod binary;
 mod books;
 mod chat;
-
 mod conventions;
+mod conversations;
 mod helpers;
 mod users;
 mod wechat;
