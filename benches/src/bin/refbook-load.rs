@@ -1,27 +1,39 @@
 //! Load runs against a real Refbook server on loopback, bounded in requests and time.
 //!
-//! `cargo run --release -p refbook-benches --bin refbook-load -- logins`
+//! ```text
+//! cargo run --release -p refbook-benches --bin refbook-load -- logins [--concurrency N] [--requests N]
+//! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--streams N]
+//! ```
 //!
-//! The server runs in this process (the same code as the `refbook-http` binary) on a fresh
-//! SQLite file in a temporary folder, or on `--database-url`.
+//! `logins` serves in this process. `chat` starts the server as a child process (this same
+//! binary, `serve`), so its memory can be read from `/proc`, against a fast local mock
+//! OpenAI-compatible upstream, and reports full chats per second, the time to first token
+//! the server adds over calling the mock directly, and memory per open stream.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::StreamExt;
 use refbook_benches::latency::Latencies;
+use refbook_core::testing::{MockLlm, MockReply, Step};
 use refbook_core::{Config, Refbook};
 use refbook_http::RunningServer;
 use serde_json::json;
+use tokio::io::AsyncBufReadExt;
 
 const PASSWORD: &str = "load-test-password";
+const ISBN: &str = "9787536692930";
 
 struct Options {
     scenario: String,
     concurrency: usize,
     requests: usize,
     seconds: u64,
+    streams: usize,
     database_url: Option<String>,
+    llm: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -31,7 +43,9 @@ fn parse_args() -> anyhow::Result<Options> {
         concurrency: 16,
         requests: 2000,
         seconds: 60,
+        streams: 200,
         database_url: None,
+        llm: None,
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -41,39 +55,92 @@ fn parse_args() -> anyhow::Result<Options> {
             "--concurrency" => options.concurrency = value.parse()?,
             "--requests" => options.requests = value.parse()?,
             "--seconds" => options.seconds = value.parse()?,
+            "--streams" => options.streams = value.parse()?,
             "--database-url" => options.database_url = Some(value),
+            "--llm" => options.llm = Some(value),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
     Ok(options)
 }
 
+fn temp_db() -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("refbook-load-{}", std::process::id()));
+    let url = format!("sqlite://{}", dir.join("load.db").display());
+    (dir, url)
+}
+
+fn config(options: &Options, database_url: String) -> Config {
+    Config {
+        database_url: options.database_url.clone().unwrap_or(database_url),
+        login_rate_per_min: 0,
+        chat_rate_per_min: 0,
+        max_concurrent_generations: 1000,
+        llm_base_url: options.llm.clone().unwrap_or_default(),
+        llm_api_key: options
+            .llm
+            .as_ref()
+            .map(|_| refbook_core::config::Secret::new("sk-load")),
+        book_sources: vec!["openlibrary".into()],
+        ..Config::default()
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
-    let dir = std::env::temp_dir().join(format!("refbook-load-{}", std::process::id()));
-    let config = Config {
-        database_url: options
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", dir.join("load.db").display())),
-        login_rate_per_min: 0,
-        ..Config::default()
+    let (dir, url) = temp_db();
+    let result = match options.scenario.as_str() {
+        "logins" => {
+            let refbook = build(config(&options, url)).await?;
+            let server = RunningServer::start(refbook, "127.0.0.1:0".parse()?)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let result = logins(&server.url(), &options).await;
+            server.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            result
+        }
+        "chat" => chat(&options).await,
+        "serve" => serve(&options, url).await,
+        other => Err(anyhow::anyhow!(
+            "unknown scenario {other} (try: logins, chat)"
+        )),
     };
-    let refbook = Refbook::builder(config)
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn build(config: Config) -> anyhow::Result<Refbook> {
+    Refbook::builder(config)
         .build()
         .await
-        .map_err(|e| anyhow::anyhow!("{e}: {}", e.cause_chain()))?;
+        .map_err(|e| anyhow::anyhow!("{e}: {}", e.cause_chain()))
+}
+
+/// The child process of `chat`: a server whose only book is in the catalogue.
+async fn serve(options: &Options, url: String) -> anyhow::Result<()> {
+    let refbook = build(config(options, url)).await?;
+    let entries = refbook_core::books::parse_catalog(
+        &format!(
+            "isbn,title,authors,introduction\n{ISBN},三体,刘慈欣,文化大革命如火如荼进行的同时……\n"
+        ),
+        refbook_core::books::CatalogFormat::Csv,
+    )
+    .map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    refbook
+        .books()
+        .import_catalog(entries)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let server = RunningServer::start(refbook, "127.0.0.1:0".parse()?)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let result = match options.scenario.as_str() {
-        "logins" => logins(&server.url(), &options).await,
-        other => Err(anyhow::anyhow!("unknown scenario {other} (try: logins)")),
-    };
+    println!("listening {}", server.url());
+    // Serve until the parent closes our stdin.
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(_)) = stdin.next_line().await {}
     server.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    Ok(())
 }
 
 /// Many clients logging in to one account at once.
@@ -89,35 +156,56 @@ async fn logins(base: &str, options: &Options) -> anyhow::Result<()> {
         "register: {}",
         register.status()
     );
+    let url = format!("{base}/api/auth/login/");
+    let body = json!({"username": "loaduser", "password": PASSWORD});
+    let (latencies, failures, elapsed) = run_workers(options, move |client| {
+        let (url, body) = (url.clone(), body.clone());
+        async move {
+            let started = Instant::now();
+            let ok = client
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            (ok, started.elapsed())
+        }
+    })
+    .await?;
+    println!(
+        "logins: {} in {elapsed:.1}s = {:.1}/s with {} clients, {failures} failed; latency {}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        options.concurrency,
+        latencies.summary()
+    );
+    Ok(())
+}
 
+/// Runs `options.requests` calls of `one` on `options.concurrency` workers (bounded by
+/// `options.seconds`): latencies, failures, seconds taken.
+async fn run_workers<F, Fut>(options: &Options, one: F) -> anyhow::Result<(Latencies, usize, f64)>
+where
+    F: Fn(reqwest::Client) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (bool, Duration)> + Send,
+{
+    let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
-    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(options.requests));
+    let remaining = Arc::new(AtomicUsize::new(options.requests));
     let started = Instant::now();
     let workers: Vec<_> = (0..options.concurrency)
         .map(|_| {
-            let client = client.clone();
-            let url = format!("{base}/api/auth/login/");
-            let remaining = remaining.clone();
+            let (client, remaining, one) = (client.clone(), remaining.clone(), one.clone());
             tokio::spawn(async move {
                 let mut latencies = Latencies::default();
                 let mut failures = 0usize;
                 while Instant::now() < deadline
                     && remaining
-                        .fetch_update(
-                            std::sync::atomic::Ordering::SeqCst,
-                            std::sync::atomic::Ordering::SeqCst,
-                            |n| n.checked_sub(1),
-                        )
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                         .is_ok()
                 {
-                    let t = Instant::now();
-                    let ok = client
-                        .post(&url)
-                        .json(&json!({"username": "loaduser", "password": PASSWORD}))
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success());
-                    latencies.push(t.elapsed());
+                    let (ok, took) = one(client.clone()).await;
+                    latencies.push(took);
                     failures += usize::from(!ok);
                 }
                 (latencies, failures)
@@ -131,15 +219,214 @@ async fn logins(base: &str, options: &Options) -> anyhow::Result<()> {
         all.extend(latencies);
         failures += failed;
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    Ok((all, failures, started.elapsed().as_secs_f64()))
+}
+
+/// Time from sending `request` to the first SSE event carrying content text, and whether
+/// the stream then ended with `[DONE]`.
+async fn first_token(request: reqwest::RequestBuilder) -> (bool, Duration, Duration) {
+    let started = Instant::now();
+    let Ok(response) = request.send().await else {
+        return (false, started.elapsed(), started.elapsed());
+    };
+    if !response.status().is_success() {
+        return (false, started.elapsed(), started.elapsed());
+    }
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    let mut first = None;
+    while let Some(Ok(chunk)) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        // The role chunk has `"content":""`; a real token has text after the quote.
+        if first.is_none()
+            && seen
+                .split("\"content\":\"")
+                .skip(1)
+                .any(|rest| !rest.starts_with('"'))
+        {
+            first = Some(started.elapsed());
+        }
+    }
+    let ok = seen.ends_with("data: [DONE]\n\n");
+    (
+        ok,
+        first.unwrap_or_else(|| started.elapsed()),
+        started.elapsed(),
+    )
+}
+
+/// A user with a conversation: `(token, conversation id)`.
+async fn user(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<(String, i64)> {
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/auth/register/"))
+        .json(&json!({"username": name, "password": PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["token"].as_str().context("token")?.to_owned();
+    let conversation: serde_json::Value = client
+        .post(format!("{base}/api/conversations/"))
+        .bearer_auth(&token)
+        .json(&json!({"isbn": ISBN}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok((
+        token,
+        conversation["id"].as_i64().context("conversation id")?,
+    ))
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn chat(options: &Options) -> anyhow::Result<()> {
+    // The upstream: 1 reasoning + 20 content chunks, no delay.
+    let llm = MockLlm::start().await;
+    let pieces: Vec<String> = (0..20).map(|i| format!("第{i}句话。")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    llm.set_fallback(MockReply::answer(&["想"], &refs, Duration::ZERO));
+
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["serve", "--llm", &llm.url()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("server pid")?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let base = loop {
+        let line = lines.next_line().await?.context("server exited")?;
+        if let Some(url) = line.strip_prefix("listening ") {
+            break url.to_owned();
+        }
+    };
+    let client = reqwest::Client::new();
+
+    // 1. Direct to the mock: its own time to first token.
+    let mut direct = Latencies::default();
+    for _ in 0..200 {
+        let request = client
+            .post(format!("{}/chat/completions", llm.url()))
+            .json(&json!({"messages": [], "stream": true}));
+        direct.push(first_token(request).await.1);
+    }
+
+    // 2. The same, one at a time, through the server: what Refbook adds.
+    let (token, id) = user(&client, &base, "sequential").await?;
+    let mut through = Latencies::default();
+    for _ in 0..200 {
+        let request = client
+            .post(format!("{base}/api/conversations/{id}/messages/"))
+            .bearer_auth(&token)
+            .header("accept", "text/event-stream")
+            .json(&json!({"content": "作者是谁？"}));
+        through.push(first_token(request).await.1);
+    }
+
+    // 3. Full chats through the server, `concurrency` users at once.
+    let mut users = Vec::new();
+    for i in 0..options.concurrency {
+        users.push(user(&client, &base, &format!("load{i}")).await?);
+    }
+    // A pool of free conversations: each is used by one request at a time (a second
+    // question in a conversation whose reply is running would be a 409).
+    let pool = Arc::new(tokio::sync::Mutex::new(users));
+    let ttft = Arc::new(std::sync::Mutex::new(Latencies::default()));
+    let (chats, failures, elapsed) = {
+        let (base, pool, ttft) = (base.clone(), pool.clone(), ttft.clone());
+        run_workers(options, move |client| {
+            let (base, pool, ttft) = (base.clone(), pool.clone(), ttft.clone());
+            async move {
+                let Some((token, id)) = pool.lock().await.pop() else {
+                    return (false, Duration::ZERO);
+                };
+                let request = client
+                    .post(format!("{base}/api/conversations/{id}/messages/"))
+                    .bearer_auth(&token)
+                    .header("accept", "text/event-stream")
+                    .json(&json!({"content": "作者是谁？"}));
+                let (ok, first, total) = first_token(request).await;
+                pool.lock().await.push((token, id));
+                if ok {
+                    ttft.lock().map(|mut t| t.push(first)).ok();
+                }
+                (ok, total)
+            }
+        })
+        .await?
+    };
+    let ttft = ttft.lock().map(|t| t.clone()).unwrap_or_default();
     println!(
-        "logins: {} in {:.1}s = {:.1}/s with {} clients, {} failed; latency {}",
-        all.len(),
-        elapsed,
-        all.len() as f64 / elapsed,
+        "chat: {} full streamed chats in {elapsed:.1}s = {:.1}/s with {} clients, {failures} failed; chat latency {}",
+        chats.len(),
+        chats.len() as f64 / elapsed,
         options.concurrency,
-        failures,
-        all.summary()
+        chats.summary()
     );
+    println!(
+        "time to first token, one client, mock directly: {}",
+        direct.summary()
+    );
+    println!(
+        "time to first token, one client, through Refbook: {}",
+        through.summary()
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "added by Refbook (one client): p50 {:.2}ms, p99 {:.2}ms",
+        ms(through.percentile(50.0)) - ms(direct.percentile(50.0)),
+        ms(through.percentile(99.0)) - ms(direct.percentile(99.0))
+    );
+    println!(
+        "time to first token under load ({} clients): {}",
+        options.concurrency,
+        ttft.summary()
+    );
+
+    // 4. Memory per open stream: `streams` replies held open by a slow upstream.
+    let mut hold = vec![MockReply::content("开始")];
+    hold.push(Step::Sleep(Duration::from_secs(20)));
+    hold.push(Step::Done);
+    llm.set_fallback(MockReply::steps(hold));
+    let mut holders = Vec::new();
+    for i in 0..options.streams {
+        holders.push(user(&client, &base, &format!("hold{i}")).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid).context("server RSS")?;
+    let mut open = Vec::new();
+    for (token, id) in holders {
+        let response = client
+            .post(format!("{base}/api/conversations/{id}/messages/"))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .json(&json!({"content": "慢慢说"}))
+            .send()
+            .await?;
+        let mut body = response.bytes_stream();
+        body.next().await; // the first event arrived: the stream is open
+        open.push(body);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(pid).context("server RSS")?;
+    println!(
+        "memory: {} open streams took the server from {} KiB to {} KiB RSS = {:.1} KiB per open stream (buffer, task, connection)",
+        open.len(),
+        before,
+        after,
+        (after.saturating_sub(before)) as f64 / open.len().max(1) as f64
+    );
+    drop(open);
+    drop(child.stdin.take());
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     Ok(())
 }

@@ -162,6 +162,8 @@ impl MockLlm {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // Small SSE writes must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
                 let state = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(state.clone(), req));
