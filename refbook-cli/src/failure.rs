@@ -51,12 +51,17 @@ impl Failure {
         }
     }
 
-    /// Prints the failure to stderr and gives the exit code.
-    pub fn report(self) -> ExitCode {
+    /// Prints the failure to stderr.
+    pub fn print(&self) {
         eprintln!("error: {}", self.message);
-        if let Some(hint) = self.hint {
+        if let Some(hint) = &self.hint {
             eprintln!("hint: {hint}");
         }
+    }
+
+    /// Prints the failure and gives the exit code.
+    pub fn report(self) -> ExitCode {
+        self.print();
         ExitCode::FAILURE
     }
 }

@@ -5,8 +5,10 @@
 
 mod commands;
 mod failure;
+mod local_user;
 mod render;
 mod setup;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Chat about a book in the terminal (history kept in the same store as the server).
+    Chat {
+        /// The book's ISBN.
+        #[arg(long, required_unless_present = "conversation")]
+        isbn: Option<String>,
+        /// Persona: `librarian` (default), `author`, or a custom persona's id.
+        #[arg(long)]
+        persona: Option<String>,
+        /// Continue this conversation (see `refbook-cli history`).
+        #[arg(long)]
+        conversation: Option<i64>,
+    },
+    /// List your conversations.
+    History,
+    /// Print one conversation.
+    Show {
+        /// The conversation's id.
+        id: i64,
+    },
     /// Manage the local catalogue.
     Books {
         #[command(subcommand)]
@@ -64,26 +85,39 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return Failure::plain(format!("cannot start: {err}")).report(),
     };
-    match runtime.block_on(run(cli)) {
+    match run(cli, &runtime) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+fn run(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
     let config = setup::config(cli.config.as_deref(), cli.database_url.as_deref())?;
     setup::logging(&config);
     let language = setup::language(&config);
+    let refbook = runtime.block_on(setup::refbook(config))?;
     match cli.command {
         Command::Book { isbn, json } => {
-            let refbook = setup::refbook(config).await?;
-            commands::book::show(&refbook, &isbn, json, language).await
+            runtime.block_on(commands::book::show(&refbook, &isbn, json, language))
         }
         Command::Books {
             command: BooksCommand::Import { file },
-        } => {
-            let refbook = setup::refbook(config).await?;
-            commands::book::import(&refbook, &file, language).await
-        }
+        } => runtime.block_on(commands::book::import(&refbook, &file, language)),
+        Command::Chat {
+            isbn,
+            persona,
+            conversation,
+        } => commands::chat::run(
+            &refbook,
+            runtime,
+            commands::chat::ChatArgs {
+                isbn: isbn.unwrap_or_default(),
+                persona,
+                conversation,
+            },
+            language,
+        ),
+        Command::History => runtime.block_on(commands::history::list(&refbook, language)),
+        Command::Show { id } => runtime.block_on(commands::history::show(&refbook, id, language)),
     }
 }

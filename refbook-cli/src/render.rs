@@ -92,3 +92,28 @@ fn indent(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Messages, oldest first, with who said what.
+pub fn messages(messages: &[refbook_core::chat::Message], style: crate::terminal::Style) -> String {
+    use refbook_core::chat::{MessageStatus, Role};
+    let mut out = String::new();
+    for m in messages {
+        let who = match m.role {
+            Role::User => "你",
+            Role::Assistant => "书",
+            Role::System => "设定",
+        };
+        let note = match m.status {
+            MessageStatus::Complete => "",
+            MessageStatus::Generating => " （生成中）",
+            MessageStatus::Partial => " （已停止）",
+            MessageStatus::Failed => " （未完成）",
+        };
+        let _ = writeln!(out, "{}{}", style.bold(&format!("{who}>")), style.dim(note));
+        if let Some(reasoning) = m.reasoning.as_deref().filter(|r| !r.is_empty()) {
+            let _ = writeln!(out, "{}", style.dim(reasoning));
+        }
+        let _ = writeln!(out, "{}\n", m.content);
+    }
+    out
+}

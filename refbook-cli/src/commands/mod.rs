@@ -1,3 +1,5 @@
 //! One module per command group.
 
 pub mod book;
+pub mod chat;
+pub mod history;

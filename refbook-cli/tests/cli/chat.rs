@@ -1,0 +1,281 @@
+//! `refbook-cli chat`, `history` and `show`: piped and in a real terminal (a pty).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use refbook_core::backend_tests;
+use refbook_core::testing::{MockLlm, MockReply, TestDatabase};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wiremock::matchers::path;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::run::{assert_clean_failure, cli, Output};
+
+async fn books() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path("/v2/book/isbn/9787536692930"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"title": "三体", "author": ["刘慈欣"]})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn chat(
+    db: &TestDatabase,
+    books: &MockServer,
+    llm: &MockLlm,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    let url = llm.url();
+    cli(
+        db.url(),
+        books,
+        args,
+        stdin,
+        &[
+            ("REFBOOK_LLM_BASE_URL", url.as_str()),
+            ("REFBOOK_LLM_API_KEY", "sk-test"),
+        ],
+    )
+    .await
+}
+
+async fn piped_chat_answers_each_line_and_is_kept(db: TestDatabase) {
+    let (books, llm) = (books().await, MockLlm::start().await);
+    llm.push(MockReply::answer(
+        &["想想"],
+        &["作者是", "刘慈欣。"],
+        Duration::from_millis(20),
+    ));
+    llm.push(MockReply::answer(
+        &[],
+        &["还有《球状闪电》。"],
+        Duration::ZERO,
+    ));
+    let out = chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--isbn", "978-7-5366-9293-0"],
+        "作者是谁？\n\n还写过什么？\n",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout, "作者是刘慈欣。\n还有《球状闪电》。\n",
+        "plain answers only"
+    );
+    assert!(!out.stdout.contains('\x1b'), "no colour when piped");
+    assert_eq!(llm.requests().len(), 2, "the empty line was skipped");
+
+    let history = chat(&db, &books, &llm, &["history"], "").await;
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    assert!(
+        history.stdout.contains("《三体》") && history.stdout.contains("4 messages"),
+        "{}",
+        history.stdout
+    );
+    let id: i64 = history
+        .stdout
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let shown = chat(&db, &books, &llm, &["show", &id.to_string()], "").await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    for expected in ["作者是谁？", "作者是刘慈欣。", "想想", "还写过什么？"] {
+        assert!(
+            shown.stdout.contains(expected),
+            "{expected}: {}",
+            shown.stdout
+        );
+    }
+
+    // Continuing the conversation sends its history to the model.
+    let again = chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--conversation", &id.to_string()],
+        "第三个问题\n",
+    )
+    .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let sent = llm.requests()[2]["messages"].as_array().unwrap().clone();
+    assert_eq!(sent.len(), 6, "system + two turns + question: {sent:?}");
+    assert_eq!(sent[1]["content"], "作者是谁？");
+
+    let missing = chat(&db, &books, &llm, &["show", "99999"], "").await;
+    assert_clean_failure(&missing, "not found");
+}
+
+async fn chat_errors_are_one_clear_line(db: TestDatabase) {
+    let (books, llm) = (books().await, MockLlm::start().await);
+    let unconfigured = cli(
+        db.url(),
+        &books,
+        &["chat", "--isbn", "9787536692930"],
+        "你好\n",
+        &[],
+    )
+    .await;
+    assert_clean_failure(&unconfigured, "REFBOOK_LLM_API_KEY");
+
+    llm.push(MockReply::error(500));
+    let failing = chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--isbn", "9787536692930"],
+        "你好\n",
+    )
+    .await;
+    assert_clean_failure(&failing, "unavailable");
+
+    let bad_isbn = chat(&db, &books, &llm, &["chat", "--isbn", "12345"], "你好\n").await;
+    assert_clean_failure(&bad_isbn, "isbn");
+    let bad_persona = chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--isbn", "9787536692930", "--persona", "pirate"],
+        "",
+    )
+    .await;
+    assert_clean_failure(&bad_persona, "persona");
+    let no_isbn = chat(&db, &books, &llm, &["chat"], "").await;
+    assert_ne!(no_isbn.code, 0);
+}
+
+/// Runs the CLI under `script`, which gives it a real pseudo-terminal; writes each input
+/// and waits for the screen to show its `after` text (`""`: for the program to end).
+async fn in_terminal(
+    db: &TestDatabase,
+    books: &MockServer,
+    llm: &MockLlm,
+    args: &str,
+    steps: &[(&str, &str)],
+) -> String {
+    // `exec`: no shell between `script` and the CLI to catch Ctrl-C as well.
+    let command = format!("exec {} {args}", env!("CARGO_BIN_EXE_refbook-cli"));
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .env("TERM", "xterm")
+        .env("LANG", "en_US.UTF-8")
+        .env("REFBOOK_DATABASE_URL", db.url())
+        .env("REFBOOK_DOUBAN_BASE_URL", books.uri())
+        .env("REFBOOK_BOOK_SOURCES", "douban")
+        .env("REFBOOK_LLM_BASE_URL", llm.url())
+        .env("REFBOOK_LLM_API_KEY", "sk-test")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut screen = String::new();
+    let mut buf = [0u8; 4096];
+    for (input, after) in steps {
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            while after.is_empty() || !screen.contains(after) {
+                let n = stdout.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                screen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+        .await;
+        assert!(
+            found.is_ok() && screen.contains(after),
+            "waited for {after:?}; screen:\n{screen}"
+        );
+    }
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    assert!(
+        matches!(&status, Ok(Ok(s)) if s.success()),
+        "exits cleanly ({status:?}):\n{screen}"
+    );
+    screen
+}
+
+async fn a_terminal_session_streams_the_answer(db: TestDatabase) {
+    let (books, llm) = (books().await, MockLlm::start().await);
+    llm.push(MockReply::answer(
+        &["让我想想"],
+        &["《三体》", "的作者", "是刘慈欣。"],
+        Duration::from_millis(150),
+    ));
+    let screen = in_terminal(
+        &db,
+        &books,
+        &llm,
+        "chat --isbn 9787536692930",
+        &[
+            ("", "你> "),
+            ("作者是谁？\r", "是刘慈欣。"),
+            ("/book\r", "ISBN-13 9787536692930"),
+            ("/quit\r", ""),
+        ],
+    )
+    .await;
+    assert!(
+        screen.contains("《三体》") && screen.contains("刘慈欣"),
+        "the header"
+    );
+    assert!(
+        screen.contains("\x1b[2m"),
+        "reasoning is dimmed on a terminal:\n{screen}"
+    );
+    assert!(screen.contains("让我想想"));
+    assert!(screen.contains("《三体》的作者是刘慈欣。"));
+}
+
+async fn ctrl_c_stops_the_answer_and_keeps_the_part(db: TestDatabase) {
+    let (books, llm) = (books().await, MockLlm::start().await);
+    let pieces: Vec<String> = (0..40).map(|i| format!("第{i}段")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    llm.push(MockReply::answer(&[], &refs, Duration::from_millis(100)));
+    let screen = in_terminal(
+        &db,
+        &books,
+        &llm,
+        "chat --isbn 9787536692930",
+        &[
+            ("", "你> "),
+            ("讲个长故事\r", "第2段"),
+            ("\u{3}", "已停止"),
+            ("\u{4}", ""),
+        ],
+    )
+    .await;
+    assert!(!screen.contains("第39段"), "stopped early");
+    let shown = chat(&db, &books, &llm, &["show", "1"], "").await;
+    assert!(
+        shown.stdout.contains("已停止") && shown.stdout.contains("第0段第1段第2段"),
+        "{}",
+        shown.stdout
+    );
+}
+
+backend_tests!(
+    ctrl_c_stops_the_answer_and_keeps_the_part,
+    piped_chat_answers_each_line_and_is_kept,
+    chat_errors_are_one_clear_line,
+    a_terminal_session_streams_the_answer,
+);
