@@ -1,6 +1,7 @@
 //! [`MockLlm`]: a small OpenAI-compatible chat server on loopback that streams scripted
 //! replies — slowly, with keep-alive comments, dying mid-stream, or refusing with an HTTP
-//! error — and records every request it gets.
+//! error — and records every request it gets. Unscripted requests get an answer that
+//! repeats the question.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -138,7 +139,8 @@ impl Drop for MockLlm {
 }
 
 impl MockLlm {
-    /// Starts on a free loopback port. Unscripted requests get a short default answer.
+    /// Starts on a free loopback port. Unscripted requests get an answer repeating the
+    /// question.
     pub async fn start() -> Self {
         Self::start_on(
             "127.0.0.1:0"
@@ -221,14 +223,13 @@ async fn handle(
         let mut state = state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let echo = echo_reply(&request);
         state.requests.push(request);
         state
             .script
             .pop_front()
             .or_else(|| state.fallback.clone())
-            .unwrap_or_else(|| {
-                MockReply::answer(&["想一想。"], &["这是", "模拟的", "回答。"], Duration::ZERO)
-            })
+            .unwrap_or(echo)
     };
     if !path_ok {
         return Ok(plain(404, json!({"error": {"message": "not found"}})));
@@ -266,6 +267,20 @@ async fn handle(
         hyper::header::HeaderValue::from_static("text/event-stream"),
     );
     Ok(response)
+}
+
+/// The default answer: it repeats the question, streamed a few characters at a time.
+fn echo_reply(request: &Value) -> MockReply {
+    let question = request["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    let answer = format!("（模拟模型）你问的是：「{question}」。这是一个用于试用的模拟回答，配置 REFBOOK_LLM_API_KEY 后即可与真实模型对话。");
+    let chars: Vec<char> = answer.chars().collect();
+    let pieces: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    MockReply::answer(&["想一想这个问题。"], &refs, Duration::from_millis(30))
 }
 
 fn plain(status: u16, body: Value) -> Response<MockBody> {
