@@ -35,29 +35,31 @@ async fn mock_llm_streams_an_openai_compatible_answer() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let client = reqwest_like_post(port).await;
-    assert!(client.contains("data: [DONE]"), "{client}");
-    assert!(client.contains("你问的是"), "{client}");
-    server.kill().await.unwrap();
-}
-
-/// POSTs a chat request with a plain TCP client (no extra dependency), retrying while the
-/// server starts; returns the raw response.
-async fn reqwest_like_post(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"作者是谁？"}]}"#;
+    let url = format!("http://127.0.0.1:{port}/chat/completions");
+    let body = serde_json_body();
+    let mut answer = None;
     for _ in 0..100 {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            let request = format!(
-                "POST /chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            stream.write_all(request.as_bytes()).await.unwrap();
-            let mut out = Vec::new();
-            stream.read_to_end(&mut out).await.unwrap();
-            return String::from_utf8_lossy(&out).into_owned();
+        if let Ok(response) = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+        {
+            answer = Some(response.text().await.unwrap());
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the mock never listened");
+    let answer = answer.expect("the mock listened");
+    assert!(answer.ends_with("data: [DONE]\n\n"), "{answer}");
+    assert!(
+        answer.contains("作者是") && answer.contains("chat.completion.chunk"),
+        "{answer}"
+    );
+    server.kill().await.unwrap();
+}
+
+fn serde_json_body() -> String {
+    r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"作者是谁？"}]}"#.to_owned()
 }
