@@ -328,26 +328,7 @@ async fn stop_keeps_the_partial_reply(db: TestDatabase) {
     let (t, id) = app.user_with_conversation("frank").await;
     let (script, full) = slow_answer(30);
     app.llm.push(script);
-    let streaming = tokio::spawn({
-        let (client, url, t) = (
-            app.client.clone(),
-            app.url(&format!("/api/conversations/{id}/messages/")),
-            t.clone(),
-        );
-        async move {
-            client
-                .post(url)
-                .bearer_auth(t)
-                .header("accept", "text/event-stream")
-                .json(&json!({"content": "长一点"}))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    });
+    let streaming = app.spawn_ask(&t, id, "长一点");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let stopped = app
         .post(
@@ -387,23 +368,7 @@ async fn one_reply_at_a_time_per_conversation(db: TestDatabase) {
     let (t, id) = app.user_with_conversation("grace").await;
     let (script, _) = slow_answer(10);
     app.llm.push(script);
-    let first = tokio::spawn({
-        let (client, url, t) = (
-            app.client.clone(),
-            app.url(&format!("/api/conversations/{id}/messages/")),
-            t.clone(),
-        );
-        async move {
-            client
-                .post(url)
-                .bearer_auth(t)
-                .json(&json!({"content": "一"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    });
+    let first = app.spawn_ask(&t, id, "一");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let second = app
         .post(
@@ -421,7 +386,7 @@ async fn one_reply_at_a_time_per_conversation(db: TestDatabase) {
         )
         .await;
     regenerate.assert_error(409, "CONFLICT");
-    assert_eq!(first.await.unwrap(), 200);
+    assert!(first.await.unwrap().ends_with("data: [DONE]\n\n"));
     let stored = messages(&app, &t, id).await;
     assert_eq!(stored.len(), 2, "the refused question was not stored");
     app.post(
@@ -629,23 +594,7 @@ async fn limits_per_user_and_per_minute(db: TestDatabase) {
         .unwrap();
     let (script, _) = slow_answer(8);
     app.llm.push(script);
-    let running = tokio::spawn({
-        let (client, url, t) = (
-            app.client.clone(),
-            app.url(&format!("/api/conversations/{id}/messages/")),
-            t.clone(),
-        );
-        async move {
-            client
-                .post(url)
-                .bearer_auth(t)
-                .json(&json!({"content": "一"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
-    });
+    let running = app.spawn_ask(&t, id, "一");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let busy = app
         .post(
@@ -656,7 +605,7 @@ async fn limits_per_user_and_per_minute(db: TestDatabase) {
         .await;
     busy.assert_error(429, "RATE_LIMIT");
     assert!(busy.header("retry-after").is_some());
-    assert_eq!(running.await.unwrap(), 200);
+    assert!(running.await.unwrap().ends_with("data: [DONE]\n\n"));
     app.post(
         &format!("/api/conversations/{other}/messages/"),
         Some(&t),
@@ -798,26 +747,7 @@ async fn shutdown_stores_replies_in_flight(db: TestDatabase) {
     let (t, id) = app.user_with_conversation("rose").await;
     let (script, _) = slow_answer(6);
     app.llm.push(script);
-    let streaming = tokio::spawn({
-        let (client, url, t) = (
-            app.client.clone(),
-            app.url(&format!("/api/conversations/{id}/messages/")),
-            t.clone(),
-        );
-        async move {
-            client
-                .post(url)
-                .bearer_auth(t)
-                .header("accept", "text/event-stream")
-                .json(&json!({"content": "问"}))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    });
+    let streaming = app.spawn_ask(&t, id, "问");
     tokio::time::sleep(Duration::from_millis(150)).await;
     let crate::helpers::TestApp {
         server,

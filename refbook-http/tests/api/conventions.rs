@@ -35,9 +35,7 @@ async fn unknown_routes_and_methods_are_contract_errors(db: TestDatabase) {
     reply.assert_error(405, "METHOD_NOT_ALLOWED");
     assert_eq!(reply.header("allow"), Some("POST, OPTIONS"));
 
-    let reply = app
-        .call(Method::DELETE, "/api/user/profile/", None, None)
-        .await;
+    let reply = app.delete("/api/user/profile/", None).await;
     reply.assert_error(405, "METHOD_NOT_ALLOWED");
     assert_eq!(reply.header("allow"), Some("GET, PUT, PATCH, OPTIONS"));
 }

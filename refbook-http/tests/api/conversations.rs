@@ -55,24 +55,14 @@ async fn personas_builtin_and_own(db: TestDatabase) {
     app.get(&format!("/api/personas/{pid}/"), Some(&other))
         .await
         .assert_error(404, "NOT_FOUND");
-    app.call(
-        Method::DELETE,
-        &format!("/api/personas/{pid}/"),
-        Some(&other),
-        None,
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
+    app.delete(&format!("/api/personas/{pid}/"), Some(&other))
+        .await
+        .assert_error(404, "NOT_FOUND");
 
     let librarian = list[0]["id"].as_i64().unwrap();
-    app.call(
-        Method::DELETE,
-        &format!("/api/personas/{librarian}/"),
-        Some(&t),
-        None,
-    )
-    .await
-    .assert_error(400, "INVALID_PARAMS");
+    app.delete(&format!("/api/personas/{librarian}/"), Some(&t))
+        .await
+        .assert_error(400, "INVALID_PARAMS");
     for bad in [
         json!({"name": "", "description": "x"}),
         json!({"name": "x"}),
@@ -113,14 +103,9 @@ async fn personas_builtin_and_own(db: TestDatabase) {
         "{system}"
     );
 
-    app.call(
-        Method::DELETE,
-        &format!("/api/personas/{pid}/"),
-        Some(&t),
-        None,
-    )
-    .await
-    .assert_ok();
+    app.delete(&format!("/api/personas/{pid}/"), Some(&t))
+        .await
+        .assert_ok();
     let after = app
         .get(&format!("/api/conversations/{cid}/"), Some(&t))
         .await;
@@ -232,25 +217,15 @@ async fn conversations_are_listed_updated_and_deleted(db: TestDatabase) {
     .await
     .assert_error(400, "INVALID_PARAMS");
 
-    app.call(
-        Method::DELETE,
-        &format!("/api/user/history/{b}/"),
-        Some(&t),
-        None,
-    )
-    .await
-    .assert_ok();
+    app.delete(&format!("/api/user/history/{b}/"), Some(&t))
+        .await
+        .assert_ok();
     app.get(&format!("/api/conversations/{b}/"), Some(&t))
         .await
         .assert_error(404, "NOT_FOUND");
-    app.call(
-        Method::DELETE,
-        &format!("/api/conversations/{a}/"),
-        Some(&t),
-        None,
-    )
-    .await
-    .assert_ok();
+    app.delete(&format!("/api/conversations/{a}/"), Some(&t))
+        .await
+        .assert_ok();
     assert_eq!(
         app.get("/api/conversations/", Some(&t)).await.body["count"],
         0
@@ -318,19 +293,15 @@ async fn history_can_be_imported_and_messages_deleted(db: TestDatabase) {
     let messages = detail.assert_ok()["messages"].as_array().unwrap().clone();
     assert_eq!(messages.len(), 3);
     let mid = messages[0]["id"].as_i64().unwrap();
-    app.call(
-        Method::DELETE,
+    app.delete(
         &format!("/api/conversations/{id}/messages/{mid}/"),
         Some(&t),
-        None,
     )
     .await
     .assert_ok();
-    app.call(
-        Method::DELETE,
+    app.delete(
         &format!("/api/conversations/{id}/messages/{mid}/"),
         Some(&t),
-        None,
     )
     .await
     .assert_error(404, "NOT_FOUND");
@@ -447,30 +418,15 @@ async fn collections_are_idempotent_and_private(db: TestDatabase) {
     app.post("/api/user/collections/", Some(&t), json!({"isbn": "bad"}))
         .await
         .assert_error(400, "INVALID_PARAMS");
-    app.call(
-        Method::DELETE,
-        &format!("/api/user/collections/{SANTI}/"),
-        Some(&other),
-        None,
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
-    app.call(
-        Method::DELETE,
-        &format!("/api/user/collections/{SANTI}/"),
-        Some(&t),
-        None,
-    )
-    .await
-    .assert_ok();
-    app.call(
-        Method::DELETE,
-        &format!("/api/user/collections/{SANTI}/"),
-        Some(&t),
-        None,
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
+    app.delete(&format!("/api/user/collections/{SANTI}/"), Some(&other))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.delete(&format!("/api/user/collections/{SANTI}/"), Some(&t))
+        .await
+        .assert_ok();
+    app.delete(&format!("/api/user/collections/{SANTI}/"), Some(&t))
+        .await
+        .assert_error(404, "NOT_FOUND");
 }
 
 async fn deleting_an_account_removes_its_conversations(db: TestDatabase) {

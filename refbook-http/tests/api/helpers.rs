@@ -151,6 +151,34 @@ impl TestApp {
         self.call(Method::GET, path, token, None).await
     }
 
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    /// Starts a streaming question in the background; the task ends with the whole body.
+    pub fn spawn_ask(
+        &self,
+        token: &str,
+        id: i64,
+        content: &str,
+    ) -> tokio::task::JoinHandle<String> {
+        let request = self
+            .client
+            .post(self.url(&format!("/api/conversations/{id}/messages/")))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .json(&json!({ "content": content }));
+        tokio::spawn(async move {
+            request
+                .send()
+                .await
+                .expect("request")
+                .text()
+                .await
+                .expect("body")
+        })
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
         self.call(Method::POST, path, token, Some(body)).await
     }

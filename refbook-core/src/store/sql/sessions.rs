@@ -8,6 +8,27 @@ use super::SqlStore;
 use crate::store::{RefreshOutcome, SessionStore, StoreError, UserRecord};
 use crate::timestamp::Timestamp;
 
+/// Records a refresh token (its hash) in a session.
+async fn insert_refresh_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    hash: &str,
+    session_id: i64,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(hash)
+    .bind(session_id)
+    .bind(now.millis())
+    .bind(expires_at.millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl SessionStore for SqlStore {
     async fn create_session(
@@ -28,16 +49,7 @@ impl SessionStore for SqlStore {
         .fetch_one(&mut *tx)
         .await?
         .try_get("id")?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(refresh_hash)
-        .bind(session_id)
-        .bind(now.millis())
-        .bind(refresh_expires_at.millis())
-        .execute(&mut *tx)
-        .await?;
+        insert_refresh_token(&mut tx, refresh_hash, session_id, refresh_expires_at, now).await?;
         tx.commit().await?;
         Ok(session_id)
     }
@@ -111,16 +123,7 @@ impl SessionStore for SqlStore {
                 .bind(new_expires_at.millis())
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(new_hash)
-            .bind(session_id)
-            .bind(now.millis())
-            .bind(new_expires_at.millis())
-            .execute(&mut *tx)
-            .await?;
+            insert_refresh_token(&mut tx, new_hash, session_id, new_expires_at, now).await?;
             RefreshOutcome::Rotated {
                 session_id,
                 user_id,
