@@ -122,9 +122,16 @@ impl App {
                 }
                 err.into_response(language)
             });
+            let elapsed = started.elapsed().as_secs_f64();
+            crate::metrics::global().observe_request(
+                route,
+                method.as_str(),
+                response.status().as_u16(),
+                elapsed,
+            );
             tracing::info!(
                 status = response.status().as_u16(),
-                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                latency_ms = elapsed * 1000.0,
                 "request"
             );
             response

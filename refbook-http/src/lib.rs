@@ -13,6 +13,8 @@
 //!   error body and the kind → status/code mapping.
 //! - [`pagination`] — `limit`/`offset` pages with `next`/`previous` links.
 //! - [`sse`] — the contract's Server-Sent Events encoding of replies.
+//! - [`metrics`] — Prometheus metrics and the hooks that feed them.
+//! - [`openapi`] — the OpenAPI 3.1 document, built from the route table.
 //! - [`rate_limit`] — login/register throttling; [`telemetry`] — log setup.
 
 #![warn(missing_docs)]
@@ -22,6 +24,8 @@ pub mod app;
 pub mod body;
 pub mod ctx;
 pub mod handlers;
+pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
 pub mod routes;

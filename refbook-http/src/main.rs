@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env(args.config.as_deref(), &overrides)?;
     refbook_http::telemetry::init(&config);
     let bind = config.bind;
-    let refbook = Refbook::builder(config)
+    let refbook = refbook_http::metrics::instrument(Refbook::builder(config))
         .build()
         .await
         .map_err(|e| anyhow::anyhow!("{e}: {}", e.cause_chain()))

@@ -10,6 +10,10 @@ pub enum Route {
     Healthz,
     /// `GET /readyz`
     Readyz,
+    /// `GET /metrics`
+    Metrics,
+    /// `GET /api/openapi.json`
+    OpenApi,
     /// `POST /api/auth/register/`
     Register,
     /// `POST /api/auth/login/`
@@ -101,6 +105,8 @@ const fn spec(
 pub static ROUTES: &[RouteSpec] = &[
     spec(Route::Healthz, "/healthz", &[Method::GET], true),
     spec(Route::Readyz, "/readyz", &[Method::GET], true),
+    spec(Route::Metrics, "/metrics", &[Method::GET], true),
+    spec(Route::OpenApi, "/api/openapi.json", &[Method::GET], true),
     spec(Route::Register, "/api/auth/register", &[Method::POST], true),
     spec(Route::Login, "/api/auth/login", &[Method::POST], true),
     spec(Route::Token, "/api/auth/token", &[Method::POST], true),

@@ -57,6 +57,8 @@ pub const DONE: &[u8] = b"data: [DONE]\n\n";
 pub const KEEP_ALIVE_LINE: &[u8] = b": keep-alive\n\n";
 
 struct Streaming {
+    /// Counts this stream as open until the body is dropped (finished or disconnected).
+    _open: crate::metrics::StreamGuard,
     listener: ReplyListener,
     keep_alive: Duration,
     pending: VecDeque<Bytes>,
@@ -67,6 +69,7 @@ struct Streaming {
 /// each `keep_alive` of silence.
 pub fn response(listener: ReplyListener, keep_alive: Duration) -> Response<Body> {
     let state = Streaming {
+        _open: crate::metrics::global().stream_opened(),
         listener,
         keep_alive,
         pending: VecDeque::new(),

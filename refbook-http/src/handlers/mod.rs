@@ -22,6 +22,8 @@ pub async fn handle(route: Route, ctx: Ctx) -> Result<Response<Body>, ApiError> 
     match route {
         Route::Healthz => ops::healthz(),
         Route::Readyz => ops::readyz(ctx).await,
+        Route::Metrics => ops::metrics(ctx),
+        Route::OpenApi => ops::openapi(),
         Route::Register => accounts::register(ctx).await,
         Route::Login => accounts::login(ctx).await,
         Route::Token => accounts::token(ctx).await,

@@ -32,3 +32,21 @@ pub async fn readyz(ctx: Ctx) -> Result<Response<Body>, ApiError> {
         ),
     })
 }
+
+/// `GET /metrics`: Prometheus text.
+pub fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let generating = ctx.refbook().chat().replies().active_count();
+    let mut response = Response::new(crate::body::full(
+        crate::metrics::global().render(generating),
+    ));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// `GET /api/openapi.json`: the OpenAPI 3.1 document of the API.
+pub fn openapi() -> Result<Response<Body>, ApiError> {
+    Ok(ok_json(&crate::openapi::document()))
+}

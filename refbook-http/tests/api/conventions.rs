@@ -239,7 +239,68 @@ async fn graceful_stop_finishes_and_frees_the_port(db: TestDatabase) {
     drop(db);
 }
 
+async fn the_openapi_document_covers_every_route(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let reply = app.get("/api/openapi.json", None).await;
+    let doc = reply.assert_ok();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for spec in refbook_http::routes::ROUTES {
+        let key = paths
+            .keys()
+            .find(|k| k.trim_end_matches('/') == spec.pattern)
+            .unwrap_or_else(|| panic!("{} is not documented", spec.pattern));
+        for method in spec.methods {
+            let op = &paths[key][method.as_str().to_ascii_lowercase()];
+            assert!(op["summary"].is_string(), "{key} {method}");
+            assert_eq!(op.get("security").is_some(), !spec.public, "{key} {method}");
+        }
+    }
+    assert!(
+        paths["/api/conversations/{id}/messages/"]["post"]["responses"]["200"]["content"]
+            ["text/event-stream"]
+            .is_object()
+    );
+}
+
+async fn metrics_count_requests_lookups_and_tokens(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let (t, id) = app.user_with_conversation("metric").await;
+    app.post(
+        &format!("/api/conversations/{id}/messages/"),
+        Some(&t),
+        json!({"content": "问"}),
+    )
+    .await
+    .assert_ok();
+    app.get("/api/auth/me/", Some(&t)).await.assert_ok();
+    let reply = app.get("/metrics", None).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    for expected in [
+        "refbook_http_requests_total{route=\"/api/auth/me\",method=\"GET\",status=\"200\"}",
+        "refbook_http_request_duration_seconds_bucket{",
+        "refbook_book_lookups_total{source=\"douban\",outcome=\"hit\"}",
+        "refbook_llm_tokens_total{kind=\"prompt\"}",
+        "refbook_llm_replies_total{status=\"complete\"}",
+        "refbook_llm_time_to_first_token_seconds_count",
+        "refbook_sse_streams_active",
+        "refbook_generations_active",
+    ] {
+        assert!(
+            reply.text.contains(expected),
+            "{expected} missing:\n{}",
+            reply.text
+        );
+    }
+}
+
 backend_tests!(
+    the_openapi_document_covers_every_route,
+    metrics_count_requests_lookups_and_tokens,
     trailing_slash_is_optional_and_never_redirects,
     unknown_routes_and_methods_are_contract_errors,
     bad_bodies_are_400_and_large_ones_413,

@@ -90,7 +90,7 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
     config.llm_model = "deepseek-reasoner".into();
     tweak(&mut config);
     let bind = config.bind;
-    let refbook = Refbook::builder(config)
+    let refbook = refbook_http::metrics::instrument(Refbook::builder(config))
         .build()
         .await
         .expect("build refbook");

@@ -1,0 +1,225 @@
+//! Prometheus metrics (`GET /metrics`): requests by route/method/status, latency
+//! histograms, active streams, LLM time to first token and tokens by kind, replies by
+//! status, book lookups by source and outcome.
+//!
+//! One process-wide registry ([`global`]); [`instrument`] connects a Refbook's book lookup
+//! chain and generations to it.
+
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use refbook_core::chat::{GenerationObserver, GenerationReport, MessageStatus};
+use refbook_core::RefbookBuilder;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    source: String,
+    outcome: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// Every metric the server keeps.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily<RouteLabels>,
+    streams: Gauge<i64, AtomicI64>,
+    generations: Gauge<i64, AtomicI64>,
+    first_token: Histogram,
+    tokens: Family<KindLabels, Counter>,
+    replies: Family<StatusLabels, Counter>,
+    lookups: Family<LookupLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("refbook");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
+        let streams = Gauge::<i64, AtomicI64>::default();
+        let generations = Gauge::<i64, AtomicI64>::default();
+        let first_token = Histogram::new(exponential_buckets(0.01, 2.0, 14));
+        let tokens = Family::<KindLabels, Counter>::default();
+        let replies = Family::<StatusLabels, Counter>::default();
+        let lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency (to the response head)",
+            latency.clone(),
+        );
+        registry.register("sse_streams_active", "Open SSE streams", streams.clone());
+        registry.register(
+            "generations_active",
+            "Replies being generated",
+            generations.clone(),
+        );
+        registry.register(
+            "llm_time_to_first_token_seconds",
+            "Time from asking the model to its first text",
+            first_token.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "LLM tokens by kind (prompt, completion, reasoning)",
+            tokens.clone(),
+        );
+        registry.register("llm_replies", "Finished replies by status", replies.clone());
+        registry.register(
+            "book_lookups",
+            "Book lookups by source and outcome",
+            lookups.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            streams,
+            generations,
+            first_token,
+            tokens,
+            replies,
+            lookups,
+        }
+    }
+
+    /// Records one answered request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts an open SSE stream until the guard is dropped.
+    pub fn stream_opened(&self) -> StreamGuard {
+        self.streams.inc();
+        StreamGuard(self.streams.clone())
+    }
+
+    fn observe_generation(&self, report: &GenerationReport) {
+        if let Some(first) = report.first_token {
+            self.first_token.observe(first.as_secs_f64());
+        }
+        let count = |kind: &str, n: i64| {
+            self.tokens
+                .get_or_create(&KindLabels {
+                    kind: kind.to_owned(),
+                })
+                .inc_by(u64::try_from(n).unwrap_or(0));
+        };
+        count("prompt", report.usage.prompt_tokens);
+        count("completion", report.usage.completion_tokens);
+        count("reasoning", report.reasoning_tokens);
+        let status = match report.status {
+            MessageStatus::Complete => "complete",
+            MessageStatus::Partial => "partial",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Generating => "generating",
+        };
+        self.replies
+            .get_or_create(&StatusLabels {
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    fn observe_lookup(&self, source: &str, outcome: &str) {
+        self.lookups
+            .get_or_create(&LookupLabels {
+                source: source.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition, with `generations_active` set to `generating`.
+    pub fn render(&self, generating: usize) -> String {
+        self.generations
+            .set(i64::try_from(generating).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Decrements the open-stream gauge when dropped.
+#[derive(Debug)]
+pub struct StreamGuard(Gauge<i64, AtomicI64>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The process-wide metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Connects a Refbook's book lookups and generations to [`global`].
+pub fn instrument(builder: RefbookBuilder) -> RefbookBuilder {
+    let generations: GenerationObserver = Arc::new(|report| global().observe_generation(report));
+    builder
+        .lookup_observer(Arc::new(|source, outcome| {
+            global().observe_lookup(source, outcome)
+        }))
+        .generation_observer(generations)
+}
