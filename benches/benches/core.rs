@@ -6,6 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use refbook_core::accounts::{Passwords, Tokens};
+use refbook_core::books::Isbn;
 use refbook_core::timestamp::Timestamp;
 
 fn passwords(c: &mut Criterion) {
@@ -46,5 +47,14 @@ fn tokens(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, passwords, tokens);
+fn isbns(c: &mut Criterion) {
+    c.bench_function("isbn parse (hyphens + prefix)", |b| {
+        b.iter(|| Isbn::parse(std::hint::black_box("ISBN-13: 978-7-5366-9293-0")).unwrap());
+    });
+    c.bench_function("isbn parse (full-width)", |b| {
+        b.iter(|| Isbn::parse(std::hint::black_box("９７８７５３６６９２９３０")).unwrap());
+    });
+}
+
+criterion_group!(benches, passwords, tokens, isbns);
 criterion_main!(benches);

@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! cargo run --release -p refbook-benches --bin refbook-load -- logins [--concurrency N] [--requests N]
+//! cargo run --release -p refbook-benches --bin refbook-load -- books [--concurrency N] [--requests N]
 //! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--streams N]
 //! ```
 //!
-//! `logins` serves in this process. `chat` starts the server as a child process (this same
+//! `logins` and `books` (cached lookups of a stored book) serve in this process. `chat` starts the server as a child process (this same
 //! binary, `serve`), so its memory can be read from `/proc`, against a fast local mock
 //! OpenAI-compatible upstream, and reports full chats per second, the time to first token
 //! the server adds over calling the mock directly, and memory per open stream.
@@ -100,10 +101,20 @@ async fn main() -> anyhow::Result<()> {
             server.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             result
         }
+        "books" => {
+            let refbook = build(config(&options, url)).await?;
+            seed_catalogue(&refbook).await?;
+            let server = RunningServer::start(refbook, "127.0.0.1:0".parse()?)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let result = books(&server.url(), &options).await;
+            server.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            result
+        }
         "chat" => chat(&options).await,
         "serve" => serve(&options, url).await,
         other => Err(anyhow::anyhow!(
-            "unknown scenario {other} (try: logins, chat)"
+            "unknown scenario {other} (try: logins, books, chat)"
         )),
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -117,21 +128,54 @@ async fn build(config: Config) -> anyhow::Result<Refbook> {
         .map_err(|e| anyhow::anyhow!("{e}: {}", e.cause_chain()))
 }
 
-/// The child process of `chat`: a server whose only book is in the catalogue.
-async fn serve(options: &Options, url: String) -> anyhow::Result<()> {
-    let refbook = build(config(options, url)).await?;
-    let entries = refbook_core::books::parse_catalog(
-        &format!(
-            "isbn,title,authors,introduction\n{ISBN},三体,刘慈欣,文化大革命如火如荼进行的同时……\n"
-        ),
-        refbook_core::books::CatalogFormat::Csv,
-    )
-    .map_err(|p| anyhow::anyhow!("{p:?}"))?;
+/// Puts the one book of the load runs in the local catalogue (no network needed).
+async fn seed_catalogue(refbook: &Refbook) -> anyhow::Result<()> {
+    let csv = format!(
+        "isbn,title,authors,introduction\n{ISBN},三体,刘慈欣,文化大革命如火如荼进行的同时……\n"
+    );
+    let entries = refbook_core::books::parse_catalog(&csv, refbook_core::books::CatalogFormat::Csv)
+        .map_err(|p| anyhow::anyhow!("{p:?}"))?;
     refbook
         .books()
         .import_catalog(entries)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Many clients reading one stored (cached) book.
+async fn books(base: &str, options: &Options) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let (token, _) = user(&client, base, "bookreader").await?;
+    let url = format!("{base}/api/books/{ISBN}/");
+    let (latencies, failures, elapsed) = run_workers(options, move |client| {
+        let (url, token) = (url.clone(), token.clone());
+        async move {
+            let started = Instant::now();
+            let ok = client
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            (ok, started.elapsed())
+        }
+    })
+    .await?;
+    println!(
+        "cached book lookups: {} in {elapsed:.1}s = {:.0}/s with {} clients, {failures} failed; latency {}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed,
+        options.concurrency,
+        latencies.summary()
+    );
+    Ok(())
+}
+
+/// The child process of `chat`: a server whose only book is in the catalogue.
+async fn serve(options: &Options, url: String) -> anyhow::Result<()> {
+    let refbook = build(config(options, url)).await?;
+    seed_catalogue(&refbook).await?;
     let server = RunningServer::start(refbook, "127.0.0.1:0".parse()?)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
