@@ -162,12 +162,12 @@ async fn books(base: &str, options: &Options) -> anyhow::Result<()> {
         }
     })
     .await?;
-    println!(
-        "cached book lookups: {} in {elapsed:.1}s = {:.0}/s with {} clients, {failures} failed; latency {}",
-        latencies.len(),
-        latencies.len() as f64 / elapsed,
+    report(
+        "cached book lookups",
+        &latencies,
+        failures,
+        elapsed,
         options.concurrency,
-        latencies.summary()
     );
     Ok(())
 }
@@ -216,14 +216,18 @@ async fn logins(base: &str, options: &Options) -> anyhow::Result<()> {
         }
     })
     .await?;
+    report("logins", &latencies, failures, elapsed, options.concurrency);
+    Ok(())
+}
+
+/// Prints one run's throughput and latency.
+fn report(label: &str, latencies: &Latencies, failures: usize, elapsed: f64, clients: usize) {
     println!(
-        "logins: {} in {elapsed:.1}s = {:.1}/s with {} clients, {failures} failed; latency {}",
+        "{label}: {} in {elapsed:.1}s = {:.1}/s with {clients} clients, {failures} failed; latency {}",
         latencies.len(),
         latencies.len() as f64 / elapsed,
-        options.concurrency,
         latencies.summary()
     );
-    Ok(())
 }
 
 /// Runs `options.requests` calls of `one` on `options.concurrency` workers (bounded by

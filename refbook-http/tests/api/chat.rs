@@ -184,15 +184,7 @@ async fn a_dropped_connection_loses_nothing_and_can_resume(db: TestDatabase) {
     let (t, id) = app.user_with_conversation("carol").await;
     let (script, full) = slow_answer(10);
     app.llm.push(script);
-    let response = app
-        .client
-        .post(app.url(&format!("/api/conversations/{id}/messages/")))
-        .bearer_auth(&t)
-        .header("accept", "text/event-stream")
-        .json(&json!({"content": "慢慢讲"}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.ask_request(&t, id, "慢慢讲").send().await.unwrap();
     let mut chunks = response.bytes_stream();
     let mut seen = String::new();
     while seen.matches("\n\n").count() < 4 {
@@ -257,15 +249,7 @@ async fn a_client_that_leaves_at_once_still_gets_the_reply_stored(db: TestDataba
     let (t, id) = app.user_with_conversation("dave").await;
     let (script, full) = slow_answer(5);
     app.llm.push(script);
-    let response = app
-        .client
-        .post(app.url(&format!("/api/conversations/{id}/messages/")))
-        .bearer_auth(&t)
-        .header("accept", "text/event-stream")
-        .json(&json!({"content": "问"}))
-        .send()
-        .await
-        .unwrap();
+    let response = app.ask_request(&t, id, "问").send().await.unwrap();
     assert_eq!(response.status(), 200);
     drop(response);
     let stored = wait_until_settled(&app, &t, id).await;
@@ -279,14 +263,7 @@ async fn polling_reads_the_same_positions(db: TestDatabase) {
     let (script, full) = slow_answer(8);
     app.llm.push(script);
     // A client that starts the reply and then only polls (its stream is abandoned).
-    let abandoned = tokio::spawn(
-        app.client
-            .post(app.url(&format!("/api/conversations/{id}/messages/")))
-            .bearer_auth(&t)
-            .header("accept", "text/event-stream")
-            .json(&json!({"content": "问"}))
-            .send(),
-    );
+    let abandoned = tokio::spawn(app.ask_request(&t, id, "问").send());
     tokio::time::sleep(Duration::from_millis(150)).await;
     abandoned.abort();
     let (mut cursor, mut content, mut reasoning) = (0u64, String::new(), String::new());

@@ -155,6 +155,15 @@ impl TestApp {
         self.call(Method::DELETE, path, token, None).await
     }
 
+    /// A streaming question (`Accept: text/event-stream`), ready to send.
+    pub fn ask_request(&self, token: &str, id: i64, content: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.url(&format!("/api/conversations/{id}/messages/")))
+            .bearer_auth(token)
+            .header("accept", "text/event-stream")
+            .json(&json!({ "content": content }))
+    }
+
     /// Starts a streaming question in the background; the task ends with the whole body.
     pub fn spawn_ask(
         &self,
@@ -162,12 +171,7 @@ impl TestApp {
         id: i64,
         content: &str,
     ) -> tokio::task::JoinHandle<String> {
-        let request = self
-            .client
-            .post(self.url(&format!("/api/conversations/{id}/messages/")))
-            .bearer_auth(token)
-            .header("accept", "text/event-stream")
-            .json(&json!({ "content": content }));
+        let request = self.ask_request(token, id, content);
         tokio::spawn(async move {
             request
                 .send()
@@ -250,14 +254,7 @@ impl TestApp {
 
     /// Asks in a conversation with `Accept: text/event-stream`; the whole body.
     pub async fn ask_streaming(&self, token: &str, id: i64, content: &str) -> Reply {
-        self.send(
-            self.client
-                .post(self.url(&format!("/api/conversations/{id}/messages/")))
-                .bearer_auth(token)
-                .header("accept", "text/event-stream")
-                .json(&json!({"content": content})),
-        )
-        .await
+        self.send(self.ask_request(token, id, content)).await
     }
 }
 
