@@ -155,7 +155,9 @@ async fn chat_errors_are_one_clear_line(db: TestDatabase) {
 }
 
 /// Runs the CLI under `script`, which gives it a real pseudo-terminal; writes each input
-/// and waits for the screen to show its `after` text (`""`: for the program to end).
+/// and waits until what the program printed since shows its `after` text (`""`: until
+/// the program ends). Inputs are sent only after the previous step's output appeared, so
+/// keys reach the line editor, not a terminal between modes.
 async fn in_terminal(
     db: &TestDatabase,
     books: &MockServer,
@@ -185,26 +187,38 @@ async fn in_terminal(
         .expect("script (util-linux) runs");
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let mut screen = String::new();
+    // Raw bytes: a read may end inside a UTF-8 character.
+    let mut seen: Vec<u8> = Vec::new();
+    let mut cursor = 0;
     let mut buf = [0u8; 4096];
+    let find =
+        |hay: &[u8], needle: &[u8]| hay.windows(needle.len().max(1)).position(|w| w == needle);
     for (input, after) in steps {
         stdin.write_all(input.as_bytes()).await.unwrap();
         stdin.flush().await.unwrap();
+        let needle = after.as_bytes();
         let found = tokio::time::timeout(Duration::from_secs(20), async {
-            while after.is_empty() || !screen.contains(after) {
+            loop {
+                if !needle.is_empty() {
+                    if let Some(at) = find(&seen[cursor..], needle) {
+                        return Some(cursor + at + needle.len());
+                    }
+                }
                 let n = stdout.read(&mut buf).await.unwrap();
                 if n == 0 {
-                    break;
+                    return needle.is_empty().then_some(seen.len());
                 }
-                screen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                seen.extend_from_slice(&buf[..n]);
             }
         })
         .await;
-        assert!(
-            found.is_ok() && screen.contains(after),
-            "waited for {after:?}; screen:\n{screen}"
-        );
+        let screen = String::from_utf8_lossy(&seen);
+        match found {
+            Ok(Some(next)) => cursor = next,
+            _ => panic!("waited for {after:?} after byte {cursor}; screen:\n{screen}"),
+        }
     }
+    let screen = String::from_utf8_lossy(&seen).into_owned();
     drop(stdin);
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     assert!(
@@ -229,7 +243,9 @@ async fn a_terminal_session_streams_the_answer(db: TestDatabase) {
         &[
             ("", "你> "),
             ("作者是谁？\r", "是刘慈欣。"),
+            ("", "你> "),
             ("/book\r", "ISBN-13 9787536692930"),
+            ("", "你> "),
             ("/quit\r", ""),
         ],
     )
@@ -260,6 +276,7 @@ async fn ctrl_c_stops_the_answer_and_keeps_the_part(db: TestDatabase) {
             ("", "你> "),
             ("讲个长故事\r", "第2段"),
             ("\u{3}", "已停止"),
+            ("", "你> "),
             ("\u{4}", ""),
         ],
     )

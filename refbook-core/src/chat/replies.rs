@@ -356,8 +356,11 @@ impl Replies {
         }
         let replies = self.clone();
         tokio::spawn(async move {
-            run.drive(&reply, stream).await;
-            replies.release(slot.conversation_id, slot.user_id, Some(reply));
+            let status = run.drive(&reply, stream).await;
+            // Free the conversation before listeners learn the reply ended, so a client
+            // that asks again right after `[DONE]` is not refused with a 409.
+            replies.release(slot.conversation_id, slot.user_id, Some(reply.clone()));
+            reply.finish(status);
         });
     }
 
@@ -405,7 +408,9 @@ pub struct GenerationReport {
 }
 
 impl Generation {
-    async fn drive(self, reply: &Arc<Reply>, mut stream: ModelStream) {
+    /// Streams the reply into its buffer and stores it; returns its final status (the
+    /// caller marks the reply finished).
+    async fn drive(self, reply: &Arc<Reply>, mut stream: ModelStream) -> MessageStatus {
         let started = Instant::now();
         let mut first_token = None;
         let mut cancel = reply.cancel.subscribe();
@@ -501,7 +506,6 @@ impl Generation {
                 usage,
             }),
         }
-        reply.finish(status);
         if let Some(observer) = &self.observer {
             observer(&GenerationReport {
                 first_token,
@@ -510,6 +514,7 @@ impl Generation {
                 reasoning_tokens,
             });
         }
+        status
     }
 }
 

@@ -22,6 +22,8 @@ struct Running {
     child: Child,
     url: String,
     log: Arc<Mutex<Vec<String>>>,
+    /// Reads stderr until the process closes it.
+    reader: tokio::task::JoinHandle<()>,
 }
 
 async fn start(db: &TestDatabase, wechat: &MockServer) -> Running {
@@ -44,7 +46,7 @@ async fn start(db: &TestDatabase, wechat: &MockServer) -> Running {
     let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let sink = log.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut tx = Some(tx);
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains("refbook-http listening") {
@@ -64,6 +66,7 @@ async fn start(db: &TestDatabase, wechat: &MockServer) -> Running {
         child,
         url: format!("http://{addr}"),
         log,
+        reader,
     }
 }
 
@@ -140,7 +143,11 @@ async fn the_binary_serves_logs_safely_and_stops_on_sigterm(db: TestDatabase) {
         .expect("stops after SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reader = std::mem::replace(&mut server.reader, tokio::spawn(async {}));
+    tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("the log reader finished")
+        .unwrap();
 
     let log = server.log.lock().unwrap().join("\n");
     for secret in [

@@ -28,6 +28,27 @@ async fn messages(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
     reply.assert_ok()["messages"].as_array().unwrap().clone()
 }
 
+/// Waits until the conversation's reply is being generated and has produced at least
+/// `min_chars` characters of answer.
+async fn wait_until_generating(app: &TestApp, token: &str, id: i64, min_chars: usize) {
+    for _ in 0..400 {
+        let poll = app
+            .get(
+                &format!("/api/conversations/{id}/reply/?cursor=0"),
+                Some(token),
+            )
+            .await;
+        if poll.status == 200
+            && poll.body["status"] == "generating"
+            && poll.body["delta"].as_str().unwrap_or("").chars().count() >= min_chars
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the reply never started");
+}
+
 async fn wait_until_settled(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
     for _ in 0..200 {
         let list = messages(app, token, id).await;
@@ -306,7 +327,7 @@ async fn stop_keeps_the_partial_reply(db: TestDatabase) {
     let (script, full) = slow_answer(30);
     app.llm.push(script);
     let streaming = app.spawn_ask(&t, id, "长一点");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until_generating(&app, &t, id, 1).await;
     let stopped = app
         .post(
             &format!("/api/conversations/{id}/stop/"),
@@ -346,7 +367,7 @@ async fn one_reply_at_a_time_per_conversation(db: TestDatabase) {
     let (script, _) = slow_answer(10);
     app.llm.push(script);
     let first = app.spawn_ask(&t, id, "一");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until_generating(&app, &t, id, 0).await;
     let second = app
         .post(
             &format!("/api/conversations/{id}/messages/"),
@@ -572,7 +593,7 @@ async fn limits_per_user_and_per_minute(db: TestDatabase) {
     let (script, _) = slow_answer(8);
     app.llm.push(script);
     let running = app.spawn_ask(&t, id, "一");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_until_generating(&app, &t, id, 0).await;
     let busy = app
         .post(
             &format!("/api/conversations/{other}/messages/"),
@@ -768,7 +789,26 @@ async fn shutdown_stores_replies_in_flight(db: TestDatabase) {
     assert_eq!(stored[1]["content"], texts(&parse_sse(&body)).0);
 }
 
+async fn the_next_question_right_after_done_is_accepted(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let (t, id) = app.user_with_conversation("uma").await;
+    for round in 0..8 {
+        let reply = app.ask_streaming(&t, id, &format!("第{round}问")).await;
+        assert_eq!(reply.status, 200, "round {round}: {}", reply.text);
+        parse_sse(&reply.text);
+        let waited = app
+            .post(
+                &format!("/api/conversations/{id}/messages/"),
+                Some(&t),
+                json!({"content": "接着问"}),
+            )
+            .await;
+        assert_eq!(waited.status, 200, "round {round}: {}", waited.text);
+    }
+}
+
 backend_tests!(
+    the_next_question_right_after_done_is_accepted,
     the_stream_follows_the_contract,
     a_stream_read_in_pieces_parses_like_one_read_whole,
     a_dropped_connection_loses_nothing_and_can_resume,
