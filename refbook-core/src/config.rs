@@ -157,6 +157,17 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The setting `key` has an unusable value: says so naming its variable.
+    pub fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            variable: env_var_name(key),
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// The environment variable of a setting key.
 pub fn env_var_name(key: &str) -> String {
     format!("REFBOOK_{}", key.to_ascii_uppercase())
@@ -182,11 +193,7 @@ macro_rules! config_fields {
 
             /// Sets one setting from its text form. `Ok(false)` if the key is unknown.
             pub fn set(&mut self, key: &str, text: &str) -> Result<bool, ConfigError> {
-                let invalid = |reason: String| ConfigError::Invalid {
-                    variable: env_var_name(key),
-                    key: key.to_owned(),
-                    reason,
-                };
+                let invalid = |reason: String| ConfigError::invalid(key, reason);
                 match key {
                     $( stringify!($name) => {
                         self.$name = <$ty as ConfigValue>::parse_value(text).map_err(invalid)?;
@@ -368,11 +375,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| ConfigError::Invalid {
-            variable: env_var_name(key),
-            key: key.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let invalid = |key: &str, reason: &str| ConfigError::invalid(key, reason);
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")
             || self.database_url.starts_with("postgresql://"))

@@ -127,12 +127,13 @@ pub fn resume_position(
     headers: &http::HeaderMap,
     cursor: Option<&str>,
 ) -> Result<usize, crate::api_error::ApiError> {
-    let raw = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| cursor.map(str::to_owned));
-    match raw.as_deref().map(str::trim) {
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    parse_position(last_event_id.or(cursor))
+}
+
+/// A position as sent (`None` or empty: 0); anything but a whole number is `400`.
+pub fn parse_position(raw: Option<&str>) -> Result<usize, crate::api_error::ApiError> {
+    match raw.map(str::trim) {
         None | Some("") => Ok(0),
         Some(text) => text.parse().map_err(|_| {
             crate::api_error::ApiError::invalid(

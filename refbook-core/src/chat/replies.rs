@@ -17,6 +17,10 @@ use crate::llm::{ModelEvent, ModelStream};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 
+/// What a reply that failed upstream says in its error event (live or rebuilt).
+const FAILED_REPLY: &str =
+    "AI 服务中断，回复未完成 / The AI service failed before the reply finished";
+
 /// How long a finished reply stays attachable with its original event positions.
 const KEEP_FINISHED: Duration = Duration::from_secs(600);
 /// How often a running reply's text is written to the database (crash safety).
@@ -103,7 +107,7 @@ impl Reply {
         }
         match message.status {
             MessageStatus::Failed => reply.push(ReplyEvent::Error {
-                message: "the reply failed".to_owned(),
+                message: FAILED_REPLY.to_owned(),
             }),
             _ => reply.push(ReplyEvent::Finish {
                 reason: "stop".to_owned(),
@@ -497,9 +501,7 @@ impl Generation {
         }
         match status {
             MessageStatus::Failed => reply.push(ReplyEvent::Error {
-                message:
-                    "AI 服务中断，回复未完成 / The AI service failed before the reply finished"
-                        .to_owned(),
+                message: FAILED_REPLY.to_owned(),
             }),
             _ => reply.push(ReplyEvent::Finish {
                 reason: reason.unwrap_or_else(|| "stop".to_owned()),

@@ -111,10 +111,7 @@ pub async fn stream(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 /// `GET /api/conversations/{id}/reply/?cursor=N`: polling for clients that cannot stream.
 pub async fn poll(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
-    let cursor = sse::resume_position(
-        &http::HeaderMap::new(),
-        ctx.query_param("cursor").as_deref(),
-    )?;
+    let cursor = sse::parse_position(ctx.query_param("cursor").as_deref())?;
     let reply = ctx.refbook().chat().attach(ctx.user()?.id(), id).await?;
     let (events, _) = reply.events_after(cursor);
     let (mut delta, mut reasoning_delta) = (String::new(), String::new());
