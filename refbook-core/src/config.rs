@@ -217,6 +217,9 @@ config_fields! {
     access_ttl_secs: u64 = 7200;
     /// Refresh token lifetime in seconds.
     refresh_ttl_secs: u64 = 604_800;
+    /// Seconds after its rotation during which a refresh token presented again gets a new
+    /// pair in the same session (two tabs, a retried request) instead of ending it.
+    refresh_reuse_grace_secs: u64 = 10;
     /// Base URL of the OpenAI-compatible LLM API.
     llm_base_url: String = "https://api.deepseek.com".to_owned();
     /// API key of the LLM; unset: chat answers `MODEL_ERROR`.
@@ -229,8 +232,11 @@ config_fields! {
     llm_first_data_timeout_secs: u64 = 180;
     /// Seconds of silence (real data only) after which a reply counts as failed.
     llm_idle_timeout_secs: u64 = 60;
-    /// Token budget of a prompt: system prompt, as much history as fits, the question.
-    llm_context_tokens: u64 = 8000;
+    /// The model's context window in tokens (for llama.cpp: its `-c` divided by `-np`, the
+    /// context of one slot). The prompt gets this minus `llm_max_tokens`.
+    llm_context_tokens: u64 = 16_384;
+    /// The longest reply in tokens, reasoning included (sent as `max_tokens`).
+    llm_max_tokens: u64 = 8192;
     /// Book sources in lookup order.
     book_sources: Vec<String> = vec!["douban".into(), "openlibrary".into(), "googlebooks".into()];
     /// Base URL of a Douban v2-compatible service; unset: the source is skipped.
@@ -289,6 +295,15 @@ config_fields! {
     max_messages: usize = 50;
     /// Concurrent generations per user.
     max_concurrent_generations: usize = 2;
+    /// Seconds running replies may take to finish at shutdown before they are stopped
+    /// and stored as `partial` (`interrupted`).
+    shutdown_grace_secs: u64 = 20;
+    /// Seconds a reply's owner holds its claim without renewing it; a process that died
+    /// mid-reply has its replies settled as `partial` once this has passed.
+    reply_lease_secs: u64 = 30;
+    /// Seconds the final save of a reply is retried while the database is away before the
+    /// client is told it could not be stored.
+    reply_save_timeout_secs: u64 = 120;
     /// Seconds of silence after which an SSE stream gets a `: keep-alive` comment.
     sse_keepalive_secs: u64 = 15;
     /// Trust `X-Forwarded-For`/`X-Real-IP` for the client address (behind a proxy only).
@@ -410,6 +425,15 @@ impl Config {
                 "access_ttl_secs",
                 "token lifetimes must be positive",
             ));
+        }
+        if self.llm_max_tokens == 0 || self.llm_max_tokens >= self.llm_context_tokens {
+            return Err(invalid(
+                "llm_max_tokens",
+                "must be positive and smaller than llm_context_tokens (the prompt needs room)",
+            ));
+        }
+        if self.reply_lease_secs < 3 {
+            return Err(invalid("reply_lease_secs", "must be at least 3"));
         }
         if self.body_limit_bytes < 1024 {
             return Err(invalid("body_limit_bytes", "must be at least 1024"));

@@ -176,7 +176,8 @@ impl RefbookBuilder {
             ));
             Some(client)
         });
-        let accounts = Accounts::new(store.clone(), tokens, wechat, config.daily_token_quota);
+        let accounts = Accounts::new(store.clone(), tokens, wechat, config.daily_token_quota)
+            .with_refresh_reuse_grace(Duration::from_secs(config.refresh_reuse_grace_secs));
         let sources = match self.book_sources {
             Some(sources) => sources,
             None => configured_sources(&config, &store, &http)?,
@@ -204,14 +205,8 @@ impl RefbookBuilder {
                 model: config.llm_model.clone(),
             }),
         };
-        if store_is_single_process(&config) {
-            // Replies a stopped process left `generating` are kept as `partial`. (On
-            // PostgreSQL other servers may be generating them right now.)
-            let settled = store.settle_interrupted_messages().await?;
-            if settled > 0 {
-                tracing::info!(messages = settled, "kept interrupted replies as partial");
-            }
-        }
+        // Replies are settled by lease, not by process start: `Chat` sweeps at once and
+        // then periodically, and never touches a reply whose owner is alive.
         let chat = Chat::new(
             store.clone(),
             books.clone(),
@@ -229,9 +224,4 @@ impl RefbookBuilder {
             }),
         })
     }
-}
-
-/// Whether the database belongs to one process (SQLite) rather than a shared server.
-fn store_is_single_process(config: &Config) -> bool {
-    config.database_url.starts_with("sqlite:")
 }

@@ -18,8 +18,6 @@ use crate::app::App;
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// How long shutdown lets running replies finish before stopping them.
-const REPLY_GRACE: Duration = Duration::from_secs(20);
 /// How often expired sessions and idle rate-limit keys are dropped.
 const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
 
@@ -73,7 +71,8 @@ pub async fn serve(
     tracing::info!("shutting down: finishing replies being generated");
     // Replies end first (finished, or stopped and stored as partial), so their streams
     // close with `[DONE]`; then the connections.
-    app.refbook().chat().shutdown(REPLY_GRACE).await;
+    let grace = Duration::from_secs(app.refbook().config().shutdown_grace_secs);
+    app.refbook().chat().shutdown(grace).await;
     tracing::info!("shutting down: waiting for open connections");
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await

@@ -33,15 +33,20 @@ pub fn event_data(reply: &Reply, event: &ReplyEvent) -> Value {
     };
     match event {
         ReplyEvent::Start => chunk(json!({"role": "assistant", "content": ""}), None),
-        ReplyEvent::Reasoning(text) => chunk(json!({"reasoning_content": text}), None),
-        ReplyEvent::Content(text) => chunk(json!({"content": text}), None),
-        ReplyEvent::Finish { reason, usage } => {
-            let mut value = chunk(json!({}), Some(reason));
+        ReplyEvent::Reasoning(text) => chunk(json!({"reasoning_content": &**text}), None),
+        ReplyEvent::Content(text) => chunk(json!({"content": &**text}), None),
+        ReplyEvent::Finish {
+            reason,
+            status,
+            usage,
+        } => {
+            let mut value = chunk(json!({}), Some(reason.as_str()));
             value["usage"] = json!(usage);
+            value["status"] = json!(status);
             value
         }
-        ReplyEvent::Error { message } => {
-            json!({"error": {"code": "MODEL_ERROR", "message": message}})
+        ReplyEvent::Error { code, message } => {
+            json!({"error": {"code": code, "message": &**message}})
         }
     }
 }

@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         for (_, event) in events {
             match event {
                 ReplyEvent::Content(text) => write!(stdout, "{text}")?,
-                ReplyEvent::Error { message } => anyhow::bail!(message),
+                ReplyEvent::Error { message, .. } => anyhow::bail!(message.to_string()),
                 _ => {}
             }
             stdout.flush()?;

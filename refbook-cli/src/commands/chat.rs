@@ -273,7 +273,7 @@ impl Session<'_> {
                                     let lead = if in_reasoning { in_reasoning = false; "\n\n" } else { "" };
                                     format!("{lead}{text}")
                                 }
-                                ReplyEvent::Error { message } => {
+                                ReplyEvent::Error { message, .. } => {
                                     failed = Some(message);
                                     continue;
                                 }
@@ -292,7 +292,7 @@ impl Session<'_> {
                     }
                     _ = &mut ctrl_c, if !stopping => {
                         stopping = true;
-                        reply.cancel();
+                        reply.stop();
                     }
                 }
             }
@@ -307,7 +307,7 @@ impl Session<'_> {
                 out("\n");
             }
             match failed {
-                Some(message) => Err(Failure::plain(message).hint("the partial answer is kept; try again or check REFBOOK_LLM_BASE_URL")),
+                Some(message) => Err(Failure::plain(message.to_string()).hint("the partial answer is kept; try again or check REFBOOK_LLM_BASE_URL")),
                 None => Ok(()),
             }
         })

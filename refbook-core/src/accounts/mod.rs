@@ -30,6 +30,8 @@ pub struct Accounts {
     tokens: Tokens,
     wechat: Option<Arc<dyn WeChat>>,
     daily_token_quota: u64,
+    /// How long after its rotation a refresh token may be presented again.
+    refresh_reuse_grace: std::time::Duration,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -56,7 +58,17 @@ impl Accounts {
             tokens,
             wechat,
             daily_token_quota,
+            refresh_reuse_grace: std::time::Duration::from_secs(10),
         }
+    }
+
+    /// Sets how long after its rotation a refresh token presented again (two tabs, a
+    /// request retried after its answer was lost) gets a new pair in the same session
+    /// instead of ending it (default 10 s). After that, reuse ends the session.
+    #[must_use]
+    pub fn with_refresh_reuse_grace(mut self, grace: std::time::Duration) -> Self {
+        self.refresh_reuse_grace = grace;
+        self
     }
 
     /// Creates a user with a password and signs them in.
@@ -189,7 +201,8 @@ impl Accounts {
     }
 
     /// Exchanges a refresh token for a new login payload (rotation). A token presented a
-    /// second time ends its whole login session.
+    /// second time ends its whole login session, unless within the reuse grace of its
+    /// first exchange (then it gets another new pair in the same session).
     pub async fn refresh(&self, refresh_token: &str) -> Result<LoginPayload> {
         let now = Timestamp::now();
         let new_token = tokens::random_token();
@@ -200,6 +213,7 @@ impl Accounts {
                 &tokens::refresh_token_hash(&new_token),
                 now.plus_seconds(self.refresh_ttl()),
                 now,
+                i64::try_from(self.refresh_reuse_grace.as_millis()).unwrap_or(i64::MAX),
             )
             .await?;
         match outcome {

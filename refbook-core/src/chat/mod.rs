@@ -1,27 +1,29 @@
 //! Conversations and chat: personas, conversations and messages, the prompt, server-owned
 //! generation ([`Replies`]), usage and quota, collections — behind the [`Chat`] service.
 
+mod generate;
 mod prompt;
 mod records;
-mod replies;
+mod reply;
+mod sweep;
 pub mod tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use generate::Started;
 pub use records::{
-    BookBrief, CollectionItem, Conversation, Message, MessageStatus, NewMessage, Persona, Role,
-    TokenUsage,
+    BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
+    Persona, Role, TokenUsage,
 };
-pub use replies::{
-    Generation, GenerationObserver, GenerationReport, Replies, Reply, ReplyEvent, ReplyListener,
-    Slot,
+pub use reply::{
+    GenerationObserver, GenerationReport, Positioned, Replies, Reply, ReplyEvent, ReplyListener,
 };
 
 use crate::books::{Books, Isbn};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::llm::{ChatModel, ChatRequest};
+use crate::llm::ChatModel;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 
@@ -39,8 +41,14 @@ pub struct ChatLimits {
     pub max_message_chars: usize,
     /// Most messages in a stateless request.
     pub max_messages: usize,
-    /// Token budget of a prompt (system + history + question).
+    /// The model's context window in tokens.
     pub context_tokens: i64,
+    /// The longest reply in tokens (sent as `max_tokens`); the prompt gets the rest.
+    pub max_tokens: u32,
+    /// How long a reply's claim lasts unless its owner renews it.
+    pub reply_lease: Duration,
+    /// How long the final save of a reply is retried.
+    pub reply_save_timeout: Duration,
 }
 
 impl ChatLimits {
@@ -52,17 +60,16 @@ impl ChatLimits {
             max_message_chars: config.max_message_chars,
             max_messages: config.max_messages,
             context_tokens: i64::try_from(config.llm_context_tokens).unwrap_or(i64::MAX),
+            max_tokens: u32::try_from(config.llm_max_tokens).unwrap_or(u32::MAX),
+            reply_lease: Duration::from_secs(config.reply_lease_secs.max(3)),
+            reply_save_timeout: Duration::from_secs(config.reply_save_timeout_secs),
         }
     }
-}
 
-/// A generation that was started: the stored question (if any) and the reply.
-#[derive(Debug, Clone)]
-pub struct Started {
-    /// The user message stored for this turn (`None` for a regeneration).
-    pub user_message: Option<Message>,
-    /// The reply being generated.
-    pub reply: Arc<Reply>,
+    /// Tokens a prompt may use: the context minus the reply's share.
+    pub fn prompt_budget(&self) -> i64 {
+        self.context_tokens - i64::from(self.max_tokens)
+    }
 }
 
 /// The chat service.
@@ -73,6 +80,12 @@ pub struct Chat {
     replies: Replies,
     limits: ChatLimits,
     observer: Option<GenerationObserver>,
+    /// This process's name on the reply claims it holds.
+    owner: Arc<str>,
+    /// The token estimate's calibration against the model's counts.
+    calibration: Arc<tokens::Calibration>,
+    /// Settles replies whose owner died; stops with the service.
+    _sweeper: sweep::Sweeper,
 }
 
 impl std::fmt::Debug for Chat {
@@ -89,7 +102,8 @@ fn not_found_conversation() -> Error {
 }
 
 impl Chat {
-    /// The service.
+    /// The service. Must be called inside a Tokio runtime: it starts the sweep that
+    /// settles replies whose owner died (every half lease).
     pub fn new(
         store: Arc<dyn Store>,
         books: Arc<Books>,
@@ -97,6 +111,7 @@ impl Chat {
         limits: ChatLimits,
         observer: Option<GenerationObserver>,
     ) -> Self {
+        let sweeper = sweep::Sweeper::start(store.clone(), limits.reply_lease / 2);
         Self {
             store,
             books,
@@ -104,6 +119,9 @@ impl Chat {
             replies: Replies::default(),
             limits,
             observer,
+            owner: sweep::owner_id().into(),
+            calibration: Arc::default(),
+            _sweeper: sweeper,
         }
     }
 
@@ -297,7 +315,7 @@ impl Chat {
     pub async fn delete_conversation(&self, user_id: i64, id: i64) -> Result<()> {
         self.conversation(user_id, id).await?;
         if let Some(reply) = self.replies.running(id) {
-            reply.cancel();
+            reply.cancel(FinishReason::Cancelled);
             reply.finished().await;
         }
         self.store.delete_conversation(id, user_id).await?;
@@ -362,296 +380,6 @@ impl Chat {
             ));
         }
         Ok(content.to_owned())
-    }
-
-    // ---- generation ---------------------------------------------------------------------
-
-    async fn check_quota(&self, user_id: i64) -> Result<()> {
-        if self.limits.daily_token_quota == 0 {
-            return Ok(());
-        }
-        let used = self
-            .store
-            .usage_on(user_id, &Timestamp::now().utc_day())
-            .await?;
-        if used >= i64::try_from(self.limits.daily_token_quota).unwrap_or(i64::MAX) {
-            return Err(Error::new(
-                ErrorKind::QuotaExceeded,
-                "今日额度已用完（余额不足），明天再来吧",
-                "Today's token quota is used up",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Stores `content` as the user's question and starts the reply. Errors before the
-    /// reply starts (validation, quota, `409`, a model refusing at once) leave no reply.
-    pub async fn ask(&self, user_id: i64, id: i64, content: &str) -> Result<Started> {
-        let conversation = self.conversation(user_id, id).await?;
-        let content = self.clean_content(content)?;
-        self.check_quota(user_id).await?;
-        let slot = self
-            .replies
-            .claim(id, user_id, self.limits.max_concurrent)?;
-        let history = prompt::history_of(&self.store.messages(id).await?);
-        let user_message = self
-            .store
-            .add_message(
-                id,
-                NewMessage::complete(Role::User, content.clone()),
-                Timestamp::now(),
-            )
-            .await?;
-        let reply = self
-            .generate(slot, &conversation, history, &content)
-            .await?;
-        Ok(Started {
-            user_message: Some(user_message),
-            reply,
-        })
-    }
-
-    /// Replaces the last assistant reply with a new one (or answers a last question that
-    /// has none).
-    pub async fn regenerate(&self, user_id: i64, id: i64) -> Result<Started> {
-        let conversation = self.conversation(user_id, id).await?;
-        self.check_quota(user_id).await?;
-        let slot = self
-            .replies
-            .claim(id, user_id, self.limits.max_concurrent)?;
-        let messages = self.store.messages(id).await?;
-        let Some(question_at) = messages.iter().rposition(|m| m.role == Role::User) else {
-            return Err(Error::invalid(
-                "conversation",
-                "没有可以重新回答的问题",
-                "There is no question to answer again",
-            ));
-        };
-        let question = messages[question_at].content.clone();
-        let history = prompt::history_of(&messages[..question_at]);
-        let replaced: Vec<i64> = messages[question_at + 1..]
-            .iter()
-            .filter(|m| m.role == Role::Assistant)
-            .map(|m| m.id)
-            .collect();
-        let reply = self
-            .generate(slot, &conversation, history, &question)
-            .await?;
-        for message_id in replaced {
-            self.store.delete_message(id, message_id).await?;
-        }
-        Ok(Started {
-            user_message: None,
-            reply,
-        })
-    }
-
-    /// Builds the prompt, calls the model, stores the placeholder reply and starts the task.
-    async fn generate(
-        &self,
-        slot: Slot,
-        conversation: &Conversation,
-        history: Vec<(Role, String)>,
-        question: &str,
-    ) -> Result<Arc<Reply>> {
-        let book = self.books.get(&Isbn::parse(&conversation.isbn)?).await?;
-        let persona = self.persona_of(conversation).await?;
-        let messages = prompt::build(
-            prompt::system_prompt(&book, &persona),
-            &history,
-            question,
-            self.limits.context_tokens,
-        );
-        let prompt_estimate = prompt::estimate_prompt(&messages);
-        tracing::debug!(
-            conversation_id = conversation.id,
-            prompt_messages = messages.len(),
-            prompt_estimate,
-            "asking the model"
-        );
-        let stream = self
-            .model
-            .stream(ChatRequest {
-                messages,
-                user: conversation.user_id.to_string(),
-            })
-            .await
-            .map_err(|err| {
-                tracing::warn!(conversation_id = conversation.id, error = %err, "the model refused");
-                Error::from(err)
-            })?;
-        let placeholder = NewMessage {
-            role: Role::Assistant,
-            content: String::new(),
-            reasoning: None,
-            status: MessageStatus::Generating,
-            usage: None,
-        };
-        let message = self
-            .store
-            .add_message(conversation.id, placeholder, Timestamp::now())
-            .await?;
-        let reply = Reply::new(
-            conversation.id,
-            message.id,
-            conversation.user_id,
-            self.model.model_name().to_owned(),
-        );
-        self.replies.spawn(
-            slot,
-            reply.clone(),
-            stream,
-            Generation {
-                store: self.store.clone(),
-                prompt_estimate,
-                observer: self.observer.clone(),
-            },
-        );
-        Ok(reply)
-    }
-
-    /// Stops the reply being generated; returns the stored (partial) message. `404` when
-    /// nothing is generating.
-    pub async fn stop(&self, user_id: i64, id: i64) -> Result<Message> {
-        self.conversation(user_id, id).await?;
-        let reply = self
-            .replies
-            .running(id)
-            .ok_or_else(|| Error::not_found("生成中的回复", "Reply being generated"))?;
-        reply.cancel();
-        reply.finished().await;
-        self.message(id, reply.message_id).await
-    }
-
-    /// A stored message of a conversation.
-    pub async fn message(&self, id: i64, message_id: i64) -> Result<Message> {
-        self.store
-            .message(id, message_id)
-            .await?
-            .ok_or_else(|| Error::not_found("消息", "Message"))
-    }
-
-    /// The reply being generated in the conversation, or the last one (rebuilt from the
-    /// database when no longer in memory). `404` when there is none.
-    pub async fn attach(&self, user_id: i64, id: i64) -> Result<Arc<Reply>> {
-        self.conversation(user_id, id).await?;
-        if let Some(reply) = self.replies.current(id) {
-            return Ok(reply);
-        }
-        let messages = self.store.messages(id).await?;
-        let last = messages
-            .iter()
-            .rev()
-            .find(|m| m.role == Role::Assistant)
-            .ok_or_else(|| Error::not_found("回复", "Reply"))?;
-        Ok(Reply::replay(last, self.model.model_name().to_owned()))
-    }
-
-    /// The stateless endpoint: the client sends the whole exchange; the last message must
-    /// be the user's and `system` messages are refused. The turn is recorded in
-    /// `conversation_id` (the caller's) or in the caller's stateless conversation for the
-    /// book (created on first use). Returns the conversation id and the started reply.
-    pub async fn stateless(
-        &self,
-        user_id: i64,
-        isbn: &Isbn,
-        messages: &[(String, String)],
-        conversation_id: Option<i64>,
-    ) -> Result<(i64, Started)> {
-        if messages.is_empty() || messages.len() > self.limits.max_messages {
-            return Err(Error::invalid(
-                "messages",
-                format!("messages 须为 1–{} 条", self.limits.max_messages),
-                format!("messages must hold 1–{} entries", self.limits.max_messages),
-            ));
-        }
-        let mut turns = Vec::with_capacity(messages.len());
-        for (role, content) in messages {
-            let role = match role.as_str() {
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                "system" => {
-                    return Err(Error::invalid(
-                        "messages",
-                        "不接受客户端的 system 消息",
-                        "system messages are written by the server",
-                    ))
-                }
-                _ => {
-                    return Err(Error::invalid(
-                        "messages",
-                        "role 须为 user 或 assistant",
-                        "role must be user or assistant",
-                    ))
-                }
-            };
-            turns.push((role, self.clean_content(content)?));
-        }
-        let Some((Role::User, question)) = turns.pop() else {
-            return Err(Error::invalid(
-                "messages",
-                "最后一条消息须为用户的提问",
-                "The last message must be the user's",
-            ));
-        };
-        let book = self.books.get(isbn).await?;
-        let conversation = match conversation_id {
-            Some(cid) => {
-                let conversation = self.conversation(user_id, cid).await?;
-                if conversation.isbn != isbn.as_str() {
-                    return Err(Error::invalid(
-                        "conversation_id",
-                        "该对话属于另一本书",
-                        "That conversation is about another book",
-                    ));
-                }
-                conversation
-            }
-            None => match self
-                .store
-                .conversation_by_origin(user_id, isbn.as_str(), STATELESS_ORIGIN)
-                .await?
-            {
-                Some(conversation) => conversation,
-                None => {
-                    self.store
-                        .create_conversation(
-                            user_id,
-                            isbn.as_str(),
-                            &book.title,
-                            None,
-                            STATELESS_ORIGIN,
-                            Timestamp::now(),
-                        )
-                        .await?
-                }
-            },
-        };
-        self.check_quota(user_id).await?;
-        let slot = self
-            .replies
-            .claim(conversation.id, user_id, self.limits.max_concurrent)?;
-        let user_message = self
-            .store
-            .add_message(
-                conversation.id,
-                NewMessage::complete(Role::User, question.clone()),
-                Timestamp::now(),
-            )
-            .await?;
-        let reply = self.generate(slot, &conversation, turns, &question).await?;
-        Ok((
-            conversation.id,
-            Started {
-                user_message: Some(user_message),
-                reply,
-            },
-        ))
-    }
-
-    /// At shutdown: waits up to `grace` for replies, then stops and stores the rest.
-    pub async fn shutdown(&self, grace: Duration) {
-        self.replies.shutdown(grace).await;
     }
 
     // ---- collections --------------------------------------------------------------------

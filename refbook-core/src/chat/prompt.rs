@@ -80,27 +80,53 @@ fn usable(message: &Message) -> bool {
     ) && !message.content.trim().is_empty()
 }
 
+/// The question does not fit the budget even without any history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionTooLong;
+
+/// The fewest tokens worth keeping of a shortened history turn.
+const MIN_SHORTENED_TURN: i64 = 24;
+
 /// System prompt, then the newest history turns that fit `budget` tokens (oldest first),
-/// then the question.
+/// then the question. Costs are estimates multiplied by `scale` (the calibration of the
+/// estimate against the model's own counts). Older turns go first; the turn that no
+/// longer fits is shortened to what room is left rather than dropped, so one long reply
+/// never costs the whole history.
+///
+/// # Errors
+///
+/// [`QuestionTooLong`] when the system prompt and the question alone exceed the budget.
 pub fn build(
     system: String,
     history: &[(Role, String)],
     question: &str,
     budget: i64,
-) -> Vec<PromptMessage> {
-    let mut remaining =
-        budget - estimate_tokens(&system) - estimate_tokens(question) - 2 * MESSAGE_OVERHEAD;
+    scale: f64,
+) -> Result<Vec<PromptMessage>, QuestionTooLong> {
+    let cost = |text: &str| scaled(estimate_tokens(text) + MESSAGE_OVERHEAD, scale);
+    let mut remaining = budget - cost(&system) - cost(question);
+    if remaining < 0 {
+        return Err(QuestionTooLong);
+    }
     let mut kept = Vec::new();
     for (role, content) in history.iter().rev() {
-        let cost = estimate_tokens(content) + MESSAGE_OVERHEAD;
-        if cost > remaining {
-            break;
+        let needed = cost(content);
+        if needed <= remaining {
+            remaining -= needed;
+            kept.push(PromptMessage {
+                role: *role,
+                content: content.clone(),
+            });
+            continue;
         }
-        remaining -= cost;
-        kept.push(PromptMessage {
-            role: *role,
-            content: content.clone(),
-        });
+        let room = unscaled(remaining, scale) - MESSAGE_OVERHEAD;
+        if room >= MIN_SHORTENED_TURN {
+            kept.push(PromptMessage {
+                role: *role,
+                content: shorten(content, room),
+            });
+        }
+        break;
     }
     kept.reverse();
     let mut messages = Vec::with_capacity(kept.len() + 2);
@@ -113,7 +139,32 @@ pub fn build(
         role: Role::User,
         content: question.to_owned(),
     });
-    messages
+    Ok(messages)
+}
+
+fn scaled(tokens: i64, scale: f64) -> i64 {
+    // Estimates are small whole numbers; the product is rounded up.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let out = (tokens as f64 * scale).ceil() as i64;
+    out
+}
+
+fn unscaled(tokens: i64, scale: f64) -> i64 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let out = (tokens as f64 / scale).floor() as i64;
+    out
+}
+
+/// The start of `text` within about `tokens` estimated tokens, marked as cut.
+fn shorten(text: &str, tokens: i64) -> String {
+    let mut end = 0;
+    for (at, c) in text.char_indices() {
+        if estimate_tokens(&text[..at + c.len_utf8()]) > tokens - 1 {
+            break;
+        }
+        end = at + c.len_utf8();
+    }
+    format!("{}…", &text[..end])
 }
 
 /// The usable turns of stored messages, as `(role, content)`.
@@ -188,7 +239,7 @@ mod tests {
                 )
             })
             .collect();
-        let messages = build("系统".into(), &history, "问题", 500);
+        let messages = build("系统".into(), &history, "问题", 500, 1.0).unwrap();
         assert_eq!(messages.first().unwrap().role, Role::System);
         assert_eq!(messages.last().unwrap().content, "问题");
         let kept = &messages[1..messages.len() - 1];
@@ -198,7 +249,31 @@ mod tests {
             "newest kept"
         );
         assert!(estimate_prompt(&messages) <= 500);
-        let all = build("系统".into(), &history, "问题", 100_000);
+        let all = build("系统".into(), &history, "问题", 100_000, 1.0).unwrap();
         assert_eq!(all.len(), 52);
+        let scaled = build("系统".into(), &history, "问题", 500, 2.0).unwrap();
+        assert!(scaled.len() < messages.len());
+    }
+
+    #[test]
+    fn one_long_turn_is_shortened_not_the_whole_history_dropped() {
+        let history = vec![
+            (Role::User, "第一个问题".to_owned()),
+            (Role::Assistant, "短答".to_owned()),
+            (Role::User, "第二个问题".to_owned()),
+            (Role::Assistant, "长".repeat(5000)),
+        ];
+        let messages = build("系统".into(), &history, "第三个问题", 400, 1.0).unwrap();
+        let long = &messages[messages.len() - 2];
+        assert!(long.content.ends_with('…') && long.content.chars().count() < 400);
+        assert!(
+            estimate_prompt(&messages) <= 400,
+            "{}",
+            estimate_prompt(&messages)
+        );
+        assert_eq!(
+            build("系统".into(), &history, &"问".repeat(500), 400, 1.0),
+            Err(QuestionTooLong)
+        );
     }
 }

@@ -74,6 +74,71 @@ impl MessageStatus {
     }
 }
 
+/// Why a reply ended. `stop` and `length` are the model's own endings; the others say why
+/// a reply did not end by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model finished its answer.
+    Stop,
+    /// The model hit its token limit (`max_tokens` or the context).
+    Length,
+    /// The provider's content filter cut the answer.
+    ContentFilter,
+    /// Stopped on request (`stop/`, deleting the conversation, regenerating).
+    Cancelled,
+    /// The server stopped it (shutdown grace, a crash, a lost lease).
+    Interrupted,
+    /// The model failed or sent something unreadable.
+    Error,
+}
+
+impl FinishReason {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::ContentFilter => "content_filter",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+            Self::Error => "error",
+        }
+    }
+
+    /// Parses a stored reason.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "stop" => Some(Self::Stop),
+            "length" => Some(Self::Length),
+            "content_filter" => Some(Self::ContentFilter),
+            "cancelled" => Some(Self::Cancelled),
+            "interrupted" => Some(Self::Interrupted),
+            "error" => Some(Self::Error),
+            _ => None,
+        }
+    }
+
+    /// A model's `finish_reason`: `length` and `content_filter` as they are, anything
+    /// else (`stop`, `eos`, `tool_calls`, …) as a normal end.
+    pub fn from_model(text: &str) -> Self {
+        match text {
+            "length" => Self::Length,
+            "content_filter" => Self::ContentFilter,
+            _ => Self::Stop,
+        }
+    }
+
+    /// The status a reply ending this way is stored with.
+    pub fn status(self) -> MessageStatus {
+        match self {
+            Self::Stop | Self::Length | Self::ContentFilter => MessageStatus::Complete,
+            Self::Cancelled | Self::Interrupted => MessageStatus::Partial,
+            Self::Error => MessageStatus::Failed,
+        }
+    }
+}
+
 /// Token counts of one generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct TokenUsage {
@@ -111,6 +176,9 @@ pub struct Message {
     pub reasoning: Option<String>,
     /// Generation status.
     pub status: MessageStatus,
+    /// Why a generated reply ended (`None` while generating and for messages that were
+    /// not generated).
+    pub finish_reason: Option<FinishReason>,
     /// Token usage (assistant messages).
     pub usage: Option<TokenUsage>,
     /// When it was created.

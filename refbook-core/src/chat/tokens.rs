@@ -32,6 +32,45 @@ pub fn estimate_tokens(text: &str) -> i64 {
 /// Tokens a chat message costs beyond its text (role and separators).
 pub const MESSAGE_OVERHEAD: i64 = 4;
 
+/// How far the estimate is from the model's own count: the ratio of the prompt tokens the
+/// model reported to those estimated, smoothed over recent replies. Starts a little
+/// above 1 (the estimate is known to undercount some tokenizers by about a sixth) and
+/// never goes below 1, so budgets err on the safe side.
+#[derive(Debug)]
+pub struct Calibration {
+    /// The ratio as `f64` bits.
+    ratio: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Self {
+            ratio: std::sync::atomic::AtomicU64::new(1.25_f64.to_bits()),
+        }
+    }
+}
+
+impl Calibration {
+    /// The current ratio (multiply estimates by it).
+    pub fn ratio(&self) -> f64 {
+        f64::from_bits(self.ratio.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Learns from one reply: `estimated` prompt tokens that the model counted as
+    /// `reported`.
+    pub fn observe(&self, estimated: i64, reported: i64) {
+        if estimated <= 0 || reported <= 0 {
+            return;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let seen = reported as f64 / estimated as f64;
+        // A little headroom over what was seen, kept between 1 and 4.
+        let next = (0.7 * self.ratio() + 0.3 * seen * 1.05).clamp(1.0, 4.0);
+        self.ratio
+            .store(next.to_bits(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +83,25 @@ mod tests {
         assert_eq!(estimate_tokens("Who wrote this book?"), 5);
         assert_eq!(estimate_tokens("《三体》的作者是谁？"), 10);
         assert!(estimate_tokens("刘慈欣 wrote 三体") >= 5);
+    }
+
+    #[test]
+    fn calibration_follows_the_model_and_stays_safe() {
+        let calibration = Calibration::default();
+        assert!(calibration.ratio() > 1.0);
+        for _ in 0..20 {
+            calibration.observe(100, 200);
+        }
+        assert!(
+            (calibration.ratio() - 2.1).abs() < 0.05,
+            "{}",
+            calibration.ratio()
+        );
+        for _ in 0..40 {
+            calibration.observe(100, 50);
+        }
+        assert!((calibration.ratio() - 1.0).abs() < 1e-9);
+        calibration.observe(0, 10);
+        assert!((calibration.ratio() - 1.0).abs() < 1e-9);
     }
 }

@@ -30,6 +30,8 @@ pub struct ChatRequest {
     pub messages: Vec<PromptMessage>,
     /// The asking user's id (sent as `user`, for the provider's audit).
     pub user: String,
+    /// The longest reply in tokens, reasoning included (sent as `max_tokens`).
+    pub max_tokens: Option<u32>,
 }
 
 /// One piece of a streamed reply.
@@ -80,6 +82,29 @@ pub enum ModelError {
     /// An error object inside the stream, or a stream that broke off.
     #[error("the LLM stream failed: {0}")]
     Stream(String),
+    /// A `data:` line that is not a chunk: the stream cannot be trusted any more.
+    #[error("the LLM stream sent an unreadable chunk")]
+    Corrupt,
+    /// The prompt does not fit the model's context (llama.cpp's
+    /// `exceed_context_size_error`, OpenAI's `context_length_exceeded`).
+    #[error("the prompt exceeds the model's context")]
+    ContextExceeded,
+}
+
+impl ModelError {
+    /// Whether asking again later could succeed (rate limits, timeouts, outages), as
+    /// opposed to a refusal of this request or of the server's settings.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::RateLimited | Self::Timeout(_) | Self::Network(_) | Self::Stream(_) => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 408,
+            Self::NotConfigured
+            | Self::Unauthorized
+            | Self::InsufficientBalance
+            | Self::Corrupt
+            | Self::ContextExceeded => false,
+        }
+    }
 }
 
 impl From<ModelError> for Error {
@@ -96,6 +121,19 @@ impl From<ModelError> for Error {
             ModelError::Timeout(_) => (
                 "AI 服务响应超时，请稍后再试",
                 "The AI service timed out; please try again",
+            ),
+            ModelError::ContextExceeded => {
+                return Error::invalid(
+                    "content",
+                    "问题太长，超出了 AI 模型的上下文长度，请缩短后再问",
+                    "The question is too long for the AI model's context; please shorten it",
+                )
+                .with_source(err.clone());
+            }
+            other if !other.is_transient() => (
+                "AI 服务拒绝了这个请求（服务端的模型配置有误），重试不会成功，请联系管理员",
+                "The AI service refused this request (the server's model settings are wrong); \
+                 retrying will not help, please tell the operator",
             ),
             _ => (
                 "AI 服务暂时不可用，请稍后再试",

@@ -146,12 +146,30 @@ async fn refusal(response: reqwest::Response) -> ModelError {
         429 => ModelError::RateLimited,
         _ => {
             let body = response.text().await.unwrap_or_default();
+            if status == 400 && is_context_error(&body) {
+                return ModelError::ContextExceeded;
+            }
             ModelError::Status {
                 status,
                 detail: body.chars().take(300).collect(),
             }
         }
     }
+}
+
+/// Whether a 400 body says the prompt is over the context (llama.cpp, OpenAI, vLLM,
+/// DeepSeek word it differently).
+fn is_context_error(body: &str) -> bool {
+    let body = body.to_ascii_lowercase();
+    [
+        "exceed_context_size",
+        "context_length_exceeded",
+        "maximum context length",
+        "context window",
+        "exceeds the available context",
+    ]
+    .iter()
+    .any(|needle| body.contains(needle))
 }
 
 /// Turns one SSE `data` payload into events; `Ok(None)` at `[DONE]`.
@@ -161,8 +179,11 @@ fn parse_data(data: &str) -> Result<Option<Vec<ModelEvent>>, ModelError> {
         return Ok(None);
     }
     let Ok(chunk) = serde_json::from_str::<Chunk>(data) else {
-        tracing::debug!("skipping an unreadable chunk from the LLM stream");
-        return Ok(Some(Vec::new()));
+        tracing::warn!(
+            bytes = data.len(),
+            "the LLM stream sent an unreadable chunk; ending the reply"
+        );
+        return Err(ModelError::Corrupt);
     };
     if let Some(error) = chunk.error {
         let code = error.code.map(|c| c.to_string()).unwrap_or_default();
@@ -262,13 +283,16 @@ impl ChatModel for OpenAiCompatible {
             .iter()
             .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
             .collect();
-        let body = json!({
+        let mut body = json!({
             "model": self.model,
             "messages": messages,
             "stream": true,
             "stream_options": {"include_usage": true},
             "user": request.user,
         });
+        if let Some(max_tokens) = request.max_tokens {
+            body["max_tokens"] = json!(max_tokens);
+        }
         let mut v1 = self.use_v1.load(Ordering::Relaxed);
         let mut response = self.send(&body, v1).await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND
@@ -342,6 +366,10 @@ mod tests {
             r#"{"error":{"message":"overloaded","type":"server_error","code":503}}"#
         )
         .is_err());
-        assert!(parse_data("not json").unwrap().unwrap().is_empty());
+        assert_eq!(parse_data("not json"), Err(ModelError::Corrupt));
+        assert!(is_context_error(
+            r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#
+        ));
+        assert!(!is_context_error(r#"{"error":{"message":"bad model"}}"#));
     }
 }

@@ -11,11 +11,14 @@ mod sql;
 use async_trait::async_trait;
 
 pub use error::StoreError;
-pub use records::{unique_key, NewUser, ProfileChange, RefreshOutcome, UserRecord};
+pub use records::{
+    unique_key, ClaimRefused, ClaimedReply, FinalReply, NewUser, ProfileChange, RefreshOutcome,
+    ReplyClaim, UserRecord,
+};
 pub use sql::{Backend, SqlStore};
 
 use crate::books::{Book, Cover, StoredBook};
-use crate::chat::{Conversation, Message, MessageStatus, NewMessage, Persona, TokenUsage};
+use crate::chat::{Conversation, Message, NewMessage, Persona};
 use crate::timestamp::Timestamp;
 
 /// Users and their profiles.
@@ -68,12 +71,15 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<UserRecord>, StoreError>;
     /// Exchanges a refresh token for a new one in the same session, atomically. A token that
     /// was already exchanged ends its whole session (reuse detection).
+    /// A token exchanged less than `reuse_grace_ms` ago is exchanged again (a retried or
+    /// doubled request) instead.
     async fn rotate_refresh_token(
         &self,
         old_hash: &str,
         new_hash: &str,
         new_expires_at: Timestamp,
         now: Timestamp,
+        reuse_grace_ms: i64,
     ) -> Result<RefreshOutcome, StoreError>;
     /// The session a refresh token belongs to, with its owner: `(session_id, user_id)`.
     async fn session_of_refresh_token(&self, hash: &str) -> Result<Option<(i64, i64)>, StoreError>;
@@ -163,13 +169,19 @@ pub trait ChatStore: Send + Sync {
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<Conversation>), StoreError>;
-    /// The user's newest conversation of `origin` about `isbn`.
-    async fn conversation_by_origin(
+    /// The user's stateless-endpoint conversation about `isbn`, created (titled `title`)
+    /// when missing; however many requests race, one conversation results. The flag says
+    /// whether this call created it.
+    async fn stateless_conversation(
         &self,
         user_id: i64,
         isbn: &str,
-        origin: &str,
-    ) -> Result<Option<Conversation>, StoreError>;
+        title: &str,
+        now: Timestamp,
+    ) -> Result<(Conversation, bool), StoreError>;
+    /// Deletes the conversation if it has no messages and no reply claim (a conversation
+    /// created for a request that was then refused). `true` if deleted.
+    async fn delete_conversation_if_empty(&self, id: i64) -> Result<bool, StoreError>;
     /// Changes title and/or persona (`Some(None)` clears the persona).
     async fn update_conversation(
         &self,
@@ -196,24 +208,54 @@ pub trait ChatStore: Send + Sync {
         conversation_id: i64,
         message_id: i64,
     ) -> Result<Option<Message>, StoreError>;
-    /// Writes a generated message's text, status and usage.
-    async fn update_message(
-        &self,
-        message_id: i64,
-        content: &str,
-        reasoning: Option<&str>,
-        status: MessageStatus,
-        usage: Option<TokenUsage>,
-        now: Timestamp,
-    ) -> Result<(), StoreError>;
     /// Deletes one message. `false` if absent.
     async fn delete_message(
         &self,
         conversation_id: i64,
         message_id: i64,
     ) -> Result<bool, StoreError>;
-    /// Marks messages left `generating` by a stopped process as `partial` (at start-up).
-    async fn settle_interrupted_messages(&self) -> Result<u64, StoreError>;
+}
+
+/// The life of a generated reply: its claim (conversation lock, per-user cap, the owner's
+/// lease), checkpoints that renew the lease, the final save, and the sweep that settles
+/// replies whose owner died. Claims live in the database so they hold across processes.
+#[async_trait]
+pub trait ReplyStore: Send + Sync {
+    /// In one transaction: settles the user's expired claims, refuses when the
+    /// conversation has a live claim or the user holds `max_per_user`, else stores the
+    /// question (if any) and an empty `generating` assistant message and claims both for
+    /// `owner` until `lease_until`. `NotFound` when the conversation is gone.
+    async fn claim_reply(
+        &self,
+        claim: ReplyClaim<'_>,
+        now: Timestamp,
+    ) -> Result<Result<ClaimedReply, ClaimRefused>, StoreError>;
+    /// Undoes a claim whose model refused before answering: deletes the empty reply, the
+    /// question stored with it (if any) and the claim.
+    async fn abandon_reply(
+        &self,
+        reply_id: i64,
+        question_id: Option<i64>,
+    ) -> Result<(), StoreError>;
+    /// Stores the text so far (when given) and renews `owner`'s lease. `false` when the
+    /// claim is no longer `owner`'s (it expired and was settled, or the reply is gone).
+    async fn checkpoint_reply(
+        &self,
+        reply_id: i64,
+        owner: &str,
+        text: Option<(&str, Option<&str>)>,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// The final save, in one transaction: text, status, finish reason and usage; the
+    /// user's usage for the day (once, however often this is retried); the claim released.
+    async fn finish_reply(&self, reply: FinalReply<'_>, now: Timestamp) -> Result<(), StoreError>;
+    /// Settles replies whose lease expired before `now` (their owner died) as `partial`
+    /// with finish reason `interrupted`, and drops their claims. Live leases are never
+    /// touched. Returns how many replies were settled.
+    async fn settle_expired_replies(&self, now: Timestamp) -> Result<u64, StoreError>;
+    /// Deletes these messages of the conversation at once (the replies a regeneration
+    /// replaces).
+    async fn delete_messages(&self, conversation_id: i64, ids: &[i64]) -> Result<(), StoreError>;
 }
 
 /// Personas: built-ins and each user's own.
@@ -267,10 +309,12 @@ pub trait Store:
     + UsageStore
     + BookStore
     + ChatStore
+    + ReplyStore
     + PersonaStore
     + CollectionStore
 {
-    /// Answers when the database is reachable (readiness).
+    /// Answers when the database takes writes (readiness): a small real write, so a full
+    /// disk or a read-only server is not reported ready.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Closes connections, waiting for work in flight (at shutdown).
     async fn close(&self) {}

@@ -1,5 +1,6 @@
 //! Rows as the store hands them out and takes them in.
 
+use crate::chat::{FinishReason, Message, TokenUsage};
 use crate::timestamp::Timestamp;
 
 /// A stored user.
@@ -72,4 +73,56 @@ pub enum RefreshOutcome {
 /// The lower-cased key that carries uniqueness for usernames and emails.
 pub fn unique_key(value: &str) -> String {
     value.to_lowercase()
+}
+
+/// A claim for a new reply (see [`ReplyStore::claim_reply`](super::ReplyStore::claim_reply)).
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyClaim<'a> {
+    /// The conversation to lock.
+    pub conversation_id: i64,
+    /// Its owner, whose parallel replies are counted.
+    pub user_id: i64,
+    /// The instance that will generate the reply.
+    pub owner: &'a str,
+    /// When the claim expires unless renewed.
+    pub lease_until: Timestamp,
+    /// The most replies the user may have generating at once.
+    pub max_per_user: usize,
+    /// The question to store with the claim (`None` for a regeneration).
+    pub question: Option<&'a str>,
+}
+
+/// What a successful claim stored.
+#[derive(Debug, Clone)]
+pub struct ClaimedReply {
+    /// The stored question (when one was given).
+    pub question: Option<Message>,
+    /// The empty assistant message being generated.
+    pub reply: Message,
+}
+
+/// Why a claim was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRefused {
+    /// A reply is already being generated in the conversation.
+    ConversationBusy,
+    /// The user already has the most replies generating at once.
+    TooManyForUser,
+}
+
+/// The final save of a reply (see [`ReplyStore::finish_reply`](super::ReplyStore::finish_reply)).
+#[derive(Debug, Clone, Copy)]
+pub struct FinalReply<'a> {
+    /// The assistant message.
+    pub reply_id: i64,
+    /// Whose usage it is.
+    pub user_id: i64,
+    /// The answer.
+    pub content: &'a str,
+    /// The reasoning, if any.
+    pub reasoning: Option<&'a str>,
+    /// Why it ended (the stored status follows from it).
+    pub finish_reason: FinishReason,
+    /// Tokens used.
+    pub usage: TokenUsage,
 }

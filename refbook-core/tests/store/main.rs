@@ -145,7 +145,7 @@ async fn refresh_tokens_rotate_and_reuse_ends_the_session(db: TestDatabase) {
     );
 
     let out = s
-        .rotate_refresh_token("h1", "h2", later, now)
+        .rotate_refresh_token("h1", "h2", later, now, 0)
         .await
         .unwrap();
     assert_eq!(
@@ -156,21 +156,21 @@ async fn refresh_tokens_rotate_and_reuse_ends_the_session(db: TestDatabase) {
         }
     );
     assert_eq!(
-        s.rotate_refresh_token("nope", "h3", later, now)
+        s.rotate_refresh_token("nope", "h3", later, now, 0)
             .await
             .unwrap(),
         RefreshOutcome::Invalid
     );
     // h1 again: theft. The whole session ends, h2 included.
     assert_eq!(
-        s.rotate_refresh_token("h1", "h4", later, now)
+        s.rotate_refresh_token("h1", "h4", later, now, 0)
             .await
             .unwrap(),
         RefreshOutcome::Reused
     );
     assert!(s.session_user(sid, u.id).await.unwrap().is_none());
     assert_eq!(
-        s.rotate_refresh_token("h2", "h5", later, now)
+        s.rotate_refresh_token("h2", "h5", later, now, 0)
             .await
             .unwrap(),
         RefreshOutcome::Invalid
@@ -186,7 +186,7 @@ async fn expired_refresh_tokens_do_not_rotate(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(
-        s.rotate_refresh_token("old", "new", now.plus_seconds(60), now)
+        s.rotate_refresh_token("old", "new", now.plus_seconds(60), now, 0)
             .await
             .unwrap(),
         RefreshOutcome::Invalid
@@ -268,7 +268,7 @@ async fn concurrent_writers_all_land(db: TestDatabase) {
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.rotate_refresh_token("shared", &format!("next{i}"), now.plus_seconds(60), now)
+                s.rotate_refresh_token("shared", &format!("next{i}"), now.plus_seconds(60), now, 0)
                     .await
             })
         })

@@ -122,7 +122,7 @@ pub async fn poll(ctx: Ctx) -> Result<Response<Body>, ApiError> {
         match event {
             ReplyEvent::Content(text) => delta.push_str(&text),
             ReplyEvent::Reasoning(text) => reasoning_delta.push_str(&text),
-            ReplyEvent::Error { message } => error = Some(message),
+            ReplyEvent::Error { code, message } => error = Some((code, message)),
             ReplyEvent::Start | ReplyEvent::Finish { .. } => {}
         }
     }
@@ -133,8 +133,8 @@ pub async fn poll(ctx: Ctx) -> Result<Response<Body>, ApiError> {
         "reasoning_delta": reasoning_delta,
         "cursor": position,
     });
-    if let Some(message) = error {
-        body["error"] = json!({"code": "MODEL_ERROR", "message": message});
+    if let Some((code, message)) = error {
+        body["error"] = json!({"code": code, "message": &*message});
     }
     Ok(ok_json(&body))
 }

@@ -168,8 +168,43 @@ async fn oauth2_password_grant(db: TestDatabase) {
     missing.assert_error(400, "INVALID_PARAMS");
 }
 
+async fn a_retried_refresh_within_the_grace_keeps_the_session(db: TestDatabase) {
+    let app = spawn_app_with(db, |c| c.refresh_reuse_grace_secs = 2).await;
+    let first = app.register("tabs").await;
+    // Two tabs (or a retry whose answer was lost) present one refresh token at once.
+    let body = json!({"refresh_token": refresh(&first)});
+    let (a, b) = tokio::join!(
+        app.post("/api/auth/refresh/", None, body.clone()),
+        app.post("/api/auth/refresh/", None, body.clone()),
+    );
+    let (a, b) = (a.assert_ok().clone(), b.assert_ok().clone());
+    assert_ne!(refresh(&a), refresh(&b));
+    for payload in [&a, &b] {
+        app.get("/api/auth/me/", Some(token(payload)))
+            .await
+            .assert_ok();
+    }
+    // Both new refresh tokens still work: the session was not ended.
+    app.post(
+        "/api/auth/refresh/",
+        None,
+        json!({"refresh_token": refresh(&a)}),
+    )
+    .await
+    .assert_ok();
+    // After the grace, presenting the first token again is reuse: the session ends.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.post("/api/auth/refresh/", None, body)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    app.get("/api/auth/me/", Some(token(&b)))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
 async fn refresh_rotates_and_reuse_ends_the_session(db: TestDatabase) {
-    let app = spawn_app(db).await;
+    // No reuse grace: any second presentation is theft.
+    let app = spawn_app_with(db, |c| c.refresh_reuse_grace_secs = 0).await;
     let first = app.register("dave").await;
     let second = app
         .post(
@@ -379,6 +414,7 @@ backend_tests!(
     login_by_username_or_email_with_one_generic_failure,
     oauth2_password_grant,
     refresh_rotates_and_reuse_ends_the_session,
+    a_retried_refresh_within_the_grace_keeps_the_session,
     expired_access_tokens_are_refused,
     logout_ends_one_session_or_all,
     someone_elses_refresh_token_is_not_logged_out,

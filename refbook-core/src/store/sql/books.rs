@@ -69,7 +69,7 @@ impl BookStore for SqlStore {
     }
 
     async fn upsert_book(&self, book: &Book, fetched_at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO books (isbn, isbn10, title, subtitle, authors, translators, publisher, \
                published, pages, introduction, author_intro, cover_url, tags, source, fetched_at, \
@@ -173,7 +173,7 @@ impl BookStore for SqlStore {
     }
 
     async fn import_catalog(&self, books: &[Book], now: Timestamp) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for book in books {
             let data = serde_json::to_string(&BookFields::from(book))
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;

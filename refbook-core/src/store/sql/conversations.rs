@@ -8,7 +8,9 @@ use sqlx::Row;
 
 use super::books::list;
 use super::SqlStore;
-use crate::chat::{BookBrief, Conversation, Message, MessageStatus, NewMessage, Role, TokenUsage};
+use crate::chat::{
+    BookBrief, Conversation, FinishReason, Message, MessageStatus, NewMessage, Role, TokenUsage,
+};
 use crate::store::{ChatStore, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -18,8 +20,8 @@ const CONVERSATION_SELECT: &str = "SELECT c.id, c.user_id, c.isbn, c.title, c.pe
     (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count \
     FROM conversations c JOIN books b ON b.isbn = c.isbn";
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, reasoning, status, \
-    prompt_tokens, completion_tokens, total_tokens, created_at";
+pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, reasoning, status, \
+    finish_reason, prompt_tokens, completion_tokens, total_tokens, created_at";
 
 fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
     Ok(Conversation {
@@ -40,12 +42,13 @@ fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
     })
 }
 
-fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
+pub(super) fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     let role: String = row.try_get("role")?;
     let status: String = row.try_get("status")?;
     let prompt: Option<i64> = row.try_get("prompt_tokens")?;
     let completion: Option<i64> = row.try_get("completion_tokens")?;
     let total: Option<i64> = row.try_get("total_tokens")?;
+    let finish: Option<String> = row.try_get("finish_reason")?;
     Ok(Message {
         id: row.try_get("id")?,
         conversation_id: row.try_get("conversation_id")?,
@@ -54,6 +57,11 @@ fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
         reasoning: row.try_get("reasoning")?,
         status: MessageStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        finish_reason: finish
+            .map(|f| {
+                FinishReason::parse(&f).ok_or_else(|| StoreError::Corrupt(format!("finish {f}")))
+            })
+            .transpose()?,
         usage: match (prompt, completion, total) {
             (Some(prompt_tokens), Some(completion_tokens), Some(total_tokens)) => {
                 Some(TokenUsage {
@@ -186,25 +194,51 @@ impl ChatStore for SqlStore {
         Ok((count, self.with_last_messages(list).await?))
     }
 
-    async fn conversation_by_origin(
+    async fn stateless_conversation(
         &self,
         user_id: i64,
         isbn: &str,
-        origin: &str,
-    ) -> Result<Option<Conversation>, StoreError> {
-        let id = sqlx::query(
-            "SELECT id FROM conversations WHERE user_id = $1 AND isbn = $2 AND origin = $3 \
-             ORDER BY id DESC LIMIT 1",
+        title: &str,
+        now: Timestamp,
+    ) -> Result<(Conversation, bool), StoreError> {
+        // The partial unique index `conversations_stateless` lets one insert win a race.
+        let created = sqlx::query(
+            "INSERT INTO conversations (user_id, isbn, title, origin, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'chat_stream', $4, $4) \
+             ON CONFLICT (user_id, isbn) WHERE origin = 'chat_stream' DO NOTHING",
         )
         .bind(user_id)
         .bind(isbn)
-        .bind(origin)
-        .fetch_optional(&self.pool)
+        .bind(title)
+        .bind(now.millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        let row = sqlx::query(
+            "SELECT id FROM conversations WHERE user_id = $1 AND isbn = $2 AND origin = 'chat_stream'",
+        )
+        .bind(user_id)
+        .bind(isbn)
+        .fetch_one(&self.pool)
         .await?;
-        match id {
-            Some(row) => self.conversation(row.try_get("id")?, user_id).await,
-            None => Ok(None),
-        }
+        let conversation = self
+            .conversation(row.try_get("id")?, user_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((conversation, created))
+    }
+
+    async fn delete_conversation_if_empty(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM conversations WHERE id = $1 \
+               AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1) \
+               AND NOT EXISTS (SELECT 1 FROM reply_claims WHERE conversation_id = $1)",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn update_conversation(
@@ -253,7 +287,7 @@ impl ChatStore for SqlStore {
         message: NewMessage,
         now: Timestamp,
     ) -> Result<Message, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         // The conversation row first (the same lock order as every other writer).
         let touched = sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
             .bind(conversation_id)
@@ -310,41 +344,6 @@ impl ChatStore for SqlStore {
         row.as_ref().map(message_from_row).transpose()
     }
 
-    async fn update_message(
-        &self,
-        message_id: i64,
-        content: &str,
-        reasoning: Option<&str>,
-        status: MessageStatus,
-        usage: Option<TokenUsage>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE conversations SET updated_at = $2 \
-             WHERE id = (SELECT conversation_id FROM messages WHERE id = $1)",
-        )
-        .bind(message_id)
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE messages SET content = $2, reasoning = $3, status = $4, prompt_tokens = $5, \
-               completion_tokens = $6, total_tokens = $7 WHERE id = $1",
-        )
-        .bind(message_id)
-        .bind(content)
-        .bind(reasoning)
-        .bind(status.as_str())
-        .bind(usage.map(|u| u.prompt_tokens))
-        .bind(usage.map(|u| u.completion_tokens))
-        .bind(usage.map(|u| u.total_tokens))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn delete_message(
         &self,
         conversation_id: i64,
@@ -356,13 +355,5 @@ impl ChatStore for SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    async fn settle_interrupted_messages(&self) -> Result<u64, StoreError> {
-        let done =
-            sqlx::query("UPDATE messages SET status = 'partial' WHERE status = 'generating'")
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected())
     }
 }

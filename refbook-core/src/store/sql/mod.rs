@@ -7,8 +7,10 @@ mod books;
 mod collections;
 mod conversations;
 mod personas;
+mod replies;
 mod sessions;
 mod settings;
+mod tx;
 mod users;
 
 use std::path::Path;
@@ -143,7 +145,15 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        // A real write, not `SELECT 1`: a full disk or a read-only server answers reads.
+        let now = crate::timestamp::Timestamp::now().millis().to_string();
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('readyz', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use crate::timestamp::Timestamp;
 
 /// Records a refresh token (its hash) in a session.
 async fn insert_refresh_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut super::tx::WriteTx,
     hash: &str,
     session_id: i64,
     expires_at: Timestamp,
@@ -38,7 +38,7 @@ impl SessionStore for SqlStore {
         refresh_expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let session_id: i64 = sqlx::query(
             "INSERT INTO login_sessions (user_id, created_at, last_used_at, expires_at) \
              VALUES ($1, $2, $2, $3) RETURNING id",
@@ -76,8 +76,9 @@ impl SessionStore for SqlStore {
         new_hash: &str,
         new_expires_at: Timestamp,
         now: Timestamp,
+        reuse_grace_ms: i64,
     ) -> Result<RefreshOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         // First, a write to the token's session row. Every rotation in a session queues
         // here (a row lock on PostgreSQL, the write lock on SQLite), so sessions and then
         // tokens are always locked in that order: racing exchanges of one token cannot
@@ -104,7 +105,8 @@ impl SessionStore for SqlStore {
                 .await?;
         let used_at: Option<i64> = token.try_get("used_at")?;
         let expires_at: i64 = token.try_get("expires_at")?;
-        let outcome = if used_at.is_some() {
+        let within_grace = used_at.is_some_and(|at| now.millis() - at < reuse_grace_ms);
+        let outcome = if used_at.is_some() && !within_grace {
             sqlx::query("DELETE FROM login_sessions WHERE id = $1")
                 .bind(session_id)
                 .execute(&mut *tx)
@@ -113,11 +115,14 @@ impl SessionStore for SqlStore {
         } else if expires_at <= now.millis() {
             RefreshOutcome::Invalid
         } else {
-            sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
-                .bind(old_hash)
-                .bind(now.millis())
-                .execute(&mut *tx)
-                .await?;
+            // Within the grace the first exchange time stays, so the grace never stretches.
+            sqlx::query(
+                "UPDATE refresh_tokens SET used_at = COALESCE(used_at, $2) WHERE token_hash = $1",
+            )
+            .bind(old_hash)
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE login_sessions SET expires_at = $2 WHERE id = $1")
                 .bind(session_id)
                 .bind(new_expires_at.millis())

@@ -25,6 +25,14 @@ impl SettingsStore for SqlStore {
     }
 }
 
+/// Adds `$3` prompt and `$4` completion tokens to user `$1` on day `$2`.
+pub(super) const ADD_USAGE: &str =
+    "INSERT INTO usage_daily (user_id, day, prompt_tokens, completion_tokens) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (user_id, day) DO UPDATE SET \
+       prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
+       completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens";
+
 #[async_trait]
 impl UsageStore for SqlStore {
     async fn add_usage(
@@ -34,19 +42,13 @@ impl UsageStore for SqlStore {
         prompt_tokens: i64,
         completion_tokens: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO usage_daily (user_id, day, prompt_tokens, completion_tokens) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, day) DO UPDATE SET \
-               prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
-               completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens",
-        )
-        .bind(user_id)
-        .bind(day)
-        .bind(prompt_tokens)
-        .bind(completion_tokens)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(ADD_USAGE)
+            .bind(user_id)
+            .bind(day)
+            .bind(prompt_tokens)
+            .bind(completion_tokens)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

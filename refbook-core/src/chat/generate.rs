@@ -1,0 +1,417 @@
+//! Asking the model: questions, regeneration, the stateless endpoint, stop, re-attaching
+//! and shutdown — the [`Chat`] methods that claim a reply and start its generation.
+//!
+//! One question: the conversation is checked (owner, content, quota); one transaction
+//! claims the reply (conversation lock, per-user cap, lease) and stores the question and
+//! the empty reply; then the model is asked. A model that refuses before answering undoes
+//! the claim, so no dangling question stays behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::reply::driver::{lease_end, Generation, CHECKPOINT_EVERY};
+use super::reply::follow::follow;
+use super::{prompt, Chat, Conversation, FinishReason, Message, Reply, Role};
+use crate::books::Isbn;
+use crate::error::{Error, ErrorKind, Result};
+use crate::llm::{ChatRequest, ModelError, ModelStream};
+use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim};
+use crate::timestamp::Timestamp;
+
+/// A generation that was started: the stored question (if any) and the reply.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The user message stored for this turn (`None` for a regeneration).
+    pub user_message: Option<Message>,
+    /// The reply being generated.
+    pub reply: Arc<Reply>,
+}
+
+/// What a turn asks: the earlier turns to consider and the question.
+struct Turn<'a> {
+    history: Vec<(Role, String)>,
+    question: &'a str,
+}
+
+fn refused(refusal: ClaimRefused) -> Error {
+    match refusal {
+        ClaimRefused::ConversationBusy => Error::new(
+            ErrorKind::Conflict,
+            "这个对话正在生成回复，请稍候或先停止",
+            "A reply is already being generated in this conversation",
+        ),
+        ClaimRefused::TooManyForUser => Error::new(
+            ErrorKind::RateLimited,
+            "同时进行的对话过多，请稍后再试",
+            "Too many replies are being generated at once; please wait",
+        )
+        .with_retry_after(Duration::from_secs(5)),
+    }
+}
+
+impl Chat {
+    async fn check_quota(&self, user_id: i64) -> Result<()> {
+        if self.limits.daily_token_quota == 0 {
+            return Ok(());
+        }
+        let used = self
+            .store
+            .usage_on(user_id, &Timestamp::now().utc_day())
+            .await?;
+        if used >= i64::try_from(self.limits.daily_token_quota).unwrap_or(i64::MAX) {
+            return Err(Error::new(
+                ErrorKind::QuotaExceeded,
+                "今日额度已用完（余额不足），明天再来吧",
+                "Today's token quota is used up",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Claims a reply in the conversation (storing `question` with it).
+    async fn claim(
+        &self,
+        conversation: &Conversation,
+        question: Option<&str>,
+    ) -> Result<ClaimedReply> {
+        let claim = ReplyClaim {
+            conversation_id: conversation.id,
+            user_id: conversation.user_id,
+            owner: &self.owner,
+            lease_until: lease_end(self.limits.reply_lease),
+            max_per_user: self.limits.max_concurrent,
+            question,
+        };
+        self.store
+            .claim_reply(claim, Timestamp::now())
+            .await?
+            .map_err(refused)
+    }
+
+    /// Stores `content` as the user's question and starts the reply. Errors before the
+    /// reply starts (validation, quota, `409`, `429`, a model refusing at once) leave
+    /// nothing stored.
+    ///
+    /// # Errors
+    ///
+    /// `NOT_FOUND` for another user's conversation, `INVALID_PARAMS` for bad content or a
+    /// question too long for the model's context, `QUOTA_EXCEEDED`, `CONFLICT` while a
+    /// reply generates there, `RATE_LIMIT` over the per-user cap, `MODEL_ERROR`.
+    pub async fn ask(&self, user_id: i64, id: i64, content: &str) -> Result<Started> {
+        let conversation = self.conversation(user_id, id).await?;
+        let content = self.clean_content(content)?;
+        self.check_quota(user_id).await?;
+        let history = prompt::history_of(&self.store.messages(id).await?);
+        let claimed = self.claim(&conversation, Some(&content)).await?;
+        let turn = Turn {
+            history,
+            question: &content,
+        };
+        self.start(&conversation, claimed, turn).await
+    }
+
+    /// Replaces the last assistant reply with a new one (or answers a last question that
+    /// has none).
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask); `INVALID_PARAMS` when there is no question to answer.
+    pub async fn regenerate(&self, user_id: i64, id: i64) -> Result<Started> {
+        let conversation = self.conversation(user_id, id).await?;
+        self.check_quota(user_id).await?;
+        let messages = self.store.messages(id).await?;
+        let Some(question_at) = messages.iter().rposition(|m| m.role == Role::User) else {
+            return Err(Error::invalid(
+                "conversation",
+                "没有可以重新回答的问题",
+                "There is no question to answer again",
+            ));
+        };
+        let replaced: Vec<i64> = messages[question_at + 1..]
+            .iter()
+            .filter(|m| m.role == Role::Assistant)
+            .map(|m| m.id)
+            .collect();
+        let claimed = self.claim(&conversation, None).await?;
+        let turn = Turn {
+            history: prompt::history_of(&messages[..question_at]),
+            question: &messages[question_at].content,
+        };
+        let started = self.start(&conversation, claimed, turn).await?;
+        self.store.delete_messages(id, &replaced).await?;
+        self.replies.forget(id);
+        Ok(started)
+    }
+
+    /// Asks the model for a claimed reply and starts its task; undoes the claim when the
+    /// model refuses before answering.
+    async fn start(
+        &self,
+        conversation: &Conversation,
+        claimed: ClaimedReply,
+        turn: Turn<'_>,
+    ) -> Result<Started> {
+        let ClaimedReply { question, reply } = claimed;
+        let (stream, prompt_estimate) = match self.open_stream(conversation, &turn).await {
+            Ok(opened) => opened,
+            Err(err) => {
+                let undone = self
+                    .store
+                    .abandon_reply(reply.id, question.as_ref().map(|q| q.id))
+                    .await;
+                if let Err(undo) = undone {
+                    tracing::error!(error = %undo, "undoing a refused question failed; its lease will settle it");
+                }
+                return Err(err);
+            }
+        };
+        let buffer = Reply::new(
+            conversation.id,
+            reply.id,
+            self.model.model_name().to_owned(),
+        );
+        Generation {
+            store: self.store.clone(),
+            replies: self.replies.clone(),
+            owner: self.owner.clone(),
+            user_id: conversation.user_id,
+            lease: self.limits.reply_lease,
+            save_timeout: self.limits.reply_save_timeout,
+            prompt_estimate,
+            calibration: self.calibration.clone(),
+            observer: self.observer.clone(),
+        }
+        .spawn(buffer.clone(), stream);
+        Ok(Started {
+            user_message: question,
+            reply: buffer,
+        })
+    }
+
+    /// Builds the prompt within the budget and opens the model's stream. A model that
+    /// says the prompt exceeds its context is asked once more with half the budget.
+    async fn open_stream(
+        &self,
+        conversation: &Conversation,
+        turn: &Turn<'_>,
+    ) -> Result<(ModelStream, i64)> {
+        let book = self.books.get(&Isbn::parse(&conversation.isbn)?).await?;
+        let persona = self.persona_of(conversation).await?;
+        let system = prompt::system_prompt(&book, &persona);
+        let mut budget = self.limits.prompt_budget();
+        for attempt in 0..2 {
+            let messages = prompt::build(
+                system.clone(),
+                &turn.history,
+                turn.question,
+                budget,
+                self.calibration.ratio(),
+            )
+            .map_err(|_| question_too_long())?;
+            let prompt_estimate = prompt::estimate_prompt(&messages);
+            tracing::debug!(
+                conversation_id = conversation.id,
+                prompt_messages = messages.len(),
+                prompt_estimate,
+                budget,
+                "asking the model"
+            );
+            let request = ChatRequest {
+                messages,
+                user: conversation.user_id.to_string(),
+                max_tokens: Some(self.limits.max_tokens),
+            };
+            match self.model.stream(request).await {
+                Ok(stream) => return Ok((stream, prompt_estimate)),
+                Err(ModelError::ContextExceeded) if attempt == 0 => {
+                    tracing::warn!(
+                        conversation_id = conversation.id,
+                        budget,
+                        "the model said the prompt exceeds its context; trimming harder \
+                         (check REFBOOK_LLM_CONTEXT_TOKENS against the model's context)"
+                    );
+                    budget /= 2;
+                }
+                Err(err) => {
+                    tracing::warn!(conversation_id = conversation.id, error = %err, "the model refused");
+                    return Err(err.into());
+                }
+            }
+        }
+        Err(question_too_long())
+    }
+
+    /// Stops the reply being generated; returns the stored (partial) message.
+    ///
+    /// # Errors
+    ///
+    /// `NOT_FOUND` when nothing is generating in the conversation (here).
+    pub async fn stop(&self, user_id: i64, id: i64) -> Result<Message> {
+        self.conversation(user_id, id).await?;
+        let reply = self
+            .replies
+            .running(id)
+            .ok_or_else(|| Error::not_found("生成中的回复", "Reply being generated"))?;
+        reply.cancel(FinishReason::Cancelled);
+        reply.finished().await;
+        self.message(id, reply.message_id).await
+    }
+
+    /// A stored message of a conversation.
+    ///
+    /// # Errors
+    ///
+    /// `NOT_FOUND` when the conversation has no such message.
+    pub async fn message(&self, id: i64, message_id: i64) -> Result<Message> {
+        self.store
+            .message(id, message_id)
+            .await?
+            .ok_or_else(|| Error::not_found("消息", "Message"))
+    }
+
+    /// The reply being generated in the conversation, or the last one: live when this
+    /// process generates it or finished it lately, else rebuilt from the database (and,
+    /// while another process generates it, followed through its checkpoints).
+    ///
+    /// # Errors
+    ///
+    /// `NOT_FOUND` for another user's conversation or one without a reply.
+    pub async fn attach(&self, user_id: i64, id: i64) -> Result<Arc<Reply>> {
+        self.conversation(user_id, id).await?;
+        if let Some(reply) = self.replies.current(id) {
+            return Ok(reply);
+        }
+        let messages = self.store.messages(id).await?;
+        let last = messages
+            .iter()
+            .rev()
+            .find(|m| m.role == Role::Assistant)
+            .ok_or_else(|| Error::not_found("回复", "Reply"))?;
+        Ok(follow(
+            self.store.clone(),
+            last,
+            self.model.model_name().to_owned(),
+            CHECKPOINT_EVERY / 2,
+        ))
+    }
+
+    /// The stateless endpoint: the client sends the whole exchange; the last message must
+    /// be the user's and `system` messages are refused. The turn is recorded in
+    /// `conversation_id` (the caller's) or in the caller's stateless conversation for the
+    /// book (one per user and book, created on first use; not left behind empty when the
+    /// request is refused). Returns the conversation id and the started reply.
+    ///
+    /// # Errors
+    ///
+    /// As [`ask`](Self::ask); `INVALID_PARAMS` for a malformed exchange.
+    pub async fn stateless(
+        &self,
+        user_id: i64,
+        isbn: &Isbn,
+        messages: &[(String, String)],
+        conversation_id: Option<i64>,
+    ) -> Result<(i64, Started)> {
+        let (mut turns, question) = self.stateless_turns(messages)?;
+        let book = self.books.get(isbn).await?;
+        self.check_quota(user_id).await?;
+        let (conversation, created) = match conversation_id {
+            Some(cid) => {
+                let conversation = self.conversation(user_id, cid).await?;
+                if conversation.isbn != isbn.as_str() {
+                    return Err(Error::invalid(
+                        "conversation_id",
+                        "该对话属于另一本书",
+                        "That conversation is about another book",
+                    ));
+                }
+                (conversation, false)
+            }
+            None => {
+                self.store
+                    .stateless_conversation(user_id, isbn.as_str(), &book.title, Timestamp::now())
+                    .await?
+            }
+        };
+        let started = match self.claim(&conversation, Some(&question)).await {
+            Ok(claimed) => {
+                let turn = Turn {
+                    history: std::mem::take(&mut turns),
+                    question: &question,
+                };
+                self.start(&conversation, claimed, turn).await
+            }
+            Err(err) => Err(err),
+        };
+        match started {
+            Ok(started) => Ok((conversation.id, started)),
+            Err(err) => {
+                if created {
+                    let _ = self
+                        .store
+                        .delete_conversation_if_empty(conversation.id)
+                        .await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Checks a stateless exchange: `(earlier turns, question)`.
+    fn stateless_turns(
+        &self,
+        messages: &[(String, String)],
+    ) -> Result<(Vec<(Role, String)>, String)> {
+        if messages.is_empty() || messages.len() > self.limits.max_messages {
+            return Err(Error::invalid(
+                "messages",
+                format!("messages 须为 1–{} 条", self.limits.max_messages),
+                format!("messages must hold 1–{} entries", self.limits.max_messages),
+            ));
+        }
+        let mut turns = Vec::with_capacity(messages.len());
+        for (role, content) in messages {
+            let role = match role.as_str() {
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                "system" => {
+                    return Err(Error::invalid(
+                        "messages",
+                        "不接受客户端的 system 消息",
+                        "system messages are written by the server",
+                    ))
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "messages",
+                        "role 须为 user 或 assistant",
+                        "role must be user or assistant",
+                    ))
+                }
+            };
+            turns.push((role, self.clean_content(content)?));
+        }
+        let Some((Role::User, question)) = turns.pop() else {
+            return Err(Error::invalid(
+                "messages",
+                "最后一条消息须为用户的提问",
+                "The last message must be the user's",
+            ));
+        };
+        Ok((turns, question))
+    }
+
+    /// At shutdown: waits up to `grace` for replies, then stops the rest and stores them
+    /// as `partial` (`interrupted`).
+    pub async fn shutdown(&self, grace: Duration) {
+        let save = self.limits.reply_save_timeout.min(Duration::from_secs(30));
+        self.replies.shutdown(grace, save).await;
+    }
+}
+
+fn question_too_long() -> Error {
+    Error::invalid(
+        "content",
+        "问题太长，超出了 AI 模型的上下文长度，请缩短后再问",
+        "The question is too long for the AI model's context; please shorten it",
+    )
+}

@@ -1,0 +1,100 @@
+//! [`Replies`]: the replies this process is generating, and those it finished lately
+//! (kept so that listeners re-attach to the live buffer instead of the database).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::buffer::Reply;
+use crate::chat::FinishReason;
+
+/// How long a finished reply stays in memory. Positions do not depend on it: after it
+/// the reply is rebuilt from the database with the same positions.
+const KEEP_FINISHED: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// Replies generating here, by conversation.
+    running: HashMap<i64, Arc<Reply>>,
+    /// Replies finished here lately, by conversation.
+    recent: HashMap<i64, Arc<Reply>>,
+}
+
+/// The replies of this process. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Replies {
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Replies {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a reply that starts generating here.
+    pub(crate) fn started(&self, reply: Arc<Reply>) {
+        let mut registry = self.lock();
+        registry.recent.remove(&reply.conversation_id);
+        registry.running.insert(reply.conversation_id, reply);
+    }
+
+    /// Moves a reply that ended from running to recent (dropping expired recent ones).
+    pub(crate) fn ended(&self, reply: &Arc<Reply>) {
+        let mut registry = self.lock();
+        if registry
+            .running
+            .get(&reply.conversation_id)
+            .is_some_and(|r| Arc::ptr_eq(r, reply))
+        {
+            registry.running.remove(&reply.conversation_id);
+        }
+        let now = Instant::now();
+        registry.recent.retain(|_, r| {
+            r.finished_at()
+                .is_none_or(|at| now.duration_since(at) < KEEP_FINISHED)
+        });
+        registry.recent.insert(reply.conversation_id, reply.clone());
+    }
+
+    /// The reply generating in the conversation here, else the one that finished here
+    /// lately.
+    pub fn current(&self, conversation_id: i64) -> Option<Arc<Reply>> {
+        let registry = self.lock();
+        registry
+            .running
+            .get(&conversation_id)
+            .or_else(|| registry.recent.get(&conversation_id))
+            .cloned()
+    }
+
+    /// The reply generating in the conversation here.
+    pub fn running(&self, conversation_id: i64) -> Option<Arc<Reply>> {
+        self.lock().running.get(&conversation_id).cloned()
+    }
+
+    /// Forgets a conversation's finished reply (its messages changed).
+    pub(crate) fn forget(&self, conversation_id: i64) {
+        self.lock().recent.remove(&conversation_id);
+    }
+
+    /// How many replies are generating here.
+    pub fn active_count(&self) -> usize {
+        self.lock().running.len()
+    }
+
+    /// At shutdown: lets running replies finish for up to `grace`, then stops the rest
+    /// (stored as `partial`, `interrupted`) and waits up to `save` for them to be stored.
+    pub async fn shutdown(&self, grace: Duration, save: Duration) {
+        let deadline = Instant::now() + grace;
+        while self.active_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let running: Vec<Arc<Reply>> = self.lock().running.values().cloned().collect();
+        for reply in &running {
+            reply.cancel(FinishReason::Interrupted);
+        }
+        for reply in running {
+            let _ = tokio::time::timeout(save, reply.finished()).await;
+        }
+    }
+}
