@@ -32,6 +32,8 @@ pub enum Step {
     Done,
     /// Break the connection (an interrupted stream).
     Die,
+    /// `data: ` followed by this text as it is (a corrupt chunk, say).
+    Raw(String),
 }
 
 /// A scripted answer to one request.
@@ -103,6 +105,15 @@ impl MockReply {
         }
     }
 
+    /// Answers with an HTTP error and `body` as it is.
+    pub fn error_with(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            error_body: body,
+            steps: Vec::new(),
+        }
+    }
+
     /// Any steps at all (status 200).
     pub fn steps(steps: Vec<Step>) -> Self {
         Self {
@@ -123,6 +134,8 @@ struct State {
     script: VecDeque<MockReply>,
     fallback: Option<MockReply>,
     requests: Vec<Value>,
+    /// Refuse prompts longer than this many characters (llama.cpp's context error).
+    context_chars: Option<usize>,
 }
 
 /// The mock server; stops when dropped.
@@ -193,6 +206,13 @@ impl MockLlm {
         self.lock().fallback = Some(reply);
     }
 
+    /// Refuses, as llama.cpp does, every request whose messages hold more than `chars`
+    /// characters of content (`None`: no limit): HTTP 400 with
+    /// `exceed_context_size_error`. Refused requests are recorded too.
+    pub fn set_context_limit(&self, chars: Option<usize>) {
+        self.lock().context_chars = chars;
+    }
+
     /// Every request body received, in order.
     pub fn requests(&self) -> Vec<Value> {
         self.lock().requests.clone()
@@ -203,6 +223,19 @@ impl MockLlm {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Characters of content in a request's messages.
+fn prompt_chars(request: &Value) -> usize {
+    request["messages"]
+        .as_array()
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| m["content"].as_str().unwrap_or("").chars().count())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 type MockBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
@@ -224,7 +257,18 @@ async fn handle(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let echo = echo_reply(&request);
+        let over_context = state
+            .context_chars
+            .is_some_and(|limit| prompt_chars(&request) > limit);
         state.requests.push(request);
+        if over_context {
+            return Ok(plain(
+                400,
+                json!({"error": {"code": 400, "type": "exceed_context_size_error",
+                    "message": "the request exceeds the available context size, try increasing it",
+                    "n_prompt_tokens": 1200, "n_ctx": 1024}}),
+            ));
+        }
         state
             .script
             .pop_front()
@@ -242,6 +286,7 @@ async fn handle(
         for step in reply.steps {
             let frame = match step {
                 Step::Data(value) => format!("data: {value}\n\n"),
+                Step::Raw(text) => format!("data: {text}\n\n"),
                 Step::KeepAlive => ": keep-alive\n\n".to_owned(),
                 Step::Done => "data: [DONE]\n\n".to_owned(),
                 Step::Sleep(pause) => {

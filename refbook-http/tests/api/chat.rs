@@ -12,7 +12,7 @@ use crate::helpers::{parse_sse, spawn_app, spawn_app_with, texts, token, Sse, Te
 
 const PAUSE: Duration = Duration::from_millis(60);
 
-fn slow_answer(pieces: usize) -> (MockReply, String) {
+pub(crate) fn slow_answer(pieces: usize) -> (MockReply, String) {
     let parts: Vec<String> = (0..pieces).map(|i| format!("第{i}段。")).collect();
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     (
@@ -21,7 +21,7 @@ fn slow_answer(pieces: usize) -> (MockReply, String) {
     )
 }
 
-async fn messages(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
+pub(crate) async fn messages(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
     let reply = app
         .get(&format!("/api/conversations/{id}/"), Some(token))
         .await;
@@ -30,7 +30,7 @@ async fn messages(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
 
 /// Waits until the conversation's reply is being generated and has produced at least
 /// `min_chars` characters of answer.
-async fn wait_until_generating(app: &TestApp, token: &str, id: i64, min_chars: usize) {
+pub(crate) async fn wait_until_generating(app: &TestApp, token: &str, id: i64, min_chars: usize) {
     for _ in 0..400 {
         let poll = app
             .get(
@@ -49,7 +49,7 @@ async fn wait_until_generating(app: &TestApp, token: &str, id: i64, min_chars: u
     panic!("the reply never started");
 }
 
-async fn wait_until_settled(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
+pub(crate) async fn wait_until_settled(app: &TestApp, token: &str, id: i64) -> Vec<Value> {
     for _ in 0..200 {
         let list = messages(app, token, id).await;
         if list.iter().all(|m| m["status"] != "generating") {
@@ -750,6 +750,7 @@ async fn shutdown_stores_replies_in_flight(db: TestDatabase) {
         llm,
         db_url,
         client,
+        config,
     } = app;
     server.stop().await.unwrap();
     let body = streaming.await.unwrap();
@@ -777,6 +778,7 @@ async fn shutdown_stores_replies_in_flight(db: TestDatabase) {
         books,
         llm,
         db_url,
+        config,
         db,
     };
     let stored = messages(&again, &t, id).await;

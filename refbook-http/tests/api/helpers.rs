@@ -21,6 +21,8 @@ pub struct TestApp {
     /// Stands in for the OpenAI-compatible LLM.
     pub llm: refbook_core::testing::MockLlm,
     pub db_url: String,
+    /// The configuration the server runs with (for a second instance on the same database).
+    pub config: Config,
     // Dropped last: removes the database.
     pub db: TestDatabase,
 }
@@ -90,6 +92,7 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
     config.llm_model = "deepseek-reasoner".into();
     tweak(&mut config);
     let bind = config.bind;
+    let kept = config.clone();
     let refbook = refbook_http::metrics::instrument(Refbook::builder(config))
         .build()
         .await
@@ -107,8 +110,20 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
         books,
         llm,
         db_url: db.url().to_owned(),
+        config: kept,
         db,
     }
+}
+
+/// Starts a server with `config` on a free port.
+pub async fn start_server(config: Config) -> RunningServer {
+    let refbook = Refbook::builder(config)
+        .build()
+        .await
+        .expect("build refbook");
+    RunningServer::start(refbook, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("start server")
 }
 
 impl TestApp {
@@ -130,6 +145,12 @@ impl TestApp {
         }
     }
 
+    /// Another instance on the same database and upstreams (a second server, or this one
+    /// restarted).
+    pub async fn sibling(&self) -> RunningServer {
+        start_server(self.config.clone()).await
+    }
+
     pub async fn call(
         &self,
         method: Method,
@@ -137,7 +158,20 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.client.request(method, self.url(path));
+        self.call_at(&self.server.url(), method, path, token, body)
+            .await
+    }
+
+    /// As [`call`](Self::call), on the server at `base` (a sibling).
+    pub async fn call_at(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{base}{path}"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

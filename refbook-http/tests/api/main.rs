@@ -9,6 +9,7 @@ mod books;
 mod chat;
 mod conventions;
 mod conversations;
+mod durability;
 mod helpers;
 mod users;
 mod wechat;
