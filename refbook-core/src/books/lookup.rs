@@ -141,6 +141,18 @@ impl BookLookup {
     }
 }
 
+/// Removes a lookup's flight when the lookup ends, however it ends.
+struct Landing<'a> {
+    inner: &'a Inner,
+    isbn: &'a str,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.flights).remove(self.isbn);
+    }
+}
+
 impl Inner {
     fn observe(&self, source: &str, outcome: &str) {
         if let Some(observer) = &self.observer {
@@ -177,10 +189,13 @@ impl Inner {
 
     async fn fetch(self: Arc<Self>, isbn: Isbn) -> Result<Book, Failure> {
         // Results (the stored book, the remembered miss) are in place before the flight
-        // ends, so a caller arriving next finds them instead of starting another.
-        let result = self.fetch_from_sources(&isbn).await;
-        lock(&self.flights).remove(isbn.as_str());
-        result
+        // ends, so a caller arriving next finds them instead of starting another. The
+        // guard removes the flight on every outcome, a panicking source included.
+        let _landing = Landing {
+            inner: &self,
+            isbn: isbn.as_str(),
+        };
+        self.fetch_from_sources(&isbn).await
     }
 
     async fn fetch_from_sources(&self, isbn: &Isbn) -> Result<Book, Failure> {

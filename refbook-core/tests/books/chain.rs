@@ -21,6 +21,7 @@ enum Answer {
     Hit,
     Miss,
     Fail,
+    Panic,
 }
 
 /// A source whose answer the test sets, counting its calls.
@@ -90,6 +91,7 @@ impl BookSource for Scripted {
             )),
             Answer::Miss => Ok(None),
             Answer::Fail => Err(SourceError::Status(503)),
+            Answer::Panic => panic!("a book source with a bug"),
         }
     }
 }
@@ -313,7 +315,22 @@ async fn a_local_catalogue_miss_does_not_hide_an_outage(db: TestDatabase) {
     assert_eq!(fresh.lookup(&santi()).await.unwrap().source, "catalog");
 }
 
+async fn a_panicking_source_does_not_jam_its_isbn(db: TestDatabase) {
+    let source = Scripted::new("buggy", Answer::Panic);
+    let (lookup, _) = chain(&db, &[source.clone()], policy(DAY, DAY)).await;
+    let err = lookup.lookup(&santi()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Internal);
+    // The flight was removed: the next lookup asks again and succeeds.
+    source.set(Answer::Hit);
+    assert_eq!(
+        lookup.lookup(&santi()).await.unwrap().title,
+        "title from buggy"
+    );
+    assert_eq!(source.calls(), 2);
+}
+
 backend_tests!(
+    a_panicking_source_does_not_jam_its_isbn,
     a_local_catalogue_miss_does_not_hide_an_outage,
     sources_are_asked_in_order_and_the_first_hit_is_stored,
     a_stale_copy_is_refreshed_or_served_when_sources_fail,

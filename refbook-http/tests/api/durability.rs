@@ -316,7 +316,80 @@ async fn parallel_first_stateless_chats_make_one_conversation(db: TestDatabase) 
     assert_eq!(results[0]["message_count"], 2 * accepted);
 }
 
+/// A model whose stream says one word and then panics (embedder code with a bug).
+struct PanickingModel;
+
+#[async_trait::async_trait]
+impl refbook_core::llm::ChatModel for PanickingModel {
+    fn model_name(&self) -> &str {
+        "panicky"
+    }
+
+    async fn stream(
+        &self,
+        _request: refbook_core::llm::ChatRequest,
+    ) -> Result<refbook_core::llm::ModelStream, refbook_core::llm::ModelError> {
+        use futures::StreamExt as _;
+        let events = futures::stream::iter(0..2).map(|i| {
+            assert!(i == 0, "a model with a bug");
+            Ok(refbook_core::llm::ModelEvent::Content("半".into()))
+        });
+        Ok(Box::pin(events))
+    }
+}
+
+async fn panics_in_embedder_code_end_the_reply_and_free_the_conversation(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let (t, id) = app.user_with_conversation("panic").await;
+    // An observer that panics after every reply.
+    let observed = refbook_core::Refbook::builder(app.config.clone())
+        .generation_observer(std::sync::Arc::new(|_| panic!("an observer with a bug")))
+        .build()
+        .await
+        .unwrap();
+    let server = refbook_http::RunningServer::start(observed, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let ask = |content: &'static str, base: String| {
+        let request = app
+            .client
+            .post(format!("{base}/api/conversations/{id}/messages/"))
+            .bearer_auth(&t)
+            .header("accept", "text/event-stream")
+            .json(&json!({ "content": content }));
+        app.send(request)
+    };
+    for round in ["一", "二"] {
+        let reply = ask(round, server.url()).await;
+        assert_eq!(reply.status, 200, "round {round}: {}", reply.text);
+        let events = parse_sse(&reply.text);
+        assert_eq!(last_chunk(&events)["status"], "complete");
+    }
+    server.stop().await.unwrap();
+    // A model stream that panics mid-reply: the reply ends as failed, listeners wake.
+    let broken = refbook_core::Refbook::builder(app.config.clone())
+        .model(std::sync::Arc::new(PanickingModel))
+        .build()
+        .await
+        .unwrap();
+    let server = refbook_http::RunningServer::start(broken, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let reply = ask("三", server.url()).await;
+    let events = parse_sse(&reply.text);
+    assert_eq!(last_chunk(&events)["status"], "failed");
+    assert!(error_event(&events).is_some());
+    let stored = wait_until_settled(&app, &t, id).await;
+    assert_eq!(stored.last().unwrap()["status"], "failed");
+    assert_eq!(stored.last().unwrap()["content"], "半");
+    // The conversation is free again.
+    let again = ask("四", app.server.url()).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    server.stop().await.unwrap();
+}
+
 backend_tests!(
+    panics_in_embedder_code_end_the_reply_and_free_the_conversation,
     endings_say_why_a_reply_ended,
     a_corrupt_chunk_fails_the_reply_and_says_so,
     positions_hold_after_a_restart_and_on_another_instance,
