@@ -85,6 +85,153 @@ impl TestDatabase {
     }
 }
 
+/// Whether fault tests (their own PostgreSQL cluster, a tmpfs) must run rather than be
+/// skipped when the machine cannot give them what they need (`REFBOOK_TEST_REQUIRE_FAULTS`).
+fn faults_required() -> bool {
+    std::env::var("REFBOOK_TEST_REQUIRE_FAULTS")
+        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+fn report_fault_skip(what: &str, err: &str) {
+    assert!(
+        !faults_required(),
+        "fault tests are required (REFBOOK_TEST_REQUIRE_FAULTS) but {what} failed: {err}"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nSKIPPED: a fault test — {what} failed ({err}). It needs root with pg_createcluster \
+         and mount; CI sets REFBOOK_TEST_REQUIRE_FAULTS=1.\n"
+    );
+}
+
+fn run_tool(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A free TCP port on loopback (bound and released).
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+impl TestDatabase {
+    /// A PostgreSQL server of the test's own — a new cluster on a free port, trust auth —
+    /// that the test may stop and start ([`stop_server`](Self::stop_server)) without
+    /// disturbing tests beside it; dropped with the database. `None` (reported) when the
+    /// machine cannot make one and `REFBOOK_TEST_REQUIRE_FAULTS` is not set.
+    pub fn own_postgres_cluster() -> Option<Self> {
+        let made = (|| -> Result<Self, String> {
+            let version = std::fs::read_dir("/etc/postgresql")
+                .map_err(|e| format!("/etc/postgresql: {e}"))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .max()
+                .ok_or("no PostgreSQL version installed")?;
+            let name = format!("refbook_{}", uuid::Uuid::new_v4().simple());
+            let port = free_port()?.to_string();
+            run_tool(
+                "pg_createcluster",
+                &[&version, &name, "--port", &port, "--", "--auth=trust"],
+            )?;
+            let db = Self {
+                url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+                backend: TestBackend::Postgres,
+                _cleanup: Cleanup::Cluster {
+                    version: version.clone(),
+                    name: name.clone(),
+                },
+            };
+            run_tool("pg_ctlcluster", &[&version, &name, "start"])?;
+            Ok(db)
+        })();
+        made.map_err(|err| report_fault_skip("creating a PostgreSQL cluster", &err))
+            .ok()
+    }
+
+    /// Stops this test's own PostgreSQL server at once (`-m immediate`: like a crash).
+    ///
+    /// # Panics
+    ///
+    /// When this database is not an [`own_postgres_cluster`](Self::own_postgres_cluster)
+    /// or the server does not stop.
+    pub fn stop_server(&self) {
+        let Cleanup::Cluster { version, name } = &self._cleanup else {
+            panic!("stop_server needs a database made by own_postgres_cluster");
+        };
+        if let Err(err) = run_tool("pg_ctlcluster", &[version, name, "stop", "-m", "immediate"]) {
+            panic!("{err}");
+        }
+    }
+
+    /// Starts this test's own PostgreSQL server again.
+    ///
+    /// # Panics
+    ///
+    /// As [`stop_server`](Self::stop_server).
+    pub fn start_server(&self) {
+        let Cleanup::Cluster { version, name } = &self._cleanup else {
+            panic!("start_server needs a database made by own_postgres_cluster");
+        };
+        if let Err(err) = run_tool("pg_ctlcluster", &[version, name, "start"]) {
+            panic!("{err}");
+        }
+    }
+
+    /// A SQLite database on a tmpfs of `size_kib` KiB of its own, to fill up; `None`
+    /// (reported) when mounting is not possible and `REFBOOK_TEST_REQUIRE_FAULTS` is not
+    /// set.
+    pub fn sqlite_on_small_disk(size_kib: u32) -> Option<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("refbook-tmpfs-{}", uuid::Uuid::new_v4().simple()));
+        let made = (|| -> Result<(), String> {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            let size = format!("size={size_kib}k");
+            run_tool(
+                "mount",
+                &[
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &size,
+                    "tmpfs",
+                    &dir.display().to_string(),
+                ],
+            )
+        })();
+        match made {
+            Ok(()) => Some(Self {
+                url: format!("sqlite://{}", dir.join("refbook.db").display()),
+                backend: TestBackend::Sqlite,
+                _cleanup: Cleanup::Tmpfs(dir),
+            }),
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                report_fault_skip("mounting a tmpfs", &err);
+                None
+            }
+        }
+    }
+
+    /// The folder holding this SQLite database's file.
+    pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
+        match &self._cleanup {
+            Cleanup::Dir(dir) | Cleanup::Tmpfs(dir) => Some(dir),
+            _ => None,
+        }
+    }
+}
+
 /// Runs `case` on a fresh database of `backend` (or reports the skip).
 pub async fn run<F, Fut>(backend: TestBackend, case: F)
 where
@@ -147,13 +294,35 @@ async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String,
 #[derive(Debug)]
 enum Cleanup {
     Dir(PathBuf),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    /// A PostgreSQL cluster of the test's own (dropped with it).
+    Cluster {
+        version: String,
+        name: String,
+    },
+    /// A tmpfs mounted for the test (unmounted, then its folder removed).
+    Tmpfs(PathBuf),
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         match self {
             Self::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Self::Cluster { version, name } => {
+                let _ = std::process::Command::new("pg_dropcluster")
+                    .args(["--stop", version, name])
+                    .output();
+            }
+            Self::Tmpfs(dir) => {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(&*dir)
+                    .output();
                 let _ = std::fs::remove_dir_all(dir);
             }
             Self::Postgres { admin_url, name } => {

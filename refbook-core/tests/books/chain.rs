@@ -317,7 +317,7 @@ async fn a_local_catalogue_miss_does_not_hide_an_outage(db: TestDatabase) {
 
 async fn a_panicking_source_does_not_jam_its_isbn(db: TestDatabase) {
     let source = Scripted::new("buggy", Answer::Panic);
-    let (lookup, _) = chain(&db, &[source.clone()], policy(DAY, DAY)).await;
+    let (lookup, _) = chain(&db, std::slice::from_ref(&source), policy(DAY, DAY)).await;
     let err = lookup.lookup(&santi()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Internal);
     // The flight was removed: the next lookup asks again and succeeds.

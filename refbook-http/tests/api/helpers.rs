@@ -60,6 +60,15 @@ impl Reply {
     }
 }
 
+/// A configuration for a server on the SQLite file at `path` with nothing else set.
+pub fn test_config_for_url(path: &std::path::Path) -> Config {
+    Config {
+        database_url: format!("sqlite://{}", path.display()),
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        ..Config::default()
+    }
+}
+
 /// Defaults for tests: generous login limits so ordinary tests never trip them.
 pub fn test_config(db: &TestDatabase, wechat: &MockServer, books: &MockServer) -> Config {
     let mut config = Config::default();

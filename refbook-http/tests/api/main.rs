@@ -10,6 +10,7 @@ mod chat;
 mod conventions;
 mod conversations;
 mod durability;
+mod faults;
 mod helpers;
 mod users;
 mod wechat;
