@@ -337,6 +337,7 @@ async fn stop_keeps_the_partial_reply(db: TestDatabase) {
         .await;
     let message = stopped.assert_ok().clone();
     assert_eq!(message["status"], "partial");
+    assert_eq!(message["finish_reason"], "cancelled");
     let partial = message["content"].as_str().unwrap().to_owned();
     assert!(
         !partial.is_empty() && partial.len() < full.len() && full.starts_with(&partial),
@@ -349,6 +350,17 @@ async fn stop_keeps_the_partial_reply(db: TestDatabase) {
         partial,
         "the stream carried exactly what was kept"
     );
+    // The final chunk says why it ended and what was stored.
+    let last = events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Sse::Event(_, data) if data.get("choices").is_some() => Some(data),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "cancelled");
+    assert_eq!(last["status"], "partial");
     let stored = messages(&app, &t, id).await;
     assert_eq!(stored[1]["status"], "partial");
     assert_eq!(stored[1]["content"], partial);
