@@ -5,9 +5,12 @@
 use std::sync::Arc;
 
 use refbook_core::backend_tests;
+use refbook_core::books::{BookFields, Isbn};
+use refbook_core::chat::{FinishReason, MessageStatus, TokenUsage};
 use refbook_core::store::{
-    NewUser, ProfileChange, RefreshOutcome, SessionStore, SettingsStore, SqlStore, Store,
-    StoreError, UsageStore, UserStore,
+    BookStore, ChatStore, ClaimRefused, FinalReply, NewUser, ProfileChange, RefreshOutcome,
+    ReplyClaim, ReplyStore, SessionStore, SettingsStore, SqlStore, Store, StoreError, UsageStore,
+    UserStore,
 };
 use refbook_core::testing::TestDatabase;
 use refbook_core::timestamp::Timestamp;
@@ -313,6 +316,163 @@ async fn settings_keep_the_first_value(db: TestDatabase) {
     );
 }
 
+/// A user with `n` conversations about one stored book: `(user id, conversation ids)`.
+async fn user_with_conversations(s: &SqlStore, name: &str, n: usize) -> (i64, Vec<i64>) {
+    let now = Timestamp::now();
+    let isbn = Isbn::parse("9787536692930").unwrap();
+    let book = BookFields {
+        title: "三体".into(),
+        ..Default::default()
+    }
+    .into_book(&isbn, "catalog", now);
+    s.upsert_book(&book, now).await.unwrap();
+    let user = s.create_user(new_user(name), now).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let c = s
+            .create_conversation(user.id, isbn.as_str(), "t", None, "api", now)
+            .await
+            .unwrap();
+        ids.push(c.id);
+    }
+    (user.id, ids)
+}
+
+fn claim<'a>(
+    conversation_id: i64,
+    user_id: i64,
+    owner: &'a str,
+    lease_secs: i64,
+) -> ReplyClaim<'a> {
+    ReplyClaim {
+        conversation_id,
+        user_id,
+        owner,
+        lease_until: Timestamp::now().plus_seconds(lease_secs),
+        max_per_user: 2,
+        question: Some("问"),
+    }
+}
+
+async fn reply_claims_lock_conversations_and_cap_users(db: TestDatabase) {
+    let s = store(&db).await;
+    let (user, convs) = user_with_conversations(&s, "claimer", 3).await;
+    let now = Timestamp::now();
+    let first = s
+        .claim_reply(claim(convs[0], user, "a", 30), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.reply.status, MessageStatus::Generating);
+    assert_eq!(first.question.as_ref().unwrap().content, "问");
+    // Another owner (another process) meets the same lock and the same cap.
+    let busy = s
+        .claim_reply(claim(convs[0], user, "b", 30), now)
+        .await
+        .unwrap();
+    assert_eq!(busy.unwrap_err(), ClaimRefused::ConversationBusy);
+    s.claim_reply(claim(convs[1], user, "b", 30), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let capped = s
+        .claim_reply(claim(convs[2], user, "a", 30), now)
+        .await
+        .unwrap();
+    assert_eq!(capped.unwrap_err(), ClaimRefused::TooManyForUser);
+    assert_eq!(
+        s.messages(convs[2]).await.unwrap().len(),
+        0,
+        "refused claims store nothing"
+    );
+    // The final save releases the claim and counts usage once, however often retried.
+    let done = FinalReply {
+        reply_id: first.reply.id,
+        user_id: user,
+        content: "答",
+        reasoning: None,
+        finish_reason: FinishReason::Stop,
+        usage: TokenUsage::new(10, 5),
+    };
+    s.finish_reply(done, now).await.unwrap();
+    s.finish_reply(done, now).await.unwrap();
+    assert_eq!(s.usage_on(user, &now.utc_day()).await.unwrap(), 15);
+    let stored = s.message(convs[0], first.reply.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.finish_reason),
+        (MessageStatus::Complete, Some(FinishReason::Stop))
+    );
+    s.claim_reply(claim(convs[2], user, "a", 30), now)
+        .await
+        .unwrap()
+        .unwrap();
+    // Two live claims again (conversations 1 and 2): the cap holds.
+    let again = s
+        .claim_reply(claim(convs[0], user, "a", 30), now)
+        .await
+        .unwrap();
+    assert_eq!(again.unwrap_err(), ClaimRefused::TooManyForUser);
+}
+
+async fn expired_leases_are_settled_and_live_ones_never(db: TestDatabase) {
+    let s = store(&db).await;
+    let (user, mine) = user_with_conversations(&s, "leaser", 1).await;
+    // Another user's live reply: a claim of the same user would settle the dead one itself.
+    let (other, theirs) = user_with_conversations(&s, "living", 1).await;
+    let convs = [mine[0], theirs[0]];
+    let now = Timestamp::now();
+    let dead = s
+        .claim_reply(claim(convs[0], user, "dead", -1), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let live = s
+        .claim_reply(claim(convs[1], other, "live", 30), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s
+        .checkpoint_reply(
+            live.reply.id,
+            "live",
+            Some(("部分", None)),
+            now.plus_seconds(30)
+        )
+        .await
+        .unwrap());
+    assert!(!s
+        .checkpoint_reply(live.reply.id, "someone-else", None, now.plus_seconds(30))
+        .await
+        .unwrap());
+    assert_eq!(s.settle_expired_replies(Timestamp::now()).await.unwrap(), 1);
+    let settled = s.message(convs[0], dead.reply.id).await.unwrap().unwrap();
+    assert_eq!(
+        (settled.status, settled.finish_reason),
+        (MessageStatus::Partial, Some(FinishReason::Interrupted))
+    );
+    let running = s.message(convs[1], live.reply.id).await.unwrap().unwrap();
+    assert_eq!(running.status, MessageStatus::Generating);
+    assert_eq!(running.content, "部分");
+    // The settled conversation is free; abandoning a claim removes question and reply.
+    let next = s
+        .claim_reply(claim(convs[0], user, "new", 30), now)
+        .await
+        .unwrap()
+        .unwrap();
+    s.abandon_reply(next.reply.id, next.question.as_ref().map(|q| q.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.messages(convs[0]).await.unwrap().len(),
+        2,
+        "only the settled turn"
+    );
+    s.claim_reply(claim(convs[0], user, "new", 30), now)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
 backend_tests!(
     users_are_created_and_found_case_insensitively,
     usernames_emails_and_openids_are_unique,
@@ -323,4 +483,6 @@ backend_tests!(
     deleting_a_user_cascades,
     concurrent_writers_all_land,
     settings_keep_the_first_value,
+    reply_claims_lock_conversations_and_cap_users,
+    expired_leases_are_settled_and_live_ones_never,
 );
