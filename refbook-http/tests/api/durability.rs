@@ -54,6 +54,38 @@ async fn endings_say_why_a_reply_ended(db: TestDatabase) {
     assert_eq!(messages(&app, &t, id).await[3]["finish_reason"], "length");
 }
 
+async fn a_reply_cut_by_the_shutdown_grace_says_interrupted(db: TestDatabase) {
+    let app = spawn_app_with(db, |c| c.shutdown_grace_secs = 0).await;
+    let (t, id) = app.user_with_conversation("grace").await;
+    let (script, full) = slow_answer(40);
+    app.llm.push(script);
+    let streaming = app.spawn_ask(&t, id, "问");
+    wait_until_generating(&app, &t, id, 1).await;
+    let other = app.sibling().await;
+    let crate::helpers::TestApp { server, .. } = app;
+    server.stop().await.unwrap();
+    let events = parse_sse(&streaming.await.unwrap());
+    let last = last_chunk(&events);
+    assert_eq!(last["choices"][0]["finish_reason"], "interrupted");
+    assert_eq!(last["status"], "partial");
+    let kept = texts(&events).0;
+    assert!(!kept.is_empty() && kept.len() < full.len());
+    // Stored as it was announced.
+    let shown = reqwest::Client::new()
+        .get(format!("{}/api/conversations/{id}/", other.url()))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(shown["messages"][1]["status"], "partial");
+    assert_eq!(shown["messages"][1]["finish_reason"], "interrupted");
+    assert_eq!(shown["messages"][1]["content"], kept.as_str());
+    other.stop().await.unwrap();
+}
+
 async fn a_corrupt_chunk_fails_the_reply_and_says_so(db: TestDatabase) {
     let app = spawn_app(db).await;
     let (t, id) = app.user_with_conversation("corrupt").await;
@@ -370,6 +402,7 @@ async fn panics_in_embedder_code_end_the_reply_and_free_the_conversation(db: Tes
 }
 
 backend_tests!(
+    a_reply_cut_by_the_shutdown_grace_says_interrupted,
     panics_in_embedder_code_end_the_reply_and_free_the_conversation,
     endings_say_why_a_reply_ended,
     a_corrupt_chunk_fails_the_reply_and_says_so,
