@@ -9,6 +9,7 @@
 //! - [`config`] — every setting, its `REFBOOK_*` variable and default; layered loading.
 //! - [`error`] — [`Error`] with an [`ErrorKind`] front ends map, and bilingual messages.
 //! - [`timestamp`] — stored times (Unix ms) and their ISO 8601 form.
+//! - [`text`] — text hygiene: no NUL or other C0 controls in stored text.
 //! - [`store`] — the [`Store`](store::Store) seam and [`SqlStore`](store::SqlStore)
 //!   (SQLite or PostgreSQL through sqlx, embedded migrations).
 //! - [`accounts`] — registration, password and WeChat logins, JWT access tokens, rotating
@@ -56,6 +57,7 @@ pub mod refbook;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod timestamp;
 
 pub use config::Config;

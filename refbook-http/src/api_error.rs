@@ -120,6 +120,22 @@ impl ApiError {
         }))
     }
 
+    /// `415 UNSUPPORTED_MEDIA_TYPE`: a JSON route sent another content type.
+    pub fn unsupported_media_type() -> Self {
+        Self(Box::new(Repr {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "UNSUPPORTED_MEDIA_TYPE",
+            message: Message::new(
+                "请求体须为 JSON（Content-Type: application/json）",
+                "The request body must be JSON (Content-Type: application/json)",
+            ),
+            field: None,
+            retry_after: None,
+            allow: None,
+            cause: None,
+        }))
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.0.status

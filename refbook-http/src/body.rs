@@ -73,6 +73,35 @@ pub async fn read_bytes(
     }
 }
 
+/// Whether a JSON text holds a string with an escaped C0 control other than tab, line
+/// feed and carriage return (`\u0000`…). Raw control bytes inside strings are already
+/// invalid JSON; escapes are where they hide.
+pub fn json_has_forbidden_control(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match bytes.get(i + 1) {
+            Some(b'u') => {
+                let code = bytes
+                    .get(i + 2..i + 6)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u32::from_str_radix(hex, 16).ok());
+                if code.is_some_and(|c| {
+                    char::from_u32(c).is_some_and(refbook_core::text::is_forbidden_control)
+                }) {
+                    return true;
+                }
+                i += 6;
+            }
+            _ => i += 2,
+        }
+    }
+    false
+}
+
 /// Parses a JSON body (an empty body counts as `{}`). Errors name the field and what was
 /// expected, and never echo the value sent (it may be a password).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -202,6 +231,19 @@ mod tests {
         assert!(format!("{err:?}").contains("Malformed JSON"));
         let err = parse_json::<Login>(br#"{"username":"a","password":"b"} trailing"#).unwrap_err();
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn escaped_controls_are_found_and_escaped_backslashes_are_not() {
+        assert!(json_has_forbidden_control(br#"{"q": "a\u0000b"}"#));
+        assert!(json_has_forbidden_control(br#"{"q": "\u001B[31m"}"#));
+        assert!(!json_has_forbidden_control(
+            br#"{"q": "line\nbreak\ttab\r\n"}"#
+        ));
+        assert!(!json_has_forbidden_control(
+            br#"{"q": "\\u0000 is how NUL is written"}"#
+        ));
+        assert!(!json_has_forbidden_control(br#"{"q": "\u4e2d\u6587"}"#));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::app::App;
 use serde::de::DeserializeOwned;
 
 use crate::api_error::ApiError;
-use crate::body::{parse_form, parse_json, read_bytes};
+use crate::body::{json_has_forbidden_control, parse_form, parse_json, read_bytes};
 use crate::routes::Params;
 
 /// One request as handlers see it.
@@ -104,25 +104,62 @@ impl Ctx {
         }
     }
 
-    /// The body as JSON of type `T` (`400`/`413` on failure).
+    /// The request's content type, lower-cased, without parameters.
+    fn content_type(&self) -> Option<String> {
+        let value = self.parts.headers.get(http::header::CONTENT_TYPE)?;
+        let text = value.to_str().unwrap_or("invalid");
+        Some(
+            text.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase(),
+        )
+    }
+
+    /// `415` unless the content type is absent or JSON (`application/json`, `…+json`).
+    fn require_json(&self) -> Result<(), ApiError> {
+        match self.content_type() {
+            Some(kind) if kind != "application/json" && !kind.ends_with("+json") => {
+                Err(ApiError::unsupported_media_type())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The body as JSON of type `T`: `415` for another content type, `400` for malformed
+    /// JSON or text holding NUL or other control characters, `413` when too large.
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        self.require_json()?;
+        let bytes = self.bytes().await?;
+        if json_has_forbidden_control(&bytes) {
+            return Err(ApiError::invalid(
+                None,
+                "文本不能包含控制字符（如 NUL）",
+                "Text must not contain control characters (such as NUL)",
+            ));
+        }
+        parse_json(&bytes)
+    }
+
+    /// As [`json`](Self::json) for a body of credentials: control characters are left to
+    /// the accounts service, which answers them like any other bad credential (`401`).
+    pub async fn credentials_json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        self.require_json()?;
         let bytes = self.bytes().await?;
         parse_json(&bytes)
     }
 
-    /// The body as a urlencoded form, or as JSON when the content type says so.
-    pub async fn form_or_json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+    /// Credentials as a urlencoded form (OAuth2's password grant), or as JSON when the
+    /// content type says so.
+    pub async fn credentials_form<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
         let is_json = self
-            .parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        let bytes = self.bytes().await?;
+            .content_type()
+            .is_some_and(|kind| kind == "application/json" || kind.ends_with("+json"));
         if is_json {
-            parse_json(&bytes)
-        } else {
-            parse_form(&bytes)
+            return self.credentials_json().await;
         }
+        let bytes = self.bytes().await?;
+        parse_form(&bytes)
     }
 }

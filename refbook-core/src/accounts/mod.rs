@@ -129,7 +129,9 @@ impl Accounts {
 
     async fn find_by_login(&self, identifier: &str) -> Result<Option<UserRecord>> {
         let identifier = identifier.trim();
-        if identifier.is_empty() {
+        // Nothing stored can match (and PostgreSQL cannot compare NUL): an unknown user,
+        // answered after the same dummy hash as any other.
+        if identifier.is_empty() || crate::text::has_forbidden_control(identifier) {
             return Ok(None);
         }
         Ok(if identifier.contains('@') {
@@ -161,7 +163,7 @@ impl Accounts {
     /// Signs in with a `wx.login` code; the first login creates the user.
     pub async fn login_wechat(&self, code: &str) -> Result<LoginPayload> {
         let code = code.trim();
-        if code.is_empty() || code.len() > 256 {
+        if code.is_empty() || code.len() > 256 || crate::text::has_forbidden_control(code) {
             return Err(Error::invalid(
                 "code",
                 "缺少微信登录凭证",

@@ -28,6 +28,7 @@ pub fn username(raw: &str) -> Result<String> {
 
 /// A password: 8–128 characters, taken as typed.
 pub fn password(field: &'static str, raw: &str) -> Result<()> {
+    crate::text::refuse_controls(field, raw)?;
     let count = raw.chars().count();
     if !(8..=128).contains(&count) {
         return Err(Error::invalid(

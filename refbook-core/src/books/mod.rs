@@ -134,6 +134,7 @@ impl Books {
 
     /// Stored books whose title or author contains `query`: `(count, page)`.
     pub async fn search(&self, query: &str, limit: i64, offset: i64) -> Result<(i64, Vec<Book>)> {
+        crate::text::refuse_controls("q", query)?;
         let (count, books) = self.store.search_books(query.trim(), limit, offset).await?;
         Ok((count, books.into_iter().map(|b| self.present(b)).collect()))
     }

@@ -159,6 +159,8 @@ impl Chat {
     ) -> Result<Persona> {
         let name = name.trim();
         let description = description.trim();
+        crate::text::refuse_controls("name", name)?;
+        crate::text::refuse_controls("description", description)?;
         if !(1..=32).contains(&name.chars().count()) {
             return Err(Error::invalid(
                 "name",
@@ -361,6 +363,7 @@ impl Chat {
     }
 
     fn clean_content(&self, content: &str) -> Result<String> {
+        crate::text::refuse_controls("content", content)?;
         let trimmed = content.trim();
         if trimmed.is_empty() {
             return Err(Error::invalid(

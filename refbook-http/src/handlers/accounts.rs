@@ -44,7 +44,7 @@ struct LoginBody {
 
 /// `POST /api/auth/login/` (`username` may be the email)
 pub async fn login(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
-    let body: LoginBody = ctx.json().await?;
+    let body: LoginBody = ctx.credentials_json().await?;
     ctx.app
         .check_login_rate(ctx.client_ip, Some(&body.username))?;
     let payload = ctx
@@ -64,7 +64,7 @@ struct TokenForm {
 
 /// `POST /api/auth/token/`: the OAuth2 password grant (form body; JSON also accepted).
 pub async fn token(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
-    let form: TokenForm = ctx.form_or_json().await?;
+    let form: TokenForm = ctx.credentials_form().await?;
     if form.grant_type.as_deref().is_some_and(|g| g != "password") {
         return Err(ApiError::invalid(
             Some("grant_type"),

@@ -12,5 +12,6 @@ mod conversations;
 mod durability;
 mod faults;
 mod helpers;
+mod hostile;
 mod users;
 mod wechat;
