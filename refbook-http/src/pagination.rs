@@ -1,7 +1,6 @@
 //! The contract's list pages: `limit` (default 20, max 100), `offset` (alias `skip`), and
 //! `{"count", "next", "previous", "results"}` with absolute links.
 
-use http::header;
 use serde::Serialize;
 
 use crate::api_error::ApiError;
@@ -11,6 +10,8 @@ use crate::ctx::Ctx;
 pub const DEFAULT_LIMIT: i64 = 20;
 /// Largest page size; larger requests are clamped (as DRF does).
 pub const MAX_LIMIT: i64 = 100;
+/// The largest offset taken (larger ones are clamped): no arithmetic on it overflows.
+pub const MAX_OFFSET: i64 = 1 << 40;
 
 /// A requested page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,14 +63,14 @@ impl PageRequest {
             } else {
                 limit.min(MAX_LIMIT)
             },
-            offset: offset.max(0),
+            offset: offset.clamp(0, MAX_OFFSET),
         })
     }
 
     /// The page of `results` out of `count`, with links built from the request.
     pub fn page<T>(&self, ctx: &Ctx, count: i64, results: Vec<T>) -> Page<T> {
-        let next =
-            (self.offset + self.limit < count).then(|| self.link(ctx, self.offset + self.limit));
+        let after = self.offset.saturating_add(self.limit);
+        let next = (after < count).then(|| self.link(ctx, after));
         let previous = (self.offset > 0).then(|| self.link(ctx, (self.offset - self.limit).max(0)));
         Page {
             count,
@@ -92,17 +93,13 @@ impl PageRequest {
     }
 }
 
-/// `REFBOOK_PUBLIC_URL`, else `http://` + the request's `Host`.
+/// `REFBOOK_PUBLIC_URL` without its trailing slash, else empty: links are then paths
+/// (`/api/…`), never built from the request's `Host` header, which the client controls.
 pub fn base_url(ctx: &Ctx) -> String {
-    if let Some(public) = &ctx.refbook().config().public_url {
-        return public.trim_end_matches('/').to_owned();
-    }
-    let host = ctx
-        .parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| ctx.parts.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("localhost");
-    format!("http://{host}")
+    ctx.refbook()
+        .config()
+        .public_url
+        .as_deref()
+        .map(|public| public.trim_end_matches('/').to_owned())
+        .unwrap_or_default()
 }

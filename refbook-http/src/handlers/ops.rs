@@ -41,7 +41,9 @@ pub fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     ));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        http::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
     );
     Ok(response)
 }

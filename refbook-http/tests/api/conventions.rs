@@ -276,10 +276,12 @@ async fn metrics_count_requests_lookups_and_tokens(db: TestDatabase) {
     app.get("/api/auth/me/", Some(&t)).await.assert_ok();
     let reply = app.get("/metrics", None).await;
     assert_eq!(reply.status, 200);
+    // OpenMetrics (`# EOF`, `_total`) labelled as such, so Prometheus parses it right.
     assert!(reply
         .header("content-type")
         .unwrap()
-        .starts_with("text/plain"));
+        .starts_with("application/openmetrics-text; version=1.0.0"));
+    assert!(reply.text.trim_end().ends_with("# EOF"));
     for expected in [
         "refbook_http_requests_total{route=\"/api/auth/me\",method=\"GET\",status=\"200\"}",
         "refbook_http_request_duration_seconds_bucket{",
