@@ -34,6 +34,7 @@ impl Failure {
             ErrorKind::NotFound => Some("check the ISBN, or add the book with `refbook-cli books import FILE`"),
             ErrorKind::UpstreamUnavailable => Some("the book sources could not be reached; check the network or try again later"),
             ErrorKind::ModelUnavailable => Some("set REFBOOK_LLM_API_KEY (and REFBOOK_LLM_BASE_URL for servers other than DeepSeek)"),
+            ErrorKind::Busy => Some("the server is answering as many questions as it can; try again shortly"),
             ErrorKind::Internal => Some("run again with REFBOOK_LOG=debug for details"),
             _ => None,
         };

@@ -295,6 +295,12 @@ config_fields! {
     max_messages: usize = 50;
     /// Concurrent generations per user.
     max_concurrent_generations: usize = 2;
+    /// Concurrent generations in this process, all users together; over it questions are
+    /// answered `503 SERVER_BUSY` with `Retry-After`.
+    max_generations: usize = 256;
+    /// Largest reply in bytes (answer and reasoning); a reply reaching it ends as
+    /// `partial` with finish reason `length`.
+    llm_max_reply_bytes: usize = 1024 * 1024;
     /// Seconds running replies may take to finish at shutdown before they are stopped
     /// and stored as `partial` (`interrupted`).
     shutdown_grace_secs: u64 = 20;

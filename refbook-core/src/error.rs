@@ -24,6 +24,8 @@ pub enum ErrorKind {
     ModelUnavailable,
     /// Every book source failed.
     UpstreamUnavailable,
+    /// The server is at its limit of concurrent replies; try again shortly.
+    Busy,
     /// Anything unexpected: a bug, the database, a misconfigured upstream.
     Internal,
 }

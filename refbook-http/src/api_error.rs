@@ -50,6 +50,7 @@ pub fn status_and_code(kind: ErrorKind) -> (StatusCode, &'static str) {
         ErrorKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT"),
         ErrorKind::ModelUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "MODEL_ERROR"),
         ErrorKind::UpstreamUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "UPSTREAM_UNAVAILABLE"),
+        ErrorKind::Busy => (StatusCode::SERVICE_UNAVAILABLE, "SERVER_BUSY"),
         ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "SERVER_ERROR"),
     }
 }

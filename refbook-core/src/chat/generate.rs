@@ -27,6 +27,21 @@ pub struct Started {
     pub reply: Arc<Reply>,
 }
 
+/// A claimed reply with the permit that counts it against the global cap.
+struct Claimed {
+    stored: ClaimedReply,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+fn server_busy() -> Error {
+    Error::new(
+        ErrorKind::Busy,
+        "服务器正忙，同时生成的回复太多，请稍后再试",
+        "The server is generating as many replies as it can; please try again shortly",
+    )
+    .with_retry_after(Duration::from_secs(5))
+}
+
 /// What a turn asks: the earlier turns to consider and the question.
 struct Turn<'a> {
     history: Vec<(Role, String)>,
@@ -68,12 +83,14 @@ impl Chat {
         Ok(())
     }
 
-    /// Claims a reply in the conversation (storing `question` with it).
-    async fn claim(
-        &self,
-        conversation: &Conversation,
-        question: Option<&str>,
-    ) -> Result<ClaimedReply> {
+    /// Claims a reply in the conversation (storing `question` with it), with one of this
+    /// process's generation permits.
+    async fn claim(&self, conversation: &Conversation, question: Option<&str>) -> Result<Claimed> {
+        let permit = self
+            .generations
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| server_busy())?;
         let claim = ReplyClaim {
             conversation_id: conversation.id,
             user_id: conversation.user_id,
@@ -82,10 +99,12 @@ impl Chat {
             max_per_user: self.limits.max_concurrent,
             question,
         };
-        self.store
+        let stored = self
+            .store
             .claim_reply(claim, Timestamp::now())
             .await?
-            .map_err(refused)
+            .map_err(refused)?;
+        Ok(Claimed { stored, permit })
     }
 
     /// Stores `content` as the user's question and starts the reply. Errors before the
@@ -148,10 +167,13 @@ impl Chat {
     async fn start(
         &self,
         conversation: &Conversation,
-        claimed: ClaimedReply,
+        claimed: Claimed,
         turn: Turn<'_>,
     ) -> Result<Started> {
-        let ClaimedReply { question, reply } = claimed;
+        let Claimed {
+            stored: ClaimedReply { question, reply },
+            permit,
+        } = claimed;
         let (stream, prompt_estimate) = match self.open_stream(conversation, &turn).await {
             Ok(opened) => opened,
             Err(err) => {
@@ -179,7 +201,9 @@ impl Chat {
             save_timeout: self.limits.reply_save_timeout,
             prompt_estimate,
             calibration: self.calibration.clone(),
+            max_reply_bytes: self.limits.max_reply_bytes,
             observer: self.observer.clone(),
+            _permit: permit,
         }
         .spawn(buffer.clone(), stream);
         Ok(Started {

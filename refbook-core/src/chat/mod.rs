@@ -49,6 +49,10 @@ pub struct ChatLimits {
     pub reply_lease: Duration,
     /// How long the final save of a reply is retried.
     pub reply_save_timeout: Duration,
+    /// Generations at once in this process, all users together.
+    pub max_generations: usize,
+    /// Largest reply in bytes (answer and reasoning together).
+    pub max_reply_bytes: usize,
 }
 
 impl ChatLimits {
@@ -63,6 +67,8 @@ impl ChatLimits {
             max_tokens: u32::try_from(config.llm_max_tokens).unwrap_or(u32::MAX),
             reply_lease: Duration::from_secs(config.reply_lease_secs.max(3)),
             reply_save_timeout: Duration::from_secs(config.reply_save_timeout_secs),
+            max_generations: config.max_generations.max(1),
+            max_reply_bytes: config.llm_max_reply_bytes.max(1),
         }
     }
 
@@ -84,6 +90,8 @@ pub struct Chat {
     owner: Arc<str>,
     /// The token estimate's calibration against the model's counts.
     calibration: Arc<tokens::Calibration>,
+    /// One permit per generation running here (the global cap).
+    generations: Arc<tokio::sync::Semaphore>,
     /// Settles replies whose owner died; stops with the service.
     _sweeper: sweep::Sweeper,
 }
@@ -121,6 +129,7 @@ impl Chat {
             observer,
             owner: sweep::owner_id().into(),
             calibration: Arc::default(),
+            generations: Arc::new(tokio::sync::Semaphore::new(limits.max_generations)),
             _sweeper: sweeper,
         }
     }

@@ -1,6 +1,6 @@
 //! Rows as the store hands them out and takes them in.
 
-use crate::chat::{FinishReason, Message, TokenUsage};
+use crate::chat::{FinishReason, Message, MessageStatus, TokenUsage};
 use crate::timestamp::Timestamp;
 
 /// A stored user.
@@ -121,8 +121,10 @@ pub struct FinalReply<'a> {
     pub content: &'a str,
     /// The reasoning, if any.
     pub reasoning: Option<&'a str>,
-    /// Why it ended (the stored status follows from it).
+    /// Why it ended.
     pub finish_reason: FinishReason,
+    /// The status to store (normally `finish_reason.status()`).
+    pub status: MessageStatus,
     /// Tokens used.
     pub usage: TokenUsage,
 }

@@ -392,6 +392,7 @@ async fn reply_claims_lock_conversations_and_cap_users(db: TestDatabase) {
         content: "答",
         reasoning: None,
         finish_reason: FinishReason::Stop,
+        status: MessageStatus::Complete,
         usage: TokenUsage::new(10, 5),
     };
     s.finish_reply(done, now).await.unwrap();

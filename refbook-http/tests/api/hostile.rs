@@ -6,7 +6,12 @@ use refbook_core::testing::TestDatabase;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, SANTI};
+use std::time::Duration;
+
+use refbook_core::testing::MockReply;
+
+use crate::chat::{messages, slow_answer, wait_until_generating, wait_until_settled};
+use crate::helpers::{parse_sse, spawn_app, spawn_app_with, texts, Sse, SANTI};
 
 const NUL: &str = "bad\u{0}text";
 
@@ -138,7 +143,60 @@ async fn json_routes_refuse_other_content_types(db: TestDatabase) {
     }
 }
 
+async fn the_global_cap_on_generations_answers_server_busy(db: TestDatabase) {
+    let app = spawn_app_with(db, |c| c.max_generations = 1).await;
+    let (a, a_id) = app.user_with_conversation("first_in").await;
+    let (script, _) = slow_answer(20);
+    app.llm.push(script);
+    let streaming = app.spawn_ask(&a, a_id, "问");
+    wait_until_generating(&app, &a, a_id, 1).await;
+    let (b, b_id) = app.user_with_conversation("second_in").await;
+    let busy = app
+        .post(
+            &format!("/api/conversations/{b_id}/messages/"),
+            Some(&b),
+            json!({"content": "问"}),
+        )
+        .await;
+    busy.assert_error(503, "SERVER_BUSY");
+    assert!(busy.header("retry-after").is_some());
+    assert!(messages(&app, &b, b_id).await.is_empty(), "nothing stored");
+    streaming.await.unwrap();
+    wait_until_settled(&app, &a, a_id).await;
+    let later = app.ask_streaming(&b, b_id, "再问").await;
+    assert_eq!(later.status, 200, "{}", later.text);
+}
+
+async fn a_reply_at_the_size_cap_ends_as_partial_length(db: TestDatabase) {
+    let app = spawn_app_with(db, |c| c.llm_max_reply_bytes = 20).await;
+    let (t, id) = app.user_with_conversation("capped").await;
+    app.llm.push(MockReply::answer(
+        &["想"],
+        &["一二三", "四五六", "七八九", "十"],
+        Duration::ZERO,
+    ));
+    let events = parse_sse(&app.ask_streaming(&t, id, "问").await.text);
+    let (content, reasoning) = texts(&events);
+    assert!(content.len() + reasoning.len() <= 20, "{content}");
+    assert!("一二三四五六七八九十".starts_with(&content));
+    let last = events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Sse::Event(_, d) if d.get("choices").is_some() => Some(d.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "length");
+    assert_eq!(last["status"], "partial");
+    let stored = wait_until_settled(&app, &t, id).await;
+    assert_eq!(stored[1]["content"], content.as_str());
+    assert_eq!(stored[1]["status"], "partial");
+}
+
 backend_tests!(
+    the_global_cap_on_generations_answers_server_busy,
+    a_reply_at_the_size_cap_ends_as_partial_length,
     nul_and_controls_are_refused_on_every_route,
     json_routes_refuse_other_content_types,
 );

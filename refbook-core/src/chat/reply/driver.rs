@@ -60,13 +60,20 @@ pub(crate) struct Generation {
     pub(crate) prompt_estimate: i64,
     /// Learns from the model's own prompt count how far off the estimate was.
     pub(crate) calibration: Arc<Calibration>,
+    /// Largest reply in bytes; reaching it ends the reply as `partial` (`length`).
+    pub(crate) max_reply_bytes: usize,
     /// Called with each finished reply's report.
     pub(crate) observer: Option<GenerationObserver>,
+    /// Counts this generation against the process's cap until the task ends.
+    pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// How the model part of a generation ended.
 struct Outcome {
     reason: FinishReason,
+    /// The status to store (the reason's own, but `partial` for a reply cut at the
+    /// byte cap).
+    status: MessageStatus,
     usage: Option<TokenUsage>,
     first_token: Option<Duration>,
 }
@@ -117,6 +124,7 @@ impl Generation {
             );
             Outcome {
                 reason: FinishReason::Error,
+                status: MessageStatus::Failed,
                 usage: None,
                 first_token: None,
             }
@@ -133,7 +141,7 @@ impl Generation {
                 estimate_tokens(&content) + reasoning_tokens,
             )
         });
-        let status = outcome.reason.status();
+        let status = outcome.status;
         let stored = save_with_retry(
             store.as_ref(),
             FinalReply {
@@ -142,6 +150,7 @@ impl Generation {
                 content: &content,
                 reasoning: (!reasoning.is_empty()).then_some(reasoning.as_str()),
                 finish_reason: outcome.reason,
+                status,
                 usage,
             },
             self.save_timeout,
@@ -194,6 +203,7 @@ impl Generation {
         checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         checkpoint.reset();
         let mut changed = false;
+        let mut room = self.max_reply_bytes;
         reply.push(ReplyEvent::Start);
         let reason = loop {
             tokio::select! {
@@ -205,13 +215,20 @@ impl Generation {
                 }
                 event = stream.next() => match event {
                     None => break model_reason.map_or(FinishReason::Stop, |r: String| FinishReason::from_model(&r)),
+                    Some(Ok(event @ (ModelEvent::Content(_) | ModelEvent::Reasoning(_)))) if event_len(&event) >= room => {
+                        reply.push(cut_to(event, room));
+                        tracing::warn!(conversation_id = reply.conversation_id, max_bytes = self.max_reply_bytes, "a reply reached the size cap; ending it");
+                        break CUT_AT_CAP;
+                    }
                     Some(Ok(ModelEvent::Content(text))) => {
                         first_token.get_or_insert_with(|| started.elapsed());
+                        room -= text.len();
                         reply.push(ReplyEvent::Content(text.into()));
                         changed = true;
                     }
                     Some(Ok(ModelEvent::Reasoning(text))) => {
                         first_token.get_or_insert_with(|| started.elapsed());
+                        room -= text.len();
                         reply.push(ReplyEvent::Reasoning(text.into()));
                         changed = true;
                     }
@@ -224,8 +241,14 @@ impl Generation {
                 },
             }
         };
+        let status = if reason == CUT_AT_CAP {
+            MessageStatus::Partial
+        } else {
+            reason.status()
+        };
         Outcome {
             reason,
+            status,
             usage,
             first_token,
         }
@@ -263,6 +286,39 @@ async fn wait_cancelled(cancel: &mut watch::Receiver<Option<FinishReason>>) -> F
         // The reply is gone: nobody can ask any more; never resolve.
         None => std::future::pending().await,
     }
+}
+
+/// The reason a reply cut at the byte cap ends with (stored as `partial`).
+const CUT_AT_CAP: FinishReason = FinishReason::Length;
+
+/// The text length of a content or reasoning event.
+fn event_len(event: &ModelEvent) -> usize {
+    match event {
+        ModelEvent::Content(text) | ModelEvent::Reasoning(text) => text.len(),
+        _ => 0,
+    }
+}
+
+/// A content or reasoning event cut to at most `room` bytes, as a reply event.
+fn cut_to(event: ModelEvent, room: usize) -> ReplyEvent {
+    match event {
+        ModelEvent::Reasoning(text) => {
+            ReplyEvent::Reasoning(text[..floor_char_boundary(&text, room)].into())
+        }
+        ModelEvent::Content(text) => {
+            ReplyEvent::Content(text[..floor_char_boundary(&text, room)].into())
+        }
+        _ => ReplyEvent::Content("".into()),
+    }
+}
+
+/// The largest char boundary of `text` at or below `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// When a lease taken now ends.

@@ -204,7 +204,7 @@ impl ReplyStore for SqlStore {
         .bind(reply.reply_id)
         .bind(reply.content)
         .bind(reply.reasoning)
-        .bind(reply.finish_reason.status().as_str())
+        .bind(reply.status.as_str())
         .bind(reply.finish_reason.as_str())
         .bind(usage.prompt_tokens)
         .bind(usage.completion_tokens)
