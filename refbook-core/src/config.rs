@@ -310,6 +310,14 @@ config_fields! {
     /// Seconds the final save of a reply is retried while the database is away before the
     /// client is told it could not be stored.
     reply_save_timeout_secs: u64 = 120;
+    /// Seconds a request may take to arrive, headers and body (a stalled body is `408`).
+    request_timeout_secs: u64 = 30;
+    /// Seconds a connection may sit with no request in flight (a new connection that
+    /// sends nothing included) before it is closed. Streams in progress are not idle.
+    idle_timeout_secs: u64 = 60;
+    /// Most open connections; more are answered `503` and closed. 0: as many as the
+    /// open-file limit allows (which is raised to its hard limit at start), at most 10,000.
+    max_connections: usize = 0;
     /// Seconds of silence after which an SSE stream gets a `: keep-alive` comment.
     sse_keepalive_secs: u64 = 15;
     /// Trust `X-Forwarded-For`/`X-Real-IP` for the client address (behind a proxy only).

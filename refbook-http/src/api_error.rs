@@ -121,6 +121,19 @@ impl ApiError {
         }))
     }
 
+    /// `408 REQUEST_TIMEOUT`: the body did not arrive in time.
+    pub fn request_timeout() -> Self {
+        Self(Box::new(Repr {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "REQUEST_TIMEOUT",
+            message: Message::new("请求体发送超时", "The request body did not arrive in time"),
+            field: None,
+            retry_after: None,
+            allow: None,
+            cause: None,
+        }))
+    }
+
     /// `415 UNSUPPORTED_MEDIA_TYPE`: a JSON route sent another content type.
     pub fn unsupported_media_type() -> Self {
         Self(Box::new(Repr {
@@ -157,6 +170,10 @@ impl ApiError {
         };
         let mut response = json_response(this.status, &body);
         let headers = response.headers_mut();
+        if this.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: this connection is done.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if this.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

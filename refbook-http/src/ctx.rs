@@ -97,11 +97,20 @@ impl Ctx {
             .map(|(_, v)| v)
     }
 
+    /// The whole body, within the size limit and the request timeout (`408` for a body
+    /// that stalls).
     async fn bytes(&mut self) -> Result<bytes::Bytes, ApiError> {
-        match self.body.take() {
-            Some(body) => read_bytes(&self.parts.headers, body, self.body_limit).await,
-            None => Ok(bytes::Bytes::new()),
-        }
+        let Some(body) = self.body.take() else {
+            return Ok(bytes::Bytes::new());
+        };
+        let limit =
+            std::time::Duration::from_secs(self.refbook().config().request_timeout_secs.max(1));
+        tokio::time::timeout(
+            limit,
+            read_bytes(&self.parts.headers, body, self.body_limit),
+        )
+        .await
+        .map_err(|_| ApiError::request_timeout())?
     }
 
     /// The request's content type, lower-cased, without parameters.

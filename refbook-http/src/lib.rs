@@ -5,6 +5,7 @@
 //!
 //! ## Layout
 //!
+//! - [`connections`] — open-file limit, connection cap, idle limit, accept backoff.
 //! - [`server`] — accept loop (HTTP/1.1 + HTTP/2), graceful shutdown, [`RunningServer`].
 //! - [`app`] — one request end to end: request id, language, CORS, auth, access log.
 //! - [`routes`] — the route table (paths, methods, public or not).
@@ -22,6 +23,7 @@
 pub mod api_error;
 pub mod app;
 pub mod body;
+pub mod connections;
 pub mod ctx;
 pub mod handlers;
 pub mod metrics;

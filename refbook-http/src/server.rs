@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
+use crate::connections;
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -29,11 +30,26 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let app = App::new(refbook)?;
+    let config = app.refbook().config();
+    let idle = Duration::from_secs(config.idle_timeout_secs.max(1));
+    let request = Duration::from_secs(config.request_timeout_secs.max(1));
+    let open_files = connections::raise_open_file_limit();
+    let cap = connections::connection_cap(config.max_connections, open_files);
+    tracing::info!(open_files, max_connections = cap, "connection limits");
+    let slots = connections::Slots::new(cap);
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1: the header timer also runs while a kept-alive connection waits for its next
+    // request, so it is the shorter of the request and idle limits.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(request.min(idle));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(idle))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let mut backoff = connections::AcceptBackoff::default();
     let graceful = GracefulShutdown::new();
     let upkeep = tokio::spawn(upkeep(app.clone()));
     tokio::pin!(shutdown);
@@ -44,10 +60,14 @@ pub async fn serve(
                     Ok(pair) => pair,
                     Err(err) => {
                         // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        backoff.failed(&err).await;
                         continue;
                     }
+                };
+                backoff.succeeded();
+                let Some(slot) = slots.take() else {
+                    tokio::spawn(connections::shed(stream));
+                    continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
@@ -55,10 +75,16 @@ pub async fn serve(
                     let app = app.clone();
                     async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
                 });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(err) = connection.await {
+                    let _slot = slot;
+                    // A connection that never sends a byte is closed after the idle limit.
+                    if !connections::first_byte(&stream, idle).await {
+                        return;
+                    }
+                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    if let Err(err) = watcher.watch(connection).await {
                         tracing::debug!(error = %err, %peer, "connection ended with an error");
                     }
                 });

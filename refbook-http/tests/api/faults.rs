@@ -2,13 +2,11 @@
 //! is disturbed: PostgreSQL stopped mid-reply (its own cluster), a SQLite disk that fills
 //! and frees (its own tmpfs), and a server process killed mid-reply then restarted.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use refbook_core::testing::{MockLlm, TestDatabase};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::chat::{slow_answer, wait_until_generating};
 use crate::helpers::{parse_sse, spawn_app_with, texts, token, TestApp, PASSWORD, SANTI};
@@ -192,38 +190,20 @@ async fn a_full_sqlite_disk_recovers_by_itself_and_acknowledged_writes_stay() {
 
 /// The server binary on `db_url`, with the mock model at `llm`.
 async fn start_binary(db_url: &str, llm: &str) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_refbook-http"))
-        .env_clear()
-        .env("REFBOOK_BIND", "127.0.0.1:0")
-        .env("REFBOOK_DATABASE_URL", db_url)
-        .env("REFBOOK_LOG", "info")
-        .env("REFBOOK_LOG_FORMAT", "json")
-        .env("REFBOOK_LLM_BASE_URL", llm)
-        .env("REFBOOK_LLM_API_KEY", "sk-kill-test")
-        .env("REFBOOK_REPLY_LEASE_SECS", "3")
-        .env("REFBOOK_BOOK_SOURCES", "openlibrary")
-        .env("REFBOOK_OPENLIBRARY_BASE_URL", "http://127.0.0.1:9")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn refbook-http");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("refbook-http listening") {
-                let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                if let Some(addr) = parsed["address"].as_str() {
-                    return addr.to_owned();
-                }
-            }
-        }
-        panic!("the server never listened");
-    })
-    .await
-    .expect("the server announced its address");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{addr}"))
+    let running = crate::helpers::start_binary(
+        &[
+            ("REFBOOK_DATABASE_URL", db_url),
+            ("REFBOOK_LOG", "info"),
+            ("REFBOOK_LLM_BASE_URL", llm),
+            ("REFBOOK_LLM_API_KEY", "sk-kill-test"),
+            ("REFBOOK_REPLY_LEASE_SECS", "3"),
+            ("REFBOOK_BOOK_SOURCES", "openlibrary"),
+            ("REFBOOK_OPENLIBRARY_BASE_URL", "http://127.0.0.1:9"),
+        ],
+        None,
+    )
+    .await;
+    (running.child, running.url)
 }
 
 async fn a_killed_process_leaves_no_reply_generating(db: TestDatabase) {

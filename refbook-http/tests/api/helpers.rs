@@ -361,3 +361,62 @@ pub fn texts(events: &[Sse]) -> (String, String) {
     }
     (content, reasoning)
 }
+
+/// The `refbook-http` binary running as operators run it, with its log lines kept.
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub url: String,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Starts the binary with only `env` set (plus a free port and JSON logs), optionally
+/// under an open-file limit of `fd_limit` (soft and hard, as `ulimit -n` sets them).
+pub async fn start_binary(env: &[(&str, &str)], fd_limit: Option<u32>) -> Binary {
+    use tokio::io::AsyncBufReadExt;
+    let program = env!("CARGO_BIN_EXE_refbook-http");
+    let mut command = match fd_limit {
+        Some(limit) => {
+            let mut sh = tokio::process::Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {limit} && exec \"$0\""))
+                .arg(program);
+            sh
+        }
+        None => tokio::process::Command::new(program),
+    };
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REFBOOK_BIND", "127.0.0.1:0")
+        .env("REFBOOK_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = command.spawn().expect("spawn refbook-http");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sink = log.clone();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("refbook-http listening") {
+                let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                if let (Some(tx), Some(addr)) = (tx.take(), parsed["address"].as_str()) {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+            sink.lock().expect("log").push(line);
+        }
+    });
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(60), rx)
+        .await
+        .expect("the server announced its address")
+        .expect("a listening line");
+    Binary {
+        child,
+        url: format!("http://{addr}"),
+        log,
+    }
+}

@@ -11,6 +11,7 @@ mod conventions;
 mod conversations;
 mod durability;
 mod faults;
+mod front_door;
 mod helpers;
 mod hostile;
 mod users;
