@@ -20,15 +20,50 @@ pub const DEFAULT_COVER_HOSTS: [&str; 4] = [
 /// Douban's image hosts refuse requests without this `Referer`.
 const DOUBAN_REFERER: &str = "https://book.douban.com/";
 
-/// Whether `host` is on `allowed` (exact names, or `*.suffix` for any subdomain).
+/// Whether `host` is on `allowed` (exact names, or `*.suffix` for any subdomain), on any
+/// port an entry allows (see [`url_allowed`] for ports).
 pub fn host_allowed(allowed: &[String], host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    allowed.iter().any(|entry| {
-        let entry = entry.trim().to_ascii_lowercase();
-        match entry.strip_prefix("*.") {
-            Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
-            None => host == entry,
+    allowed
+        .iter()
+        .any(|entry| host_matches(split_port(entry).0, &host))
+}
+
+/// An allow-list entry as `(host pattern, port)`: `host:port` names a port.
+fn split_port(entry: &str) -> (String, Option<u16>) {
+    let entry = entry.trim().to_ascii_lowercase();
+    match entry.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            (host.to_owned(), port.parse().ok())
         }
+        _ => (entry, None),
+    }
+}
+
+fn host_matches(pattern: String, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(&format!(".{suffix}")),
+        None => host == pattern,
+    }
+}
+
+/// Whether `url` may be fetched: `http`/`https`, a host on `allowed`, and a port the entry
+/// allows — the one it names (`host:port`), else only the scheme's default port.
+pub fn url_allowed(allowed: &[String], url: &reqwest::Url) -> bool {
+    if !matches!(url.scheme(), "http" | "https") {
+        return false;
+    }
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    allowed.iter().any(|entry| {
+        let (pattern, port) = split_port(entry);
+        host_matches(pattern, &host)
+            && match port {
+                Some(port) => url.port_or_known_default() == Some(port),
+                None => url.port().is_none(),
+            }
     })
 }
 
@@ -65,11 +100,7 @@ impl CoverFetcher {
             .user_agent(USER_AGENT)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                let ok = attempt.previous().len() < 3
-                    && attempt
-                        .url()
-                        .host_str()
-                        .is_some_and(|h| host_allowed(&policy_hosts, h));
+                let ok = attempt.previous().len() < 3 && url_allowed(&policy_hosts, attempt.url());
                 if ok {
                     attempt.follow()
                 } else {
@@ -85,12 +116,9 @@ impl CoverFetcher {
         })
     }
 
-    /// Whether `url` may be fetched at all (scheme and host).
+    /// Whether `url` may be fetched at all (scheme, host and port).
     pub fn allows(&self, url: &str) -> bool {
-        reqwest::Url::parse(url).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| host_allowed(&self.allowed, h))
-        })
+        reqwest::Url::parse(url).is_ok_and(|u| url_allowed(&self.allowed, &u))
     }
 
     /// Fetches the image at `url`; `douban` adds the `Referer` Douban's hosts require.
@@ -183,5 +211,22 @@ mod tests {
         assert!(fetcher.allows("https://img1.doubanio.com/view/subject/l/public/s1.jpg"));
         assert!(!fetcher.allows("file:///etc/passwd"));
         assert!(!fetcher.allows("http://127.0.0.1:8080/admin"));
+        assert!(!fetcher.allows("https://covers.openlibrary.org:8443/b/id/1.jpg"));
+    }
+
+    #[test]
+    fn an_entry_without_a_port_allows_only_the_default_port() {
+        let allowed = vec!["localhost".to_owned(), "img.example:9000".to_owned()];
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(url_allowed(&allowed, &url("http://localhost/a.jpg")));
+        assert!(url_allowed(&allowed, &url("https://localhost:443/a.jpg")));
+        assert!(!url_allowed(&allowed, &url("http://localhost:6379/")));
+        assert!(!url_allowed(&allowed, &url("http://localhost:5432/")));
+        assert!(url_allowed(&allowed, &url("http://img.example:9000/a.jpg")));
+        assert!(!url_allowed(&allowed, &url("http://img.example/a.jpg")));
+        assert!(!url_allowed(
+            &allowed,
+            &url("http://img.example:9001/a.jpg")
+        ));
     }
 }

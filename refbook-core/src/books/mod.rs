@@ -3,6 +3,7 @@
 //! proxy, search and catalogue import — behind the [`Books`] service.
 
 mod catalog;
+mod cover_flights;
 mod covers;
 mod douban;
 mod googlebooks;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use catalog::{parse_catalog, CatalogFormat, CatalogSource};
-pub use covers::{host_allowed, CoverFetcher, DEFAULT_COVER_HOSTS};
+pub use covers::{host_allowed, url_allowed, CoverFetcher, DEFAULT_COVER_HOSTS};
 pub use douban::Douban;
 pub use googlebooks::GoogleBooks;
 pub use isbn::{Isbn, IsbnError};
@@ -35,6 +36,7 @@ pub struct Books {
     store: Arc<dyn Store>,
     lookup: BookLookup,
     covers: CoverFetcher,
+    cover_flights: cover_flights::CoverFlights,
     cover_proxy: bool,
     public_url: String,
 }
@@ -116,6 +118,9 @@ impl Books {
                 config.cover_max_bytes,
                 Duration::from_secs(config.book_source_timeout_secs.max(1)),
             )?,
+            cover_flights: cover_flights::CoverFlights::new(Duration::from_secs(
+                config.book_source_timeout_secs.max(1),
+            )),
             store,
             cover_proxy: config.cover_proxy,
             public_url: config
@@ -140,23 +145,49 @@ impl Books {
     }
 
     /// The cover image of a stored book, fetched once and then served from the database.
+    /// Concurrent requests for one cover share one fetch; a failed fetch is remembered for
+    /// a minute; only a few fetches run at once.
+    ///
+    /// # Errors
+    ///
+    /// `NOT_FOUND` when the book is not stored, has no cover or its cover is not a usable
+    /// image; `UPSTREAM_UNAVAILABLE` when the cover host fails.
     pub async fn cover(&self, isbn: &Isbn) -> Result<Cover> {
         let no_cover = || Error::not_found("封面", "Cover");
         let stored = self.store.book(isbn.as_str()).await?.ok_or_else(no_cover)?;
         let url = stored.book.cover_url.ok_or_else(no_cover)?;
-        if let Some(cover) = self.store.cover(isbn.as_str()).await? {
-            if cover.source_url == url {
-                return Ok(cover);
-            }
+        let kept = |cover: Option<Cover>| cover.filter(|c| c.source_url == url);
+        if let Some(cover) = kept(self.store.cover(isbn.as_str()).await?) {
+            return Ok(cover);
         }
-        let cover = self
+        if let Some(err) = self.cover_flights.recent_failure(&url) {
+            return Err(err);
+        }
+        let _turn = self.cover_flights.turn(&url).await;
+        // Whoever had the turn before may have fetched it, or failed.
+        if let Some(cover) = kept(self.store.cover(isbn.as_str()).await?) {
+            return Ok(cover);
+        }
+        if let Some(err) = self.cover_flights.recent_failure(&url) {
+            return Err(err);
+        }
+        let _slot = self.cover_flights.outbound().await?;
+        match self
             .covers
             .fetch(&url, stored.book.source == "douban")
-            .await?;
-        self.store
-            .put_cover(isbn.as_str(), &cover, Timestamp::now())
-            .await?;
-        Ok(cover)
+            .await
+        {
+            Ok(cover) => {
+                self.store
+                    .put_cover(isbn.as_str(), &cover, Timestamp::now())
+                    .await?;
+                Ok(cover)
+            }
+            Err(err) => {
+                self.cover_flights.failed(&url, err.kind());
+                Err(err)
+            }
+        }
     }
 
     /// Adds books to the local catalogue (all or none); returns how many.

@@ -435,7 +435,63 @@ async fn covers_only_come_from_allowed_hosts_and_must_be_images(db: TestDatabase
         .assert_error(400, "INVALID_PARAMS");
 }
 
+async fn an_allowed_host_without_a_port_allows_only_the_default_port(db: TestDatabase) {
+    // The operator allows the mock's host by name, without its (random) port.
+    let app = spawn_app_with(db, |c| c.cover_hosts = vec!["127.0.0.1".into()]).await;
+    let t = user(&app).await;
+    // Another service on that host, on another port: never fetched, directly or by redirect.
+    let internal = MockServer::start().await;
+    Mock::given(path("/secret.jpg"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(JPEG, "image/jpeg"))
+        .expect(0)
+        .mount(&internal)
+        .await;
+    douban_hit(
+        &app.books,
+        SANTI,
+        "三体",
+        "刘慈欣",
+        Some(format!("{}/secret.jpg", internal.uri())),
+    )
+    .await;
+    app.get(&format!("/api/books/{SANTI}/"), Some(&t))
+        .await
+        .assert_ok();
+    app.get(&format!("/api/books/{SANTI}/cover/"), None)
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+async fn a_failing_cover_is_fetched_once_however_often_asked(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let t = user(&app).await;
+    let cover = format!("{}/down.jpg", app.books.uri());
+    douban_hit(&app.books, SANTI, "三体", "刘慈欣", Some(cover)).await;
+    app.get(&format!("/api/books/{SANTI}/"), Some(&t))
+        .await
+        .assert_ok();
+    Mock::given(path("/down.jpg"))
+        .respond_with(ResponseTemplate::new(503).set_delay(std::time::Duration::from_millis(200)))
+        .expect(1)
+        .mount(&app.books)
+        .await;
+    // 20 at once share one fetch; 80 more after it are answered from memory.
+    let cover_path = format!("/api/books/{SANTI}/cover/");
+    let together: Vec<_> = (0..20).map(|_| app.get(&cover_path, None)).collect();
+    for reply in futures::future::join_all(together).await {
+        reply.assert_error(503, "UPSTREAM_UNAVAILABLE");
+    }
+    for _ in 0..80 {
+        app.get(&format!("/api/books/{SANTI}/cover/"), None)
+            .await
+            .assert_error(503, "UPSTREAM_UNAVAILABLE");
+    }
+    app.books.verify().await;
+}
+
 backend_tests!(
+    an_allowed_host_without_a_port_allows_only_the_default_port,
+    a_failing_cover_is_fetched_once_however_often_asked,
     a_book_is_found_by_any_isbn_form_and_cached,
     bad_isbns_are_400,
     sources_are_asked_in_order,

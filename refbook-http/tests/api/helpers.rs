@@ -82,7 +82,7 @@ pub fn test_config(db: &TestDatabase, wechat: &MockServer, books: &MockServer) -
     config.openlibrary_base_url = books.uri();
     config.openlibrary_covers_url = books.uri();
     config.googlebooks_base_url = books.uri();
-    config.cover_hosts = vec!["127.0.0.1".into()];
+    config.cover_hosts = vec![books.address().to_string()];
     config.book_source_timeout_secs = 2;
     config
 }
