@@ -9,6 +9,7 @@
 //! - [`config`] — every setting, its `REFBOOK_*` variable and default; layered loading.
 //! - [`error`] — [`Error`] with an [`ErrorKind`] front ends map, and bilingual messages.
 //! - [`timestamp`] — stored times (Unix ms) and their ISO 8601 form.
+//! - [`upstream`] — upstream answers read with a size limit.
 //! - [`text`] — text hygiene: no NUL or other C0 controls in stored text.
 //! - [`store`] — the [`Store`](store::Store) seam and [`SqlStore`](store::SqlStore)
 //!   (SQLite or PostgreSQL through sqlx, embedded migrations).
@@ -59,6 +60,7 @@ pub mod store;
 pub mod testing;
 pub mod text;
 pub mod timestamp;
+pub mod upstream;
 
 pub use config::Config;
 pub use error::{Error, ErrorKind, Language, Message, Result};

@@ -150,10 +150,9 @@ impl HttpWeChat {
             // The URL holds the app secret: never let it into a message.
             .map_err(|e| WeChatError::Unavailable(e.without_url().to_string()))?;
         let status = response.status();
-        let body = response
-            .bytes()
+        let body = crate::upstream::read_limited(response, crate::upstream::MAX_SMALL_BODY)
             .await
-            .map_err(|e| WeChatError::Unavailable(e.without_url().to_string()))?;
+            .map_err(|e| WeChatError::Unavailable(e.to_string()))?;
         let answer: Answer = serde_json::from_slice(&body)
             .map_err(|_| WeChatError::Unavailable(format!("unreadable answer (HTTP {status})")))?;
         match answer.errcode {

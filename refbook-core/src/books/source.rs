@@ -49,8 +49,16 @@ pub(crate) mod bytes_body {
     pub async fn fetch(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), SourceError> {
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(transport)?;
-        Ok((status, body.to_vec()))
+        let body = crate::upstream::read_limited(response, crate::upstream::MAX_SOURCE_BODY)
+            .await
+            .map_err(|err| {
+                if err.is_timeout() {
+                    SourceError::Timeout
+                } else {
+                    SourceError::Network(err.to_string())
+                }
+            })?;
+        Ok((status, body))
     }
 
     fn transport(err: reqwest::Error) -> SourceError {

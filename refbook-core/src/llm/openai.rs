@@ -145,7 +145,10 @@ async fn refusal(response: reqwest::Response) -> ModelError {
         402 => ModelError::InsufficientBalance,
         429 => ModelError::RateLimited,
         _ => {
-            let body = response.text().await.unwrap_or_default();
+            let body = crate::upstream::read_limited(response, crate::upstream::MAX_SMALL_BODY)
+                .await
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default();
             if status == 400 && is_context_error(&body) {
                 return ModelError::ContextExceeded;
             }
@@ -155,6 +158,37 @@ async fn refusal(response: reqwest::Response) -> ModelError {
             }
         }
     }
+}
+
+/// The longest SSE line taken from a model (a reply's text arrives in many small lines).
+const MAX_LINE: usize = 1024 * 1024;
+
+/// Why the model's byte stream was cut off.
+#[derive(Debug, thiserror::Error)]
+enum StreamBytesError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("the model sent a line longer than {MAX_LINE} bytes")]
+    LineTooLong,
+}
+
+/// The model's bytes, failing once more than [`MAX_LINE`] bytes arrive without a line
+/// break (the SSE decoder would hold them all).
+fn guard_lines(
+    bytes: impl futures::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, StreamBytesError>> + Send + 'static {
+    let mut since_break = 0usize;
+    bytes.map(move |item| {
+        let chunk = item.map_err(|e| StreamBytesError::Transport(e.without_url().to_string()))?;
+        since_break = match chunk.iter().rposition(|b| *b == b'\n') {
+            Some(at) => chunk.len() - at - 1,
+            None => since_break + chunk.len(),
+        };
+        if since_break > MAX_LINE {
+            return Err(StreamBytesError::LineTooLong);
+        }
+        Ok(chunk)
+    })
 }
 
 /// Whether a 400 body says the prompt is over the context (llama.cpp, OpenAI, vLLM,
@@ -308,8 +342,7 @@ impl ChatModel for OpenAiCompatible {
         if !response.status().is_success() {
             return Err(refusal(response).await);
         }
-        let events = response
-            .bytes_stream()
+        let events = guard_lines(response.bytes_stream())
             .eventsource()
             .map(|item| item.map_err(|e| e.to_string()))
             .boxed();

@@ -147,6 +147,11 @@ impl Reply {
         self.lock().log.has_ending()
     }
 
+    /// Bytes of text the reply holds.
+    pub(crate) fn text_len(&self) -> usize {
+        self.lock().log.text_len()
+    }
+
     /// When the reply ended, if it did.
     pub(crate) fn finished_at(&self) -> Option<Instant> {
         self.lock().finished_at

@@ -131,6 +131,11 @@ impl ReplyLog {
         (reasoning, content)
     }
 
+    /// Bytes of text held (reasoning and answer).
+    pub(crate) fn text_len(&self) -> usize {
+        self.reasoning_len + self.content_len
+    }
+
     /// Whether a final chunk or an error was logged.
     pub(crate) fn has_ending(&self) -> bool {
         self.entries

@@ -11,6 +11,10 @@ use crate::chat::FinishReason;
 /// How long a finished reply stays in memory. Positions do not depend on it: after it
 /// the reply is rebuilt from the database with the same positions.
 const KEEP_FINISHED: Duration = Duration::from_secs(600);
+/// The most finished replies kept in memory, and the most text they may hold together;
+/// the oldest go first.
+const KEEP_FINISHED_COUNT: usize = 1024;
+const KEEP_FINISHED_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 struct Registry {
@@ -54,6 +58,17 @@ impl Replies {
                 .is_none_or(|at| now.duration_since(at) < KEEP_FINISHED)
         });
         registry.recent.insert(reply.conversation_id, reply.clone());
+        let mut bytes: usize = registry.recent.values().map(|r| r.text_len()).sum();
+        while registry.recent.len() > KEEP_FINISHED_COUNT || bytes > KEEP_FINISHED_BYTES {
+            let oldest = registry
+                .recent
+                .iter()
+                .min_by_key(|(_, r)| r.finished_at().unwrap_or(now))
+                .map(|(id, r)| (*id, r.text_len()));
+            let Some((id, size)) = oldest else { break };
+            registry.recent.remove(&id);
+            bytes -= size;
+        }
     }
 
     /// The reply generating in the conversation here, else the one that finished here
