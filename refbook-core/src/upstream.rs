@@ -30,8 +30,14 @@ impl BodyError {
 /// # Errors
 ///
 /// [`BodyError::TooLarge`] over `max`; [`BodyError::Transport`] when reading fails.
-pub async fn read_limited(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, BodyError> {
-    if response.content_length().is_some_and(|len| len > max as u64) {
+pub async fn read_limited(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > max as u64)
+    {
         return Err(BodyError::TooLarge(max));
     }
     let mut body = Vec::new();

@@ -6,10 +6,11 @@
 //! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--streams N]
 //! ```
 //!
-//! `logins` and `books` (cached lookups of a stored book) serve in this process. `chat` starts the server as a child process (this same
-//! binary, `serve`), so its memory can be read from `/proc`, against a fast local mock
-//! OpenAI-compatible upstream, and reports full chats per second, the time to first token
-//! the server adds over calling the mock directly, and memory per open stream.
+//! Every scenario starts the server as a child process (this same binary, `serve`), so its
+//! memory can be read from `/proc`: each reports the server's RSS after the run. `logins`
+//! (one account, many clients), `books` (cached lookups of a stored book) and `chat`
+//! (against a fast local mock OpenAI-compatible upstream: full chats per second, the time
+//! to first token the server adds over calling the mock directly, memory per open stream).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,6 +24,10 @@ use refbook_core::{Config, Refbook};
 use refbook_http::RunningServer;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
+
+/// The same allocator as the `refbook-http` binary, so `serve` measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PASSWORD: &str = "load-test-password";
 const ISBN: &str = "9787536692930";
@@ -93,23 +98,14 @@ async fn main() -> anyhow::Result<()> {
     let (dir, url) = temp_db();
     let result = match options.scenario.as_str() {
         "logins" => {
-            let refbook = build(config(&options, url)).await?;
-            let server = RunningServer::start(refbook, "127.0.0.1:0".parse()?)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let result = logins(&server.url(), &options).await;
-            server.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            result
+            let server = Server::start(None).await?;
+            logins(&server.base, &options).await?;
+            server.finish("logins").await
         }
         "books" => {
-            let refbook = build(config(&options, url)).await?;
-            seed_catalogue(&refbook).await?;
-            let server = RunningServer::start(refbook, "127.0.0.1:0".parse()?)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let result = books(&server.url(), &options).await;
-            server.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            result
+            let server = Server::start(None).await?;
+            books(&server.base, &options).await?;
+            server.finish("books").await
         }
         "chat" => chat(&options).await,
         "serve" => serve(&options, url).await,
@@ -335,6 +331,49 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The server under test, as a child process (`serve`).
+struct Server {
+    child: tokio::process::Child,
+    pid: u32,
+    base: String,
+}
+
+impl Server {
+    /// Starts `serve` (with the mock model at `llm`, if any) and waits for its address.
+    async fn start(llm: Option<&str>) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let mut command = tokio::process::Command::new(exe);
+        command.arg("serve");
+        if let Some(llm) = llm {
+            command.args(["--llm", llm]);
+        }
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id().context("server pid")?;
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let base = loop {
+            let line = lines.next_line().await?.context("server exited")?;
+            if let Some(url) = line.strip_prefix("listening ") {
+                break url.to_owned();
+            }
+        };
+        Ok(Self { child, pid, base })
+    }
+
+    /// Reports the server's RSS after `scenario` (settled for a moment) and stops it.
+    async fn finish(mut self, scenario: &str) -> anyhow::Result<()> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rss = rss_kib(self.pid).context("server RSS")?;
+        println!("server RSS after {scenario}: {:.1} MB", rss as f64 / 1024.0);
+        drop(self.child.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        Ok(())
+    }
+}
+
 async fn chat(options: &Options) -> anyhow::Result<()> {
     // The upstream: 1 reasoning + 20 content chunks, no delay.
     let llm = MockLlm::start().await;
@@ -342,21 +381,8 @@ async fn chat(options: &Options) -> anyhow::Result<()> {
     let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
     llm.set_fallback(MockReply::answer(&["想"], &refs, Duration::ZERO));
 
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", "--llm", &llm.url()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().context("server pid")?;
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let base = loop {
-        let line = lines.next_line().await?.context("server exited")?;
-        if let Some(url) = line.strip_prefix("listening ") {
-            break url.to_owned();
-        }
-    };
+    let server = Server::start(Some(&llm.url())).await?;
+    let (pid, base) = (server.pid, server.base.clone());
     let client = reqwest::Client::new();
 
     // 1. Direct to the mock: its own time to first token.
@@ -439,6 +465,9 @@ async fn chat(options: &Options) -> anyhow::Result<()> {
         options.concurrency,
         ttft.summary()
     );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss = rss_kib(pid).context("server RSS")?;
+    println!("server RSS after chat: {:.1} MB", rss as f64 / 1024.0);
 
     // 4. Memory per open stream: `streams` replies held open by a slow upstream.
     let mut hold = vec![MockReply::content("开始")];
@@ -474,7 +503,5 @@ async fn chat(options: &Options) -> anyhow::Result<()> {
         (after.saturating_sub(before)) as f64 / open.len().max(1) as f64
     );
     drop(open);
-    drop(child.stdin.take());
-    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
-    Ok(())
+    server.finish("open streams").await
 }
