@@ -11,7 +11,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use super::buffer::{Reply, FAILED_REPLY};
-use super::event::ReplyEvent;
+use super::event::{floor_char_boundary, ReplyEvent};
 use super::registry::Replies;
 use crate::chat::tokens::{estimate_tokens, Calibration};
 use crate::chat::{FinishReason, MessageStatus, TokenUsage};
@@ -310,15 +310,6 @@ fn cut_to(event: ModelEvent, room: usize) -> ReplyEvent {
         }
         _ => ReplyEvent::Content("".into()),
     }
-}
-
-/// The largest char boundary of `text` at or below `at`.
-fn floor_char_boundary(text: &str, at: usize) -> usize {
-    let mut at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
 }
 
 /// When a lease taken now ends.

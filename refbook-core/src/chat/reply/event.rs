@@ -51,6 +51,11 @@ pub enum ReplyEvent {
 /// An event with its position.
 pub type Positioned = (usize, ReplyEvent);
 
+/// The most text one read hands out of a single event: a reply rebuilt from the database
+/// holds its text as one event, and a reader should not copy megabytes at once. A longer
+/// event is handed out in pieces, each at the position where it ends.
+pub(crate) const MAX_PIECE: usize = 16 * 1024;
+
 /// The append-only events of one reply with their positions.
 #[derive(Debug, Default)]
 pub(crate) struct ReplyLog {
@@ -86,34 +91,35 @@ impl ReplyLog {
     }
 
     /// Up to `max` events after position `cursor`; a text event that `cursor` falls inside
-    /// is cut to the text after it.
+    /// is cut to the text after it, and a long one is handed out [`MAX_PIECE`] bytes at a
+    /// time (the read then ends at that piece).
     pub(crate) fn after(&self, cursor: usize, max: usize) -> Vec<Positioned> {
         let first = self.entries.partition_point(|(at, _)| *at <= cursor);
         let mut out = Vec::with_capacity(max.min(self.entries.len() - first));
         for (at, event) in self.entries[first..].iter().take(max) {
-            let event = match event {
-                ReplyEvent::Reasoning(text) | ReplyEvent::Content(text) => {
-                    let start = at - text.len();
-                    if cursor <= start {
-                        event.clone()
-                    } else {
-                        let mut from = cursor - start;
-                        while !text.is_char_boundary(from) {
-                            from += 1;
-                        }
-                        let rest: Arc<str> = Arc::from(&text[from..]);
-                        if rest.is_empty() {
-                            continue;
-                        }
-                        match event {
-                            ReplyEvent::Reasoning(_) => ReplyEvent::Reasoning(rest),
-                            _ => ReplyEvent::Content(rest),
-                        }
-                    }
-                }
-                other => other.clone(),
+            let (ReplyEvent::Reasoning(text) | ReplyEvent::Content(text)) = event else {
+                out.push((*at, event.clone()));
+                continue;
             };
-            out.push((*at, event));
+            let start = at - text.len();
+            let from = ceil_char_boundary(text, cursor.saturating_sub(start));
+            let to = floor_char_boundary(text, from.saturating_add(MAX_PIECE));
+            let to = if to <= from { text.len() } else { to };
+            if from == 0 && to == text.len() {
+                out.push((*at, event.clone()));
+                continue;
+            }
+            if from < to {
+                let piece: Arc<str> = Arc::from(&text[from..to]);
+                let piece = match event {
+                    ReplyEvent::Reasoning(_) => ReplyEvent::Reasoning(piece),
+                    _ => ReplyEvent::Content(piece),
+                };
+                out.push((start + to, piece));
+            }
+            if to < text.len() {
+                break;
+            }
         }
         out
     }
@@ -142,6 +148,24 @@ impl ReplyLog {
             .iter()
             .any(|(_, e)| matches!(e, ReplyEvent::Finish { .. } | ReplyEvent::Error { .. }))
     }
+}
+
+/// The smallest char boundary of `text` at or above `at` (at most its length).
+fn ceil_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The largest char boundary of `text` at or below `at`.
+pub(crate) fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 #[cfg(test)]
@@ -211,6 +235,36 @@ mod tests {
             (reasoning.as_str(), content.as_str()),
             ("想一想", "作者是刘慈欣。")
         );
+    }
+
+    #[test]
+    fn a_long_event_is_read_in_bounded_pieces_at_valid_positions() {
+        let mut log = ReplyLog::default();
+        log.push(ReplyEvent::Start);
+        let long = "字".repeat(20_000); // 60,000 bytes
+        log.push(ReplyEvent::Content(long.as_str().into()));
+        log.push(ReplyEvent::Finish {
+            reason: FinishReason::Stop,
+            status: MessageStatus::Complete,
+            usage: TokenUsage::default(),
+        });
+        let (mut cursor, mut read, mut reads) = (0, String::new(), 0);
+        loop {
+            let batch = log.after(cursor, 100);
+            let Some((last, _)) = batch.last() else { break };
+            for (_, event) in &batch {
+                assert!(text(event).len() <= MAX_PIECE);
+                read.push_str(text(event));
+            }
+            cursor = *last;
+            reads += 1;
+        }
+        assert_eq!(read, long);
+        assert_eq!(
+            reads, 4,
+            "start and a piece, two pieces, the rest and the end"
+        );
+        assert_eq!(cursor, log.last_position());
     }
 
     #[test]
