@@ -102,6 +102,27 @@ pub fn json_has_forbidden_control(bytes: &[u8]) -> bool {
     false
 }
 
+/// The field whose text holds a forbidden control character (the top-level key it is
+/// under), for the error's `details.field`.
+pub fn field_with_control(bytes: &[u8]) -> Option<String> {
+    fn holds(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(text) => refbook_core::text::has_forbidden_control(text),
+            serde_json::Value::Array(items) => items.iter().any(holds),
+            serde_json::Value::Object(map) => map
+                .iter()
+                .any(|(k, v)| refbook_core::text::has_forbidden_control(k) || holds(v)),
+            _ => false,
+        }
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    value
+        .as_object()?
+        .iter()
+        .find(|(_, v)| holds(v))
+        .map(|(k, _)| k.clone())
+}
+
 /// Parses a JSON body (an empty body counts as `{}`). Errors name the field and what was
 /// expected, and never echo the value sent (it may be a password).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

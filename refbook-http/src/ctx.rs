@@ -12,7 +12,9 @@ use crate::app::App;
 use serde::de::DeserializeOwned;
 
 use crate::api_error::ApiError;
-use crate::body::{json_has_forbidden_control, parse_form, parse_json, read_bytes};
+use crate::body::{
+    field_with_control, json_has_forbidden_control, parse_form, parse_json, read_bytes,
+};
 use crate::routes::Params;
 
 /// One request as handlers see it.
@@ -143,7 +145,7 @@ impl Ctx {
         let bytes = self.bytes().await?;
         if json_has_forbidden_control(&bytes) {
             return Err(ApiError::invalid(
-                None,
+                field_with_control(&bytes).as_deref(),
                 "文本不能包含控制字符（如 NUL）",
                 "Text must not contain control characters (such as NUL)",
             ));

@@ -1,15 +1,12 @@
 //! The `refbook-http` binary as operators run it: configuration from the environment,
 //! JSON logs with request ids and no secrets, SIGTERM for a clean stop.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use refbook_core::backend_tests;
 use refbook_core::testing::TestDatabase;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -18,56 +15,20 @@ const SESSION_KEY: &str = "SeSsIoNkEy/LeakCheck==";
 const WECHAT_SECRET: &str = "wechat-secret-leak-check";
 const LLM_KEY: &str = "sk-llm-key-leak-check";
 
-struct Running {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-    /// Reads stderr until the process closes it.
-    reader: tokio::task::JoinHandle<()>,
-}
-
-async fn start(db: &TestDatabase, wechat: &MockServer) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_refbook-http"))
-        .env_clear()
-        .env("REFBOOK_BIND", "127.0.0.1:0")
-        .env("REFBOOK_DATABASE_URL", db.url())
-        .env("REFBOOK_LOG", "debug")
-        .env("REFBOOK_LOG_FORMAT", "json")
-        .env("REFBOOK_WECHAT_APPID", "wx-binary")
-        .env("REFBOOK_WECHAT_SECRET", WECHAT_SECRET)
-        .env("REFBOOK_WECHAT_BASE_URL", wechat.uri())
-        .env("REFBOOK_LLM_API_KEY", LLM_KEY)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn refbook-http");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let sink = log.clone();
-    let reader = tokio::spawn(async move {
-        let mut tx = Some(tx);
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("refbook-http listening") {
-                let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                if let (Some(tx), Some(addr)) = (tx.take(), parsed["address"].as_str()) {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let addr = tokio::time::timeout(Duration::from_secs(60), rx)
-        .await
-        .expect("server announced its address")
-        .expect("listening line");
-    Running {
-        child,
-        url: format!("http://{addr}"),
-        log,
-        reader,
-    }
+async fn start(db: &TestDatabase, wechat: &MockServer) -> crate::helpers::Binary {
+    let wechat_url = wechat.uri();
+    crate::helpers::start_binary(
+        &[
+            ("REFBOOK_DATABASE_URL", db.url()),
+            ("REFBOOK_LOG", "debug"),
+            ("REFBOOK_WECHAT_APPID", "wx-binary"),
+            ("REFBOOK_WECHAT_SECRET", WECHAT_SECRET),
+            ("REFBOOK_WECHAT_BASE_URL", &wechat_url),
+            ("REFBOOK_LLM_API_KEY", LLM_KEY),
+        ],
+        None,
+    )
+    .await
 }
 
 async fn the_binary_serves_logs_safely_and_stops_on_sigterm(db: TestDatabase) {

@@ -351,14 +351,7 @@ async fn stop_keeps_the_partial_reply(db: TestDatabase) {
         "the stream carried exactly what was kept"
     );
     // The final chunk says why it ended and what was stored.
-    let last = events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Sse::Event(_, data) if data.get("choices").is_some() => Some(data),
-            _ => None,
-        })
-        .unwrap();
+    let last = crate::helpers::last_chunk(&events);
     assert_eq!(last["choices"][0]["finish_reason"], "cancelled");
     assert_eq!(last["status"], "partial");
     let stored = messages(&app, &t, id).await;

@@ -8,26 +8,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::chat::{messages, slow_answer, wait_until_generating, wait_until_settled};
-use crate::helpers::{parse_sse, spawn_app, spawn_app_with, texts, token, Sse, SANTI};
-
-/// The data of the last event before `[DONE]`.
-fn last_chunk(events: &[Sse]) -> &Value {
-    events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Sse::Event(_, data) if data.get("choices").is_some() => Some(data),
-            _ => None,
-        })
-        .expect("a chunk")
-}
-
-fn error_event(events: &[Sse]) -> Option<&Value> {
-    events.iter().find_map(|e| match e {
-        Sse::Event(_, data) if data.get("error").is_some() => Some(&data["error"]),
-        _ => None,
-    })
-}
+use crate::helpers::{
+    error_event, last_chunk, parse_sse, spawn_app, spawn_app_with, texts, token, Sse, SANTI,
+};
 
 async fn endings_say_why_a_reply_ended(db: TestDatabase) {
     let app = spawn_app(db).await;

@@ -63,14 +63,7 @@ async fn postgres_down_at_the_last_save_loses_nothing() {
     app.db.start_server();
     let events = parse_sse(&streaming.await.unwrap());
     assert_eq!(texts(&events).0, full);
-    let last = events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            crate::helpers::Sse::Event(_, d) if d.get("choices").is_some() => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let last = crate::helpers::last_chunk(&events);
     assert_eq!(last["status"], "complete");
     let stored = settled_reply(&app, &t, id, Duration::from_secs(20)).await;
     assert_eq!(stored["content"], full.as_str());
@@ -94,10 +87,7 @@ async fn postgres_down_at_the_last_save_loses_nothing() {
         .expect("the stream ends")
         .unwrap();
     let events = parse_sse(&body);
-    let error = events.iter().find_map(|e| match e {
-        crate::helpers::Sse::Event(_, d) if d.get("error").is_some() => Some(d["error"].clone()),
-        _ => None,
-    });
+    let error = crate::helpers::error_event(&events);
     assert_eq!(error.expect("an error event")["code"], "SERVER_ERROR");
     app.db.start_server();
     let stored = settled_reply(&app, &t, id, Duration::from_secs(30)).await;

@@ -367,6 +367,8 @@ pub struct Binary {
     pub child: tokio::process::Child,
     pub url: String,
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Reads stderr until the process closes it.
+    pub reader: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the binary with only `env` set (plus a free port and JSON logs), optionally
@@ -398,7 +400,7 @@ pub async fn start_binary(env: &[(&str, &str)], fd_limit: Option<u32>) -> Binary
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let sink = log.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut tx = Some(tx);
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains("refbook-http listening") {
@@ -418,5 +420,26 @@ pub async fn start_binary(env: &[(&str, &str)], fd_limit: Option<u32>) -> Binary
         child,
         url: format!("http://{addr}"),
         log,
+        reader,
     }
+}
+
+/// The data of the last chunk (an event with `choices`) before `[DONE]`.
+pub fn last_chunk(events: &[Sse]) -> &Value {
+    events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            Sse::Event(_, data) if data.get("choices").is_some() => Some(data),
+            _ => None,
+        })
+        .expect("a chunk")
+}
+
+/// The `error` object of the stream's error event, if any.
+pub fn error_event(events: &[Sse]) -> Option<&Value> {
+    events.iter().find_map(|e| match e {
+        Sse::Event(_, data) if data.get("error").is_some() => Some(&data["error"]),
+        _ => None,
+    })
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use refbook_core::testing::MockReply;
 
 use crate::chat::{messages, slow_answer, wait_until_generating, wait_until_settled};
-use crate::helpers::{parse_sse, spawn_app, spawn_app_with, texts, Sse, SANTI};
+use crate::helpers::{last_chunk, parse_sse, spawn_app, spawn_app_with, texts, SANTI};
 
 const NUL: &str = "bad\u{0}text";
 
@@ -179,14 +179,7 @@ async fn a_reply_at_the_size_cap_ends_as_partial_length(db: TestDatabase) {
     let (content, reasoning) = texts(&events);
     assert!(content.len() + reasoning.len() <= 20, "{content}");
     assert!("一二三四五六七八九十".starts_with(&content));
-    let last = events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Sse::Event(_, d) if d.get("choices").is_some() => Some(d.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let last = last_chunk(&events);
     assert_eq!(last["choices"][0]["finish_reason"], "length");
     assert_eq!(last["status"], "partial");
     let stored = wait_until_settled(&app, &t, id).await;
