@@ -17,7 +17,7 @@ const AUTO_MAX: u64 = 10_000;
 /// What a connection over the cap is told before it is closed.
 const BUSY_RESPONSE: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-retry-after: 1\r\nconnection: close\r\ncontent-length: 86\r\n\r\n\
+retry-after: 1\r\nconnection: close\r\ncontent-length: 90\r\n\r\n\
 {\"code\":\"SERVER_BUSY\",\"message\":\"Too many connections are open; please try again shortly\"}";
 
 /// Raises the soft open-file limit to the hard one; returns the limit now in force.
@@ -134,6 +134,6 @@ mod tests {
             .position(|w| w == b"\r\n\r\n")
             .unwrap()
             + 4;
-        assert_eq!(BUSY_RESPONSE.len() - body_at, 86, "content-length is right");
+        assert_eq!(BUSY_RESPONSE.len() - body_at, 90, "content-length is right");
     }
 }
