@@ -51,6 +51,9 @@ pub async fn serve(
         .keep_alive_timeout(Duration::from_secs(20));
     let mut backoff = connections::AcceptBackoff::default();
     let graceful = GracefulShutdown::new();
+    // Tells connections still waiting for their first byte to give up at shutdown (they
+    // hold a watcher that graceful shutdown would otherwise wait for).
+    let (stopping, stop_waiting) = tokio::sync::watch::channel(false);
     let upkeep = tokio::spawn(upkeep(app.clone()));
     tokio::pin!(shutdown);
     loop {
@@ -77,11 +80,14 @@ pub async fn serve(
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
+                let mut stop_waiting = stop_waiting.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    // A connection that never sends a byte is closed after the idle limit.
-                    if !connections::first_byte(&stream, idle).await {
-                        return;
+                    // A connection that never sends a byte is closed after the idle limit,
+                    // or at once when the server stops.
+                    tokio::select! {
+                        sent = connections::first_byte(&stream, idle) => if !sent { return },
+                        _ = stop_waiting.wait_for(|stop| *stop) => return,
                     }
                     let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     if let Err(err) = watcher.watch(connection).await {
@@ -93,6 +99,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    stopping.send_replace(true);
     upkeep.abort();
     tracing::info!("shutting down: finishing replies being generated");
     // Replies end first (finished, or stopped and stored as partial), so their streams

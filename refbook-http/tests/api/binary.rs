@@ -93,13 +93,17 @@ async fn the_binary_serves_logs_safely_and_stops_on_sigterm(db: TestDatabase) {
         .unwrap();
     assert_eq!(me.status(), 200);
 
+    // A connection that never sends a byte must not hold up the stop.
+    let _silent = tokio::net::TcpStream::connect(server.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
     let pid = server.child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(15), server.child.wait())
         .await
         .expect("stops after SIGTERM")
         .unwrap();
