@@ -61,11 +61,72 @@ pub const DONE: &[u8] = b"data: [DONE]\n\n";
 /// The keep-alive comment.
 pub const KEEP_ALIVE_LINE: &[u8] = b": keep-alive\n\n";
 
+/// How a reply's events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Server-Sent Events (`text/event-stream`): `id:` + `data:` per event, `[DONE]`.
+    Sse,
+    /// Newline-delimited JSON (`application/x-ndjson`): one object a line with its
+    /// `"position"`, `{"keep_alive": true}` while nothing arrives, `{"done": true}` last.
+    Ndjson,
+}
+
+impl Format {
+    /// One event's bytes.
+    fn event(self, position: usize, mut data: Value) -> Bytes {
+        match self {
+            Self::Sse => encode(position, &data),
+            Self::Ndjson => {
+                data["position"] = Value::from(position);
+                Bytes::from(format!("{data}\n"))
+            }
+        }
+    }
+
+    fn done(self) -> Bytes {
+        match self {
+            Self::Sse => Bytes::from_static(DONE),
+            Self::Ndjson => Bytes::from_static(b"{\"done\":true}\n"),
+        }
+    }
+
+    fn keep_alive(self) -> Bytes {
+        match self {
+            Self::Sse => Bytes::from_static(KEEP_ALIVE_LINE),
+            Self::Ndjson => Bytes::from_static(b"{\"keep_alive\":true}\n"),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::Sse => "text/event-stream; charset=utf-8",
+            Self::Ndjson => "application/x-ndjson",
+        }
+    }
+
+    /// The streaming format a request asks for, if any: `Accept: application/x-ndjson`,
+    /// else SSE for `Accept: text/event-stream` or `stream: true`.
+    pub fn wanted(headers: &http::HeaderMap, stream_flag: Option<bool>) -> Option<Self> {
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if accept.contains("application/x-ndjson") {
+            Some(Self::Ndjson)
+        } else if stream_flag == Some(true) || accept.contains("text/event-stream") {
+            Some(Self::Sse)
+        } else {
+            None
+        }
+    }
+}
+
 struct Streaming {
     /// Counts this stream as open until the body is dropped (finished or disconnected).
     _open: crate::metrics::StreamGuard,
     listener: ReplyListener,
     keep_alive: Duration,
+    format: Format,
     pending: VecDeque<Bytes>,
     ended: bool,
 }
@@ -73,10 +134,21 @@ struct Streaming {
 /// A `200` SSE response reading `listener` to the end, with a keep-alive comment after
 /// each `keep_alive` of silence.
 pub fn response(listener: ReplyListener, keep_alive: Duration) -> Response<Body> {
+    response_as(Format::Sse, listener, keep_alive)
+}
+
+/// A `200` streaming response in `format` reading `listener` to the end, with a
+/// keep-alive after each `keep_alive` of silence.
+pub fn response_as(
+    format: Format,
+    listener: ReplyListener,
+    keep_alive: Duration,
+) -> Response<Body> {
     let state = Streaming {
         _open: crate::metrics::global().stream_opened(),
         listener,
         keep_alive,
+        format,
         pending: VecDeque::new(),
         ended: false,
     };
@@ -93,16 +165,17 @@ pub fn response(listener: ReplyListener, keep_alive: Duration) -> Response<Body>
                     Some(events) => {
                         let reply = state.listener.reply().clone();
                         for (position, event) in events {
-                            state.pending.push_back(encode(position, &event_data(&reply, &event)));
+                            let data = event_data(&reply, &event);
+                            state.pending.push_back(state.format.event(position, data));
                         }
                     }
                     None => {
-                        state.pending.push_back(Bytes::from_static(DONE));
+                        state.pending.push_back(state.format.done());
                         state.ended = true;
                     }
                 },
                 () = tokio::time::sleep(state.keep_alive) => {
-                    state.pending.push_back(Bytes::from_static(KEEP_ALIVE_LINE));
+                    state.pending.push_back(state.format.keep_alive());
                 }
             }
         }
@@ -111,20 +184,11 @@ pub fn response(listener: ReplyListener, keep_alive: Duration) -> Response<Body>
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        HeaderValue::from_static(format.content_type()),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
-}
-
-/// Whether the client asked for a stream (`Accept: text/event-stream` or `stream: true`).
-pub fn wants_stream(headers: &http::HeaderMap, stream_flag: Option<bool>) -> bool {
-    stream_flag == Some(true)
-        || headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/event-stream"))
 }
 
 /// The position to resume after: `Last-Event-ID`, else `?cursor=`, else 0.

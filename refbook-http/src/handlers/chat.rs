@@ -19,15 +19,20 @@ fn keep_alive(ctx: &Ctx) -> std::time::Duration {
     std::time::Duration::from_secs(ctx.refbook().config().sse_keepalive_secs.max(1))
 }
 
-/// The SSE stream of a started reply, or (not streaming) the finished turn as JSON.
+/// The stream of a started reply (SSE or NDJSON), or (not streaming) the finished turn
+/// as JSON.
 async fn answer(
     ctx: &Ctx,
     id: i64,
     started: Started,
-    stream: bool,
+    stream: Option<sse::Format>,
 ) -> Result<Response<Body>, ApiError> {
-    if stream {
-        return Ok(sse::response(started.reply.listen(0), keep_alive(ctx)));
+    if let Some(format) = stream {
+        return Ok(sse::response_as(
+            format,
+            started.reply.listen(0),
+            keep_alive(ctx),
+        ));
     }
     started.reply.finished().await;
     let chat = ctx.refbook().chat();
@@ -73,7 +78,7 @@ pub async fn post_message(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     }
     ctx.app.check_chat_rate(ctx.client_ip, user)?;
     let started = chat.ask(user, id, &body.content).await?;
-    let stream = sse::wants_stream(&ctx.parts.headers, body.stream);
+    let stream = sse::Format::wanted(&ctx.parts.headers, body.stream);
     answer(&ctx, id, started, stream).await
 }
 
@@ -89,7 +94,7 @@ pub async fn regenerate(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let user = ctx.user()?.id();
     ctx.app.check_chat_rate(ctx.client_ip, user)?;
     let started = ctx.refbook().chat().regenerate(user, id).await?;
-    let stream = sse::wants_stream(&ctx.parts.headers, body.stream);
+    let stream = sse::Format::wanted(&ctx.parts.headers, body.stream);
     answer(&ctx, id, started, stream).await
 }
 
@@ -105,7 +110,12 @@ pub async fn stream(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     let position = sse::resume_position(&ctx.parts.headers, ctx.query_param("cursor").as_deref())?;
     let reply = ctx.refbook().chat().attach(ctx.user()?.id(), id).await?;
-    Ok(sse::response(reply.listen(position), keep_alive(&ctx)))
+    let format = sse::Format::wanted(&ctx.parts.headers, None).unwrap_or(sse::Format::Sse);
+    Ok(sse::response_as(
+        format,
+        reply.listen(position),
+        keep_alive(&ctx),
+    ))
 }
 
 /// `GET /api/conversations/{id}/reply/?cursor=N`: polling for clients that cannot stream.
@@ -169,7 +179,8 @@ pub async fn stateless(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
         .chat()
         .stateless(user, &isbn, &turns, body.conversation_id)
         .await?;
-    let mut response = sse::response(started.reply.listen(0), keep_alive(&ctx));
+    let format = sse::Format::wanted(&ctx.parts.headers, None).unwrap_or(sse::Format::Sse);
+    let mut response = sse::response_as(format, started.reply.listen(0), keep_alive(&ctx));
     response
         .headers_mut()
         .insert("x-conversation-id", HeaderValue::from(conversation_id));

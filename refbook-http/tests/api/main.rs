@@ -14,5 +14,6 @@ mod faults;
 mod front_door;
 mod helpers;
 mod hostile;
+mod ndjson;
 mod users;
 mod wechat;
