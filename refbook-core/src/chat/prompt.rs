@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::tokens::{estimate_tokens, MESSAGE_OVERHEAD};
+use super::tokens::{estimate_tokens, prefix_within, MESSAGE_OVERHEAD};
 use super::{Message, MessageStatus, Persona, Role};
 use crate::books::Book;
 use crate::llm::PromptMessage;
@@ -155,16 +155,10 @@ fn unscaled(tokens: i64, scale: f64) -> i64 {
     out
 }
 
-/// The start of `text` within about `tokens` estimated tokens, marked as cut.
+/// The start of `text` within about `tokens` estimated tokens (one kept for the mark),
+/// marked as cut. One pass: turns can be a megabyte long.
 fn shorten(text: &str, tokens: i64) -> String {
-    let mut end = 0;
-    for (at, c) in text.char_indices() {
-        if estimate_tokens(&text[..at + c.len_utf8()]) > tokens - 1 {
-            break;
-        }
-        end = at + c.len_utf8();
-    }
-    format!("{}…", &text[..end])
+    format!("{}…", &text[..prefix_within(text, tokens - 1)])
 }
 
 /// The usable turns of stored messages, as `(role, content)`.

@@ -29,6 +29,23 @@ pub fn estimate_tokens(text: &str) -> i64 {
     dense + (other + 3) / 4
 }
 
+/// The byte length of the longest prefix of `text` estimated at most `tokens` tokens
+/// (the same estimate as [`estimate_tokens`], counted in one pass).
+pub fn prefix_within(text: &str, tokens: i64) -> usize {
+    let (mut dense, mut other) = (0i64, 0i64);
+    for (at, c) in text.char_indices() {
+        if is_dense(c) {
+            dense += 1;
+        } else {
+            other += 1;
+        }
+        if dense + (other + 3) / 4 > tokens {
+            return at;
+        }
+    }
+    text.len()
+}
+
 /// Tokens a chat message costs beyond its text (role and separators).
 pub const MESSAGE_OVERHEAD: i64 = 4;
 
@@ -83,6 +100,16 @@ mod tests {
         assert_eq!(estimate_tokens("Who wrote this book?"), 5);
         assert_eq!(estimate_tokens("《三体》的作者是谁？"), 10);
         assert!(estimate_tokens("刘慈欣 wrote 三体") >= 5);
+    }
+
+    #[test]
+    fn the_longest_prefix_within_a_budget() {
+        let text = "三体abcdefgh";
+        let end = prefix_within(text, 3);
+        assert!(estimate_tokens(&text[..end]) <= 3);
+        assert!(estimate_tokens(&text[..end + 1]) > 3);
+        assert_eq!(prefix_within(text, 100), text.len());
+        assert_eq!(prefix_within(text, 0), 0);
     }
 
     #[test]
