@@ -196,21 +196,23 @@ async fn start_binary(db_url: &str, llm: &str) -> (Child, String) {
     (running.child, running.url)
 }
 
+/// Sends `request` and reads its JSON answer.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn a_killed_process_leaves_no_reply_generating(db: TestDatabase) {
     let llm = MockLlm::start().await;
     let (script, _) = slow_answer(200);
     llm.push(script);
     let (mut first, url) = start_binary(db.url(), &llm.url()).await;
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{url}/api/auth/register/"))
-        .json(&json!({"username": "killed", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = json_of(
+        client
+            .post(format!("{url}/api/auth/register/"))
+            .json(&json!({"username": "killed", "password": PASSWORD})),
+    )
+    .await;
     let t = token(&login).to_owned();
     // The book comes from the local catalogue (no network).
     let store = refbook_core::store::SqlStore::connect(db.url())
@@ -232,16 +234,13 @@ async fn a_killed_process_leaves_no_reply_generating(db: TestDatabase) {
     )
     .await
     .unwrap();
-    let conversation: Value = client
-        .post(format!("{url}/api/conversations/"))
-        .bearer_auth(&t)
-        .json(&json!({"isbn": SANTI}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let conversation = json_of(
+        client
+            .post(format!("{url}/api/conversations/"))
+            .bearer_auth(&t)
+            .json(&json!({"isbn": SANTI})),
+    )
+    .await;
     let id = conversation["id"].as_i64().unwrap();
     let asking = client
         .post(format!("{url}/api/conversations/{id}/messages/"))
@@ -258,15 +257,12 @@ async fn a_killed_process_leaves_no_reply_generating(db: TestDatabase) {
     let (_second, url) = start_binary(db.url(), &llm.url()).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let shown: Value = client
-            .get(format!("{url}/api/conversations/{id}/"))
-            .bearer_auth(&t)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let shown = json_of(
+            client
+                .get(format!("{url}/api/conversations/{id}/"))
+                .bearer_auth(&t),
+        )
+        .await;
         let reply = &shown["messages"][1];
         if reply["status"] != "generating" {
             assert_eq!(reply["status"], "partial");

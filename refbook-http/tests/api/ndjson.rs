@@ -7,7 +7,7 @@ use refbook_core::testing::{MockReply, Step, TestDatabase};
 use serde_json::{json, Value};
 
 use crate::chat::slow_answer;
-use crate::helpers::{spawn_app, SANTI};
+use crate::helpers::{spawn_app, Reply, TestApp, SANTI};
 
 const NDJSON: &str = "application/x-ndjson";
 
@@ -28,6 +28,18 @@ fn parse(body: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Asks in conversation `id` with `Accept: application/x-ndjson`.
+async fn ask(app: &TestApp, token: &str, id: i64) -> Reply {
+    app.send(
+        app.client
+            .post(app.url(&format!("/api/conversations/{id}/messages/")))
+            .bearer_auth(token)
+            .header("accept", NDJSON)
+            .json(&json!({"content": "问"})),
+    )
+    .await
+}
+
 fn content(lines: &[Value]) -> String {
     lines
         .iter()
@@ -40,15 +52,7 @@ async fn ndjson_streams_on_every_streaming_route(db: TestDatabase) {
     let (t, id) = app.user_with_conversation("liner").await;
     let (script, full) = slow_answer(6);
     app.llm.push(script);
-    let asked = app
-        .send(
-            app.client
-                .post(app.url(&format!("/api/conversations/{id}/messages/")))
-                .bearer_auth(&t)
-                .header("accept", NDJSON)
-                .json(&json!({"content": "问"})),
-        )
-        .await;
+    let asked = ask(&app, &t, id).await;
     assert_eq!(asked.header("content-type"), Some(NDJSON));
     let lines = parse(&asked.text);
     assert_eq!(content(&lines), full);
@@ -101,15 +105,7 @@ async fn ndjson_reports_a_failure_mid_stream(db: TestDatabase) {
         Step::Raw("{\"choices\": [".into()),
         Step::Done,
     ]));
-    let asked = app
-        .send(
-            app.client
-                .post(app.url(&format!("/api/conversations/{id}/messages/")))
-                .bearer_auth(&t)
-                .header("accept", NDJSON)
-                .json(&json!({"content": "问"})),
-        )
-        .await;
+    let asked = ask(&app, &t, id).await;
     let lines = parse(&asked.text);
     assert_eq!(content(&lines), "已经说了一部分", "{}", asked.text);
     let error = lines.last().unwrap();
