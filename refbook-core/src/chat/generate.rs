@@ -335,7 +335,7 @@ impl Chat {
         messages: &[(String, String)],
         conversation_id: Option<i64>,
     ) -> Result<(i64, Started)> {
-        let (mut turns, question) = self.stateless_turns(messages)?;
+        let (turns, question) = self.stateless_turns(messages)?;
         let book = self.books.get(isbn).await?;
         self.check_quota(user_id).await?;
         let (conversation, created) = match conversation_id {
@@ -359,7 +359,7 @@ impl Chat {
         let started = match self.claim(&conversation, Some(&question)).await {
             Ok(claimed) => {
                 let turn = Turn {
-                    history: std::mem::take(&mut turns),
+                    history: turns,
                     question: &question,
                 };
                 self.start(&conversation, claimed, turn).await
