@@ -168,22 +168,82 @@ impl ApiError {
             message: this.message.text(language),
             details: this.field.as_deref().map(|field| Details { field }),
         };
-        let mut response = json_response(this.status, &body);
+        let response = json_response(this.status, &body);
+        this.with_headers(response)
+    }
+
+    /// The response in OpenAI's error shape (`{"error": {"message", "type", "param",
+    /// "code"}}`), for the OpenAI-compatible face, so SDKs raise their usual exceptions.
+    /// The quota error is `429 insufficient_quota` there, as OpenAI answers it.
+    pub fn into_openai_response(self, language: Language) -> Response<Body> {
+        let mut this = *self.0;
+        let (kind, code) = openai_kind_and_code(&this);
+        if this.code == "QUOTA_EXCEEDED" {
+            this.status = StatusCode::TOO_MANY_REQUESTS;
+        }
+        let body = OpenAiErrorBody {
+            error: OpenAiError {
+                message: this.message.text(language),
+                kind,
+                param: this.field.as_deref(),
+                code,
+            },
+        };
+        let response = json_response(this.status, &body);
+        this.with_headers(response)
+    }
+}
+
+impl Repr {
+    /// The headers every error answer carries, whatever its body's shape.
+    fn with_headers(self, mut response: Response<Body>) -> Response<Body> {
         let headers = response.headers_mut();
-        if this.status == StatusCode::REQUEST_TIMEOUT {
+        if self.status == StatusCode::REQUEST_TIMEOUT {
             // The rest of the body may still be on its way: this connection is done.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if this.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(after) = this.retry_after {
+        if let Some(after) = self.retry_after {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
-        if let Some(allow) = this.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             headers.insert(header::ALLOW, allow);
         }
         response
+    }
+}
+
+#[derive(Serialize)]
+struct OpenAiErrorBody<'a> {
+    error: OpenAiError<'a>,
+}
+
+#[derive(Serialize)]
+struct OpenAiError<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    param: Option<&'a str>,
+    code: String,
+}
+
+/// OpenAI's `type` and `code` for one of our errors: the types OpenAI's SDKs know
+/// (`invalid_request_error`, `rate_limit_error`, `insufficient_quota`, `server_error`),
+/// and OpenAI's codes where it has one (`invalid_api_key`, `model_not_found`,
+/// `rate_limit_exceeded`), else the contract's code in lower case.
+fn openai_kind_and_code(error: &Repr) -> (&'static str, String) {
+    let lower = error.code.to_ascii_lowercase();
+    match error.code {
+        "UNAUTHORIZED" => ("invalid_request_error", "invalid_api_key".to_owned()),
+        "NOT_FOUND" if error.field.as_deref() == Some("model") => {
+            ("invalid_request_error", "model_not_found".to_owned())
+        }
+        "QUOTA_EXCEEDED" => ("insufficient_quota", "insufficient_quota".to_owned()),
+        "RATE_LIMIT" => ("rate_limit_error", "rate_limit_exceeded".to_owned()),
+        _ if error.status.is_server_error() => ("server_error", lower),
+        _ => ("invalid_request_error", lower),
     }
 }

@@ -99,6 +99,7 @@ impl App {
         let found = self.inner.router.find(req.uri().path());
         let route = found.as_ref().map_or("unmatched", |(spec, _)| spec.pattern);
         let origin = req.headers().get(header::ORIGIN).cloned();
+        let openai_face = is_openai_path(req.uri().path());
         let span =
             tracing::info_span!("request", request_id = %request_id, method = %method, route);
 
@@ -120,7 +121,11 @@ impl App {
                         "request failed"
                     );
                 }
-                err.into_response(language)
+                if openai_face {
+                    err.into_openai_response(language)
+                } else {
+                    err.into_response(language)
+                }
             });
             let elapsed = started.elapsed().as_secs_f64();
             crate::metrics::global().observe_request(
@@ -215,6 +220,12 @@ impl App {
             headers.append(header::VARY, HeaderValue::from_static("Origin"));
         }
     }
+}
+
+/// Whether a path belongs to the OpenAI-compatible face (`/v1/…`), whose errors take
+/// OpenAI's shape.
+fn is_openai_path(path: &str) -> bool {
+    path == "/v1" || path.starts_with(crate::routes::OPENAI_PREFIX)
 }
 
 /// The bearer token of an `Authorization` header.

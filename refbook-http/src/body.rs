@@ -11,12 +11,13 @@ use serde::Serialize;
 
 use crate::api_error::ApiError;
 
-/// The body type of every response.
-pub type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+/// The body type of every response (`Send`, not `Sync`: a streamed body owns futures
+/// that hyper only ever polls from one task).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 /// A complete body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
+    Full::new(bytes.into()).boxed_unsync()
 }
 
 /// `status` with `value` as a JSON body.

@@ -14,6 +14,8 @@
 //!   error body and the kind → status/code mapping.
 //! - [`pagination`] — `limit`/`offset` pages with `next`/`previous` links.
 //! - [`sse`] — the contract's Server-Sent Events encoding of replies.
+//! - [`openai_wire`] — the OpenAI-compatible face's `chat.completion` objects and chunk
+//!   stream.
 //! - [`metrics`] — Prometheus metrics and the hooks that feed them.
 //! - [`openapi`] — the OpenAPI 3.1 document, built from the route table.
 //! - [`rate_limit`] — login/register throttling; [`telemetry`] — log setup.
@@ -27,6 +29,7 @@ pub mod connections;
 pub mod ctx;
 pub mod handlers;
 pub mod metrics;
+pub mod openai_wire;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;

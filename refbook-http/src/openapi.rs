@@ -12,6 +12,8 @@ struct Operation {
     body: Option<Value>,
     ok: Value,
     streams: bool,
+    /// The success status (`200` unless it creates).
+    status: &'static str,
 }
 
 fn schema(name: &str) -> Value {
@@ -32,6 +34,7 @@ fn op(summary: &'static str, body: Option<Value>, ok: Value) -> Operation {
         body,
         ok,
         streams: false,
+        status: "200",
     }
 }
 
@@ -152,6 +155,46 @@ fn describe(route: Route, method: &Method) -> Operation {
             schema("CollectionItem"),
         ),
         (Route::CollectionItem, _) => op("Remove a collected book", None, ok),
+        (Route::ApiKeys, "GET") => op("Your personal API keys, newest first (never the keys)", None, json!({"type": "array", "items": schema("ApiKey")})),
+        (Route::ApiKeys, _) => Operation {
+            status: "201",
+            ..op(
+                "Create a personal API key (rbk_…); the key is shown only in this answer",
+                Some(object(&["name"], json!({"name": {"type": "string", "minLength": 1, "maxLength": 64}}))),
+                schema("NewApiKey"),
+            )
+        },
+        (Route::ApiKey, _) => op("Revoke a personal API key at once", None, ok),
+        (Route::OpenAiModels, _) => op(
+            "OpenAI-compatible: the books of your conversations and collection as models, most recent first",
+            None,
+            object(&["object", "data"], json!({"object": {"const": "list"}, "data": {"type": "array", "items": schema("OpenAiModel")}})),
+        ),
+        (Route::OpenAiModel, _) => op(
+            "OpenAI-compatible: one book as a model (ISBN in any form, optionally @persona)",
+            None,
+            schema("OpenAiModel"),
+        ),
+        (Route::OpenAiChatCompletions, _) => Operation {
+            streams: true,
+            ..op(
+                "OpenAI-compatible chat completions: model = ISBN[@persona]; stream: true for chat.completion.chunk events",
+                Some(object(&["model", "messages"], json!({
+                    "model": {"type": "string", "examples": ["9787536692930", "9787536692930@author"]},
+                    "messages": {"type": "array", "minItems": 1, "maxItems": refbook_core::chat::MAX_COMPLETION_MESSAGES, "items": object(&["role"], json!({"role": {"enum": ["system", "developer", "user", "assistant"]}, "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": object(&["type", "text"], json!({"type": {"const": "text"}, "text": string}))}, {"type": "null"}]}}))},
+                    "stream": {"type": ["boolean", "null"]},
+                    "stream_options": {"type": ["object", "null"], "properties": {"include_usage": {"type": ["boolean", "null"]}}},
+                    "max_tokens": {"type": ["integer", "null"], "minimum": 1},
+                    "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1},
+                    "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+                    "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                    "stop": {"oneOf": [{"type": "string"}, {"type": "array", "maxItems": refbook_core::chat::MAX_STOP_SEQUENCES, "items": string}, {"type": "null"}]},
+                    "user": {"type": ["string", "null"]},
+                    "n": {"type": ["integer", "null"], "const": 1}
+                }))),
+                schema("OpenAiChatCompletion"),
+            )
+        },
     }
 }
 
@@ -163,8 +206,11 @@ fn components() -> Value {
     let user = json!({"id": int, "username": ns, "nickname": s, "avatar_url": ns, "email": ns, "created_at": time});
     let message = json!({"type": "object", "properties": {"id": int, "conversation_id": int, "role": {"enum": ["user", "assistant", "system"]}, "content": s, "reasoning": ns, "status": {"enum": ["complete", "generating", "partial", "failed"]}, "usage": {"type": ["object", "null"], "properties": {"prompt_tokens": int, "completion_tokens": int, "total_tokens": int}}, "created_at": time}});
     let conversation = json!({"id": int, "isbn": s, "title": s, "persona_id": {"type": ["integer", "null"]}, "book": {"type": "object", "properties": {"title": s, "author": s, "cover_url": ns}}, "message_count": int, "last_message": {"oneOf": [schema("Message"), {"type": "null"}]}, "created_at": time, "updated_at": time});
-    json!({
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+    let mut all = json!({
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "A personal API key (rbk_…) from POST /api/user/api-keys/"}
+        },
         "schemas": {
             "Error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"enum": ["INVALID_PARAMS", "UNAUTHORIZED", "QUOTA_EXCEEDED", "NOT_FOUND", "METHOD_NOT_ALLOWED", "CONFLICT", "PAYLOAD_TOO_LARGE", "RATE_LIMIT", "SERVER_ERROR", "MODEL_ERROR", "UPSTREAM_UNAVAILABLE"]}, "message": s, "details": {"type": "object", "properties": {"field": s}}}},
             "Ok": {"type": "object", "properties": {"ok": {"const": true}}},
@@ -182,6 +228,28 @@ fn components() -> Value {
             "ReplyPoll": {"type": "object", "properties": {"message_id": int, "status": s, "delta": s, "reasoning_delta": s, "cursor": int}},
             "CollectionItem": {"type": "object", "properties": {"isbn": s, "book": schema("Book"), "created_at": time}}
         }
+    });
+    if let (Some(schemas), Value::Object(more)) =
+        (all["schemas"].as_object_mut(), key_and_openai_schemas())
+    {
+        schemas.extend(more);
+    }
+    all
+}
+
+/// The schemas of personal API keys and the OpenAI-compatible face.
+fn key_and_openai_schemas() -> Value {
+    let s = json!({"type": "string"});
+    let ns = json!({"type": ["string", "null"]});
+    let int = json!({"type": "integer"});
+    let time = json!({"type": "string", "format": "date-time"});
+    json!({
+            "ApiKey": {"type": "object", "required": ["id", "name", "created_at", "last_used_at"], "properties": {"id": int, "name": s, "created_at": time, "last_used_at": {"type": ["string", "null"], "format": "date-time"}}},
+            "NewApiKey": {"allOf": [schema("ApiKey"), {"required": ["key"], "properties": {"key": {"type": "string", "pattern": "^rbk_[A-Za-z0-9_-]{43}$"}}}]},
+            "OpenAiModel": {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {"id": s, "object": {"const": "model"}, "created": int, "owned_by": {"const": "refbook"}}},
+            "OpenAiUsage": {"type": "object", "properties": {"prompt_tokens": int, "completion_tokens": int, "total_tokens": int}},
+            "OpenAiChatCompletion": {"type": "object", "required": ["id", "object", "created", "model", "choices", "usage"], "properties": {"id": s, "object": {"const": "chat.completion"}, "created": int, "model": s, "choices": {"type": "array", "items": {"type": "object", "properties": {"index": int, "message": {"type": "object", "properties": {"role": {"const": "assistant"}, "content": s, "reasoning_content": s}}, "finish_reason": {"enum": ["stop", "length", "content_filter"]}}}}, "usage": schema("OpenAiUsage")}},
+            "OpenAiError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["message", "type", "code"], "properties": {"message": s, "type": s, "param": ns, "code": s}}}}
     })
 }
 
@@ -201,15 +269,23 @@ pub fn document() -> Value {
             if doc.streams {
                 content["text/event-stream"] = json!({"schema": {"type": "string", "description": "id: N / data: chat.completion.chunk events, then data: [DONE]"}});
             }
-            let mut operation = json!({
-                "summary": doc.summary,
-                "responses": {
-                    "200": {"description": "OK", "content": content},
-                    "default": {"description": "An error", "content": {"application/json": {"schema": schema("Error")}}}
-                }
-            });
+            let error = if spec.pattern.starts_with("/v1/") {
+                "OpenAiError"
+            } else {
+                "Error"
+            };
+            let mut responses = Map::new();
+            responses.insert(
+                doc.status.to_owned(),
+                json!({"description": "OK", "content": content}),
+            );
+            responses.insert(
+                "default".to_owned(),
+                json!({"description": "An error", "content": {"application/json": {"schema": schema(error)}}}),
+            );
+            let mut operation = json!({"summary": doc.summary, "responses": responses});
             if !spec.public {
-                operation["security"] = json!([{"bearer": []}]);
+                operation["security"] = json!([{"bearer": []}, {"apiKey": []}]);
             }
             if let Some(body) = doc.body {
                 operation["requestBody"] =

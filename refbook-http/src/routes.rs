@@ -72,7 +72,20 @@ pub enum Route {
     Collections,
     /// `DELETE /api/user/collections/{isbn}/`
     CollectionItem,
+    /// `GET|POST /api/user/api-keys/`
+    ApiKeys,
+    /// `DELETE /api/user/api-keys/{id}/`
+    ApiKey,
+    /// `GET /v1/models` (OpenAI-compatible)
+    OpenAiModels,
+    /// `GET /v1/models/{model}` (OpenAI-compatible)
+    OpenAiModel,
+    /// `POST /v1/chat/completions` (OpenAI-compatible)
+    OpenAiChatCompletions,
 }
+
+/// The path prefix of the OpenAI-compatible face, whose errors take OpenAI's shape.
+pub const OPENAI_PREFIX: &str = "/v1/";
 
 /// A route with its path pattern, methods and authentication rule.
 #[derive(Debug)]
@@ -229,6 +242,31 @@ pub static ROUTES: &[RouteSpec] = &[
         Route::CollectionItem,
         "/api/user/collections/{isbn}",
         &[Method::DELETE],
+        false,
+    ),
+    spec(
+        Route::ApiKeys,
+        "/api/user/api-keys",
+        &[Method::GET, Method::POST],
+        false,
+    ),
+    spec(
+        Route::ApiKey,
+        "/api/user/api-keys/{id}",
+        &[Method::DELETE],
+        false,
+    ),
+    spec(Route::OpenAiModels, "/v1/models", &[Method::GET], false),
+    spec(
+        Route::OpenAiModel,
+        "/v1/models/{model}",
+        &[Method::GET],
+        false,
+    ),
+    spec(
+        Route::OpenAiChatCompletions,
+        "/v1/chat/completions",
+        &[Method::POST],
         false,
     ),
 ];

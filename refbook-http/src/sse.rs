@@ -180,7 +180,7 @@ pub fn response_as(
             }
         }
     });
-    let mut response = Response::new(StreamBody::new(frames).boxed());
+    let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -1,6 +1,7 @@
 //! Accounts: registration, logins (password and WeChat), token refresh with rotation and
 //! reuse detection, logout, profiles, password change and account deletion.
 
+mod api_keys;
 mod model;
 mod password;
 pub(crate) mod tokens;
@@ -9,8 +10,10 @@ mod wechat;
 
 use std::sync::Arc;
 
+pub use api_keys::{is_api_key, API_KEY_PREFIX, MAX_API_KEYS_PER_USER};
 pub use model::{
-    AuthUser, LoginPayload, Profile, ProfileUpdate, PublicUser, Registration, Usage, User,
+    ApiKey, AuthUser, Credential, LoginPayload, NewApiKey, Profile, ProfileUpdate, PublicUser,
+    Registration, Usage, User,
 };
 pub use password::Passwords;
 pub use tokens::{AccessClaims, Tokens};
@@ -238,9 +241,17 @@ impl Accounts {
         }
     }
 
-    /// Checks a bearer access token: signature, expiry, and that its session still exists.
-    pub async fn authenticate(&self, access_token: &str) -> Result<AuthUser> {
-        let claims = self.tokens.verify_access(access_token)?;
+    /// Checks a bearer token: a personal API key (`rbk_…`) that still exists, or an
+    /// access token (signature, expiry, and that its session still exists).
+    pub async fn authenticate(&self, bearer: &str) -> Result<AuthUser> {
+        if is_api_key(bearer) {
+            let (user, key_id) = self.authenticate_api_key(bearer).await?;
+            return Ok(AuthUser {
+                user,
+                credential: Credential::ApiKey(key_id),
+            });
+        }
+        let claims = self.tokens.verify_access(bearer)?;
         let user = self
             .store
             .session_user(claims.session_id, claims.user_id)
@@ -248,12 +259,14 @@ impl Accounts {
             .ok_or_else(Error::unauthorized)?;
         Ok(AuthUser {
             user,
-            session_id: claims.session_id,
+            credential: Credential::Session(claims.session_id),
         })
     }
 
     /// Ends the session of `refresh_token` (if it is the caller's), else the caller's
-    /// current session; with `all`, every session of the user.
+    /// current session; with `all`, every session of the user. API keys are not login
+    /// sessions: a caller using one ends nothing without a refresh token or `all`, and
+    /// keys themselves are revoked one by one ([`revoke_api_key`](Self::revoke_api_key)).
     pub async fn logout(
         &self,
         auth: &AuthUser,
@@ -271,7 +284,7 @@ impl Accounts {
                 .await?
                 .filter(|(_, owner)| *owner == auth.id())
                 .map(|(session, _)| session),
-            None => Some(auth.session_id),
+            None => auth.session_id(),
         };
         if let Some(session) = session {
             self.store.delete_session(session, auth.id()).await?;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::store::UserRecord;
+use crate::store::{ApiKeyRecord, UserRecord};
 use crate::timestamp::Timestamp;
 
 /// A user as the owner sees it.
@@ -98,13 +98,22 @@ pub struct Profile {
     pub usage: Usage,
 }
 
-/// A caller whose access token checked out.
+/// What a caller authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token of this login session.
+    Session(i64),
+    /// The personal API key with this id.
+    ApiKey(i64),
+}
+
+/// A caller whose bearer token (access token or API key) checked out.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     /// The user as stored now.
     pub user: UserRecord,
-    /// The login session of the token.
-    pub session_id: i64,
+    /// What the caller presented.
+    pub credential: Credential,
 }
 
 impl AuthUser {
@@ -112,6 +121,53 @@ impl AuthUser {
     pub fn id(&self) -> i64 {
         self.user.id
     }
+
+    /// The login session of the access token, `None` for an API key.
+    pub fn session_id(&self) -> Option<i64> {
+        match self.credential {
+            Credential::Session(id) => Some(id),
+            Credential::ApiKey(_) => None,
+        }
+    }
+}
+
+/// A personal API key as listed: never the key itself.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Id (for revoking).
+    pub id: i64,
+    /// The name its owner gave it.
+    pub name: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// When it last authenticated a request (to the minute), `null` if never.
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl From<&ApiKeyRecord> for ApiKey {
+    fn from(r: &ApiKeyRecord) -> Self {
+        Self {
+            id: r.id,
+            name: r.name.clone(),
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+/// A key just created: the only answer that shows `key`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewApiKey {
+    /// Id (for revoking).
+    pub id: i64,
+    /// The name its owner gave it.
+    pub name: String,
+    /// The key (`rbk_…`): shown once, stored only as a hash.
+    pub key: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Always `null` for a new key.
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// A registration request.

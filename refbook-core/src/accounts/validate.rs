@@ -86,6 +86,20 @@ pub fn nickname(raw: &str) -> Result<String> {
     Ok(nick.to_owned())
 }
 
+/// An API key's name: trimmed, 1–64 characters, no control characters.
+pub fn api_key_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    let count = name.chars().count();
+    if !(1..=64).contains(&count) || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            "密钥名称须为 1–64 个字符",
+            "name must be 1–64 characters without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// An avatar URL (`http`/`https`, at most 2048 characters); `None` when empty.
 pub fn avatar_url(raw: &str) -> Result<Option<String>> {
     let url = raw.trim();

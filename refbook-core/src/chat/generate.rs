@@ -14,7 +14,7 @@ use super::reply::follow::follow;
 use super::{prompt, Chat, Conversation, FinishReason, Message, Reply, Role};
 use crate::books::Isbn;
 use crate::error::{Error, ErrorKind, Result};
-use crate::llm::{ChatRequest, ModelError, ModelStream};
+use crate::llm::{ChatRequest, ModelError, ModelStream, Sampling};
 use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim};
 use crate::timestamp::Timestamp;
 
@@ -55,17 +55,30 @@ fn refused(refusal: ClaimRefused) -> Error {
             "这个对话正在生成回复，请稍候或先停止",
             "A reply is already being generated in this conversation",
         ),
-        ClaimRefused::TooManyForUser => Error::new(
-            ErrorKind::RateLimited,
-            "同时进行的对话过多，请稍后再试",
-            "Too many replies are being generated at once; please wait",
-        )
-        .with_retry_after(Duration::from_secs(5)),
+        ClaimRefused::TooManyForUser => too_many_for_user(),
     }
 }
 
+/// `RATE_LIMIT`: the user already has the most replies generating at once.
+pub(super) fn too_many_for_user() -> Error {
+    Error::new(
+        ErrorKind::RateLimited,
+        "同时进行的对话过多，请稍后再试",
+        "Too many replies are being generated at once; please wait",
+    )
+    .with_retry_after(Duration::from_secs(5))
+}
+
 impl Chat {
-    async fn check_quota(&self, user_id: i64) -> Result<()> {
+    /// One of this process's generation permits (`SERVER_BUSY` at the global cap).
+    pub(super) fn generation_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.generations
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| server_busy())
+    }
+
+    pub(super) async fn check_quota(&self, user_id: i64) -> Result<()> {
         if self.limits.daily_token_quota == 0 {
             return Ok(());
         }
@@ -86,11 +99,7 @@ impl Chat {
     /// Claims a reply in the conversation (storing `question` with it), with one of this
     /// process's generation permits.
     async fn claim(&self, conversation: &Conversation, question: Option<&str>) -> Result<Claimed> {
-        let permit = self
-            .generations
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| server_busy())?;
+        let permit = self.generation_permit()?;
         let claim = ReplyClaim {
             conversation_id: conversation.id,
             user_id: conversation.user_id,
@@ -244,6 +253,7 @@ impl Chat {
                 messages,
                 user: conversation.user_id.to_string(),
                 max_tokens: Some(self.limits.max_tokens),
+                sampling: Sampling::default(),
             };
             match self.model.stream(request).await {
                 Ok(stream) => return Ok((stream, prompt_estimate)),
@@ -432,7 +442,8 @@ impl Chat {
     }
 }
 
-fn question_too_long() -> Error {
+/// `INVALID_PARAMS`: the question does not fit the model's context.
+pub(super) fn question_too_long() -> Error {
     Error::invalid(
         "content",
         "问题太长，超出了 AI 模型的上下文长度，请缩短后再问",

@@ -1,6 +1,7 @@
 //! Conversations and chat: personas, conversations and messages, the prompt, server-owned
 //! generation ([`Replies`]), usage and quota, collections — behind the [`Chat`] service.
 
+mod completion;
 mod generate;
 mod prompt;
 mod records;
@@ -11,6 +12,10 @@ pub mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use completion::{
+    BookModel, ClientMessage, Completion, CompletionRequest, CompletionStream, PersonaChoice,
+    MAX_COMPLETION_MESSAGES, MAX_INSTRUCTIONS_CHARS, MAX_STOP_SEQUENCES, PERSONA_SEPARATOR,
+};
 pub use generate::Started;
 pub use records::{
     BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
@@ -92,6 +97,8 @@ pub struct Chat {
     calibration: Arc<tokens::Calibration>,
     /// One permit per generation running here (the global cap).
     generations: Arc<tokio::sync::Semaphore>,
+    /// Completions (the OpenAI-compatible face) running here, per user.
+    completion_slots: Arc<completion::UserSlots>,
     /// Settles replies whose owner died; stops with the service.
     _sweeper: sweep::Sweeper,
 }
@@ -130,6 +137,7 @@ impl Chat {
             owner: sweep::owner_id().into(),
             calibration: Arc::default(),
             generations: Arc::new(tokio::sync::Semaphore::new(limits.max_generations)),
+            completion_slots: Arc::default(),
             _sweeper: sweeper,
         }
     }

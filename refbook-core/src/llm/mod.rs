@@ -32,6 +32,20 @@ pub struct ChatRequest {
     pub user: String,
     /// The longest reply in tokens, reasoning included (sent as `max_tokens`).
     pub max_tokens: Option<u32>,
+    /// Sampling settings a client chose (the OpenAI-compatible face); empty otherwise.
+    pub sampling: Sampling,
+}
+
+/// Sampling settings passed through to the model as given; `None`/empty: the model's
+/// defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sampling {
+    /// `temperature` (0–2).
+    pub temperature: Option<f32>,
+    /// `top_p` (0–1).
+    pub top_p: Option<f32>,
+    /// `stop` sequences (at most 4).
+    pub stop: Vec<String>,
 }
 
 /// One piece of a streamed reply.

@@ -327,6 +327,15 @@ impl ChatModel for OpenAiCompatible {
         if let Some(max_tokens) = request.max_tokens {
             body["max_tokens"] = json!(max_tokens);
         }
+        if let Some(temperature) = request.sampling.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        if let Some(top_p) = request.sampling.top_p {
+            body["top_p"] = json!(top_p);
+        }
+        if !request.sampling.stop.is_empty() {
+            body["stop"] = json!(request.sampling.stop);
+        }
         let mut v1 = self.use_v1.load(Ordering::Relaxed);
         let mut response = self.send(&body, v1).await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use records::{
-    unique_key, ClaimRefused, ClaimedReply, FinalReply, NewUser, ProfileChange, RefreshOutcome,
-    ReplyClaim, UserRecord,
+    unique_key, ApiKeyRecord, ClaimRefused, ClaimedReply, FinalReply, NewUser, ProfileChange,
+    RefreshOutcome, ReplyClaim, TooManyApiKeys, UserRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -93,6 +93,33 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<u64, StoreError>;
     /// Forgets sessions whose refresh tokens all expired before `now`.
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// Personal API keys, stored as SHA-256 hashes.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a key of the user unless they already hold `max_per_user` (checked and
+    /// inserted in one transaction).
+    async fn create_api_key(
+        &self,
+        user_id: i64,
+        name: &str,
+        key_hash: &str,
+        max_per_user: usize,
+        now: Timestamp,
+    ) -> Result<Result<ApiKeyRecord, TooManyApiKeys>, StoreError>;
+    /// The user's keys, newest first.
+    async fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Deletes one of the user's keys. `false` if absent (or another user's).
+    async fn delete_api_key(&self, id: i64, user_id: i64) -> Result<bool, StoreError>;
+    /// The key with this hash and its user; records the use when the last one recorded
+    /// is older than `touch_before` (so a busy key is not written on every request).
+    async fn api_key_user(
+        &self,
+        key_hash: &str,
+        now: Timestamp,
+        touch_before: Timestamp,
+    ) -> Result<Option<(ApiKeyRecord, UserRecord)>, StoreError>;
 }
 
 /// Small named values the server keeps (the generated JWT secret).
@@ -214,6 +241,13 @@ pub trait ChatStore: Send + Sync {
         conversation_id: i64,
         message_id: i64,
     ) -> Result<bool, StoreError>;
+    /// The ISBNs of the books the user has conversations about or collected, each with
+    /// its latest activity (conversation activity or collection time), most recent first.
+    async fn recent_books(
+        &self,
+        user_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError>;
 }
 
 /// The life of a generated reply: its claim (conversation lock, per-user cap, the owner's
@@ -305,6 +339,7 @@ pub trait CollectionStore: Send + Sync {
 pub trait Store:
     UserStore
     + SessionStore
+    + ApiKeyStore
     + SettingsStore
     + UsageStore
     + BookStore

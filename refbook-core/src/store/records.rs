@@ -70,6 +70,25 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
+/// A stored personal API key (never the key itself: only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Id.
+    pub id: i64,
+    /// Whose key it is.
+    pub user_id: i64,
+    /// The name its owner gave it.
+    pub name: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last authenticated a request (kept to the minute), if ever.
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// Why a new API key was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyApiKeys;
+
 /// The lower-cased key that carries uniqueness for usernames and emails.
 pub fn unique_key(value: &str) -> String {
     value.to_lowercase()

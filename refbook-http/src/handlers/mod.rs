@@ -1,10 +1,12 @@
 //! Handlers, one module per part of the contract; [`handle`] picks one by route and method.
 
 mod accounts;
+mod api_keys;
 mod books;
 mod chat;
 mod collections;
 mod conversations;
+mod openai;
 mod ops;
 mod personas;
 mod users;
@@ -59,5 +61,11 @@ pub async fn handle(route: Route, ctx: Ctx) -> Result<Response<Body>, ApiError> 
         Route::Collections if method == Method::GET => collections::list(ctx).await,
         Route::Collections => collections::add(ctx).await,
         Route::CollectionItem => collections::remove(ctx).await,
+        Route::ApiKeys if method == Method::GET => api_keys::list(ctx).await,
+        Route::ApiKeys => api_keys::create(ctx).await,
+        Route::ApiKey => api_keys::revoke(ctx).await,
+        Route::OpenAiModels => openai::models(ctx).await,
+        Route::OpenAiModel => openai::model(ctx).await,
+        Route::OpenAiChatCompletions => openai::chat_completions(ctx).await,
     }
 }

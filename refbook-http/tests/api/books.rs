@@ -34,7 +34,7 @@ async fn douban_hit(
         .await;
 }
 
-async fn douban_miss(server: &MockServer) {
+pub async fn douban_miss(server: &MockServer) {
     Mock::given(path_regex_v2())
         .respond_with(
             ResponseTemplate::new(404)
@@ -49,7 +49,7 @@ fn path_regex_v2() -> wiremock::matchers::PathRegexMatcher {
     wiremock::matchers::path_regex("^/v2/book/isbn/")
 }
 
-async fn openlibrary_miss(server: &MockServer) {
+pub async fn openlibrary_miss(server: &MockServer) {
     Mock::given(wiremock::matchers::path_regex("^/isbn/"))
         .respond_with(
             ResponseTemplate::new(404).set_body_raw("<html>not found</html>", "text/html"),
@@ -59,7 +59,7 @@ async fn openlibrary_miss(server: &MockServer) {
         .await;
 }
 
-async fn google_miss(server: &MockServer) {
+pub async fn google_miss(server: &MockServer) {
     Mock::given(path("/books/v1/volumes"))
         .respond_with(
             ResponseTemplate::new(200)

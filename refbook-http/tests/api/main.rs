@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod api_keys;
 mod binary;
 mod books;
 mod chat;
@@ -15,5 +16,6 @@ mod front_door;
 mod helpers;
 mod hostile;
 mod ndjson;
+mod openai_face;
 mod users;
 mod wechat;

@@ -356,4 +356,30 @@ impl ChatStore for SqlStore {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn recent_books(
+        &self,
+        user_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT isbn, MAX(at) AS at FROM ( \
+                 SELECT isbn, updated_at AS at FROM conversations WHERE user_id = $1 \
+                 UNION ALL \
+                 SELECT isbn, created_at AS at FROM collections WHERE user_id = $1 \
+             ) AS activity GROUP BY isbn ORDER BY at DESC, isbn LIMIT $2",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("isbn")?,
+                    Timestamp::from_millis(row.try_get("at")?),
+                ))
+            })
+            .collect()
+    }
 }

@@ -3,6 +3,7 @@
 //! Queries are written once in the SQL both dialects share (`$1` placeholders work in
 //! SQLite too); only the migrations differ per dialect.
 
+mod api_keys;
 mod books;
 mod collections;
 mod conversations;

@@ -1,0 +1,277 @@
+//! The OpenAI-compatible face's wire format: `chat.completion` objects, and the
+//! `chat.completion.chunk` SSE stream (`data:` lines only, `: keep-alive` comments while
+//! the model is silent, usage in a last chunk with no choices when asked for, errors as
+//! `data: {"error": …}`, then `data: [DONE]`).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{stream, StreamExt};
+use http::{header, HeaderValue, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use refbook_core::chat::{CompletionStream, TokenUsage};
+use refbook_core::llm::{ModelError, ModelEvent};
+use refbook_core::{Error, Language};
+use serde_json::{json, Value};
+
+use crate::api_error::ApiError;
+use crate::body::Body;
+use crate::sse::{DONE, KEEP_ALIVE_LINE};
+
+/// What every object of one completion shares.
+#[derive(Debug, Clone)]
+pub struct CompletionMeta {
+    /// `chatcmpl-…`.
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// The model's canonical name (`9787536692930@author`).
+    pub model: String,
+}
+
+impl CompletionMeta {
+    /// A new completion's id and time for `model`.
+    pub fn new(model: String) -> Self {
+        Self {
+            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            created: refbook_core::timestamp::Timestamp::now().unix_seconds(),
+            model,
+        }
+    }
+}
+
+/// A finish reason OpenAI's SDKs know (`stop`, `length`, `content_filter`); anything
+/// else a model says is reported as `stop`.
+fn finish_reason(raw: &str) -> &'static str {
+    match raw {
+        "length" => "length",
+        "content_filter" => "content_filter",
+        _ => "stop",
+    }
+}
+
+fn usage_json(usage: &TokenUsage) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    })
+}
+
+/// The error object of a model failure, in the request's language.
+fn model_error(err: ModelError, language: Language) -> Value {
+    let err = Error::from(err);
+    let code = crate::api_error::status_and_code(err.kind()).1;
+    json!({"error": {
+        "message": err.message().text(language),
+        "type": "server_error",
+        "param": null,
+        "code": code.to_ascii_lowercase(),
+    }})
+}
+
+/// Reads a whole completion and answers it as one `chat.completion` object. A model
+/// that fails answers the error instead (nothing was sent yet).
+pub async fn collect(
+    meta: &CompletionMeta,
+    mut events: CompletionStream,
+) -> Result<Value, ApiError> {
+    let (mut content, mut reasoning) = (String::new(), String::new());
+    let (mut finish, mut usage) = ("stop", TokenUsage::default());
+    while let Some(event) = events.next().await {
+        match event.map_err(Error::from)? {
+            ModelEvent::Content(text) => content.push_str(&text),
+            ModelEvent::Reasoning(text) => reasoning.push_str(&text),
+            ModelEvent::Finish(reason) => finish = finish_reason(&reason),
+            ModelEvent::Usage(counted) => usage = counted,
+        }
+    }
+    events.record_usage().await;
+    let mut message = json!({"role": "assistant", "content": content, "refusal": null});
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = Value::String(reasoning);
+    }
+    Ok(json!({
+        "id": meta.id,
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": meta.model,
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+        "usage": usage_json(&usage),
+    }))
+}
+
+/// How one streamed completion is written.
+struct Chunks {
+    meta: CompletionMeta,
+    include_usage: bool,
+}
+
+impl Chunks {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
+        let mut value = json!({
+            "id": self.meta.id,
+            "object": "chat.completion.chunk",
+            "created": self.meta.created,
+            "model": self.meta.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        if self.include_usage {
+            value["usage"] = Value::Null;
+        }
+        data_line(&value)
+    }
+
+    fn usage(&self, usage: &TokenUsage) -> Bytes {
+        data_line(&json!({
+            "id": self.meta.id,
+            "object": "chat.completion.chunk",
+            "created": self.meta.created,
+            "model": self.meta.model,
+            "choices": [],
+            "usage": usage_json(usage),
+        }))
+    }
+}
+
+fn data_line(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+struct Streaming {
+    _open: crate::metrics::StreamGuard,
+    events: CompletionStream,
+    chunks: Chunks,
+    language: Language,
+    keep_alive: Duration,
+    pending: VecDeque<Bytes>,
+    ended: bool,
+}
+
+impl Streaming {
+    /// Queues what one model event writes.
+    fn push(&mut self, event: Option<Result<ModelEvent, ModelError>>) {
+        match event {
+            Some(Ok(ModelEvent::Content(text))) => {
+                let chunk = self.chunks.chunk(json!({"content": text}), None);
+                self.pending.push_back(chunk);
+            }
+            Some(Ok(ModelEvent::Reasoning(text))) => {
+                let chunk = self.chunks.chunk(json!({"reasoning_content": text}), None);
+                self.pending.push_back(chunk);
+            }
+            Some(Ok(ModelEvent::Finish(reason))) => {
+                let chunk = self.chunks.chunk(json!({}), Some(finish_reason(&reason)));
+                self.pending.push_back(chunk);
+            }
+            Some(Ok(ModelEvent::Usage(usage))) => {
+                if self.chunks.include_usage {
+                    self.pending.push_back(self.chunks.usage(&usage));
+                }
+            }
+            Some(Err(err)) => {
+                self.pending
+                    .push_back(data_line(&model_error(err, self.language)));
+            }
+            None => {
+                self.pending.push_back(Bytes::from_static(DONE));
+                self.ended = true;
+            }
+        }
+    }
+}
+
+/// A `200` SSE response streaming `events` as `chat.completion.chunk`s: a first chunk
+/// with the role, one per piece of text or reasoning, the finish chunk, the usage chunk
+/// when `include_usage`, then `[DONE]`.
+pub fn stream_response(
+    meta: CompletionMeta,
+    events: CompletionStream,
+    include_usage: bool,
+    language: Language,
+    keep_alive: Duration,
+) -> Response<Body> {
+    let chunks = Chunks {
+        meta,
+        include_usage,
+    };
+    let first = chunks.chunk(json!({"role": "assistant", "content": ""}), None);
+    let state = Streaming {
+        _open: crate::metrics::global().stream_opened(),
+        events,
+        chunks,
+        language,
+        keep_alive,
+        pending: VecDeque::from([first]),
+        ended: false,
+    };
+    let frames = stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(bytes) = state.pending.pop_front() {
+                return Some((Ok::<_, Infallible>(Frame::data(bytes)), state));
+            }
+            if state.ended {
+                return None;
+            }
+            tokio::select! {
+                next = state.events.next() => {
+                    if next.is_none() {
+                        // The tokens count before the stream says it is done.
+                        state.events.record_usage().await;
+                    }
+                    state.push(next);
+                }
+                () = tokio::time::sleep(state.keep_alive) => {
+                    state.pending.push_back(Bytes::from_static(KEEP_ALIVE_LINE));
+                }
+            }
+        }
+    });
+    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_reasons_are_ones_sdks_know() {
+        assert_eq!(finish_reason("stop"), "stop");
+        assert_eq!(finish_reason("length"), "length");
+        assert_eq!(finish_reason("content_filter"), "content_filter");
+        assert_eq!(finish_reason("eos"), "stop");
+    }
+
+    #[test]
+    fn chunks_carry_null_usage_only_when_usage_is_asked_for() {
+        let meta = CompletionMeta::new("9787536692930".into());
+        let with = Chunks {
+            meta: meta.clone(),
+            include_usage: true,
+        };
+        let line = with.chunk(json!({"content": "a"}), None);
+        let text = std::str::from_utf8(&line).unwrap();
+        assert!(text.starts_with("data: {") && text.ends_with("}\n\n"));
+        let value: Value = serde_json::from_str(&text[6..]).unwrap();
+        assert_eq!(value["usage"], Value::Null);
+        assert!(value.as_object().unwrap().contains_key("usage"));
+        let without = Chunks {
+            meta,
+            include_usage: false,
+        };
+        let line = without.chunk(json!({"content": "a"}), None);
+        let value: Value = serde_json::from_str(&std::str::from_utf8(&line).unwrap()[6..]).unwrap();
+        assert!(!value.as_object().unwrap().contains_key("usage"));
+    }
+}
