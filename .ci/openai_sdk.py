@@ -1,0 +1,75 @@
+"""The OpenAI-compatible face checked with the official OpenAI Python SDK, unchanged,
+against a running server (mock model, the catalog book 三体). Usage: openai_sdk.py BASE_URL
+"""
+import json
+import sys
+import urllib.request
+
+import openai
+from openai import OpenAI
+
+BASE = sys.argv[1].rstrip("/")
+SANTI = "9787536692930"
+
+
+def call(path, body, token=None):
+    request = urllib.request.Request(
+        BASE + path,
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+token = call("/api/auth/register/", {"username": "sdk_user", "password": "sdk-password-1"})["token"]
+call("/api/user/collections/", {"isbn": SANTI}, token)
+key = call("/api/user/api-keys/", {"name": "python sdk"}, token)["key"]
+assert key.startswith("rbk_"), key
+
+client = OpenAI(base_url=BASE + "/v1", api_key=key, max_retries=0)
+ids = [model.id for model in client.models.list()]
+assert ids == [SANTI], ids
+assert client.models.retrieve("978-7-5366-9293-0@author").id == SANTI + "@author"
+
+answer = client.chat.completions.create(
+    model=SANTI + "@author",
+    messages=[
+        {"role": "system", "content": "Answer in one sentence."},
+        {"role": "user", "content": "你为什么写这本书？"},
+    ],
+    max_tokens=200,
+    temperature=0.5,
+)
+assert answer.object == "chat.completion", answer
+assert "你为什么写这本书" in answer.choices[0].message.content, answer
+assert answer.choices[0].finish_reason == "stop"
+assert answer.usage.total_tokens > 0
+
+text, usage = "", None
+for chunk in client.chat.completions.create(
+    model=SANTI,
+    stream=True,
+    stream_options={"include_usage": True},
+    messages=[{"role": "user", "content": "Who wrote it?"}],
+):
+    if chunk.usage:
+        usage = chunk.usage
+    for choice in chunk.choices:
+        text += choice.delta.content or ""
+assert "Who wrote it?" in text, text
+assert usage and usage.total_tokens > 0, usage
+
+try:
+    client.chat.completions.create(model="9780000000002", messages=[{"role": "user", "content": "?"}])
+    raise SystemExit("an unknown book must fail")
+except openai.NotFoundError as err:
+    assert err.code == "model_not_found", err
+try:
+    OpenAI(base_url=BASE + "/v1", api_key="rbk_wrong", max_retries=0).models.list()
+    raise SystemExit("a wrong key must fail")
+except openai.AuthenticationError:
+    pass
+print(f"openai-sdk {openai.__version__}: models, completions (plain and streamed), errors: ok")
