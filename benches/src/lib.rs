@@ -3,4 +3,5 @@
 
 #![warn(missing_docs)]
 
+pub mod fast_mock;
 pub mod latency;

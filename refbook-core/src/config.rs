@@ -220,6 +220,10 @@ config_fields! {
     /// Seconds after its rotation during which a refresh token presented again gets a new
     /// pair in the same session (two tabs, a retried request) instead of ending it.
     refresh_reuse_grace_secs: u64 = 10;
+    /// Seconds an authenticated token or API key is remembered, so most requests skip the
+    /// database (0: never). Revocations on this instance apply at once; those made on
+    /// another instance once this passes.
+    auth_cache_secs: u64 = 5;
     /// Base URL of the OpenAI-compatible LLM API.
     llm_base_url: String = "https://api.deepseek.com".to_owned();
     /// API key of the LLM; unset: chat answers `MODEL_ERROR`.

@@ -177,7 +177,8 @@ impl RefbookBuilder {
             Some(client)
         });
         let accounts = Accounts::new(store.clone(), tokens, wechat, config.daily_token_quota)
-            .with_refresh_reuse_grace(Duration::from_secs(config.refresh_reuse_grace_secs));
+            .with_refresh_reuse_grace(Duration::from_secs(config.refresh_reuse_grace_secs))
+            .with_auth_cache(Duration::from_secs(config.auth_cache_secs));
         let sources = match self.book_sources {
             Some(sources) => sources,
             None => configured_sources(&config, &store, &http)?,

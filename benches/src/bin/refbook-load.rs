@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p refbook-benches --bin refbook-load -- logins [--concurrency N] [--requests N]
 //! cargo run --release -p refbook-benches --bin refbook-load -- books [--concurrency N] [--requests N]
-//! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--streams N]
+//! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--questions N] [--streams N] [--compare]
 //! ```
 //!
 //! Every scenario starts the server as a child process (this same binary, `serve`), so its
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::StreamExt;
+use refbook_benches::fast_mock::FastMock;
 use refbook_benches::latency::Latencies;
 use refbook_core::testing::{MockLlm, MockReply, Step};
 use refbook_core::{Config, Refbook};
@@ -38,6 +39,10 @@ struct Options {
     requests: usize,
     seconds: u64,
     streams: usize,
+    /// Questions per conversation in `chat` before a new one is opened.
+    questions: usize,
+    /// Print the side-by-side table.
+    compare: bool,
     database_url: Option<String>,
     llm: Option<String>,
 }
@@ -50,10 +55,16 @@ fn parse_args() -> anyhow::Result<Options> {
         requests: 2000,
         seconds: 60,
         streams: 200,
+        questions: 20,
+        compare: false,
         database_url: None,
         llm: None,
     };
     while let Some(flag) = args.next() {
+        if flag == "--compare" {
+            options.compare = true;
+            continue;
+        }
         let value = args
             .next()
             .with_context(|| format!("{flag} needs a value"))?;
@@ -62,6 +73,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--requests" => options.requests = value.parse()?,
             "--seconds" => options.seconds = value.parse()?,
             "--streams" => options.streams = value.parse()?,
+            "--questions" => options.questions = value.parse()?,
             "--database-url" => options.database_url = Some(value),
             "--llm" => options.llm = Some(value),
             other => anyhow::bail!("unknown flag {other}"),
@@ -266,9 +278,20 @@ where
     Ok((all, failures, started.elapsed().as_secs_f64()))
 }
 
+/// Whether `bytes` hold a content delta with text: the role chunk has `"content":""`, a
+/// real token has text after the quote.
+fn has_token(bytes: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"content\":\"";
+    bytes
+        .windows(KEY.len() + 1)
+        .any(|w| w.starts_with(KEY) && w[KEY.len()] != b'"')
+}
+
 /// Time from sending `request` to the first SSE event carrying content text, and whether
-/// the stream then ended with `[DONE]`.
+/// the stream then ended with `[DONE]`. Each chunk is looked at once (the load generator
+/// shares the cores with the server: it must stay cheap).
 async fn first_token(request: reqwest::RequestBuilder) -> (bool, Duration, Duration) {
+    const DONE: &[u8] = b"data: [DONE]\n\n";
     let started = Instant::now();
     let Ok(response) = request.send().await else {
         return (false, started.elapsed(), started.elapsed());
@@ -277,21 +300,18 @@ async fn first_token(request: reqwest::RequestBuilder) -> (bool, Duration, Durat
         return (false, started.elapsed(), started.elapsed());
     }
     let mut body = response.bytes_stream();
-    let mut seen = String::new();
+    let mut tail: Vec<u8> = Vec::with_capacity(64);
     let mut first = None;
     while let Some(Ok(chunk)) = body.next().await {
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        // The role chunk has `"content":""`; a real token has text after the quote.
-        if first.is_none()
-            && seen
-                .split("\"content\":\"")
-                .skip(1)
-                .any(|rest| !rest.starts_with('"'))
-        {
+        tail.extend_from_slice(&chunk);
+        if first.is_none() && has_token(&tail) {
             first = Some(started.elapsed());
         }
+        // Keep only what a split marker or the end could straddle.
+        let keep = tail.len().min(32);
+        tail.drain(..tail.len() - keep);
     }
-    let ok = seen.ends_with("data: [DONE]\n\n");
+    let ok = tail.ends_with(DONE);
     (
         ok,
         first.unwrap_or_else(|| started.elapsed()),
@@ -374,102 +394,251 @@ impl Server {
     }
 }
 
-async fn chat(options: &Options) -> anyhow::Result<()> {
-    // The upstream: 1 reasoning + 20 content chunks, no delay.
-    let llm = MockLlm::start().await;
-    let pieces: Vec<String> = (0..20).map(|i| format!("第{i}句话。")).collect();
-    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
-    llm.set_fallback(MockReply::answer(&["想"], &refs, Duration::ZERO));
+/// One chat client's state: its user, its conversation and how many questions it asked
+/// there (a new conversation after `questions`).
+struct Asker {
+    token: String,
+    conversation: i64,
+    asked: usize,
+}
 
+impl Asker {
+    async fn new(client: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<Self> {
+        let (token, conversation) = user(client, base, name).await?;
+        Ok(Self {
+            token,
+            conversation,
+            asked: 0,
+        })
+    }
+
+    /// Asks once (after opening a fresh conversation when this one is full): whether the
+    /// stream completed, its time to first token and its total time.
+    async fn ask(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        questions: usize,
+    ) -> (bool, Duration, Duration) {
+        if self.asked >= questions {
+            let created = client
+                .post(format!("{base}/api/conversations/"))
+                .bearer_auth(&self.token)
+                .json(&json!({"isbn": ISBN}))
+                .send()
+                .await;
+            let id = match created {
+                Ok(response) => response
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["id"].as_i64()),
+                Err(_) => None,
+            };
+            let Some(id) = id else {
+                return (false, Duration::ZERO, Duration::ZERO);
+            };
+            self.conversation = id;
+            self.asked = 0;
+        }
+        self.asked += 1;
+        let request = client
+            .post(format!(
+                "{base}/api/conversations/{}/messages/",
+                self.conversation
+            ))
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .json(&json!({"content": "作者是谁？"}));
+        first_token(request).await
+    }
+}
+
+/// What one chat run measured.
+struct ChatRun {
+    totals: Latencies,
+    ttft: Latencies,
+    failures: usize,
+    elapsed: f64,
+}
+
+impl ChatRun {
+    fn per_second(&self) -> f64 {
+        self.totals.len() as f64 / self.elapsed
+    }
+}
+
+/// `requests` chats on `clients` concurrent workers; `one(worker, client)` runs one.
+async fn drive<F, Fut>(clients: usize, requests: usize, seconds: u64, one: F) -> ChatRun
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = (bool, Duration, Duration)> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let remaining = Arc::new(AtomicUsize::new(requests));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|worker| {
+            let (remaining, one) = (remaining.clone(), one.clone());
+            tokio::spawn(async move {
+                let (mut totals, mut ttft, mut failures) =
+                    (Latencies::default(), Latencies::default(), 0usize);
+                while Instant::now() < deadline
+                    && remaining
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                {
+                    let (ok, first, total) = one(worker).await;
+                    if ok {
+                        totals.push(total);
+                        ttft.push(first);
+                    } else {
+                        failures += 1;
+                    }
+                }
+                (totals, ttft, failures)
+            })
+        })
+        .collect();
+    let mut run = ChatRun {
+        totals: Latencies::default(),
+        ttft: Latencies::default(),
+        failures: 0,
+        elapsed: 0.0,
+    };
+    for worker in workers {
+        if let Ok((totals, ttft, failures)) = worker.await {
+            run.totals.extend(totals);
+            run.ttft.extend(ttft);
+            run.failures += failures;
+        }
+    }
+    run.elapsed = started.elapsed().as_secs_f64();
+    run
+}
+
+/// Full chats against the mock model directly, `clients` at once.
+async fn direct(llm: &str, clients: usize, requests: usize, seconds: u64) -> ChatRun {
+    let client = reqwest::Client::new();
+    let url = format!("{llm}/chat/completions");
+    drive(clients, requests, seconds, move |_| {
+        let request = client
+            .post(url.clone())
+            .json(&json!({"messages": [{"role": "user", "content": "作者是谁？"}], "stream": true}));
+        first_token(request)
+    })
+    .await
+}
+
+/// Full chats through Refbook, `clients` users at once, each asking `questions` per
+/// conversation.
+async fn through(
+    base: &str,
+    clients: usize,
+    requests: usize,
+    options: &Options,
+    tag: &str,
+) -> anyhow::Result<ChatRun> {
+    let client = reqwest::Client::new();
+    let mut askers = Vec::new();
+    for i in 0..clients {
+        let asker = Asker::new(&client, base, &format!("{tag}{i}")).await?;
+        askers.push(Arc::new(tokio::sync::Mutex::new(asker)));
+    }
+    let (base, questions) = (base.to_owned(), options.questions);
+    Ok(drive(clients, requests, options.seconds, move |worker| {
+        let (client, base, asker) = (client.clone(), base.clone(), askers[worker].clone());
+        async move { asker.lock().await.ask(&client, &base, questions).await }
+    })
+    .await)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn chat(options: &Options) -> anyhow::Result<()> {
+    // The upstream: a role chunk, 50 content chunks, usage, [DONE]; no delay, one write.
+    let fast = FastMock::start(50).await?;
+    let server = Server::start(Some(&fast.url())).await?;
+    let (pid, base) = (server.pid, server.base.clone());
+    let clients = options.concurrency;
+    const TTFT_CLIENTS: usize = 8;
+    let ttft_requests = options.requests.min(2000);
+
+    // Side by side, in one run: the mock called directly, then through Refbook.
+    let direct_full = direct(&fast.url(), clients, options.requests, options.seconds).await;
+    let direct_ttft = direct(&fast.url(), TTFT_CLIENTS, ttft_requests, options.seconds).await;
+    let refbook_ttft = through(&base, TTFT_CLIENTS, ttft_requests, options, "ttft").await?;
+    let refbook_full = through(&base, clients, options.requests, options, "load").await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_chat = rss_kib(pid).context("server RSS")?;
+
+    println!(
+        "mock directly, {clients} clients: {:.0} full chats/s, {} failed; chat {}",
+        direct_full.per_second(),
+        direct_full.failures,
+        direct_full.totals.summary()
+    );
+    println!(
+        "Refbook, {clients} clients, {} questions per conversation: {:.0} full chats/s, {} failed; chat {}",
+        options.questions,
+        refbook_full.per_second(),
+        refbook_full.failures,
+        refbook_full.totals.summary()
+    );
+    println!(
+        "time to first token, {TTFT_CLIENTS} clients, mock directly: {}",
+        direct_ttft.ttft.summary()
+    );
+    println!(
+        "time to first token, {TTFT_CLIENTS} clients, through Refbook: {}",
+        refbook_ttft.ttft.summary()
+    );
+    let added = |p: f64| ms(refbook_ttft.ttft.percentile(p)) - ms(direct_ttft.ttft.percentile(p));
+    println!(
+        "added by Refbook ({TTFT_CLIENTS} clients): p50 {:.2}ms, p99 {:.2}ms",
+        added(50.0),
+        added(99.0)
+    );
+    println!("server RSS after chat: {:.1} MB", rss_chat as f64 / 1024.0);
+    if options.compare {
+        println!();
+        println!("| | mock model called directly | Refbook |");
+        println!("|---|---|---|");
+        println!(
+            "| full streamed chats/s, {clients} clients | {:.0} | {:.0} |",
+            direct_full.per_second(),
+            refbook_full.per_second()
+        );
+        println!(
+            "| time to first token, {TTFT_CLIENTS} clients | p50 {:.2} ms, p99 {:.2} ms | p50 {:.2} ms, p99 {:.2} ms |",
+            ms(direct_ttft.ttft.percentile(50.0)),
+            ms(direct_ttft.ttft.percentile(99.0)),
+            ms(refbook_ttft.ttft.percentile(50.0)),
+            ms(refbook_ttft.ttft.percentile(99.0))
+        );
+        println!(
+            "| added to the first token | – | p50 {:.2} ms, p99 {:.2} ms |",
+            added(50.0),
+            added(99.0)
+        );
+        println!(
+            "| server RSS after the run | – | {:.0} MB |",
+            rss_chat as f64 / 1024.0
+        );
+    }
+    if options.streams == 0 {
+        return server.finish("chat").await;
+    }
+
+    // Memory per open stream: `streams` replies held open by a slow upstream (a second
+    // server, scripted to hold its replies).
+    drop(server);
+    let llm = MockLlm::start().await;
     let server = Server::start(Some(&llm.url())).await?;
     let (pid, base) = (server.pid, server.base.clone());
     let client = reqwest::Client::new();
-
-    // 1. Direct to the mock: its own time to first token.
-    let mut direct = Latencies::default();
-    for _ in 0..200 {
-        let request = client
-            .post(format!("{}/chat/completions", llm.url()))
-            .json(&json!({"messages": [], "stream": true}));
-        direct.push(first_token(request).await.1);
-    }
-
-    // 2. The same, one at a time, through the server: what Refbook adds.
-    let (token, id) = user(&client, &base, "sequential").await?;
-    let mut through = Latencies::default();
-    for _ in 0..200 {
-        let request = client
-            .post(format!("{base}/api/conversations/{id}/messages/"))
-            .bearer_auth(&token)
-            .header("accept", "text/event-stream")
-            .json(&json!({"content": "作者是谁？"}));
-        through.push(first_token(request).await.1);
-    }
-
-    // 3. Full chats through the server, `concurrency` users at once.
-    let mut users = Vec::new();
-    for i in 0..options.concurrency {
-        users.push(user(&client, &base, &format!("load{i}")).await?);
-    }
-    // A pool of free conversations: each is used by one request at a time (a second
-    // question in a conversation whose reply is running would be a 409).
-    let pool = Arc::new(tokio::sync::Mutex::new(users));
-    let ttft = Arc::new(std::sync::Mutex::new(Latencies::default()));
-    let (chats, failures, elapsed) = {
-        let (base, pool, ttft) = (base.clone(), pool.clone(), ttft.clone());
-        run_workers(options, move |client| {
-            let (base, pool, ttft) = (base.clone(), pool.clone(), ttft.clone());
-            async move {
-                let Some((token, id)) = pool.lock().await.pop() else {
-                    return (false, Duration::ZERO);
-                };
-                let request = client
-                    .post(format!("{base}/api/conversations/{id}/messages/"))
-                    .bearer_auth(&token)
-                    .header("accept", "text/event-stream")
-                    .json(&json!({"content": "作者是谁？"}));
-                let (ok, first, total) = first_token(request).await;
-                pool.lock().await.push((token, id));
-                if ok {
-                    ttft.lock().map(|mut t| t.push(first)).ok();
-                }
-                (ok, total)
-            }
-        })
-        .await?
-    };
-    let ttft = ttft.lock().map(|t| t.clone()).unwrap_or_default();
-    println!(
-        "chat: {} full streamed chats in {elapsed:.1}s = {:.1}/s with {} clients, {failures} failed; chat latency {}",
-        chats.len(),
-        chats.len() as f64 / elapsed,
-        options.concurrency,
-        chats.summary()
-    );
-    println!(
-        "time to first token, one client, mock directly: {}",
-        direct.summary()
-    );
-    println!(
-        "time to first token, one client, through Refbook: {}",
-        through.summary()
-    );
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "added by Refbook (one client): p50 {:.2}ms, p99 {:.2}ms",
-        ms(through.percentile(50.0)) - ms(direct.percentile(50.0)),
-        ms(through.percentile(99.0)) - ms(direct.percentile(99.0))
-    );
-    println!(
-        "time to first token under load ({} clients): {}",
-        options.concurrency,
-        ttft.summary()
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss = rss_kib(pid).context("server RSS")?;
-    println!("server RSS after chat: {:.1} MB", rss as f64 / 1024.0);
-
-    // 4. Memory per open stream: `streams` replies held open by a slow upstream.
     let mut hold = vec![MockReply::content("开始")];
     hold.push(Step::Sleep(Duration::from_secs(20)));
     hold.push(Step::Done);

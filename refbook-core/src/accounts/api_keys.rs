@@ -2,10 +2,10 @@
 //! authenticate as their user wherever an access token does. Only a key's SHA-256 is
 //! stored; the key itself is shown once, when it is created.
 
-use super::model::{ApiKey, AuthUser, NewApiKey};
+use super::model::{ApiKey, AuthUser, Credential, NewApiKey};
+use super::session_cache::CacheKey;
 use super::{tokens, validate, Accounts};
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::UserRecord;
 use crate::timestamp::Timestamp;
 
 /// The prefix that marks a bearer token as an API key.
@@ -76,28 +76,36 @@ impl Accounts {
     /// `NOT_FOUND` for an unknown id or another user's key.
     pub async fn revoke_api_key(&self, auth: &AuthUser, id: i64) -> Result<()> {
         if self.store.delete_api_key(id, auth.id()).await? {
+            self.sessions.revoke_user(auth.id());
             Ok(())
         } else {
             Err(Error::not_found("API 密钥", "API key"))
         }
     }
 
-    /// The user and key id of a presented API key (`401` when unknown or revoked).
-    pub(super) async fn authenticate_api_key(&self, key: &str) -> Result<(UserRecord, i64)> {
+    /// The caller a presented API key speaks for (`401` when unknown or revoked).
+    pub(super) async fn authenticate_api_key(&self, key: &str) -> Result<AuthUser> {
         if key.len() > 128 {
             return Err(Error::unauthorized());
         }
+        let hash = tokens::refresh_token_hash(key);
+        let cache_key = CacheKey::ApiKey(hash.clone());
+        if let Some(cached) = self.sessions.get(&cache_key, None) {
+            return Ok(cached);
+        }
+        let read_at = std::time::Instant::now();
         let now = Timestamp::now();
         let found = self
             .store
-            .api_key_user(
-                &tokens::refresh_token_hash(key),
-                now,
-                now.plus_seconds(-LAST_USED_PRECISION_SECS),
-            )
+            .api_key_user(&hash, now, now.plus_seconds(-LAST_USED_PRECISION_SECS))
             .await?;
         let (stored, user) = found.ok_or_else(Error::unauthorized)?;
-        Ok((user, stored.id))
+        let auth = AuthUser {
+            user,
+            credential: Credential::ApiKey(stored.id),
+        };
+        self.sessions.put(cache_key, read_at, &auth);
+        Ok(auth)
     }
 }
 

@@ -4,6 +4,7 @@
 mod api_keys;
 mod model;
 mod password;
+mod session_cache;
 pub(crate) mod tokens;
 pub mod validate;
 mod wechat;
@@ -35,6 +36,8 @@ pub struct Accounts {
     daily_token_quota: u64,
     /// How long after its rotation a refresh token may be presented again.
     refresh_reuse_grace: std::time::Duration,
+    /// Recently authenticated credentials (revoked here at once).
+    sessions: session_cache::SessionCache,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -62,7 +65,17 @@ impl Accounts {
             wechat,
             daily_token_quota,
             refresh_reuse_grace: std::time::Duration::from_secs(10),
+            sessions: session_cache::SessionCache::new(std::time::Duration::ZERO),
         }
+    }
+
+    /// Remembers authenticated credentials for `ttl` (zero: not at all, the default), so
+    /// that most requests authenticate without a database read. Revocations made by this
+    /// process take effect at once; those made by another instance once `ttl` passes.
+    #[must_use]
+    pub fn with_auth_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.sessions = session_cache::SessionCache::new(ttl);
+        self
     }
 
     /// Sets how long after its rotation a refresh token presented again (two tabs, a
@@ -233,7 +246,8 @@ impl Accounts {
                     .ok_or_else(Error::unauthorized)?;
                 self.payload(&user, session_id, new_token, now)
             }
-            RefreshOutcome::Reused => {
+            RefreshOutcome::Reused { user_id } => {
+                self.sessions.revoke_user(user_id);
                 tracing::warn!("refresh token reused: its login session was ended");
                 Err(Error::unauthorized())
             }
@@ -245,22 +259,25 @@ impl Accounts {
     /// access token (signature, expiry, and that its session still exists).
     pub async fn authenticate(&self, bearer: &str) -> Result<AuthUser> {
         if is_api_key(bearer) {
-            let (user, key_id) = self.authenticate_api_key(bearer).await?;
-            return Ok(AuthUser {
-                user,
-                credential: Credential::ApiKey(key_id),
-            });
+            return self.authenticate_api_key(bearer).await;
         }
         let claims = self.tokens.verify_access(bearer)?;
+        let key = session_cache::CacheKey::Session(claims.session_id);
+        if let Some(cached) = self.sessions.get(&key, Some(claims.user_id)) {
+            return Ok(cached);
+        }
+        let read_at = std::time::Instant::now();
         let user = self
             .store
             .session_user(claims.session_id, claims.user_id)
             .await?
             .ok_or_else(Error::unauthorized)?;
-        Ok(AuthUser {
+        let auth = AuthUser {
             user,
             credential: Credential::Session(claims.session_id),
-        })
+        };
+        self.sessions.put(key, read_at, &auth);
+        Ok(auth)
     }
 
     /// Ends the session of `refresh_token` (if it is the caller's), else the caller's
@@ -275,6 +292,7 @@ impl Accounts {
     ) -> Result<()> {
         if all {
             self.store.delete_user_sessions(auth.id(), None).await?;
+            self.sessions.revoke_user(auth.id());
             return Ok(());
         }
         let session = match refresh_token.map(str::trim).filter(|t| !t.is_empty()) {
@@ -288,6 +306,7 @@ impl Accounts {
         };
         if let Some(session) = session {
             self.store.delete_session(session, auth.id()).await?;
+            self.sessions.revoke_user(auth.id());
         }
         Ok(())
     }
@@ -331,6 +350,8 @@ impl Accounts {
             .store
             .update_profile(auth.id(), change, Timestamp::now())
             .await?;
+        // Cached callers carry the old profile.
+        self.sessions.revoke_user(auth.id());
         Ok(User::from(&user))
     }
 
@@ -351,6 +372,7 @@ impl Accounts {
             .set_password_hash(user.id, &hash, Timestamp::now())
             .await?;
         self.store.delete_user_sessions(user.id, None).await?;
+        self.sessions.revoke_user(user.id);
         self.start_session(&user).await
     }
 
@@ -368,6 +390,7 @@ impl Accounts {
                 .await?;
         }
         self.store.delete_user(auth.id()).await?;
+        self.sessions.revoke_user(auth.id());
         Ok(())
     }
 

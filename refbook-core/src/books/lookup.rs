@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::source::BookSource;
-use super::{Book, Isbn};
+use super::{Book, Isbn, StoredBook};
 use crate::error::{Error, ErrorKind};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
@@ -64,12 +64,22 @@ struct Inner {
     store: Arc<dyn Store>,
     sources: Vec<Arc<dyn BookSource>>,
     policy: LookupPolicy,
+    /// Stored books lately read or written here, so hot books skip the database. Entries
+    /// live a minute (a refresh on another instance is seen within it) and are used only
+    /// while fresh by the chain's rule, as the stored copy would be.
+    memory: moka::sync::Cache<String, StoredBook>,
     /// ISBNs no source had, until when.
     misses: Mutex<HashMap<String, Instant>>,
     /// Lookups under way, shared by every caller asking for the same ISBN.
     flights: Mutex<HashMap<String, Flight>>,
     observer: Option<LookupObserver>,
 }
+
+/// The most books kept in memory.
+const MEMORY_BOOKS: u64 = 10_000;
+
+/// How long a book stays in memory before the database is asked again.
+const MEMORY_TTL: Duration = Duration::from_secs(60);
 
 /// The most remembered misses; past it, expired ones are dropped (then all, if need be).
 const MAX_MISSES: usize = 10_000;
@@ -89,6 +99,10 @@ impl BookLookup {
                 store,
                 sources,
                 policy,
+                memory: moka::sync::Cache::builder()
+                    .max_capacity(MEMORY_BOOKS)
+                    .time_to_live(MEMORY_TTL)
+                    .build(),
                 misses: Mutex::new(HashMap::new()),
                 flights: Mutex::new(HashMap::new()),
                 observer,
@@ -104,15 +118,17 @@ impl BookLookup {
     /// The book with this ISBN.
     pub async fn lookup(&self, isbn: &Isbn) -> Result<Book, Error> {
         let inner = &self.inner;
+        if let Some(kept) = inner.memory.get(isbn.as_str()) {
+            if inner.is_fresh(&kept) {
+                inner.observe("cache", "fresh");
+                return Ok(kept.book);
+            }
+        }
         let stored = inner.store.book(isbn.as_str()).await?;
         if let Some(stored) = &stored {
-            let fresh_ms = i64::try_from(inner.policy.fresh_for.as_millis()).unwrap_or(i64::MAX);
-            if Timestamp::now()
-                .millis()
-                .saturating_sub(stored.fetched_at.millis())
-                < fresh_ms
-            {
+            if inner.is_fresh(stored) {
                 inner.observe("cache", "fresh");
+                inner.memory.insert(isbn.as_str().to_owned(), stored.clone());
                 return Ok(stored.book.clone());
             }
         }
@@ -158,6 +174,31 @@ impl Inner {
         if let Some(observer) = &self.observer {
             observer(source, outcome);
         }
+    }
+
+    /// Whether a stored copy is fresh enough to serve without asking the sources.
+    fn is_fresh(&self, stored: &StoredBook) -> bool {
+        let fresh_ms = i64::try_from(self.policy.fresh_for.as_millis()).unwrap_or(i64::MAX);
+        Timestamp::now()
+            .millis()
+            .saturating_sub(stored.fetched_at.millis())
+            < fresh_ms
+    }
+
+    /// Stores a book (fetched or confirmed at `now`) and keeps it in memory.
+    async fn keep(&self, book: &Book, now: Timestamp) -> Result<(), Failure> {
+        self.store
+            .upsert_book(book, now)
+            .await
+            .map_err(|e| Failure::Internal(e.to_string()))?;
+        self.memory.insert(
+            book.isbn.clone(),
+            StoredBook {
+                book: book.clone(),
+                fetched_at: now,
+            },
+        );
+        Ok(())
     }
 
     fn is_recent_miss(&self, isbn: &str) -> bool {
@@ -213,7 +254,7 @@ impl Inner {
                     book.isbn10 = isbn.isbn10();
                     book.source = source.name().to_owned();
                     book.updated_at = now;
-                    self.store.upsert_book(&book, now).await.map_err(internal)?;
+                    self.keep(&book, now).await?;
                     return Ok(book);
                 }
                 Ok(Ok(None)) => {
@@ -238,10 +279,7 @@ impl Inner {
                 if failed == 0 {
                     // Every source cleanly lacks it now: keep our copy, fresh again, rather
                     // than asking them on every request.
-                    self.store
-                        .upsert_book(&stale.book, Timestamp::now())
-                        .await
-                        .map_err(internal)?;
+                    self.keep(&stale.book, Timestamp::now()).await?;
                 } else {
                     tracing::info!(isbn = %isbn, "sources failed; serving the stored copy");
                 }

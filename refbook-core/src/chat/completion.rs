@@ -468,8 +468,8 @@ impl Chat {
     /// The persona a model name chose (`NOT_FOUND` as for an unknown model).
     async fn chosen_persona(&self, user_id: i64, model: &BookModel) -> Result<Persona> {
         let found = match &model.persona {
-            PersonaChoice::Default => self.store.builtin_persona("librarian").await?,
-            PersonaChoice::Builtin(key) => self.store.builtin_persona(key).await?,
+            PersonaChoice::Default => self.builtin_persona(super::DEFAULT_PERSONA).await?,
+            PersonaChoice::Builtin(key) => self.builtin_persona(key).await?,
             PersonaChoice::Id(id) => self.store.persona(*id, user_id).await?,
         };
         found.ok_or_else(|| {

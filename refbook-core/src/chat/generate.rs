@@ -1,9 +1,11 @@
 //! Asking the model: questions, regeneration, the stateless endpoint, stop, re-attaching
 //! and shutdown — the [`Chat`] methods that claim a reply and start its generation.
 //!
-//! One question: the conversation is checked (owner, content, quota); one transaction
-//! claims the reply (conversation lock, per-user cap, lease) and stores the question and
-//! the empty reply; then the model is asked. A model that refuses before answering undoes
+//! One question: content and quota are checked; two light reads run at once (the
+//! conversation's owner, book and persona; the history tail the prompt can hold); then,
+//! again at once, one transaction claims the reply (conversation lock, per-user cap,
+//! lease) storing the question and the empty reply, and the model is asked. A refused
+//! claim drops the model's stream unread; a model that refuses before answering undoes
 //! the claim, so no dangling question stays behind.
 
 use std::sync::Arc;
@@ -11,11 +13,11 @@ use std::time::Duration;
 
 use super::reply::driver::{lease_end, Generation, CHECKPOINT_EVERY};
 use super::reply::follow::follow;
-use super::{prompt, Chat, Conversation, FinishReason, Message, Reply, Role};
+use super::{prompt, Chat, FinishReason, Message, Reply, Role};
 use crate::books::Isbn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::llm::{ChatRequest, ModelError, ModelStream, Sampling};
-use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim};
+use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim, ReplyTarget, StoreError};
 use crate::timestamp::Timestamp;
 
 /// A generation that was started: the stored question (if any) and the reply.
@@ -96,24 +98,47 @@ impl Chat {
         Ok(())
     }
 
-    /// Claims a reply in the conversation (storing `question` with it), with one of this
-    /// process's generation permits.
-    async fn claim(&self, conversation: &Conversation, question: Option<&str>) -> Result<Claimed> {
-        let permit = self.generation_permit()?;
+    /// Claims a reply in the conversation (storing `question` with it), holding one of
+    /// this process's generation permits.
+    async fn claim(
+        &self,
+        target: &ReplyTarget,
+        question: Option<&str>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<Claimed> {
         let claim = ReplyClaim {
-            conversation_id: conversation.id,
-            user_id: conversation.user_id,
+            conversation_id: target.id,
+            user_id: target.user_id,
             owner: &self.owner,
             lease_until: lease_end(self.limits.reply_lease),
             max_per_user: self.limits.max_concurrent,
             question,
         };
-        let stored = self
-            .store
-            .claim_reply(claim, Timestamp::now())
-            .await?
-            .map_err(refused)?;
+        let stored = match self.store.claim_reply(claim, Timestamp::now()).await {
+            Ok(outcome) => outcome.map_err(refused)?,
+            // Deleted since it was read.
+            Err(StoreError::NotFound) => return Err(super::not_found_conversation()),
+            Err(err) => return Err(err.into()),
+        };
         Ok(Claimed { stored, permit })
+    }
+
+    /// The conversation as generation needs it (`NOT_FOUND` when not the user's).
+    async fn reply_target(&self, user_id: i64, id: i64) -> Result<ReplyTarget> {
+        self.store
+            .reply_target(id, user_id)
+            .await?
+            .ok_or_else(super::not_found_conversation)
+    }
+
+    /// The usable history turns of a conversation: only as many of the newest as the
+    /// prompt budget could hold.
+    async fn history_tail(&self, id: i64) -> Result<Vec<(Role, String)>> {
+        // An estimated token is at most four characters.
+        let max_chars = self.limits.prompt_budget().max(0).saturating_mul(4);
+        Ok(prompt::history_of(
+            &self.store.history_tail(id, max_chars).await?,
+        ))
     }
 
     /// Stores `content` as the user's question and starts the reply. Errors before the
@@ -126,16 +151,17 @@ impl Chat {
     /// question too long for the model's context, `QUOTA_EXCEEDED`, `CONFLICT` while a
     /// reply generates there, `RATE_LIMIT` over the per-user cap, `MODEL_ERROR`.
     pub async fn ask(&self, user_id: i64, id: i64, content: &str) -> Result<Started> {
-        let conversation = self.conversation(user_id, id).await?;
         let content = self.clean_content(content)?;
         self.check_quota(user_id).await?;
-        let history = prompt::history_of(&self.store.messages(id).await?);
-        let claimed = self.claim(&conversation, Some(&content)).await?;
+        // Two light reads at once: the conversation (ownership, book, persona) and as
+        // much of its history as the prompt could hold.
+        let (target, history) =
+            tokio::try_join!(self.reply_target(user_id, id), self.history_tail(id))?;
         let turn = Turn {
             history,
             question: &content,
         };
-        self.start(&conversation, claimed, turn).await
+        self.start(&target, Some(&content), turn).await
     }
 
     /// Replaces the last assistant reply with a new one (or answers a last question that
@@ -160,30 +186,38 @@ impl Chat {
             .filter(|m| m.role == Role::Assistant)
             .map(|m| m.id)
             .collect();
-        let claimed = self.claim(&conversation, None).await?;
         let turn = Turn {
             history: prompt::history_of(&messages[..question_at]),
             question: &messages[question_at].content,
         };
-        let started = self.start(&conversation, claimed, turn).await?;
+        let started = self
+            .start(&ReplyTarget::from(&conversation), None, turn)
+            .await?;
         self.store.delete_messages(id, &replaced).await?;
         self.replies.forget(id);
         Ok(started)
     }
 
-    /// Asks the model for a claimed reply and starts its task; undoes the claim when the
-    /// model refuses before answering.
+    /// Claims the reply (storing `question` with it) and asks the model, both at once —
+    /// the claim's transaction is not in front of the first token — then starts the
+    /// reply's task. A refused claim drops the model's stream unread (the request is
+    /// cancelled); a model that refuses undoes the claim, so nothing stays behind.
     async fn start(
         &self,
-        conversation: &Conversation,
-        claimed: Claimed,
+        target: &ReplyTarget,
+        question: Option<&str>,
         turn: Turn<'_>,
     ) -> Result<Started> {
+        let permit = self.generation_permit()?;
+        let (claimed, opened) = tokio::join!(
+            self.claim(target, question, permit),
+            self.open_stream(target, &turn)
+        );
         let Claimed {
             stored: ClaimedReply { question, reply },
             permit,
-        } = claimed;
-        let (stream, prompt_estimate) = match self.open_stream(conversation, &turn).await {
+        } = claimed?;
+        let (stream, prompt_estimate) = match opened {
             Ok(opened) => opened,
             Err(err) => {
                 let undone = self
@@ -196,16 +230,12 @@ impl Chat {
                 return Err(err);
             }
         };
-        let buffer = Reply::new(
-            conversation.id,
-            reply.id,
-            self.model.model_name().to_owned(),
-        );
+        let buffer = Reply::new(target.id, reply.id, self.model.model_name().to_owned());
         Generation {
             store: self.store.clone(),
             replies: self.replies.clone(),
             owner: self.owner.clone(),
-            user_id: conversation.user_id,
+            user_id: target.user_id,
             lease: self.limits.reply_lease,
             save_timeout: self.limits.reply_save_timeout,
             prompt_estimate,
@@ -225,11 +255,11 @@ impl Chat {
     /// says the prompt exceeds its context is asked once more with half the budget.
     async fn open_stream(
         &self,
-        conversation: &Conversation,
+        target: &ReplyTarget,
         turn: &Turn<'_>,
     ) -> Result<(ModelStream, i64)> {
-        let book = self.books.get(&Isbn::parse(&conversation.isbn)?).await?;
-        let persona = self.persona_of(conversation).await?;
+        let book = self.books.get(&Isbn::parse(&target.isbn)?).await?;
+        let persona = self.persona_of(target).await?;
         let system = prompt::system_prompt(&book, &persona);
         let mut budget = self.limits.prompt_budget();
         for attempt in 0..2 {
@@ -243,7 +273,7 @@ impl Chat {
             .map_err(|_| question_too_long())?;
             let prompt_estimate = prompt::estimate_prompt(&messages);
             tracing::debug!(
-                conversation_id = conversation.id,
+                conversation_id = target.id,
                 prompt_messages = messages.len(),
                 prompt_estimate,
                 budget,
@@ -251,7 +281,7 @@ impl Chat {
             );
             let request = ChatRequest {
                 messages,
-                user: conversation.user_id.to_string(),
+                user: target.user_id.to_string(),
                 max_tokens: Some(self.limits.max_tokens),
                 sampling: Sampling::default(),
             };
@@ -259,7 +289,7 @@ impl Chat {
                 Ok(stream) => return Ok((stream, prompt_estimate)),
                 Err(ModelError::ContextExceeded) if attempt == 0 => {
                     tracing::warn!(
-                        conversation_id = conversation.id,
+                        conversation_id = target.id,
                         budget,
                         "the model said the prompt exceeds its context; trimming harder \
                          (check REFBOOK_LLM_CONTEXT_TOKENS against the model's context)"
@@ -267,7 +297,7 @@ impl Chat {
                     budget /= 2;
                 }
                 Err(err) => {
-                    tracing::warn!(conversation_id = conversation.id, error = %err, "the model refused");
+                    tracing::warn!(conversation_id = target.id, error = %err, "the model refused");
                     return Err(err.into());
                 }
             }
@@ -281,7 +311,7 @@ impl Chat {
     ///
     /// `NOT_FOUND` when nothing is generating in the conversation (here).
     pub async fn stop(&self, user_id: i64, id: i64) -> Result<Message> {
-        self.conversation(user_id, id).await?;
+        self.reply_target(user_id, id).await?;
         let reply = self
             .replies
             .running(id)
@@ -311,7 +341,7 @@ impl Chat {
     ///
     /// `NOT_FOUND` for another user's conversation or one without a reply.
     pub async fn attach(&self, user_id: i64, id: i64) -> Result<Arc<Reply>> {
-        self.conversation(user_id, id).await?;
+        self.reply_target(user_id, id).await?;
         if let Some(reply) = self.replies.current(id) {
             return Ok(reply);
         }
@@ -366,16 +396,13 @@ impl Chat {
                     .await?
             }
         };
-        let started = match self.claim(&conversation, Some(&question)).await {
-            Ok(claimed) => {
-                let turn = Turn {
-                    history: turns,
-                    question: &question,
-                };
-                self.start(&conversation, claimed, turn).await
-            }
-            Err(err) => Err(err),
+        let turn = Turn {
+            history: turns,
+            question: &question,
         };
+        let started = self
+            .start(&ReplyTarget::from(&conversation), Some(&question), turn)
+            .await;
         match started {
             Ok(started) => Ok((conversation.id, started)),
             Err(err) => {

@@ -32,6 +32,9 @@ use crate::llm::ChatModel;
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 
+/// The persona of conversations that name none.
+const DEFAULT_PERSONA: &str = "librarian";
+
 /// `origin` of conversations created by the stateless `/api/chat/stream/` endpoint.
 pub const STATELESS_ORIGIN: &str = "chat_stream";
 
@@ -99,6 +102,8 @@ pub struct Chat {
     generations: Arc<tokio::sync::Semaphore>,
     /// Completions (the OpenAI-compatible face) running here, per user.
     completion_slots: Arc<completion::UserSlots>,
+    /// Built-in personas by key, once read.
+    builtin_personas: moka::sync::Cache<String, Persona>,
     /// Settles replies whose owner died; stops with the service.
     _sweeper: sweep::Sweeper,
 }
@@ -138,6 +143,7 @@ impl Chat {
             calibration: Arc::default(),
             generations: Arc::new(tokio::sync::Semaphore::new(limits.max_generations)),
             completion_slots: Arc::default(),
+            builtin_personas: moka::sync::Cache::new(64),
             _sweeper: sweeper,
         }
     }
@@ -226,16 +232,28 @@ impl Chat {
         }
     }
 
-    async fn persona_of(&self, conversation: &Conversation) -> Result<Persona> {
-        if let Some(id) = conversation.persona_id {
-            if let Some(persona) = self.store.persona(id, conversation.user_id).await? {
+    async fn persona_of(&self, target: &crate::store::ReplyTarget) -> Result<Persona> {
+        if let Some(id) = target.persona_id {
+            if let Some(persona) = self.store.persona(id, target.user_id).await? {
                 return Ok(persona);
             }
         }
-        self.store
-            .builtin_persona("librarian")
+        self.builtin_persona(DEFAULT_PERSONA)
             .await?
             .ok_or_else(|| Error::internal("the built-in librarian persona is missing"))
+    }
+
+    /// A built-in persona by key. Built-ins change only with a migration, so they are
+    /// kept in memory once read.
+    async fn builtin_persona(&self, key: &str) -> Result<Option<Persona>> {
+        if let Some(persona) = self.builtin_personas.get(key) {
+            return Ok(Some(persona));
+        }
+        let found = self.store.builtin_persona(key).await?;
+        if let Some(persona) = &found {
+            self.builtin_personas.insert(key.to_owned(), persona.clone());
+        }
+        Ok(found)
     }
 
     // ---- conversations ----------------------------------------------------------------

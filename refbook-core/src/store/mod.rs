@@ -13,7 +13,7 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use records::{
     unique_key, ApiKeyRecord, ClaimRefused, ClaimedReply, FinalReply, NewUser, ProfileChange,
-    RefreshOutcome, ReplyClaim, TooManyApiKeys, UserRecord,
+    RefreshOutcome, ReplyClaim, ReplyTarget, TooManyApiKeys, UserRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -187,6 +187,17 @@ pub trait ChatStore: Send + Sync {
     /// The user's conversation with this id.
     async fn conversation(&self, id: i64, user_id: i64)
         -> Result<Option<Conversation>, StoreError>;
+    /// What generating a reply needs of the user's conversation (one light read).
+    async fn reply_target(&self, id: i64, user_id: i64)
+        -> Result<Option<ReplyTarget>, StoreError>;
+    /// The conversation's newest finished or stopped messages with text, oldest first:
+    /// as many as are needed to hold `max_chars` characters (the one crossing the limit
+    /// included), for a prompt's history.
+    async fn history_tail(
+        &self,
+        conversation_id: i64,
+        max_chars: i64,
+    ) -> Result<Vec<Message>, StoreError>;
     /// The user's conversations (optionally about one book), most recently active first:
     /// `(count, page)`.
     async fn conversations(

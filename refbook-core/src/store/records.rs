@@ -65,7 +65,10 @@ pub enum RefreshOutcome {
         user_id: i64,
     },
     /// The token had been exchanged before: its session has been ended.
-    Reused,
+    Reused {
+        /// The session's user.
+        user_id: i64,
+    },
     /// Unknown or expired token (or its session ended).
     Invalid,
 }
@@ -92,6 +95,30 @@ pub struct TooManyApiKeys;
 /// The lower-cased key that carries uniqueness for usernames and emails.
 pub fn unique_key(value: &str) -> String {
     value.to_lowercase()
+}
+
+/// What generating a reply in a conversation needs to know of it (a light read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTarget {
+    /// The conversation.
+    pub id: i64,
+    /// Its owner.
+    pub user_id: i64,
+    /// Its book's ISBN-13.
+    pub isbn: String,
+    /// Its persona (`None`: the default).
+    pub persona_id: Option<i64>,
+}
+
+impl From<&crate::chat::Conversation> for ReplyTarget {
+    fn from(c: &crate::chat::Conversation) -> Self {
+        Self {
+            id: c.id,
+            user_id: c.user_id,
+            isbn: c.isbn.clone(),
+            persona_id: c.persona_id,
+        }
+    }
 }
 
 /// A claim for a new reply (see [`ReplyStore::claim_reply`](super::ReplyStore::claim_reply)).

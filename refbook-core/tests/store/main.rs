@@ -169,7 +169,7 @@ async fn refresh_tokens_rotate_and_reuse_ends_the_session(db: TestDatabase) {
         s.rotate_refresh_token("h1", "h4", later, now, 0)
             .await
             .unwrap(),
-        RefreshOutcome::Reused
+        RefreshOutcome::Reused { user_id: u.id }
     );
     assert!(s.session_user(sid, u.id).await.unwrap().is_none());
     assert_eq!(

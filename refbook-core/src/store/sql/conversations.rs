@@ -11,7 +11,7 @@ use super::SqlStore;
 use crate::chat::{
     BookBrief, Conversation, FinishReason, Message, MessageStatus, NewMessage, Role, TokenUsage,
 };
-use crate::store::{ChatStore, StoreError};
+use crate::store::{ChatStore, ReplyTarget, StoreError};
 use crate::timestamp::Timestamp;
 
 const CONVERSATION_SELECT: &str = "SELECT c.id, c.user_id, c.isbn, c.title, c.persona_id, \
@@ -160,6 +160,53 @@ impl ChatStore for SqlStore {
     ) -> Result<Option<Conversation>, StoreError> {
         self.one_conversation("c.id = $1 AND c.user_id = $2", (id, user_id))
             .await
+    }
+
+    async fn reply_target(
+        &self,
+        id: i64,
+        user_id: i64,
+    ) -> Result<Option<ReplyTarget>, StoreError> {
+        let row = sqlx::query(
+            "SELECT isbn, persona_id FROM conversations WHERE id = $1 AND user_id = $2",
+        )
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(ReplyTarget {
+                id,
+                user_id,
+                isbn: row.try_get("isbn")?,
+                persona_id: row.try_get("persona_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn history_tail(
+        &self,
+        conversation_id: i64,
+        max_chars: i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        // Newest first, each row with the characters of the newer rows before it; only
+        // the rows that start within the limit are read out.
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM ( \
+                 SELECT {MESSAGE_COLUMNS}, \
+                        SUM(LENGTH(content)) OVER (ORDER BY id DESC ROWS UNBOUNDED PRECEDING) \
+                          - LENGTH(content) AS newer_chars \
+                 FROM messages \
+                 WHERE conversation_id = $1 AND status IN ('complete', 'partial') \
+                   AND TRIM(content) <> '' \
+             ) AS tail WHERE newer_chars < $2 ORDER BY id"
+        ))
+        .bind(conversation_id)
+        .bind(max_chars)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_from_row).collect()
     }
 
     async fn conversations(

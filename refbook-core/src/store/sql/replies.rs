@@ -82,16 +82,29 @@ impl ReplyStore for SqlStore {
             return Err(StoreError::NotFound);
         }
         // Then the user's row, so that claims in *different* conversations of one user
-        // queue too and the per-user count below cannot be raced past.
-        sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-            .bind(claim.user_id)
-            .execute(&mut *tx)
-            .await?;
-        settle(&mut tx, now, Some(claim.user_id)).await?;
-        let live = sqlx::query("SELECT conversation_id FROM reply_claims WHERE user_id = $1")
-            .bind(claim.user_id)
-            .fetch_all(&mut *tx)
-            .await?;
+        // queue too and the per-user count below cannot be raced past. (SQLite's write
+        // transaction already serialises every claim.)
+        if self.backend() == super::Backend::Postgres {
+            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                .bind(claim.user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let claims_of_user = || {
+            sqlx::query("SELECT conversation_id, lease_until FROM reply_claims WHERE user_id = $1")
+                .bind(claim.user_id)
+        };
+        let mut live = claims_of_user().fetch_all(&mut *tx).await?;
+        let mut expired = false;
+        for row in &live {
+            expired |= row.try_get::<i64, _>("lease_until")? < now.millis();
+        }
+        if expired {
+            // The user's own replies whose owner died: settled here rather than waiting
+            // for the sweep, so they do not count against the cap.
+            settle(&mut tx, now, Some(claim.user_id)).await?;
+            live = claims_of_user().fetch_all(&mut *tx).await?;
+        }
         let mut busy = false;
         for row in &live {
             busy |= row.try_get::<i64, _>("conversation_id")? == claim.conversation_id;

@@ -111,7 +111,7 @@ impl SessionStore for SqlStore {
                 .bind(session_id)
                 .execute(&mut *tx)
                 .await?;
-            RefreshOutcome::Reused
+            RefreshOutcome::Reused { user_id }
         } else if expires_at <= now.millis() {
             RefreshOutcome::Invalid
         } else {
