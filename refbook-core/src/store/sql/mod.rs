@@ -6,6 +6,7 @@
 mod api_keys;
 mod books;
 mod collections;
+mod final_saves;
 mod conversations;
 mod personas;
 mod replies;
@@ -13,6 +14,7 @@ mod sessions;
 mod settings;
 mod tx;
 mod users;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -55,6 +57,11 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: the turn of this process's write transactions.
+    turn: Option<writer::Turn>,
+    /// SQLite: the thread that runs the hot write transactions (absent on the handle
+    /// that thread itself uses).
+    writer: Option<std::sync::Arc<writer::Writer>>,
 }
 
 impl SqlStore {
@@ -102,12 +109,34 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Self { pool, backend })
+        let mut store = Self {
+            pool,
+            backend,
+            turn: (backend == Backend::Sqlite).then(Default::default),
+            writer: None,
+        };
+        if backend == Backend::Sqlite {
+            store.writer = Some(std::sync::Arc::new(writer::Writer::start(store.clone())?));
+        }
+        Ok(store)
     }
 
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Runs a write transaction where this store's writes run best: on SQLite the
+    /// writer thread, on PostgreSQL right here.
+    async fn on_writer<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.run(work).await,
+            None => work.await,
+        }
     }
 
     /// The connection pool, for embedders that add their own tables.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::conversations::{message_from_row, MESSAGE_COLUMNS};
-use super::settings::ADD_USAGE;
+use super::final_saves::OwnedFinal;
 use super::tx::WriteTx;
 use super::SqlStore;
 use crate::chat::{MessageStatus, Role};
@@ -61,9 +61,9 @@ async fn settle(tx: &mut WriteTx, now: Timestamp, user: Option<i64>) -> Result<u
     Ok(settled)
 }
 
-#[async_trait]
-impl ReplyStore for SqlStore {
-    async fn claim_reply(
+impl SqlStore {
+    /// The claim's transaction (see [`ReplyStore::claim_reply`]), run where writes run.
+    async fn claim_now(
         &self,
         claim: ReplyClaim<'_>,
         now: Timestamp,
@@ -157,6 +157,27 @@ impl ReplyStore for SqlStore {
         tx.commit().await?;
         Ok(Ok(ClaimedReply { question, reply }))
     }
+}
+
+#[async_trait]
+impl ReplyStore for SqlStore {
+    async fn claim_reply(
+        &self,
+        claim: ReplyClaim<'_>,
+        now: Timestamp,
+    ) -> Result<Result<ClaimedReply, ClaimRefused>, StoreError> {
+        let store = self.clone();
+        let (owner, question) = (claim.owner.to_owned(), claim.question.map(str::to_owned));
+        self.on_writer(async move {
+            let claim = ReplyClaim {
+                owner: &owner,
+                question: question.as_deref(),
+                ..claim
+            };
+            store.claim_now(claim, now).await
+        })
+        .await
+    }
 
     async fn abandon_reply(
         &self,
@@ -204,42 +225,11 @@ impl ReplyStore for SqlStore {
     }
 
     async fn finish_reply(&self, reply: FinalReply<'_>, now: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        let usage = reply.usage;
-        // `total_tokens IS NULL`: not saved by its owner yet. A retry after a commit whose
-        // answer was lost finds it set and adds no usage twice. (A sweep that settled the
-        // reply meanwhile sets no usage, so the owner's full text still wins.)
-        let saved = sqlx::query(
-            "UPDATE messages SET content = $2, reasoning = $3, status = $4, finish_reason = $5, \
-               prompt_tokens = $6, completion_tokens = $7, total_tokens = $8 \
-             WHERE id = $1 AND total_tokens IS NULL",
-        )
-        .bind(reply.reply_id)
-        .bind(reply.content)
-        .bind(reply.reasoning)
-        .bind(reply.status.as_str())
-        .bind(reply.finish_reason.as_str())
-        .bind(usage.prompt_tokens)
-        .bind(usage.completion_tokens)
-        .bind(usage.total_tokens)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if saved > 0 {
-            sqlx::query(ADD_USAGE)
-                .bind(reply.user_id)
-                .bind(now.utc_day())
-                .bind(usage.prompt_tokens)
-                .bind(usage.completion_tokens)
-                .execute(&mut *tx)
-                .await?;
+        let reply = OwnedFinal::from(reply);
+        match &self.writer {
+            Some(writer) => writer.save_final(reply).await,
+            None => self.save_finals(&[reply], now).await,
         }
-        sqlx::query("DELETE FROM reply_claims WHERE message_id = $1")
-            .bind(reply.reply_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn settle_expired_replies(&self, now: Timestamp) -> Result<u64, StoreError> {

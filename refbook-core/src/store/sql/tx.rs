@@ -23,12 +23,21 @@ pub(super) struct WriteTx {
     conn: PoolConnection<Any>,
     /// Until `COMMIT` succeeded: dropping closes the connection.
     open: bool,
+    /// SQLite: this process's turn to write (released after the connection is done).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl SqlStore {
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite: it takes the write lock at
     /// once, so a transaction that reads before it writes never fails to upgrade).
+    ///
+    /// On SQLite, write transactions of this process first queue for their turn (see
+    /// [`Writer`](super::writer::Writer)).
     pub(super) async fn write(&self) -> Result<WriteTx, StoreError> {
+        let turn = match &self.turn {
+            Some(turn) => Some(super::writer::take_turn(turn).await),
+            None => None,
+        };
         let mut conn = self.pool.acquire().await?;
         let begin = match self.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
@@ -38,7 +47,11 @@ impl SqlStore {
             conn.close_on_drop();
             return Err(err.into());
         }
-        Ok(WriteTx { conn, open: true })
+        Ok(WriteTx {
+            conn,
+            open: true,
+            _turn: turn,
+        })
     }
 }
 

@@ -1,0 +1,182 @@
+//! Final saves of replies, many in one transaction.
+//!
+//! A reply's final save is three statements (the message, the day's usage, the claim
+//! released). On SQLite, where one transaction writes at a time, replies that finish
+//! together share one transaction — five statements however many replies — instead of
+//! queueing for the write lock one by one ("group commit"). Each caller still learns its
+//! own outcome, and nothing is answered before its transaction committed.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::settings::ADD_USAGE;
+use super::SqlStore;
+use crate::chat::{FinishReason, MessageStatus, TokenUsage};
+use crate::store::{FinalReply, StoreError};
+use crate::timestamp::Timestamp;
+
+/// The most final saves written in one transaction.
+const MAX_BATCH: usize = 64;
+
+/// A final save, owned (to travel to the writer).
+#[derive(Debug, Clone)]
+pub(super) struct OwnedFinal {
+    reply_id: i64,
+    user_id: i64,
+    content: String,
+    reasoning: Option<String>,
+    finish_reason: FinishReason,
+    status: MessageStatus,
+    usage: TokenUsage,
+}
+
+impl From<FinalReply<'_>> for OwnedFinal {
+    fn from(r: FinalReply<'_>) -> Self {
+        Self {
+            reply_id: r.reply_id,
+            user_id: r.user_id,
+            content: r.content.to_owned(),
+            reasoning: r.reasoning.map(str::to_owned),
+            finish_reason: r.finish_reason,
+            status: r.status,
+            usage: r.usage,
+        }
+    }
+}
+
+/// `$a, $b, …` for `count` parameters starting after `used`.
+fn placeholders(used: usize, count: usize) -> String {
+    (used + 1..=used + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl SqlStore {
+    /// Saves `replies` in one transaction. A reply already saved (`total_tokens` set: a
+    /// retry after a commit whose answer was lost) adds no usage again; every claim named
+    /// is released.
+    pub(super) async fn save_finals(
+        &self,
+        replies: &[OwnedFinal],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        if replies.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        // The messages, from a VALUES list (its columns are column1…column8 in both
+        // dialects); RETURNING names the ones this save changed.
+        let rows = (0..replies.len())
+            .map(|i| format!("({})", placeholders(i * 8, 8)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE messages SET content = v.column2, reasoning = v.column3, status = v.column4, \
+               finish_reason = v.column5, prompt_tokens = v.column6, \
+               completion_tokens = v.column7, total_tokens = v.column8 \
+             FROM (VALUES {rows}) AS v \
+             WHERE messages.id = v.column1 AND messages.total_tokens IS NULL \
+             RETURNING messages.id AS id"
+        );
+        let mut query = sqlx::query(&sql);
+        for r in replies {
+            query = query
+                .bind(r.reply_id)
+                .bind(r.content.as_str())
+                .bind(r.reasoning.as_deref())
+                .bind(r.status.as_str())
+                .bind(r.finish_reason.as_str())
+                .bind(r.usage.prompt_tokens)
+                .bind(r.usage.completion_tokens)
+                .bind(r.usage.total_tokens);
+        }
+        let saved: Vec<i64> = query
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| sqlx::Row::try_get(row, "id"))
+            .collect::<Result<_, _>>()?;
+        // Usage once per user and day (one upsert may not touch a row twice).
+        let mut usage: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        for r in replies.iter().filter(|r| saved.contains(&r.reply_id)) {
+            let entry = usage.entry(r.user_id).or_default();
+            entry.0 += r.usage.prompt_tokens;
+            entry.1 += r.usage.completion_tokens;
+        }
+        if !usage.is_empty() {
+            let values = (0..usage.len())
+                .map(|i| format!("({})", placeholders(i * 4, 4)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = ADD_USAGE.replace("VALUES ($1, $2, $3, $4)", &format!("VALUES {values}"));
+            let day = now.utc_day();
+            let mut query = sqlx::query(&sql);
+            for (user_id, (prompt, completion)) in &usage {
+                query = query.bind(*user_id).bind(day.as_str()).bind(*prompt).bind(*completion);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        let sql = format!(
+            "DELETE FROM reply_claims WHERE message_id IN ({})",
+            placeholders(0, replies.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for r in replies {
+            query = query.bind(r.reply_id);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One final save waiting for its transaction, and who to tell.
+type Waiting = (OwnedFinal, oneshot::Sender<Result<(), String>>);
+
+/// Final saves on their way to the writer (SQLite).
+#[derive(Debug)]
+pub(super) struct FinalQueue(mpsc::UnboundedSender<Waiting>);
+
+impl FinalQueue {
+    /// Starts the loop that writes queued saves, on `runtime`, with `store` (a handle
+    /// that must not own this queue, or the loop would never end).
+    pub(super) fn start(runtime: &tokio::runtime::Handle, store: SqlStore) -> Self {
+        let (sender, mut queue) = mpsc::unbounded_channel::<Waiting>();
+        runtime.spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let (saves, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let outcome = store
+                    .save_finals(&saves, Timestamp::now())
+                    .await
+                    .map_err(|e| crate::error::Error::from(e).cause_chain());
+                for waiter in waiting {
+                    let _ = waiter.send(outcome.clone());
+                }
+            }
+        });
+        Self(sender)
+    }
+
+    /// Queues a save and waits for its transaction.
+    pub(super) async fn save(&self, reply: OwnedFinal) -> Result<(), StoreError> {
+        let (tell, told) = oneshot::channel();
+        let lost = || StoreError::Database(sqlx::Error::Io(std::io::Error::other("the writer stopped")));
+        self.0.send((reply, tell)).map_err(|_| lost())?;
+        match told.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(cause)) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(
+                cause,
+            )))),
+            Err(_) => Err(lost()),
+        }
+    }
+}
