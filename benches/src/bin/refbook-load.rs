@@ -522,9 +522,9 @@ async fn direct(llm: &str, clients: usize, requests: usize, seconds: u64) -> Cha
     let client = reqwest::Client::new();
     let url = format!("{llm}/chat/completions");
     drive(clients, requests, seconds, move |_| {
-        let request = client
-            .post(url.clone())
-            .json(&json!({"messages": [{"role": "user", "content": "作者是谁？"}], "stream": true}));
+        let request = client.post(url.clone()).json(
+            &json!({"messages": [{"role": "user", "content": "作者是谁？"}], "stream": true}),
+        );
         first_token(request)
     })
     .await

@@ -128,7 +128,9 @@ impl BookLookup {
         if let Some(stored) = &stored {
             if inner.is_fresh(stored) {
                 inner.observe("cache", "fresh");
-                inner.memory.insert(isbn.as_str().to_owned(), stored.clone());
+                inner
+                    .memory
+                    .insert(isbn.as_str().to_owned(), stored.clone());
                 return Ok(stored.book.clone());
             }
         }

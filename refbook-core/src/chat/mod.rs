@@ -251,7 +251,8 @@ impl Chat {
         }
         let found = self.store.builtin_persona(key).await?;
         if let Some(persona) = &found {
-            self.builtin_personas.insert(key.to_owned(), persona.clone());
+            self.builtin_personas
+                .insert(key.to_owned(), persona.clone());
         }
         Ok(found)
     }

@@ -188,8 +188,7 @@ pub trait ChatStore: Send + Sync {
     async fn conversation(&self, id: i64, user_id: i64)
         -> Result<Option<Conversation>, StoreError>;
     /// What generating a reply needs of the user's conversation (one light read).
-    async fn reply_target(&self, id: i64, user_id: i64)
-        -> Result<Option<ReplyTarget>, StoreError>;
+    async fn reply_target(&self, id: i64, user_id: i64) -> Result<Option<ReplyTarget>, StoreError>;
     /// The conversation's newest finished or stopped messages with text, oldest first:
     /// as many as are needed to hold `max_chars` characters (the one crossing the limit
     /// included), for a prompt's history.

@@ -415,6 +415,100 @@ async fn reply_claims_lock_conversations_and_cap_users(db: TestDatabase) {
     assert_eq!(again.unwrap_err(), ClaimRefused::TooManyForUser);
 }
 
+async fn claims_and_final_saves_made_at_once_keep_every_rule(db: TestDatabase) {
+    // Many claims at once (on SQLite the writer groups them into shared transactions):
+    // per conversation exactly one wins, per user at most the cap, another user's
+    // conversation is not found, and ids put each question before its reply.
+    let s = store(&db).await;
+    let (user, convs) = user_with_conversations(&s, "rusher", 4).await;
+    let (stranger, _) = user_with_conversations(&s, "stranger", 1).await;
+    let now = Timestamp::now();
+    let mut attempts = Vec::new();
+    for round in 0..3 {
+        for &conversation in &convs {
+            let owner = format!("p{round}");
+            let store = s.clone();
+            attempts.push(tokio::spawn(async move {
+                let outcome = store
+                    .claim_reply(claim(conversation, user, &owner, 30), now)
+                    .await;
+                (conversation, outcome)
+            }));
+        }
+    }
+    let foreign = {
+        let store = s.clone();
+        tokio::spawn(async move {
+            store
+                .claim_reply(
+                    claim(convs_first(&store, stranger).await, user, "x", 30),
+                    now,
+                )
+                .await
+        })
+    };
+    let mut won = Vec::new();
+    for attempt in attempts {
+        let (conversation, outcome) = attempt.await.unwrap();
+        if let Ok(claimed) = outcome.unwrap() {
+            let question = claimed.question.as_ref().unwrap();
+            assert!(question.id < claimed.reply.id);
+            assert_eq!(claimed.reply.conversation_id, conversation);
+            won.push((conversation, claimed));
+        }
+    }
+    assert_eq!(won.len(), 2, "the cap of 2 holds across a batch");
+    assert_ne!(won[0].0, won[1].0, "one claim per conversation");
+    assert!(matches!(foreign.await.unwrap(), Err(StoreError::NotFound)));
+    // Their final saves at once: each stored, usage counted once each.
+    let saves: Vec<_> = won
+        .iter()
+        .map(|(_, claimed)| {
+            let store = s.clone();
+            let id = claimed.reply.id;
+            tokio::spawn(async move {
+                let done = FinalReply {
+                    reply_id: id,
+                    user_id: user,
+                    content: "答",
+                    reasoning: Some("想"),
+                    finish_reason: FinishReason::Stop,
+                    status: MessageStatus::Complete,
+                    usage: TokenUsage::new(10, 5),
+                };
+                store.finish_reply(done, now).await
+            })
+        })
+        .collect();
+    for save in saves {
+        save.await.unwrap().unwrap();
+    }
+    assert_eq!(s.usage_on(user, &now.utc_day()).await.unwrap(), 30);
+    for (conversation, claimed) in &won {
+        let stored = s
+            .message(*conversation, claimed.reply.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.content.as_str(), stored.reasoning.as_deref()),
+            ("答", Some("想"))
+        );
+    }
+    // Claims released: two more may be granted.
+    for &conversation in &convs[..2] {
+        s.claim_reply(claim(conversation, user, "again", 30), now)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// The first conversation of a user.
+async fn convs_first(s: &SqlStore, user: i64) -> i64 {
+    s.conversations(user, None, 1, 0).await.unwrap().1[0].id
+}
+
 async fn expired_leases_are_settled_and_live_ones_never(db: TestDatabase) {
     let s = store(&db).await;
     let (user, mine) = user_with_conversations(&s, "leaser", 1).await;
@@ -485,5 +579,6 @@ backend_tests!(
     concurrent_writers_all_land,
     settings_keep_the_first_value,
     reply_claims_lock_conversations_and_cap_users,
+    claims_and_final_saves_made_at_once_keep_every_rule,
     expired_leases_are_settled_and_live_ones_never,
 );

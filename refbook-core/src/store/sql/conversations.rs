@@ -162,11 +162,7 @@ impl ChatStore for SqlStore {
             .await
     }
 
-    async fn reply_target(
-        &self,
-        id: i64,
-        user_id: i64,
-    ) -> Result<Option<ReplyTarget>, StoreError> {
+    async fn reply_target(&self, id: i64, user_id: i64) -> Result<Option<ReplyTarget>, StoreError> {
         let row = sqlx::query(
             "SELECT isbn, persona_id FROM conversations WHERE id = $1 AND user_id = $2",
         )

@@ -8,16 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use tokio::sync::{mpsc, oneshot};
-
 use super::settings::ADD_USAGE;
 use super::SqlStore;
 use crate::chat::{FinishReason, MessageStatus, TokenUsage};
 use crate::store::{FinalReply, StoreError};
 use crate::timestamp::Timestamp;
-
-/// The most final saves written in one transaction.
-const MAX_BATCH: usize = 64;
 
 /// A final save, owned (to travel to the writer).
 #[derive(Debug, Clone)]
@@ -46,7 +41,7 @@ impl From<FinalReply<'_>> for OwnedFinal {
 }
 
 /// `$a, $b, …` for `count` parameters starting after `used`.
-fn placeholders(used: usize, count: usize) -> String {
+pub(super) fn placeholders(used: usize, count: usize) -> String {
     (used + 1..=used + count)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -114,7 +109,11 @@ impl SqlStore {
             let day = now.utc_day();
             let mut query = sqlx::query(&sql);
             for (user_id, (prompt, completion)) in &usage {
-                query = query.bind(*user_id).bind(day.as_str()).bind(*prompt).bind(*completion);
+                query = query
+                    .bind(*user_id)
+                    .bind(day.as_str())
+                    .bind(*prompt)
+                    .bind(*completion);
             }
             query.execute(&mut *tx).await?;
         }
@@ -129,54 +128,5 @@ impl SqlStore {
         query.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
-    }
-}
-
-/// One final save waiting for its transaction, and who to tell.
-type Waiting = (OwnedFinal, oneshot::Sender<Result<(), String>>);
-
-/// Final saves on their way to the writer (SQLite).
-#[derive(Debug)]
-pub(super) struct FinalQueue(mpsc::UnboundedSender<Waiting>);
-
-impl FinalQueue {
-    /// Starts the loop that writes queued saves, on `runtime`, with `store` (a handle
-    /// that must not own this queue, or the loop would never end).
-    pub(super) fn start(runtime: &tokio::runtime::Handle, store: SqlStore) -> Self {
-        let (sender, mut queue) = mpsc::unbounded_channel::<Waiting>();
-        runtime.spawn(async move {
-            while let Some(first) = queue.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match queue.try_recv() {
-                        Ok(more) => batch.push(more),
-                        Err(_) => break,
-                    }
-                }
-                let (saves, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                let outcome = store
-                    .save_finals(&saves, Timestamp::now())
-                    .await
-                    .map_err(|e| crate::error::Error::from(e).cause_chain());
-                for waiter in waiting {
-                    let _ = waiter.send(outcome.clone());
-                }
-            }
-        });
-        Self(sender)
-    }
-
-    /// Queues a save and waits for its transaction.
-    pub(super) async fn save(&self, reply: OwnedFinal) -> Result<(), StoreError> {
-        let (tell, told) = oneshot::channel();
-        let lost = || StoreError::Database(sqlx::Error::Io(std::io::Error::other("the writer stopped")));
-        self.0.send((reply, tell)).map_err(|_| lost())?;
-        match told.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(cause)) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(
-                cause,
-            )))),
-            Err(_) => Err(lost()),
-        }
     }
 }

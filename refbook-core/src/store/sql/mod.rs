@@ -5,9 +5,10 @@
 
 mod api_keys;
 mod books;
+mod claims;
 mod collections;
-mod final_saves;
 mod conversations;
+mod final_saves;
 mod personas;
 mod replies;
 mod sessions;
@@ -124,19 +125,6 @@ impl SqlStore {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    /// Runs a write transaction where this store's writes run best: on SQLite the
-    /// writer thread, on PostgreSQL right here.
-    async fn on_writer<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        F: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
-        T: Send + 'static,
-    {
-        match &self.writer {
-            Some(writer) => writer.run(work).await,
-            None => work.await,
-        }
     }
 
     /// The connection pool, for embedders that add their own tables.

@@ -1,21 +1,29 @@
 //! [`Writer`]: how this process writes to SQLite under load.
 //!
-//! SQLite has one writer at a time, so every write transaction holds the database's
-//! write lock from `BEGIN IMMEDIATE` to `COMMIT`, and each statement in between is a
-//! round trip to the connection's own thread. Run on the request runtime, a transaction's
-//! next step waits behind every other ready task (hundreds of streaming replies), and the
-//! lock is held all that time. So the hot write transactions run on a thread of their own
-//! (a small runtime that does nothing else) and queue for their turn in order, instead of
-//! finding the lock taken and sleeping in SQLite's busy handler.
+//! SQLite has one writer at a time: every write transaction holds the database's write
+//! lock from `BEGIN IMMEDIATE` to `COMMIT`, and each statement in between is a round trip
+//! to the connection's own thread. So:
+//! - write transactions of this process queue for their turn ([`Turn`]) instead of
+//!   finding the lock taken and sleeping in SQLite's busy handler (1, 2, 5, 10, … ms,
+//!   never woken when the lock frees);
+//! - the two hot writes of every reply — its claim and its final save — wait in a queue
+//!   and are written many at a time, one transaction per batch, on a thread of their own
+//!   that does nothing else ("group commit"): a handful of statements for a whole batch
+//!   instead of a handful per reply.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
+use tokio::sync::{mpsc, oneshot, Mutex, OwnedMutexGuard};
 
-use super::final_saves::{FinalQueue, OwnedFinal};
+use super::claims::{ClaimOutcome, OwnedClaim};
+use super::final_saves::OwnedFinal;
 use super::SqlStore;
 use crate::store::StoreError;
+use crate::timestamp::Timestamp;
+
+/// The most writes of one kind done in one transaction.
+const MAX_BATCH: usize = 64;
 
 /// One write transaction of this process at a time, in arrival order.
 pub(super) type Turn = Arc<Mutex<()>>;
@@ -25,13 +33,14 @@ pub(super) async fn take_turn(turn: &Turn) -> OwnedMutexGuard<()> {
     turn.clone().lock_owned().await
 }
 
-/// The write path of one SQLite store; shared by its clones, stopped with the last.
+/// The batched write path of one SQLite store; shared by its clones, stopped with the
+/// last.
 #[derive(Debug)]
 pub(super) struct Writer {
-    /// The writer thread's runtime.
-    runtime: tokio::runtime::Handle,
+    /// Reply claims, written together.
+    claims: BatchQueue<OwnedClaim, Result<ClaimOutcome, String>>,
     /// Final saves, written together.
-    finals: FinalQueue,
+    finals: BatchQueue<OwnedFinal, Result<(), String>>,
     /// Dropped with the last store clone: the thread ends.
     _stop: oneshot::Sender<()>,
 }
@@ -49,46 +58,97 @@ impl Writer {
         std::thread::Builder::new()
             .name("refbook-sqlite-writer".to_owned())
             .spawn(move || {
-                // Runs until the store is gone; its tasks end with the runtime.
+                // Runs until the store is gone; its loops end with the runtime.
                 let _ = runtime.block_on(stopped);
             })
             .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        let finals = FinalQueue::start(&handle, store);
+        let claiming = store.clone();
+        let claims = BatchQueue::start(&handle, move |batch: Vec<OwnedClaim>| {
+            let store = claiming.clone();
+            async move {
+                match store.claim_many(&batch, Timestamp::now()).await {
+                    Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                    Err(err) => vec![Err(describe(err)); batch.len()],
+                }
+            }
+        });
+        let finals = BatchQueue::start(&handle, move |batch: Vec<OwnedFinal>| {
+            let store = store.clone();
+            async move {
+                let outcome = store
+                    .save_finals(&batch, Timestamp::now())
+                    .await
+                    .map_err(describe);
+                vec![outcome; batch.len()]
+            }
+        });
         Ok(Self {
-            runtime: handle,
+            claims,
             finals,
             _stop: stop,
         })
     }
 
-    /// Saves a reply's final state with whatever others are waiting (see
-    /// [`final_saves`](super::final_saves)).
-    pub(super) async fn save_final(&self, reply: OwnedFinal) -> Result<(), StoreError> {
-        self.finals.save(reply).await
+    /// Claims a reply together with whatever other claims are waiting.
+    pub(super) async fn claim(&self, claim: OwnedClaim) -> Result<ClaimOutcome, StoreError> {
+        self.claims.submit(claim).await?.map_err(failed)
     }
 
-    /// Runs `work` (a write transaction) on the writer thread. Dropping the returned
-    /// future cancels the work as dropping it in place would (its transaction rolls back).
-    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        F: Future<Output = Result<T, StoreError>> + Send + 'static,
-        T: Send + 'static,
-    {
-        let mut task = AbortOnDrop(self.runtime.spawn(work));
-        match (&mut task.0).await {
-            Ok(result) => result,
-            Err(err) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(
-                format!("the writer thread dropped a write: {err}"),
-            )))),
-        }
+    /// Saves a reply's final state together with whatever others are waiting.
+    pub(super) async fn save_final(&self, reply: OwnedFinal) -> Result<(), StoreError> {
+        self.finals.submit(reply).await?.map_err(failed)
     }
 }
 
-/// A spawned task that is aborted if its awaiting future goes away first.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+/// A failed batch, as one line for each of its callers.
+fn describe(err: StoreError) -> String {
+    crate::error::Error::from(err).cause_chain()
+}
 
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
+/// A batch's failure as its callers see it.
+fn failed(cause: String) -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::other(cause)))
+}
+
+/// Writes waiting to be done together on the writer thread, each with who to tell.
+/// Callers are answered only after their batch's transaction ended. A caller that goes
+/// away meanwhile does not cancel its write (a claim so made and never used is settled
+/// when its lease runs out, as any claim whose owner vanished).
+#[derive(Debug)]
+struct BatchQueue<I, O>(mpsc::UnboundedSender<(I, oneshot::Sender<O>)>);
+
+impl<I: Send + 'static, O: Send + 'static> BatchQueue<I, O> {
+    /// Starts the loop that takes every waiting item (up to [`MAX_BATCH`]) and writes
+    /// them with `write`, which answers one outcome per item, in order.
+    fn start<F, Fut>(runtime: &tokio::runtime::Handle, write: F) -> Self
+    where
+        F: Fn(Vec<I>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<O>> + Send,
+    {
+        let (sender, mut queue) = mpsc::unbounded_channel::<(I, oneshot::Sender<O>)>();
+        runtime.spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let (items, waiting): (Vec<I>, Vec<_>) = batch.into_iter().unzip();
+                for (outcome, waiter) in write(items).await.into_iter().zip(waiting) {
+                    let _ = waiter.send(outcome);
+                }
+            }
+        });
+        Self(sender)
+    }
+
+    /// Queues `item` and waits for its outcome.
+    async fn submit(&self, item: I) -> Result<O, StoreError> {
+        let (tell, told) = oneshot::channel();
+        let stopped = || failed("the writer thread stopped".to_owned());
+        self.0.send((item, tell)).map_err(|_| stopped())?;
+        told.await.map_err(|_| stopped())
     }
 }
