@@ -1,4 +1,5 @@
-//! Criterion micro-benchmarks of refbook-core's hot paths.
+//! Criterion micro-benchmarks of the hot paths: argon2id, JWT, ISBN parsing, the SSE
+//! encoder and the prompt builder.
 //!
 //! Run: `cargo bench -p refbook-benches --bench core`
 
@@ -6,7 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use refbook_core::accounts::{Passwords, Tokens};
-use refbook_core::books::Isbn;
+use refbook_core::books::{BookFields, Isbn};
+use refbook_core::chat::{prompt, Persona, ReplyEvent, Role};
 use refbook_core::timestamp::Timestamp;
 
 fn passwords(c: &mut Criterion) {
@@ -56,5 +58,48 @@ fn isbns(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, passwords, tokens, isbns);
+fn sse_encoder(c: &mut Criterion) {
+    let reply = refbook_core::testing::sample_reply(7, 42, "deepseek-reasoner");
+    let content = ReplyEvent::Content(std::sync::Arc::from("这是回答里的一句话，长度和真实模型的一块差不多。"));
+    c.bench_function("sse encode one content chunk", |b| {
+        b.iter(|| {
+            let data = refbook_http::sse::event_data(&reply, std::hint::black_box(&content));
+            refbook_http::sse::encode(1234, &data)
+        });
+    });
+}
+
+fn prompt_builder(c: &mut Criterion) {
+    let now = Timestamp::now();
+    let book = BookFields {
+        title: "三体".into(),
+        authors: vec!["刘慈欣".into()],
+        introduction: Some("文化大革命如火如荼进行的同时，军方探寻外星文明的绝秘计划“红岸工程”取得了突破性进展。".repeat(10)),
+        ..Default::default()
+    }
+    .into_book(&Isbn::parse("9787536692930").unwrap(), "catalog", now);
+    let persona = Persona {
+        id: 1,
+        key: Some("librarian".into()),
+        name: "图书管理员".into(),
+        description: String::new(),
+        builtin: true,
+        created_at: now,
+    };
+    // Forty turns of a long conversation, a few hundred characters each.
+    let history: Vec<(Role, String)> = (0..40)
+        .map(|i| {
+            let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+            (role, format!("第{i}轮：").repeat(60))
+        })
+        .collect();
+    c.bench_function("prompt build (system + 40 turns, 8k budget)", |b| {
+        b.iter(|| {
+            let system = prompt::system_prompt(&book, &persona);
+            prompt::build(system, &history, "罗辑为什么能成为面壁者？", 8192, 1.15).unwrap()
+        });
+    });
+}
+
+criterion_group!(benches, passwords, tokens, isbns, sse_encoder, prompt_builder);
 criterion_main!(benches);

@@ -4,7 +4,6 @@
 //! and always `data: [DONE]` and a blank line at the end. Events are whole lines, so a
 //! body read in one piece parses the same as one read as it arrives.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -126,8 +125,9 @@ struct Streaming {
     _open: crate::metrics::StreamGuard,
     listener: ReplyListener,
     keep_alive: Duration,
+    /// The one keep-alive timer of this stream, pushed back whenever something is sent.
+    silence: std::pin::Pin<Box<tokio::time::Sleep>>,
     format: Format,
-    pending: VecDeque<Bytes>,
     ended: bool,
 }
 
@@ -138,7 +138,8 @@ pub fn response(listener: ReplyListener, keep_alive: Duration) -> Response<Body>
 }
 
 /// A `200` streaming response in `format` reading `listener` to the end, with a
-/// keep-alive after each `keep_alive` of silence.
+/// keep-alive after each `keep_alive` of silence. Every event ready at once goes out in
+/// one frame (one write).
 pub fn response_as(
     format: Format,
     listener: ReplyListener,
@@ -148,37 +149,35 @@ pub fn response_as(
         _open: crate::metrics::global().stream_opened(),
         listener,
         keep_alive,
+        silence: Box::pin(tokio::time::sleep(keep_alive)),
         format,
-        pending: VecDeque::new(),
         ended: false,
     };
     let frames = stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(bytes) = state.pending.pop_front() {
-                return Some((Ok::<_, Infallible>(Frame::data(bytes)), state));
-            }
-            if state.ended {
-                return None;
-            }
-            tokio::select! {
-                next = state.listener.next() => match next {
-                    Some(events) => {
-                        let reply = state.listener.reply().clone();
-                        for (position, event) in events {
-                            let data = event_data(&reply, &event);
-                            state.pending.push_back(state.format.event(position, data));
-                        }
-                    }
-                    None => {
-                        state.pending.push_back(state.format.done());
-                        state.ended = true;
-                    }
-                },
-                () = tokio::time::sleep(state.keep_alive) => {
-                    state.pending.push_back(state.format.keep_alive());
-                }
-            }
+        if state.ended {
+            return None;
         }
+        let bytes = tokio::select! {
+            next = state.listener.next() => match next {
+                Some(events) => {
+                    let reply = state.listener.reply().clone();
+                    let mut frame = Vec::new();
+                    for (position, event) in events {
+                        let data = event_data(&reply, &event);
+                        frame.extend_from_slice(&state.format.event(position, data));
+                    }
+                    Bytes::from(frame)
+                }
+                None => {
+                    state.ended = true;
+                    state.format.done()
+                }
+            },
+            () = &mut state.silence => state.format.keep_alive(),
+        };
+        let deadline = tokio::time::Instant::now() + state.keep_alive;
+        state.silence.as_mut().reset(deadline);
+        Some((Ok::<_, Infallible>(Frame::data(bytes)), state))
     });
     let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
     let headers = response.headers_mut();

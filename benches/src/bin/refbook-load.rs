@@ -110,12 +110,12 @@ async fn main() -> anyhow::Result<()> {
     let (dir, url) = temp_db();
     let result = match options.scenario.as_str() {
         "logins" => {
-            let server = Server::start(None).await?;
+            let server = Server::start(None, options.database_url.as_deref()).await?;
             logins(&server.base, &options).await?;
             server.finish("logins").await
         }
         "books" => {
-            let server = Server::start(None).await?;
+            let server = Server::start(None, options.database_url.as_deref()).await?;
             books(&server.base, &options).await?;
             server.finish("books").await
         }
@@ -360,12 +360,15 @@ struct Server {
 
 impl Server {
     /// Starts `serve` (with the mock model at `llm`, if any) and waits for its address.
-    async fn start(llm: Option<&str>) -> anyhow::Result<Self> {
+    async fn start(llm: Option<&str>, database_url: Option<&str>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut command = tokio::process::Command::new(exe);
         command.arg("serve");
         if let Some(llm) = llm {
             command.args(["--llm", llm]);
+        }
+        if let Some(url) = database_url {
+            command.args(["--database-url", url]);
         }
         let mut child = command
             .stdin(std::process::Stdio::piped())
@@ -560,7 +563,7 @@ fn ms(d: Duration) -> f64 {
 async fn chat(options: &Options) -> anyhow::Result<()> {
     // The upstream: a role chunk, 50 content chunks, usage, [DONE]; no delay, one write.
     let fast = FastMock::start(50).await?;
-    let server = Server::start(Some(&fast.url())).await?;
+    let server = Server::start(Some(&fast.url()), options.database_url.as_deref()).await?;
     let (pid, base) = (server.pid, server.base.clone());
     let clients = options.concurrency;
     const TTFT_CLIENTS: usize = 8;
@@ -636,7 +639,7 @@ async fn chat(options: &Options) -> anyhow::Result<()> {
     // server, scripted to hold its replies).
     drop(server);
     let llm = MockLlm::start().await;
-    let server = Server::start(Some(&llm.url())).await?;
+    let server = Server::start(Some(&llm.url()), options.database_url.as_deref()).await?;
     let (pid, base) = (server.pid, server.base.clone());
     let client = reqwest::Client::new();
     let mut hold = vec![MockReply::content("开始")];

@@ -3,7 +3,7 @@
 
 mod completion;
 mod generate;
-mod prompt;
+pub mod prompt;
 mod records;
 mod reply;
 mod sweep;

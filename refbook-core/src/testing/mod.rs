@@ -356,3 +356,14 @@ impl Drop for Cleanup {
 mod mock_llm;
 
 pub use mock_llm::{MockLlm, MockReply, Step};
+
+/// A reply being generated (started, nothing more), for benchmarks of what reads replies.
+pub fn sample_reply(
+    conversation_id: i64,
+    message_id: i64,
+    model: &str,
+) -> std::sync::Arc<crate::chat::Reply> {
+    let reply = crate::chat::Reply::new(conversation_id, message_id, model.to_owned());
+    reply.push(crate::chat::ReplyEvent::Start);
+    reply
+}
