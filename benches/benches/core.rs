@@ -60,11 +60,16 @@ fn isbns(c: &mut Criterion) {
 
 fn sse_encoder(c: &mut Criterion) {
     let reply = refbook_core::testing::sample_reply(7, 42, "deepseek-reasoner");
-    let content = ReplyEvent::Content(std::sync::Arc::from("这是回答里的一句话，长度和真实模型的一块差不多。"));
+    let content = ReplyEvent::Content(std::sync::Arc::from(
+        "这是回答里的一句话，长度和真实模型的一块差不多。",
+    ));
+    let encoder = refbook_http::sse::ChunkEncoder::new(&reply);
+    let mut frame = Vec::with_capacity(512);
     c.bench_function("sse encode one content chunk", |b| {
         b.iter(|| {
-            let data = refbook_http::sse::event_data(&reply, std::hint::black_box(&content));
-            refbook_http::sse::encode(1234, &data)
+            frame.clear();
+            encoder.write_sse(1234, std::hint::black_box(&content), &mut frame);
+            frame.len()
         });
     });
 }
@@ -74,7 +79,10 @@ fn prompt_builder(c: &mut Criterion) {
     let book = BookFields {
         title: "三体".into(),
         authors: vec!["刘慈欣".into()],
-        introduction: Some("文化大革命如火如荼进行的同时，军方探寻外星文明的绝秘计划“红岸工程”取得了突破性进展。".repeat(10)),
+        introduction: Some(
+            "文化大革命如火如荼进行的同时，军方探寻外星文明的绝秘计划“红岸工程”取得了突破性进展。"
+                .repeat(10),
+        ),
         ..Default::default()
     }
     .into_book(&Isbn::parse("9787536692930").unwrap(), "catalog", now);
@@ -89,7 +97,11 @@ fn prompt_builder(c: &mut Criterion) {
     // Forty turns of a long conversation, a few hundred characters each.
     let history: Vec<(Role, String)> = (0..40)
         .map(|i| {
-            let role = if i % 2 == 0 { Role::User } else { Role::Assistant };
+            let role = if i % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            };
             (role, format!("第{i}轮：").repeat(60))
         })
         .collect();
@@ -101,5 +113,12 @@ fn prompt_builder(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, passwords, tokens, isbns, sse_encoder, prompt_builder);
+criterion_group!(
+    benches,
+    passwords,
+    tokens,
+    isbns,
+    sse_encoder,
+    prompt_builder
+);
 criterion_main!(benches);

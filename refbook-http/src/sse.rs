@@ -13,46 +13,100 @@ use http::{header, HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use refbook_core::chat::{Reply, ReplyEvent, ReplyListener};
-use serde_json::{json, Value};
 
 use crate::body::Body;
 
-/// The `data` of one event.
-pub fn event_data(reply: &Reply, event: &ReplyEvent) -> Value {
-    let chunk = |delta: Value, finish: Option<&str>| {
-        json!({
-            "id": format!("chatcmpl-{}", reply.message_id),
-            "object": "chat.completion.chunk",
-            "created": reply.created,
-            "model": reply.model,
-            "conversation_id": reply.conversation_id,
-            "message_id": reply.message_id,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
-    };
-    match event {
-        ReplyEvent::Start => chunk(json!({"role": "assistant", "content": ""}), None),
-        ReplyEvent::Reasoning(text) => chunk(json!({"reasoning_content": &**text}), None),
-        ReplyEvent::Content(text) => chunk(json!({"content": &**text}), None),
-        ReplyEvent::Finish {
-            reason,
-            status,
-            usage,
-        } => {
-            let mut value = chunk(json!({}), Some(reason.as_str()));
-            value["usage"] = json!(usage);
-            value["status"] = json!(status);
-            value
-        }
-        ReplyEvent::Error { code, message } => {
-            json!({"error": {"code": code, "message": &**message}})
-        }
-    }
+/// Writes a reply's events as the contract's chunk objects (an OpenAI
+/// `chat.completion.chunk` with `conversation_id` and `message_id`). What every chunk of
+/// the reply shares — id, object, created, model, ids — is serialised once, when the
+/// stream starts; each event then only escapes its own text into the frame being built.
+#[derive(Debug, Clone)]
+pub struct ChunkEncoder {
+    /// `{"id":…,…,"choices":[{"index":0,"delta":`
+    prefix: String,
 }
 
-/// One event's bytes: `id: N\ndata: {json}\n\n`.
-pub fn encode(position: usize, data: &Value) -> Bytes {
-    Bytes::from(format!("id: {position}\ndata: {data}\n\n"))
+/// Appends `value` as JSON (into a `Vec` this cannot fail).
+fn push_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(&mut *out, value).unwrap_or_default();
+}
+
+impl ChunkEncoder {
+    /// The encoder of `reply`'s chunks.
+    pub fn new(reply: &Reply) -> Self {
+        let mut prefix = Vec::with_capacity(192);
+        prefix.extend_from_slice(b"{\"id\":\"chatcmpl-");
+        prefix.extend_from_slice(reply.message_id.to_string().as_bytes());
+        prefix.extend_from_slice(b"\",\"object\":\"chat.completion.chunk\",\"created\":");
+        push_json(&mut prefix, &reply.created);
+        prefix.extend_from_slice(b",\"model\":");
+        push_json(&mut prefix, reply.model.as_str());
+        prefix.extend_from_slice(b",\"conversation_id\":");
+        push_json(&mut prefix, &reply.conversation_id);
+        prefix.extend_from_slice(b",\"message_id\":");
+        push_json(&mut prefix, &reply.message_id);
+        prefix.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+        Self {
+            prefix: String::from_utf8_lossy(&prefix).into_owned(),
+        }
+    }
+
+    /// Appends `event`'s JSON object to `out`; `position`, when given, as a last
+    /// `"position"` field (NDJSON).
+    pub fn write(&self, event: &ReplyEvent, position: Option<usize>, out: &mut Vec<u8>) {
+        let delta = |out: &mut Vec<u8>, key: &str, text: &str| {
+            out.extend_from_slice(self.prefix.as_bytes());
+            out.extend_from_slice(b"{\"");
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            push_json(out, text);
+            out.extend_from_slice(b"},\"finish_reason\":null}]");
+        };
+        match event {
+            ReplyEvent::Start => {
+                out.extend_from_slice(self.prefix.as_bytes());
+                out.extend_from_slice(
+                    b"{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]",
+                );
+            }
+            ReplyEvent::Reasoning(text) => delta(out, "reasoning_content", text),
+            ReplyEvent::Content(text) => delta(out, "content", text),
+            ReplyEvent::Finish {
+                reason,
+                status,
+                usage,
+            } => {
+                out.extend_from_slice(self.prefix.as_bytes());
+                out.extend_from_slice(b"{},\"finish_reason\":");
+                push_json(out, reason.as_str());
+                out.extend_from_slice(b"}],\"usage\":");
+                push_json(out, usage);
+                out.extend_from_slice(b",\"status\":");
+                push_json(out, status);
+            }
+            ReplyEvent::Error { code, message } => {
+                out.extend_from_slice(b"{\"error\":{\"code\":");
+                push_json(out, code);
+                out.extend_from_slice(b",\"message\":");
+                push_json(out, &**message);
+                out.push(b'}');
+            }
+        }
+        if let Some(position) = position {
+            out.extend_from_slice(b",\"position\":");
+            out.extend_from_slice(position.to_string().as_bytes());
+        }
+        out.push(b'}');
+    }
+
+    /// One event as an SSE block (`id: N\ndata: {json}\n\n`), appended to `out`.
+    pub fn write_sse(&self, position: usize, event: &ReplyEvent, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(position.to_string().as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        self.write(event, None, out);
+        out.extend_from_slice(b"\n\n");
+    }
 }
 
 /// The closing `data: [DONE]`.
@@ -71,13 +125,13 @@ pub enum Format {
 }
 
 impl Format {
-    /// One event's bytes.
-    fn event(self, position: usize, mut data: Value) -> Bytes {
+    /// Appends one event's bytes to `out`.
+    fn event(self, encoder: &ChunkEncoder, position: usize, event: &ReplyEvent, out: &mut Vec<u8>) {
         match self {
-            Self::Sse => encode(position, &data),
+            Self::Sse => encoder.write_sse(position, event, out),
             Self::Ndjson => {
-                data["position"] = Value::from(position);
-                Bytes::from(format!("{data}\n"))
+                encoder.write(event, Some(position), out);
+                out.push(b'\n');
             }
         }
     }
@@ -124,6 +178,7 @@ struct Streaming {
     /// Counts this stream as open until the body is dropped (finished or disconnected).
     _open: crate::metrics::StreamGuard,
     listener: ReplyListener,
+    encoder: ChunkEncoder,
     keep_alive: Duration,
     /// The one keep-alive timer of this stream, pushed back whenever something is sent.
     silence: std::pin::Pin<Box<tokio::time::Sleep>>,
@@ -147,6 +202,7 @@ pub fn response_as(
 ) -> Response<Body> {
     let state = Streaming {
         _open: crate::metrics::global().stream_opened(),
+        encoder: ChunkEncoder::new(listener.reply()),
         listener,
         keep_alive,
         silence: Box::pin(tokio::time::sleep(keep_alive)),
@@ -160,11 +216,9 @@ pub fn response_as(
         let bytes = tokio::select! {
             next = state.listener.next() => match next {
                 Some(events) => {
-                    let reply = state.listener.reply().clone();
-                    let mut frame = Vec::new();
-                    for (position, event) in events {
-                        let data = event_data(&reply, &event);
-                        frame.extend_from_slice(&state.format.event(position, data));
+                    let mut frame = Vec::with_capacity(256 * events.len());
+                    for (position, event) in &events {
+                        state.format.event(&state.encoder, *position, event, &mut frame);
                     }
                     Bytes::from(frame)
                 }
@@ -210,5 +264,72 @@ pub fn parse_position(raw: Option<&str>) -> Result<usize, crate::api_error::ApiE
                 "cursor must be a non-negative whole number",
             )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use refbook_core::chat::{FinishReason, MessageStatus, TokenUsage};
+    use serde_json::{json, Value};
+
+    fn parsed(encoder: &ChunkEncoder, event: &ReplyEvent, position: Option<usize>) -> Value {
+        let mut out = Vec::new();
+        encoder.write(event, position, &mut out);
+        serde_json::from_slice(&out).expect("one JSON object")
+    }
+
+    #[test]
+    fn chunks_are_the_contract_objects_with_text_escaped() {
+        let reply = refbook_core::testing::sample_reply(7, 42, "deep\"seek");
+        let encoder = ChunkEncoder::new(&reply);
+        let chunk = |delta: Value, finish: Value| {
+            json!({
+                "id": "chatcmpl-42", "object": "chat.completion.chunk", "created": reply.created,
+                "model": "deep\"seek", "conversation_id": 7, "message_id": 42,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            })
+        };
+        assert_eq!(
+            parsed(&encoder, &ReplyEvent::Start, None),
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null)
+        );
+        let tricky = "引号\"、反斜杠\\、换行\n和 </script>";
+        assert_eq!(
+            parsed(&encoder, &ReplyEvent::Content(tricky.into()), None),
+            chunk(json!({"content": tricky}), Value::Null)
+        );
+        assert_eq!(
+            parsed(&encoder, &ReplyEvent::Reasoning("想".into()), Some(9)),
+            {
+                let mut v = chunk(json!({"reasoning_content": "想"}), Value::Null);
+                v["position"] = json!(9);
+                v
+            }
+        );
+        let finish = ReplyEvent::Finish {
+            reason: FinishReason::Length,
+            status: MessageStatus::Partial,
+            usage: TokenUsage::new(3, 4),
+        };
+        let mut expected = chunk(json!({}), json!("length"));
+        expected["usage"] = json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7});
+        expected["status"] = json!("partial");
+        assert_eq!(parsed(&encoder, &finish, None), expected);
+        let error = ReplyEvent::Error {
+            code: "MODEL_ERROR",
+            message: "坏了".into(),
+        };
+        assert_eq!(
+            parsed(&encoder, &error, Some(12)),
+            json!({"error": {"code": "MODEL_ERROR", "message": "坏了"}, "position": 12})
+        );
+        let mut sse = Vec::new();
+        encoder.write_sse(5, &ReplyEvent::Content("a".into()), &mut sse);
+        let text = String::from_utf8(sse).unwrap();
+        assert!(
+            text.starts_with("id: 5\ndata: {") && text.ends_with("}\n\n"),
+            "{text}"
+        );
     }
 }

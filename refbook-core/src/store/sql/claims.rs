@@ -43,7 +43,7 @@ impl From<ReplyClaim<'_>> for OwnedClaim {
 #[derive(Debug, Clone)]
 pub(super) enum ClaimOutcome {
     /// Claimed: the stored question and empty reply.
-    Claimed(ClaimedReply),
+    Claimed(Box<ClaimedReply>),
     /// Refused (busy conversation, or the user's cap).
     Refused(ClaimRefused),
     /// Not the user's conversation (or gone).
@@ -162,7 +162,7 @@ impl SqlStore {
         if !granted.is_empty() {
             let stored = self.store_granted(&mut tx, claims, &granted, now).await?;
             for (at, reply) in granted.into_iter().zip(stored) {
-                outcomes[at] = ClaimOutcome::Claimed(reply);
+                outcomes[at] = ClaimOutcome::Claimed(Box::new(reply));
             }
         }
         tx.commit().await?;

@@ -57,7 +57,7 @@ impl ReplyStore for SqlStore {
                 .ok_or_else(|| StoreError::Corrupt("a claim went unanswered".into()))?,
         };
         match outcome {
-            ClaimOutcome::Claimed(claimed) => Ok(Ok(claimed)),
+            ClaimOutcome::Claimed(claimed) => Ok(Ok(*claimed)),
             ClaimOutcome::Refused(refused) => Ok(Err(refused)),
             ClaimOutcome::NotFound => Err(StoreError::NotFound),
         }
