@@ -147,6 +147,8 @@ struct Streaming {
     chunks: Chunks,
     language: Language,
     keep_alive: Duration,
+    /// The one keep-alive timer of this stream, pushed back whenever something is sent.
+    silence: std::pin::Pin<Box<tokio::time::Sleep>>,
     pending: VecDeque<Bytes>,
     ended: bool,
 }
@@ -205,12 +207,15 @@ pub fn stream_response(
         chunks,
         language,
         keep_alive,
+        silence: Box::pin(tokio::time::sleep(keep_alive)),
         pending: VecDeque::from([first]),
         ended: false,
     };
     let frames = stream::unfold(state, |mut state| async move {
         loop {
             if let Some(bytes) = state.pending.pop_front() {
+                let deadline = tokio::time::Instant::now() + state.keep_alive;
+                state.silence.as_mut().reset(deadline);
                 return Some((Ok::<_, Infallible>(Frame::data(bytes)), state));
             }
             if state.ended {
@@ -224,7 +229,7 @@ pub fn stream_response(
                     }
                     state.push(next);
                 }
-                () = tokio::time::sleep(state.keep_alive) => {
+                () = &mut state.silence => {
                     state.pending.push_back(Bytes::from_static(KEEP_ALIVE_LINE));
                 }
             }

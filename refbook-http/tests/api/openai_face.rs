@@ -423,7 +423,30 @@ async fn a_reply_over_the_byte_cap_ends_with_length(db: TestDatabase) {
     assert!(answer.usage.unwrap().completion_tokens > 0);
 }
 
+async fn the_stream_keeps_alive_while_the_model_is_silent(db: TestDatabase) {
+    let app = spawn_app_with(db, |c| c.sse_keepalive_secs = 1).await;
+    let (_, key) = reader_with_key(&app, "sdk_quiet").await;
+    app.llm.push(MockReply::steps(vec![
+        MockReply::content("先说"),
+        Step::Sleep(Duration::from_millis(2500)),
+        MockReply::content("再说"),
+        Step::Done,
+    ]));
+    let streamed = app
+        .send(
+            app.client
+                .post(app.url("/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&json!({"model": SANTI, "stream": true, "messages": [{"role": "user", "content": "问"}]})),
+        )
+        .await;
+    let keep_alives = streamed.text.matches(": keep-alive\n\n").count();
+    assert!((1..=3).contains(&keep_alives), "{}", streamed.text);
+    assert!(streamed.text.contains("再说") && streamed.text.ends_with("data: [DONE]\n\n"));
+}
+
 backend_tests!(
+    the_stream_keeps_alive_while_the_model_is_silent,
     a_reply_over_the_byte_cap_ends_with_length,
     an_openai_client_talks_with_a_book,
     an_openai_client_gets_its_own_errors,
