@@ -138,6 +138,11 @@ async fn chat_errors_are_one_clear_line(db: TestDatabase) {
     )
     .await;
     assert_clean_failure(&failing, "unavailable");
+    assert!(
+        !failing.stderr.contains("REFBOOK_LLM_API_KEY"),
+        "a failing model server is not a missing key: {}",
+        failing.stderr
+    );
 
     let bad_isbn = chat(&db, &books, &llm, &["chat", "--isbn", "12345"], "你好\n").await;
     assert_clean_failure(&bad_isbn, "isbn");
