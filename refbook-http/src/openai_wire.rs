@@ -53,14 +53,6 @@ fn finish_reason(raw: &str) -> &'static str {
     }
 }
 
-fn usage_json(usage: &TokenUsage) -> Value {
-    json!({
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    })
-}
-
 /// The error object of a model failure, in the request's language.
 fn model_error(err: ModelError, language: Language) -> Value {
     let err = Error::from(err);
@@ -100,7 +92,7 @@ pub async fn collect(
         "created": meta.created,
         "model": meta.model,
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-        "usage": usage_json(&usage),
+        "usage": usage,
     }))
 }
 
@@ -132,7 +124,7 @@ impl Chunks {
             "created": self.meta.created,
             "model": self.meta.model,
             "choices": [],
-            "usage": usage_json(usage),
+            "usage": usage,
         }))
     }
 }

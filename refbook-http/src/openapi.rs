@@ -190,7 +190,7 @@ fn describe(route: Route, method: &Method) -> Operation {
                     "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
                     "stop": {"oneOf": [{"type": "string"}, {"type": "array", "maxItems": refbook_core::chat::MAX_STOP_SEQUENCES, "items": string}, {"type": "null"}]},
                     "user": {"type": ["string", "null"]},
-                    "n": {"type": ["integer", "null"], "const": 1}
+                    "n": {"enum": [1, null]}
                 }))),
                 schema("OpenAiChatCompletion"),
             )

@@ -72,32 +72,33 @@ pub fn email(raw: &str) -> Result<Option<String>> {
     Ok(Some(email.to_owned()))
 }
 
+/// `raw` trimmed, if it then has 1–`max` characters and no control characters.
+fn short_name(raw: &str, max: usize) -> Option<String> {
+    let name = raw.trim();
+    let count = name.chars().count();
+    ((1..=max).contains(&count) && !name.chars().any(char::is_control)).then(|| name.to_owned())
+}
+
 /// A nickname: trimmed, 1–32 characters, no control characters.
 pub fn nickname(raw: &str) -> Result<String> {
-    let nick = raw.trim();
-    let count = nick.chars().count();
-    if !(1..=32).contains(&count) || nick.chars().any(char::is_control) {
-        return Err(Error::invalid(
+    short_name(raw, 32).ok_or_else(|| {
+        Error::invalid(
             "nickname",
             "昵称须为 1–32 个字符",
             "Nickname must be 1–32 characters without control characters",
-        ));
-    }
-    Ok(nick.to_owned())
+        )
+    })
 }
 
 /// An API key's name: trimmed, 1–64 characters, no control characters.
 pub fn api_key_name(raw: &str) -> Result<String> {
-    let name = raw.trim();
-    let count = name.chars().count();
-    if !(1..=64).contains(&count) || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
+    short_name(raw, 64).ok_or_else(|| {
+        Error::invalid(
             "name",
             "密钥名称须为 1–64 个字符",
             "name must be 1–64 characters without control characters",
-        ));
-    }
-    Ok(name.to_owned())
+        )
+    })
 }
 
 /// An avatar URL (`http`/`https`, at most 2048 characters); `None` when empty.

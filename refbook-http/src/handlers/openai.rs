@@ -87,8 +87,9 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-/// The fields of OpenAI's request Refbook honours; others (tools, logprobs, …) are
-/// accepted and ignored, as OpenAI-compatible servers commonly do.
+/// The fields of OpenAI's request Refbook honours; others (tools, logprobs, `user` — the
+/// model is told Refbook's own user id —, …) are accepted and ignored, as
+/// OpenAI-compatible servers commonly do.
 #[derive(Deserialize)]
 struct ChatCompletionBody {
     model: String,
@@ -100,9 +101,6 @@ struct ChatCompletionBody {
     temperature: Option<f32>,
     top_p: Option<f32>,
     stop: Option<Stop>,
-    /// Accepted; the model is told Refbook's own user id.
-    #[allow(dead_code)]
-    user: Option<String>,
     n: Option<u32>,
 }
 

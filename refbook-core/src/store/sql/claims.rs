@@ -8,9 +8,8 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 
 use super::conversations::{message_from_row, MESSAGE_COLUMNS};
-use super::final_saves::placeholders;
 use super::replies::settle;
-use super::{Backend, SqlStore};
+use super::{placeholders, Backend, SqlStore};
 use crate::chat::{Message, MessageStatus, Role};
 use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim, StoreError};
 use crate::timestamp::Timestamp;
@@ -199,7 +198,8 @@ impl SqlStore {
             ));
         }
         for i in 0..binds.len() {
-            rows.push(format!("({}, ${})", placeholders(1 + i * 4, 4), 1));
+            // `$1` is the time, shared by every row.
+            rows.push(format!("({}, $1)", placeholders(1 + i * 4, 4)));
         }
         let sql = format!(
             "INSERT INTO messages (conversation_id, role, content, status, created_at) \

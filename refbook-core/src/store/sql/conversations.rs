@@ -85,10 +85,7 @@ impl SqlStore {
         if list.is_empty() {
             return Ok(list);
         }
-        let placeholders = (1..=list.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = super::placeholders(0, list.len());
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN \
              (SELECT MAX(id) FROM messages WHERE conversation_id IN ({placeholders}) GROUP BY conversation_id)"

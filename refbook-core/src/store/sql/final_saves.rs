@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use super::settings::ADD_USAGE;
-use super::SqlStore;
+use super::settings::add_usage_sql;
+use super::{placeholders, SqlStore};
 use crate::chat::{FinishReason, MessageStatus, TokenUsage};
 use crate::store::{FinalReply, StoreError};
 use crate::timestamp::Timestamp;
@@ -38,14 +38,6 @@ impl From<FinalReply<'_>> for OwnedFinal {
             usage: r.usage,
         }
     }
-}
-
-/// `$a, $b, …` for `count` parameters starting after `used`.
-pub(super) fn placeholders(used: usize, count: usize) -> String {
-    (used + 1..=used + count)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl SqlStore {
@@ -101,11 +93,7 @@ impl SqlStore {
             entry.1 += r.usage.completion_tokens;
         }
         if !usage.is_empty() {
-            let values = (0..usage.len())
-                .map(|i| format!("({})", placeholders(i * 4, 4)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = ADD_USAGE.replace("VALUES ($1, $2, $3, $4)", &format!("VALUES {values}"));
+            let sql = add_usage_sql(usage.len());
             let day = now.utc_day();
             let mut query = sqlx::query(&sql);
             for (user_id, (prompt, completion)) in &usage {

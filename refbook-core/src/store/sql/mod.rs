@@ -133,6 +133,14 @@ impl SqlStore {
     }
 }
 
+/// `$a, $b, …`: `count` parameter placeholders numbered after the first `used`.
+pub(super) fn placeholders(used: usize, count: usize) -> String {
+    (used + 1..=used + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Adds `mode=rwc` (create if missing) to a SQLite URL and creates the file's folder.
 fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     let rest = url

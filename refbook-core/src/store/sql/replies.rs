@@ -136,10 +136,7 @@ impl ReplyStore for SqlStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let placeholders = (2..ids.len() + 2)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = super::placeholders(1, ids.len());
         let sql =
             format!("DELETE FROM messages WHERE conversation_id = $1 AND id IN ({placeholders})");
         let mut query = sqlx::query(&sql).bind(conversation_id);

@@ -25,13 +25,21 @@ impl SettingsStore for SqlStore {
     }
 }
 
-/// Adds `$3` prompt and `$4` completion tokens to user `$1` on day `$2`.
-pub(super) const ADD_USAGE: &str =
-    "INSERT INTO usage_daily (user_id, day, prompt_tokens, completion_tokens) \
-     VALUES ($1, $2, $3, $4) \
-     ON CONFLICT (user_id, day) DO UPDATE SET \
-       prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
-       completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens";
+/// Adds tokens to users' days, `rows` of them: each row binds user, day (`YYYY-MM-DD`),
+/// prompt and completion tokens, in that order (at most one row per user and day).
+pub(super) fn add_usage_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|i| format!("({})", super::placeholders(i * 4, 4)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO usage_daily (user_id, day, prompt_tokens, completion_tokens) \
+         VALUES {values} \
+         ON CONFLICT (user_id, day) DO UPDATE SET \
+           prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
+           completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens"
+    )
+}
 
 #[async_trait]
 impl UsageStore for SqlStore {
@@ -42,7 +50,7 @@ impl UsageStore for SqlStore {
         prompt_tokens: i64,
         completion_tokens: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(ADD_USAGE)
+        sqlx::query(&add_usage_sql(1))
             .bind(user_id)
             .bind(day)
             .bind(prompt_tokens)
