@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, Mutex, OwnedMutexGuard};
 use super::claims::{ClaimOutcome, OwnedClaim};
 use super::final_saves::OwnedFinal;
 use super::SqlStore;
-use crate::store::StoreError;
+use crate::store::{ReplyStore, StoreError};
 use crate::timestamp::Timestamp;
 
 /// The most writes of one kind done in one transaction.
@@ -62,26 +62,48 @@ impl Writer {
                 let _ = runtime.block_on(stopped);
             })
             .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-        let claiming = store.clone();
-        let claims = BatchQueue::start(&handle, move |batch: Vec<OwnedClaim>| {
-            let store = claiming.clone();
-            async move {
-                match store.claim_many(&batch, Timestamp::now()).await {
-                    Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-                    Err(err) => vec![Err(describe(err)); batch.len()],
+        let (claiming, abandoning) = (store.clone(), store.clone());
+        let claims = BatchQueue::start(
+            &handle,
+            move |batch: Vec<OwnedClaim>| {
+                let store = claiming.clone();
+                async move {
+                    match store.claim_many(&batch, Timestamp::now()).await {
+                        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+                        Err(err) => vec![Err(describe(err)); batch.len()],
+                    }
                 }
-            }
-        });
-        let finals = BatchQueue::start(&handle, move |batch: Vec<OwnedFinal>| {
-            let store = store.clone();
-            async move {
-                let outcome = store
-                    .save_finals(&batch, Timestamp::now())
-                    .await
-                    .map_err(describe);
-                vec![outcome; batch.len()]
-            }
-        });
+            },
+            // A claim made for a caller that went away meanwhile (the client hung up)
+            // is undone at once, as the transaction it waited for would have rolled
+            // back, rather than holding the conversation until its lease runs out.
+            move |lost: Result<ClaimOutcome, String>| {
+                let store = abandoning.clone();
+                async move {
+                    if let Ok(ClaimOutcome::Claimed(claimed)) = lost {
+                        let question = claimed.question.as_ref().map(|q| q.id);
+                        if let Err(err) = store.abandon_reply(claimed.reply.id, question).await {
+                            tracing::warn!(error = %err, "undoing an unused claim failed; its lease will settle it");
+                        }
+                    }
+                }
+            },
+        );
+        let finals = BatchQueue::start(
+            &handle,
+            move |batch: Vec<OwnedFinal>| {
+                let store = store.clone();
+                async move {
+                    let outcome = store
+                        .save_finals(&batch, Timestamp::now())
+                        .await
+                        .map_err(describe);
+                    vec![outcome; batch.len()]
+                }
+            },
+            // A final save stands whether or not its caller still waits.
+            |_| async {},
+        );
         Ok(Self {
             claims,
             finals,
@@ -111,19 +133,21 @@ fn failed(cause: String) -> StoreError {
 }
 
 /// Writes waiting to be done together on the writer thread, each with who to tell.
-/// Callers are answered only after their batch's transaction ended. A caller that goes
-/// away meanwhile does not cancel its write (a claim so made and never used is settled
-/// when its lease runs out, as any claim whose owner vanished).
+/// Callers are answered only after their batch's transaction ended; the outcome of one
+/// that went away meanwhile goes to the queue's `lost` handler.
 #[derive(Debug)]
 struct BatchQueue<I, O>(mpsc::UnboundedSender<(I, oneshot::Sender<O>)>);
 
 impl<I: Send + 'static, O: Send + 'static> BatchQueue<I, O> {
     /// Starts the loop that takes every waiting item (up to [`MAX_BATCH`]) and writes
-    /// them with `write`, which answers one outcome per item, in order.
-    fn start<F, Fut>(runtime: &tokio::runtime::Handle, write: F) -> Self
+    /// them with `write`, which answers one outcome per item, in order; outcomes nobody
+    /// waits for any more go to `lost`.
+    fn start<F, Fut, L, LFut>(runtime: &tokio::runtime::Handle, write: F, lost: L) -> Self
     where
         F: Fn(Vec<I>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<O>> + Send,
+        L: Fn(O) -> LFut + Send + 'static,
+        LFut: Future<Output = ()> + Send,
     {
         let (sender, mut queue) = mpsc::unbounded_channel::<(I, oneshot::Sender<O>)>();
         runtime.spawn(async move {
@@ -137,7 +161,9 @@ impl<I: Send + 'static, O: Send + 'static> BatchQueue<I, O> {
                 }
                 let (items, waiting): (Vec<I>, Vec<_>) = batch.into_iter().unzip();
                 for (outcome, waiter) in write(items).await.into_iter().zip(waiting) {
-                    let _ = waiter.send(outcome);
+                    if let Err(unheard) = waiter.send(outcome) {
+                        lost(unheard).await;
+                    }
                 }
             }
         });
@@ -150,5 +176,35 @@ impl<I: Send + 'static, O: Send + 'static> BatchQueue<I, O> {
         let stopped = || failed("the writer thread stopped".to_owned());
         self.0.send((item, tell)).map_err(|_| stopped())?;
         told.await.map_err(|_| stopped())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn outcomes_of_callers_that_went_away_go_to_lost() {
+        let (seen, mut lost_ones) = mpsc::unbounded_channel::<u32>();
+        let queue = BatchQueue::start(
+            &tokio::runtime::Handle::current(),
+            |batch: Vec<u32>| async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                batch.into_iter().map(|n| n * 10).collect()
+            },
+            move |unheard: u32| {
+                let seen = seen.clone();
+                async move {
+                    let _ = seen.send(unheard);
+                }
+            },
+        );
+        // One caller waits for its answer; another gives up before the write ends.
+        let impatient = tokio::time::timeout(Duration::from_millis(5), queue.submit(1)).await;
+        assert!(impatient.is_err());
+        assert_eq!(queue.submit(2).await.unwrap(), 20);
+        assert_eq!(lost_ones.recv().await, Some(10));
+        assert!(lost_ones.try_recv().is_err(), "a heard outcome is not lost");
     }
 }
