@@ -326,6 +326,8 @@ config_fields! {
     sse_keepalive_secs: u64 = 15;
     /// Trust `X-Forwarded-For`/`X-Real-IP` for the client address (behind a proxy only).
     trust_proxy_headers: bool = false;
+    /// Serve the browser pages `/docs` (the API reference) and `/playground`.
+    web: bool = true;
 }
 
 impl Config {

@@ -37,6 +37,7 @@ pub mod routes;
 pub mod server;
 pub mod sse;
 pub mod telemetry;
+pub mod web;
 
 pub use app::App;
 pub use server::{serve, shutdown_signal, RunningServer};

@@ -43,6 +43,9 @@ fn describe(route: Route, method: &Method) -> Operation {
     let string = json!({"type": "string"});
     let ok = schema("Ok");
     match (route, method.as_str()) {
+        (Route::DocsPage | Route::DocsAsset | Route::Playground | Route::PlaygroundAsset, _) => {
+            op("A web page (not part of the API)", None, string)
+        }
         (Route::Healthz, _) => op("Liveness", None, json!({"type": "object"})),
         (Route::Readyz, _) => op("Readiness: 200 while the database answers, else 503", None, json!({"type": "object"})),
         (Route::Metrics, _) => op("Prometheus metrics (text)", None, string),
@@ -256,7 +259,7 @@ fn key_and_openai_schemas() -> Value {
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
-    for spec in ROUTES {
+    for spec in ROUTES.iter().filter(|spec| !spec.route.is_web_page()) {
         let path = if spec.pattern.starts_with("/api/") && !spec.pattern.ends_with(".json") {
             format!("{}/", spec.pattern)
         } else {
@@ -283,7 +286,8 @@ pub fn document() -> Value {
                 "default".to_owned(),
                 json!({"description": "An error", "content": {"application/json": {"schema": schema(error)}}}),
             );
-            let mut operation = json!({"summary": doc.summary, "responses": responses});
+            let operation_id = format!("{}{:?}", method.as_str().to_ascii_lowercase(), spec.route);
+            let mut operation = json!({"operationId": operation_id, "summary": doc.summary, "responses": responses});
             if !spec.public {
                 operation["security"] = json!([{"bearer": []}, {"apiKey": []}]);
             }

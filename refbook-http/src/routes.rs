@@ -82,6 +82,24 @@ pub enum Route {
     OpenAiModel,
     /// `POST /v1/chat/completions` (OpenAI-compatible)
     OpenAiChatCompletions,
+    /// `GET /docs`: the interactive API reference (a web page)
+    DocsPage,
+    /// `GET /docs/{file}`: its assets
+    DocsAsset,
+    /// `GET /playground`: talk with a book in the browser (a web page)
+    Playground,
+    /// `GET /playground/{file}`: its assets
+    PlaygroundAsset,
+}
+
+impl Route {
+    /// A browser page or its asset: served outside the API (not in the OpenAPI document).
+    pub fn is_web_page(self) -> bool {
+        matches!(
+            self,
+            Self::DocsPage | Self::DocsAsset | Self::Playground | Self::PlaygroundAsset
+        )
+    }
 }
 
 /// The path prefix of the OpenAI-compatible face, whose errors take OpenAI's shape.
@@ -268,6 +286,15 @@ pub static ROUTES: &[RouteSpec] = &[
         "/v1/chat/completions",
         &[Method::POST],
         false,
+    ),
+    spec(Route::DocsPage, "/docs", &[Method::GET], true),
+    spec(Route::DocsAsset, "/docs/{file}", &[Method::GET], true),
+    spec(Route::Playground, "/playground", &[Method::GET], true),
+    spec(
+        Route::PlaygroundAsset,
+        "/playground/{file}",
+        &[Method::GET],
+        true,
     ),
 ];
 

@@ -67,5 +67,9 @@ pub async fn handle(route: Route, ctx: Ctx) -> Result<Response<Body>, ApiError> 
         Route::OpenAiModels => openai::models(ctx).await,
         Route::OpenAiModel => openai::model(ctx).await,
         Route::OpenAiChatCompletions => openai::chat_completions(ctx).await,
+        Route::DocsPage => crate::web::docs_page(&ctx),
+        Route::DocsAsset => crate::web::docs_asset(&ctx, ctx.params.get("file")),
+        Route::Playground => crate::web::playground_page(&ctx),
+        Route::PlaygroundAsset => crate::web::playground_asset(&ctx, ctx.params.get("file")),
     }
 }

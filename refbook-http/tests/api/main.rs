@@ -7,6 +7,7 @@ mod accounts;
 mod api_keys;
 mod binary;
 mod books;
+mod browser;
 mod chat;
 mod conventions;
 mod conversations;

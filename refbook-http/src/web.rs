@@ -1,0 +1,156 @@
+//! The browser face: `GET /docs` (Swagger UI over `/api/openapi.json`) and
+//! `GET /playground` (a small page to talk with a book). Every asset is compiled into the
+//! binary — Swagger UI from the `swagger-ui-redist` crate, the playground from `web/` —
+//! so the pages work offline and fetch nothing from anywhere but this server.
+//! `REFBOOK_WEB=false` turns both off (they answer `404`).
+
+use std::sync::OnceLock;
+
+use http::{header, HeaderValue, Response};
+use swagger_ui_redist::{SwaggerUi, SwaggerUiStaticFile};
+
+use crate::api_error::ApiError;
+use crate::body::{full, Body};
+use crate::ctx::Ctx;
+
+/// The path the Swagger UI page and its assets are served under.
+const DOCS_PATH: &str = "/docs";
+
+/// The playground's files: name, content type, bytes.
+const PLAYGROUND_FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "playground.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/playground.js"),
+    ),
+    (
+        "playground.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../web/playground.css"),
+    ),
+];
+
+/// The playground's page.
+const PLAYGROUND_HTML: &str = include_str!("../web/playground.html");
+
+/// What the pages may load: this server only (the playground may also show a cover
+/// straight from its source when the cover proxy is off).
+const DOCS_POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const PLAYGROUND_POLICY: &str = "default-src 'self'; img-src 'self' data: https: http:; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// `GET /docs`: the interactive API reference.
+pub fn docs_page(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    enabled(ctx)?;
+    static PAGE: OnceLock<Result<String, String>> = OnceLock::new();
+    let page = PAGE.get_or_init(|| {
+        let mut ui = SwaggerUi::new();
+        ui.title("Refbook API");
+        for file in SwaggerUiStaticFile::all() {
+            ui.override_file_path(*file, format!("{DOCS_PATH}/{}", file.file_name()));
+        }
+        ui.config()
+            .urls(["/api/openapi.json"])
+            .persist_authorization(true)
+            .display_request_duration(true)
+            .filter(true)
+            .validator_url("none");
+        ui.serve().map_err(|e| e.to_string())
+    });
+    match page {
+        Ok(html) => Ok(page_response(
+            "text/html; charset=utf-8",
+            html.clone(),
+            DOCS_POLICY,
+        )),
+        Err(reason) => Err(ApiError::from(refbook_core::Error::internal(format!(
+            "swagger ui page: {reason}"
+        )))),
+    }
+}
+
+/// `GET /docs/{file}`: one of Swagger UI's files.
+pub fn docs_asset(ctx: &Ctx, name: &str) -> Result<Response<Body>, ApiError> {
+    enabled(ctx)?;
+    let (_, bytes) = SwaggerUi::static_files()
+        .iter()
+        .find(|(file, _)| file.file_name() == name)
+        .ok_or_else(ApiError::no_route)?;
+    let content_type = match name.rsplit('.').next() {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        _ => "image/png",
+    };
+    Ok(asset_response(content_type, bytes))
+}
+
+/// `GET /playground`: the page to talk with a book.
+pub fn playground_page(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    enabled(ctx)?;
+    Ok(page_response(
+        "text/html; charset=utf-8",
+        PLAYGROUND_HTML,
+        PLAYGROUND_POLICY,
+    ))
+}
+
+/// `GET /playground/{file}`: the playground's script and style.
+pub fn playground_asset(ctx: &Ctx, name: &str) -> Result<Response<Body>, ApiError> {
+    enabled(ctx)?;
+    let (_, content_type, bytes) = PLAYGROUND_FILES
+        .iter()
+        .find(|(file, _, _)| *file == name)
+        .ok_or_else(ApiError::no_route)?;
+    Ok(asset_response(content_type, bytes))
+}
+
+/// `404` unless the pages are on.
+fn enabled(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.refbook().config().web {
+        Ok(())
+    } else {
+        Err(ApiError::no_route())
+    }
+}
+
+fn page_response(
+    content_type: &'static str,
+    html: impl Into<bytes::Bytes>,
+    policy: &'static str,
+) -> Response<Body> {
+    let mut response = Response::new(full(html));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn asset_response(content_type: &'static str, bytes: &'static [u8]) -> Response<Body> {
+    let mut response = Response::new(full(bytes));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // Assets change only with the binary: cached for an hour, then revalidated.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
