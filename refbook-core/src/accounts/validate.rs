@@ -4,11 +4,24 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{Error, Result};
 
+/// How many characters a username has (after NFKC folding and trimming).
+pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
+/// How many characters a password has.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+/// The longest email address, in characters.
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// The longest nickname, in characters (after trimming).
+pub const NICKNAME_MAX_CHARS: usize = 32;
+/// The longest API key name, in characters (after trimming).
+pub const API_KEY_NAME_MAX_CHARS: usize = 64;
+/// The longest avatar URL, in bytes.
+pub const AVATAR_URL_MAX_BYTES: usize = 2048;
+
 /// A username: NFKC-normalised, 3–32 characters of letters (any script), digits, `_ . -`.
 pub fn username(raw: &str) -> Result<String> {
     let name: String = raw.trim().nfkc().collect();
     let count = name.chars().count();
-    if !(3..=32).contains(&count) {
+    if !USERNAME_CHARS.contains(&count) {
         return Err(Error::invalid(
             "username",
             "用户名长度须为 3–32 个字符",
@@ -30,7 +43,7 @@ pub fn username(raw: &str) -> Result<String> {
 pub fn password(field: &'static str, raw: &str) -> Result<()> {
     crate::text::refuse_controls(field, raw)?;
     let count = raw.chars().count();
-    if !(8..=128).contains(&count) {
+    if !PASSWORD_CHARS.contains(&count) {
         return Err(Error::invalid(
             field,
             "密码长度须为 8–128 个字符",
@@ -66,7 +79,7 @@ pub fn email(raw: &str) -> Result<Option<String>> {
         && !local.chars().any(|c| {
             c.is_whitespace() || c.is_control() || matches!(c, '@' | '<' | '>' | ',' | ';' | '"')
         });
-    if !domain_ok || !local_ok || email.chars().count() > 254 {
+    if !domain_ok || !local_ok || email.chars().count() > EMAIL_MAX_CHARS {
         return Err(bad());
     }
     Ok(Some(email.to_owned()))
@@ -81,7 +94,7 @@ fn short_name(raw: &str, max: usize) -> Option<String> {
 
 /// A nickname: trimmed, 1–32 characters, no control characters.
 pub fn nickname(raw: &str) -> Result<String> {
-    short_name(raw, 32).ok_or_else(|| {
+    short_name(raw, NICKNAME_MAX_CHARS).ok_or_else(|| {
         Error::invalid(
             "nickname",
             "昵称须为 1–32 个字符",
@@ -92,7 +105,7 @@ pub fn nickname(raw: &str) -> Result<String> {
 
 /// An API key's name: trimmed, 1–64 characters, no control characters.
 pub fn api_key_name(raw: &str) -> Result<String> {
-    short_name(raw, 64).ok_or_else(|| {
+    short_name(raw, API_KEY_NAME_MAX_CHARS).ok_or_else(|| {
         Error::invalid(
             "name",
             "密钥名称须为 1–64 个字符",
@@ -108,7 +121,10 @@ pub fn avatar_url(raw: &str) -> Result<Option<String>> {
         return Ok(None);
     }
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !scheme_ok
+        || url.len() > AVATAR_URL_MAX_BYTES
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(Error::invalid(
             "avatar_url",
             "头像地址须为 http(s) 链接",

@@ -184,14 +184,14 @@ impl Chat {
         let description = description.trim();
         crate::text::refuse_controls("name", name)?;
         crate::text::refuse_controls("description", description)?;
-        if !(1..=32).contains(&name.chars().count()) {
+        if !(1..=PERSONA_NAME_MAX_CHARS).contains(&name.chars().count()) {
             return Err(Error::invalid(
                 "name",
                 "角色名须为 1–32 个字符",
                 "name must be 1–32 characters",
             ));
         }
-        if !(1..=2000).contains(&description.chars().count()) {
+        if !(1..=PERSONA_DESCRIPTION_MAX_CHARS).contains(&description.chars().count()) {
             return Err(Error::invalid(
                 "description",
                 "角色说明须为 1–2000 个字符",
@@ -465,11 +465,21 @@ impl Chat {
     }
 }
 
+/// The longest conversation title, in characters (after trimming).
+pub const TITLE_MAX_CHARS: usize = 100;
+/// The longest persona name, in characters (after trimming).
+pub const PERSONA_NAME_MAX_CHARS: usize = 32;
+/// The longest persona description, in characters (after trimming).
+pub const PERSONA_DESCRIPTION_MAX_CHARS: usize = 2000;
+
 /// A title: trimmed, 1–100 characters; `None` when not given.
 fn clean_title(title: Option<&str>) -> Result<Option<String>> {
     match title.map(str::trim) {
         None => Ok(None),
-        Some(t) if (1..=100).contains(&t.chars().count()) && !t.chars().any(char::is_control) => {
+        Some(t)
+            if (1..=TITLE_MAX_CHARS).contains(&t.chars().count())
+                && !t.chars().any(char::is_control) =>
+        {
             Ok(Some(t.to_owned()))
         }
         Some(_) => Err(Error::invalid(

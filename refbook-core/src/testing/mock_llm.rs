@@ -314,6 +314,9 @@ async fn handle(
     Ok(response)
 }
 
+/// The most characters of the question the default answer repeats.
+const ECHO_QUOTE_CHARS: usize = 200;
+
 /// The default answer: it repeats the question, streamed a few characters at a time.
 fn echo_reply(request: &Value) -> MockReply {
     let question = request["messages"]
@@ -321,7 +324,12 @@ fn echo_reply(request: &Value) -> MockReply {
         .and_then(|m| m.last())
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
-    let answer = format!("（模拟模型）你问的是：「{question}」。这是一个用于试用的模拟回答，配置 REFBOOK_LLM_API_KEY 后即可与真实模型对话。");
+    // A long question is quoted in part, so the echo stays a few seconds long at most.
+    let mut quoted: String = question.chars().take(ECHO_QUOTE_CHARS).collect();
+    if quoted.len() < question.len() {
+        quoted.push('…');
+    }
+    let answer = format!("（模拟模型）你问的是：「{quoted}」。这是一个用于试用的模拟回答，配置 REFBOOK_LLM_API_KEY 后即可与真实模型对话。");
     let chars: Vec<char> = answer.chars().collect();
     let pieces: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
     let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();

@@ -119,8 +119,8 @@ pub async fn refresh(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
 #[derive(Deserialize)]
 struct LogoutBody {
     refresh_token: Option<String>,
-    #[serde(default)]
-    all: bool,
+    /// `null` or absent: this session only.
+    all: Option<bool>,
 }
 
 /// `POST /api/auth/logout/`
@@ -129,7 +129,11 @@ pub async fn logout(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let auth = ctx.user()?;
     ctx.refbook()
         .accounts()
-        .logout(auth, body.refresh_token.as_deref(), body.all)
+        .logout(
+            auth,
+            body.refresh_token.as_deref(),
+            body.all.unwrap_or(false),
+        )
         .await?;
     Ok(ok_true())
 }

@@ -25,7 +25,7 @@ pub async fn handle(route: Route, ctx: Ctx) -> Result<Response<Body>, ApiError> 
         Route::Healthz => ops::healthz(),
         Route::Readyz => ops::readyz(ctx).await,
         Route::Metrics => ops::metrics(ctx),
-        Route::OpenApi => ops::openapi(),
+        Route::OpenApi => ops::openapi(&ctx),
         Route::Register => accounts::register(ctx).await,
         Route::Login => accounts::login(ctx).await,
         Route::Token => accounts::token(ctx).await,

@@ -49,7 +49,6 @@ pub fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /api/openapi.json`: the OpenAPI 3.1 document of the API.
-pub fn openapi() -> Result<Response<Body>, ApiError> {
-    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
-    Ok(ok_json(DOCUMENT.get_or_init(crate::openapi::document)))
+pub fn openapi(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+    Ok(ok_json(&crate::openapi::document(ctx.refbook().config())))
 }
