@@ -65,7 +65,7 @@ impl Browser {
                 !required,
                 "REFBOOK_TEST_REQUIRE_BROWSER=1 but chromium/chromedriver are not installed"
             );
-            eprintln!("SKIPPED browser test: install chromium and chromium-driver to run it");
+            eprintln!("SKIPPED: browser test (install chromium and chromium-driver to run it)");
             return None;
         };
         let port = free_port();
@@ -129,11 +129,13 @@ impl Browser {
             .expect("script ran")
     }
 
-    /// Waits until `script` answers something truthy; answers it.
+    /// Waits until `script` (a function body) answers something truthy; answers it.
     async fn until(&self, what: &str, script: &str) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
+        // An element not there yet is a "not yet", not an error.
+        let guarded = format!("try {{ {script} }} catch (e) {{ return null; }}");
         loop {
-            let value = self.js(script).await;
+            let value = self.js(&guarded).await;
             let truthy = match &value {
                 Value::Null => false,
                 Value::Bool(b) => *b,
@@ -245,13 +247,11 @@ fn tiny_png() -> Vec<u8> {
         out.extend_from_slice(&crc32(&body).to_be_bytes());
     }
     let (width, height) = (2u32, 3u32);
-    let mut raw = Vec::new();
-    for _ in 0..height {
-        raw.push(0); // filter: none
-        for _ in 0..width {
-            raw.extend_from_slice(&[0x2f, 0x6f, 0xdb]);
-        }
-    }
+    // Each row: filter type 0 (none), then the pixels.
+    let row: Vec<u8> = std::iter::once(0)
+        .chain([0x2f, 0x6f, 0xdb].repeat(width as usize))
+        .collect();
+    let raw = row.repeat(height as usize);
     // zlib, one stored (uncompressed) block.
     let mut zlib = vec![0x78, 0x01, 0x01];
     let len = u16::try_from(raw.len()).unwrap();
@@ -511,7 +511,7 @@ async fn the_docs_page_renders_the_api_offline() {
         .await
         .expect("click");
     b.client
-        .find(Locator::Css("#operations-default-getMe .opblock-summary"))
+        .find(Locator::Css("#operations-auth-getMe .opblock-summary"))
         .await
         .expect("the me operation")
         .click()
@@ -520,7 +520,7 @@ async fn the_docs_page_renders_the_api_offline() {
     b.client
         .wait()
         .at_most(WAIT)
-        .for_element(Locator::Css("#operations-default-getMe .try-out__btn"))
+        .for_element(Locator::Css("#operations-auth-getMe .try-out__btn"))
         .await
         .expect("try it out")
         .click()
@@ -529,7 +529,7 @@ async fn the_docs_page_renders_the_api_offline() {
     b.client
         .wait()
         .at_most(WAIT)
-        .for_element(Locator::Css("#operations-default-getMe .execute"))
+        .for_element(Locator::Css("#operations-auth-getMe .execute"))
         .await
         .expect("execute")
         .click()
@@ -538,11 +538,11 @@ async fn the_docs_page_renders_the_api_offline() {
     let answer = b
         .until(
             "the live answer",
-            "const r = document.querySelector('#operations-default-getMe .live-responses-table tr.response .response-col_status'); return r ? r.textContent.trim() : null;",
+            "const r = document.querySelector('#operations-auth-getMe .live-responses-table tr.response .response-col_status'); return r ? r.textContent.trim() : null;",
         )
         .await;
     assert_eq!(answer, json!("200"));
-    let body = b.js("return document.querySelector('#operations-default-getMe .live-responses-table .microlight').textContent").await;
+    let body = b.js("return document.querySelector('#operations-auth-getMe .live-responses-table .microlight').textContent").await;
     assert!(body.as_str().unwrap().contains("docs_reader"), "{body}");
 
     // Nothing came from outside this server.
