@@ -120,37 +120,39 @@ fn page_response(
     html: impl Into<bytes::Bytes>,
     policy: &'static str,
 ) -> Response<Body> {
-    let mut response = Response::new(full(html));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(policy),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+    with_headers(
+        html,
+        &[
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, policy),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+    )
 }
 
 fn asset_response(content_type: &'static str, bytes: &'static [u8]) -> Response<Body> {
-    let mut response = Response::new(full(bytes));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // Assets change only with the binary: cached for an hour, then revalidated.
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    with_headers(
+        bytes,
+        &[
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+    )
+}
+
+fn with_headers(
+    body: impl Into<bytes::Bytes>,
+    headers: &[(header::HeaderName, &'static str)],
+) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(name.clone(), HeaderValue::from_static(value));
+    }
     response
 }

@@ -174,6 +174,19 @@ impl Browser {
         self.testid(id).await.click().await.expect("click");
     }
 
+    /// Clicks the element `selector` finds, once it is there.
+    async fn click_css(&self, selector: &str) {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("{selector}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {selector}: {e}"));
+    }
+
     async fn text(&self, id: &str) -> String {
         self.js(&format!(
             "const e = document.querySelector('[data-testid=\"{id}\"]'); return e ? e.textContent : null;"
@@ -201,14 +214,7 @@ fn free_port() -> u16 {
 
 /// Makes 三体 known to the book mock, with a cover image.
 async fn mount_book(app: &TestApp) {
-    Mock::given(path(format!("/v2/book/isbn/{SANTI}")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "title": "三体", "author": ["刘慈欣"], "publisher": "重庆出版社",
-            "summary": "文化大革命如火如荼进行的同时……", "author_intro": "中国科幻作家。",
-            "images": {"large": format!("{}/s1.png", app.books.uri())}
-        })))
-        .mount(&app.books)
-        .await;
+    app.mount_santi("/s1.png").await;
     Mock::given(path("/s1.png"))
         .respond_with(ResponseTemplate::new(200).set_body_raw(tiny_png(), "image/png"))
         .mount(&app.books)
@@ -481,60 +487,25 @@ async fn the_docs_page_renders_the_api_offline() {
     b.screenshot("docs.png").await;
 
     // Try it out, as a reader would: authorize with the token, call GET /api/auth/me/.
+    b.click_css(".auth-wrapper .authorize").await;
     b.client
-        .find(Locator::Css(".auth-wrapper .authorize"))
-        .await
-        .expect("the Authorize button")
-        .click()
-        .await
-        .expect("click");
-    let input = b
-        .client
         .wait()
         .at_most(WAIT)
         .for_element(Locator::Css(".modal-ux input[type=text]"))
         .await
-        .expect("the token field");
-    input.send_keys(&token).await.expect("type the token");
-    b.client
-        .find(Locator::Css(".modal-ux .auth-btn-wrapper .authorize"))
+        .expect("the token field")
+        .send_keys(&token)
         .await
-        .expect("authorize")
-        .click()
-        .await
-        .expect("click");
-    b.client
-        .find(Locator::Css(".modal-ux .btn-done"))
-        .await
-        .expect("close")
-        .click()
-        .await
-        .expect("click");
-    b.client
-        .find(Locator::Css("#operations-auth-getMe .opblock-summary"))
-        .await
-        .expect("the me operation")
-        .click()
-        .await
-        .expect("expand");
-    b.client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#operations-auth-getMe .try-out__btn"))
-        .await
-        .expect("try it out")
-        .click()
-        .await
-        .expect("click");
-    b.client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#operations-auth-getMe .execute"))
-        .await
-        .expect("execute")
-        .click()
-        .await
-        .expect("click");
+        .expect("type the token");
+    for selector in [
+        ".modal-ux .auth-btn-wrapper .authorize",
+        ".modal-ux .btn-done",
+        "#operations-auth-getMe .opblock-summary",
+        "#operations-auth-getMe .try-out__btn",
+        "#operations-auth-getMe .execute",
+    ] {
+        b.click_css(selector).await;
+    }
     let answer = b
         .until(
             "the live answer",

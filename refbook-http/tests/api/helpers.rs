@@ -267,18 +267,23 @@ pub fn refresh(payload: &Value) -> &str {
 pub const SANTI: &str = "9787536692930";
 
 impl TestApp {
-    /// Makes the book 三体 known (a Douban hit) and stored.
-    pub async fn seed_book(&self, token: &str) {
+    /// Makes the book 三体 known to the Douban stand-in, its cover at `cover_path` there.
+    pub async fn mount_santi(&self, cover_path: &str) {
         use wiremock::matchers::path;
         use wiremock::{Mock, ResponseTemplate};
         Mock::given(path(format!("/v2/book/isbn/{SANTI}")))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
                 "title": "三体", "author": ["刘慈欣"], "publisher": "重庆出版社",
                 "summary": "文化大革命如火如荼进行的同时……", "author_intro": "中国科幻作家。",
-                "images": {"large": format!("{}/s1.jpg", self.books.uri())}
+                "images": {"large": format!("{}{cover_path}", self.books.uri())}
             })))
             .mount(&self.books)
             .await;
+    }
+
+    /// Makes the book 三体 known (a Douban hit) and stored.
+    pub async fn seed_book(&self, token: &str) {
+        self.mount_santi("/s1.jpg").await;
         self.get(&format!("/api/books/{SANTI}/"), Some(token))
             .await
             .assert_ok();
