@@ -216,7 +216,7 @@ pub fn describe(route: Route, method: &Method, limits: &Limits) -> Operation {
             .optional_body(body(&[], json!({"title": nullable(short_text(TITLE_MAX_CHARS)), "persona_id": nullable(id())})))
             .errors(&[404]),
         (Route::Conversation, _) | (Route::HistoryItem, _) => op("Delete a conversation (a running reply is stopped first)", "conversations", ok()).errors(&[404]),
-        (Route::Messages, _) => op("Ask the model (a stream with Accept: text/event-stream or stream: true), or with generate: false append a message as it is", "chat", Success::Streamed(schema("Turn")))
+        (Route::Messages, _) => op("Ask the model (a stream with Accept: text/event-stream or stream: true): the turn; or with generate: false append a message as it is: the message", "chat", Success::Streamed(json!({"oneOf": [schema("Turn"), schema("Message")]})))
             .body(body(&["content"], json!({
                 "content": question, "stream": stream_flag,
                 "role": {"enum": ["user", "assistant", "system", null]}, "generate": {"type": ["boolean", "null"]}
