@@ -78,7 +78,7 @@ fn model_hint(err: &Error) -> Option<&'static str> {
     let cause = std::error::Error::source(err)?.downcast_ref::<ModelError>()?;
     Some(match cause {
         ModelError::NotConfigured => {
-            "set REFBOOK_LLM_API_KEY (and REFBOOK_LLM_BASE_URL for servers other than DeepSeek)"
+            "set REFBOOK_LLM_API_KEY (and REFBOOK_LLM_BASE_URL for servers other than DeepSeek), or REFBOOK_LOCAL_MODEL to a GGUF file to answer on this machine"
         }
         ModelError::Unauthorized => "the model refused the key: check REFBOOK_LLM_API_KEY",
         ModelError::InsufficientBalance => "the model account has no balance left: top it up",

@@ -42,6 +42,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which kind of model answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmProvider {
+    /// An OpenAI-compatible HTTP API (DeepSeek, OpenAI, Ollama, vLLM, llama.cpp).
+    OpenAi,
+    /// A GGUF model run in this process (the `local-model` feature).
+    Local,
+    /// No model: questions are answered `503 MODEL_ERROR`.
+    Off,
+}
+
+impl ConfigValue for Option<LlmProvider> {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(None),
+            "openai" => Ok(Some(LlmProvider::OpenAi)),
+            "local" => Ok(Some(LlmProvider::Local)),
+            "off" | "none" => Ok(Some(LlmProvider::Off)),
+            _ => Err("expected `openai`, `local` or `off`".to_owned()),
+        }
+    }
+}
+
 /// A value that can be read from one configuration string.
 pub trait ConfigValue: Sized {
     /// Parses the text form; the error says what was expected (never echoing the value).
@@ -241,6 +264,18 @@ config_fields! {
     llm_context_tokens: u64 = 16_384;
     /// The longest reply in tokens, reasoning included (sent as `max_tokens`).
     llm_max_tokens: u64 = 8192;
+    /// Which model answers: `openai` (any OpenAI-compatible API), `local` (a GGUF file run
+    /// in this process) or `off`; unset: `openai` when an API key is set, else `local` when
+    /// a local model file is set and this build has the local model, else none.
+    llm_provider: Option<LlmProvider> = None;
+    /// The local model: a GGUF file.
+    local_model: Option<String> = None;
+    /// CPU threads the local model uses (0: every core).
+    local_threads: usize = 0;
+    /// The local model's context window in tokens (prompt and reply).
+    local_context_tokens: u64 = 4096;
+    /// The longest reply of the local model, in tokens.
+    local_max_tokens: u64 = 512;
     /// Book sources in lookup order.
     book_sources: Vec<String> = vec!["douban".into(), "openlibrary".into(), "googlebooks".into()];
     /// Base URL of a Douban v2-compatible service; unset: the source is skipped.
@@ -331,6 +366,29 @@ config_fields! {
 }
 
 impl Config {
+    /// The provider that answers: the configured one, else `openai` with an API key, else
+    /// `local` with a local model file (in a build that has the local model), else `off`.
+    pub fn provider(&self) -> LlmProvider {
+        match self.llm_provider {
+            Some(provider) => provider,
+            None if self.llm_api_key.is_some() => LlmProvider::OpenAi,
+            None if self.local_model.is_some() && cfg!(feature = "local-model") => {
+                LlmProvider::Local
+            }
+            None => LlmProvider::Off,
+        }
+    }
+
+    /// The context window and the longest reply, in tokens, of the model that answers.
+    pub fn model_window(&self) -> (u64, u64) {
+        match self.provider() {
+            LlmProvider::Local => (self.local_context_tokens, self.local_max_tokens),
+            LlmProvider::OpenAi | LlmProvider::Off => {
+                (self.llm_context_tokens, self.llm_max_tokens)
+            }
+        }
+    }
+
     /// Defaults, then the TOML file (if any), then `REFBOOK_*` variables from `env`, then
     /// `overrides` (key, value) pairs such as command-line flags.
     pub fn load<I>(
@@ -444,6 +502,24 @@ impl Config {
             return Err(invalid(
                 "access_ttl_secs",
                 "token lifetimes must be positive",
+            ));
+        }
+        if self.local_max_tokens == 0 || self.local_max_tokens >= self.local_context_tokens {
+            return Err(invalid(
+                "local_max_tokens",
+                "must be positive and smaller than local_context_tokens (the prompt needs room)",
+            ));
+        }
+        if self.provider() == LlmProvider::Local && !cfg!(feature = "local-model") {
+            return Err(invalid(
+                "llm_provider",
+                "this build has no local model (build with the `local-model` feature)",
+            ));
+        }
+        if self.provider() == LlmProvider::Local && self.local_model.is_none() {
+            return Err(invalid(
+                "local_model",
+                "set it to a GGUF model file for llm_provider = local",
             ));
         }
         if self.llm_max_tokens == 0 || self.llm_max_tokens >= self.llm_context_tokens {

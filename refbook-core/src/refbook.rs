@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::accounts::{Accounts, HttpWeChat, Tokens, WeChat};
 use crate::books::{configured_sources, BookSource, Books, LookupObserver};
 use crate::chat::{Chat, ChatLimits, GenerationObserver};
-use crate::config::Config;
+use crate::config::{Config, LlmProvider};
 use crate::error::{Error, Result};
 use crate::llm::{ChatModel, OpenAiCompatible, Timeouts, Unconfigured};
 use crate::store::{SqlStore, Store};
@@ -191,18 +191,21 @@ impl RefbookBuilder {
         )?);
         let model: Arc<dyn ChatModel> = match (self.model, &config.llm_api_key) {
             (Some(model), _) => model,
-            (None, Some(key)) => Arc::new(OpenAiCompatible::new(
-                http.clone(),
-                &config.llm_base_url,
-                key.clone(),
-                &config.llm_model,
-                Timeouts {
-                    connect: Duration::from_secs(config.llm_connect_timeout_secs.max(1)),
-                    first_data: Duration::from_secs(config.llm_first_data_timeout_secs.max(1)),
-                    idle: Duration::from_secs(config.llm_idle_timeout_secs.max(1)),
-                },
-            )),
-            (None, None) => Arc::new(Unconfigured {
+            (None, _) if config.provider() == LlmProvider::Local => local_model(&config).await?,
+            (None, Some(key)) if config.provider() == LlmProvider::OpenAi => {
+                Arc::new(OpenAiCompatible::new(
+                    http.clone(),
+                    &config.llm_base_url,
+                    key.clone(),
+                    &config.llm_model,
+                    Timeouts {
+                        connect: Duration::from_secs(config.llm_connect_timeout_secs.max(1)),
+                        first_data: Duration::from_secs(config.llm_first_data_timeout_secs.max(1)),
+                        idle: Duration::from_secs(config.llm_idle_timeout_secs.max(1)),
+                    },
+                ))
+            }
+            (None, _) => Arc::new(Unconfigured {
                 model: config.llm_model.clone(),
             }),
         };
@@ -225,4 +228,30 @@ impl RefbookBuilder {
             }),
         })
     }
+}
+
+/// The local model of `config` (`local_model` is set: the configuration checked it).
+#[cfg(feature = "local-model")]
+async fn local_model(config: &Config) -> Result<Arc<dyn ChatModel>> {
+    use crate::llm::local::{LocalModel, LocalSettings};
+    let path = config.local_model.clone().unwrap_or_default();
+    let model = LocalModel::load(LocalSettings {
+        path: path.into(),
+        threads: config.local_threads,
+        context_tokens: usize::try_from(config.local_context_tokens).unwrap_or(usize::MAX),
+        max_reply_tokens: usize::try_from(config.local_max_tokens).unwrap_or(usize::MAX),
+    })
+    .await
+    .map_err(|e| Error::internal(format!("the local model could not be loaded: {e}")))?;
+    tracing::info!(model = model.model_name(), "local model loaded");
+    Ok(Arc::new(model))
+}
+
+/// Without the `local-model` feature there is no local model (the configuration refuses
+/// `llm_provider = local`); a hand-built `Config` gets the unconfigured model.
+#[cfg(not(feature = "local-model"))]
+async fn local_model(config: &Config) -> Result<Arc<dyn ChatModel>> {
+    Ok(Arc::new(Unconfigured {
+        model: config.llm_model.clone(),
+    }))
 }

@@ -1,6 +1,8 @@
 //! The LLM seam: [`ChatModel`] streams a reply for a prompt; [`OpenAiCompatible`] speaks
 //! to DeepSeek, OpenAI, Ollama, vLLM or llama.cpp.
 
+#[cfg(feature = "local-model")]
+pub mod local;
 mod openai;
 
 use std::pin::Pin;
@@ -68,7 +70,7 @@ pub type ModelStream = Pin<Box<dyn Stream<Item = Result<ModelEvent, ModelError>>
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
     /// No API key configured.
-    #[error("no LLM API key configured (REFBOOK_LLM_API_KEY)")]
+    #[error("no model configured: set REFBOOK_LLM_API_KEY (a remote model) or REFBOOK_LOCAL_MODEL (a GGUF file)")]
     NotConfigured,
     /// 401: the key was refused.
     #[error("the LLM API refused the key (HTTP 401); check REFBOOK_LLM_API_KEY")]
@@ -125,8 +127,8 @@ impl From<ModelError> for Error {
     fn from(err: ModelError) -> Self {
         let (zh, en): (&str, &str) = match &err {
             ModelError::NotConfigured => (
-                "AI 模型未配置：请设置 REFBOOK_LLM_API_KEY",
-                "The AI model is not configured: set REFBOOK_LLM_API_KEY",
+                "AI 模型未配置：请设置 REFBOOK_LLM_API_KEY（远程模型）或 REFBOOK_LOCAL_MODEL（本地 GGUF 模型文件）",
+                "The AI model is not configured: set REFBOOK_LLM_API_KEY (a remote model) or REFBOOK_LOCAL_MODEL (a local GGUF file)",
             ),
             ModelError::RateLimited => (
                 "AI 服务繁忙，请稍后再试",

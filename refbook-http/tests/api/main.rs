@@ -16,6 +16,8 @@ mod faults;
 mod front_door;
 mod helpers;
 mod hostile;
+#[cfg(feature = "local-model")]
+mod local_model;
 mod ndjson;
 mod openai_face;
 mod users;

@@ -1,0 +1,150 @@
+//! The local model's speed: time to first token and decoding tokens per second for the
+//! same question, answered greedily a few times by a GGUF model in this process (feature
+//! `local-model`). Compare with llama.cpp's `llama-bench` on the same file.
+//!
+//! ```sh
+//! cargo run --release -p refbook-benches --features local-model --bin refbook-model-bench -- \
+//!     --gguf SmolLM2-135M-Instruct.Q4_1.gguf [--threads 2] [--runs 3] [--tokens 128]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use refbook_benches::latency::Latencies;
+use refbook_core::chat::Role;
+use refbook_core::llm::local::{LocalModel, LocalSettings};
+use refbook_core::llm::{ChatModel, ChatRequest, ModelEvent, PromptMessage, Sampling};
+
+struct Options {
+    gguf: String,
+    threads: usize,
+    runs: usize,
+    tokens: u32,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        gguf: String::new(),
+        threads: 2,
+        runs: 3,
+        tokens: 128,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--gguf" => options.gguf = value,
+            "--threads" => options.threads = value.parse()?,
+            "--runs" => options.runs = value.parse()?,
+            "--tokens" => options.tokens = value.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    if options.gguf.is_empty() {
+        bail!("--gguf PATH is required");
+    }
+    Ok(options)
+}
+
+fn question(tokens: u32) -> ChatRequest {
+    ChatRequest {
+        messages: vec![
+            PromptMessage {
+                role: Role::System,
+                content: "You are a librarian. The book: The Three-Body Problem by Liu Cixin, \
+                          a science fiction novel about first contact."
+                    .into(),
+            },
+            PromptMessage {
+                role: Role::User,
+                content: "Tell me about this book and why people like it.".into(),
+            },
+        ],
+        user: "bench".into(),
+        max_tokens: Some(tokens),
+        sampling: Sampling {
+            temperature: Some(0.0),
+            ..Sampling::default()
+        },
+    }
+}
+
+/// One answer: time to the first text, then decode tokens per second.
+async fn measure(model: &dyn ChatModel, tokens: u32) -> anyhow::Result<(Duration, f64, i64)> {
+    let started = Instant::now();
+    let mut stream = model.stream(question(tokens)).await?;
+    let mut first = None;
+    let mut completion = 0;
+    while let Some(event) = stream.next().await {
+        match event? {
+            ModelEvent::Content(piece) if !piece.is_empty() && first.is_none() => {
+                first = Some(started.elapsed());
+            }
+            ModelEvent::Usage(usage) => completion = usage.completion_tokens,
+            _ => {}
+        }
+    }
+    let total = started.elapsed();
+    let first = first.context("no text")?;
+    let decoding = (total - first).as_secs_f64();
+    let rate = (completion - 1).max(1) as f64 / decoding;
+    Ok((first, rate, completion))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    let loading = Instant::now();
+    let model = LocalModel::load(LocalSettings {
+        path: options.gguf.clone().into(),
+        threads: options.threads,
+        context_tokens: 2048,
+        max_reply_tokens: options.tokens as usize,
+    })
+    .await?;
+    println!(
+        "loaded {} in {:.2} s ({} threads)",
+        model.model_name(),
+        loading.elapsed().as_secs_f64(),
+        options.threads
+    );
+    // One answer to warm up, then the measured runs.
+    measure(&model, 16).await?;
+    let mut first_tokens = Latencies::default();
+    let mut rates = Vec::new();
+    for _ in 0..options.runs {
+        let (first, rate, completion) = measure(&model, options.tokens).await?;
+        first_tokens.push(first);
+        rates.push(rate);
+        println!(
+            "  {completion} tokens, first after {:.0} ms, then {rate:.1} tokens/s",
+            first.as_secs_f64() * 1000.0
+        );
+    }
+    rates.sort_by(f64::total_cmp);
+    println!(
+        "local model: time to first token {}; decoding median {:.1} tokens/s ({:.1} ms/token); RSS {} MB",
+        first_tokens.summary(),
+        rates[rates.len() / 2],
+        1000.0 / rates[rates.len() / 2],
+        rss_mb()
+    );
+    Ok(())
+}
+
+/// This process's resident memory.
+fn rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}

