@@ -4,4 +4,6 @@
 
 mod books;
 mod chat;
+#[cfg(feature = "local-model")]
+mod local_model;
 mod run;
