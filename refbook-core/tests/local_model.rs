@@ -6,7 +6,6 @@
 #![cfg(feature = "local-model")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -14,22 +13,8 @@ use refbook_core::chat::Role;
 use refbook_core::llm::local::{LocalModel, LocalSettings};
 use refbook_core::llm::{ChatModel, ChatRequest, ModelError, ModelEvent, PromptMessage, Sampling};
 
-fn model_file() -> Option<PathBuf> {
-    match std::env::var("REFBOOK_TEST_GGUF") {
-        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => {
-            assert!(
-                std::env::var("REFBOOK_TEST_REQUIRE_LOCAL_MODEL").as_deref() != Ok("1"),
-                "REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1 but REFBOOK_TEST_GGUF is not set"
-            );
-            eprintln!("SKIPPED: local model tests (set REFBOOK_TEST_GGUF to a SmolLM2 GGUF)");
-            None
-        }
-    }
-}
-
 async fn load(context_tokens: usize) -> Option<LocalModel> {
-    let path = model_file()?;
+    let path = refbook_core::testing::local_model_file()?;
     Some(
         LocalModel::load(LocalSettings {
             path,

@@ -10,17 +10,10 @@ use crate::run::cli;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn piped_chat_answers_every_line_from_the_local_model() {
-    let gguf = match std::env::var("REFBOOK_TEST_GGUF") {
-        Ok(path) if !path.is_empty() => path,
-        _ => {
-            assert!(
-                std::env::var("REFBOOK_TEST_REQUIRE_LOCAL_MODEL").as_deref() != Ok("1"),
-                "REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1 but REFBOOK_TEST_GGUF is not set"
-            );
-            eprintln!("SKIPPED: local model tests (set REFBOOK_TEST_GGUF to a SmolLM2 GGUF)");
-            return;
-        }
+    let Some(gguf) = refbook_core::testing::local_model_file() else {
+        return;
     };
+    let gguf = gguf.display().to_string();
     let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
         return;
     };

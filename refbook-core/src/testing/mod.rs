@@ -367,3 +367,23 @@ pub fn sample_reply(
     reply.push(crate::chat::ReplyEvent::Start);
     reply
 }
+
+/// The GGUF file the local model's tests run on (`REFBOOK_TEST_GGUF`), or `None` after
+/// printing a skip.
+///
+/// # Panics
+///
+/// When `REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1` and no file is named: CI must not skip them.
+pub fn local_model_file() -> Option<PathBuf> {
+    match std::env::var("REFBOOK_TEST_GGUF") {
+        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ => {
+            assert!(
+                std::env::var("REFBOOK_TEST_REQUIRE_LOCAL_MODEL").as_deref() != Ok("1"),
+                "REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1 but REFBOOK_TEST_GGUF is not set"
+            );
+            eprintln!("SKIPPED: local model tests (set REFBOOK_TEST_GGUF to a SmolLM2 GGUF)");
+            None
+        }
+    }
+}

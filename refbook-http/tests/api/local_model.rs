@@ -12,17 +12,9 @@ use serde_json::json;
 use crate::helpers::{last_chunk, parse_sse, spawn_app_with, texts, TestApp};
 
 async fn local_app() -> Option<TestApp> {
-    let path = match std::env::var("REFBOOK_TEST_GGUF") {
-        Ok(path) if !path.is_empty() => path,
-        _ => {
-            assert!(
-                std::env::var("REFBOOK_TEST_REQUIRE_LOCAL_MODEL").as_deref() != Ok("1"),
-                "REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1 but REFBOOK_TEST_GGUF is not set"
-            );
-            eprintln!("SKIPPED: local model tests (set REFBOOK_TEST_GGUF to a SmolLM2 GGUF)");
-            return None;
-        }
-    };
+    let path = refbook_core::testing::local_model_file()?
+        .display()
+        .to_string();
     let db = TestDatabase::create(TestBackend::Sqlite).await?;
     Some(
         spawn_app_with(db, |config| {

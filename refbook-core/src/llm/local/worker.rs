@@ -136,7 +136,20 @@ pub fn run(
             continue; // The asker left while waiting.
         }
         let events = job.events.clone();
-        if let Err(err) = pool.install(|| answer(&mut loaded, job)) {
+        // A panic in one answer fails that answer, not the model: the worker lives on
+        // (each answer starts from an empty cache at position 0).
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.install(|| answer(&mut loaded, job))
+        }));
+        let failure = match answered {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err),
+            Err(_) => Some(ModelError::Stream(
+                "the local model failed on this request".into(),
+            )),
+        };
+        if let Some(err) = failure {
+            tracing::error!(error = %err, "local model answer failed");
             let _ = events.blocking_send(Err(err));
         }
     }
