@@ -32,6 +32,8 @@ struct Inner {
     router: Router,
     login_limiter: Option<RateLimiter>,
     chat_limiter: Option<RateLimiter>,
+    /// The OpenAPI document, built at the first request for it.
+    openapi: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl App {
@@ -46,6 +48,7 @@ impl App {
                 router,
                 login_limiter,
                 chat_limiter,
+                openapi: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -53,6 +56,14 @@ impl App {
     /// The Refbook instance.
     pub fn refbook(&self) -> &Refbook {
         &self.inner.refbook
+    }
+
+    /// The OpenAPI document of this server (its configuration fixes it, so it is built
+    /// once).
+    pub fn openapi_document(&self) -> &serde_json::Value {
+        self.inner
+            .openapi
+            .get_or_init(|| crate::openapi::document(self.refbook().config()))
     }
 
     /// Counts a credential attempt against the login/register limits.

@@ -50,5 +50,5 @@ pub fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 
 /// `GET /api/openapi.json`: the OpenAPI 3.1 document of the API.
 pub fn openapi(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    Ok(ok_json(&crate::openapi::document(ctx.refbook().config())))
+    Ok(ok_json(ctx.app.openapi_document()))
 }

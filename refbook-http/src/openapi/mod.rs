@@ -104,6 +104,10 @@ fn success_response(success: &Success) -> Value {
             "text/event-stream": {
                 "itemSchema": schema("SseEvent"),
                 "description": "`id: N` and one `data:` line per event (a ChatChunk as JSON), `: keep-alive` comments, and `data: [DONE]` last"
+            },
+            "application/x-ndjson": {
+                "itemSchema": schema("ChatChunk"),
+                "description": "With Accept: application/x-ndjson: one ChatChunk a line"
             }
         }),
         Success::Image => {

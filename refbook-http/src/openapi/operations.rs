@@ -55,7 +55,7 @@ pub enum Success {
     Json(Value),
     /// JSON of this schema, or a stream (SSE or NDJSON) when asked for.
     Streamed(Value),
-    /// Always an SSE stream.
+    /// Always a stream: SSE, or NDJSON when asked for.
     EventStream,
     /// Image bytes.
     Image,
