@@ -107,8 +107,9 @@ fn prompt_builder(c: &mut Criterion) {
         .collect();
     c.bench_function("prompt build (system + 40 turns, 8k budget)", |b| {
         b.iter(|| {
-            let system = prompt::system_prompt(&book, &persona);
-            prompt::build(system, &history, "罗辑为什么能成为面壁者？", 8192, 1.15).unwrap()
+            let question = "罗辑为什么能成为面壁者？";
+            let system = prompt::system_prompt(&book, &persona, question);
+            prompt::build(system, &history, question, 8192, 1.15).unwrap()
         });
     });
 }

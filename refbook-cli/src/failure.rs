@@ -33,15 +33,16 @@ impl Failure {
         let hint = match err.kind() {
             ErrorKind::InvalidInput | ErrorKind::ModelUnavailable => model_hint(err),
             ErrorKind::NotFound => {
-                Some("check the ISBN, or add the book with `refbook-cli books import FILE`")
+                Some("check the ISBN, or add the book with `refbook-cli books import FILE`".into())
             }
-            ErrorKind::UpstreamUnavailable => {
-                Some("the book sources could not be reached; check the network or try again later")
-            }
-            ErrorKind::Busy => {
-                Some("the server is answering as many questions as it can; try again shortly")
-            }
-            ErrorKind::Internal => Some("run again with REFBOOK_LOG=debug for details"),
+            ErrorKind::UpstreamUnavailable => Some(
+                "the book sources could not be reached; check the network or try again later"
+                    .into(),
+            ),
+            ErrorKind::Busy => Some(
+                "the server is answering as many questions as it can; try again shortly".into(),
+            ),
+            ErrorKind::Internal => Some("run again with REFBOOK_LOG=debug for details".into()),
             _ => None,
         };
         let mut message = err.message().text(language).to_owned();
@@ -74,9 +75,11 @@ impl Failure {
 }
 
 /// What to do about a model failure, by its cause (`None` when the error is not one).
-fn model_hint(err: &Error) -> Option<&'static str> {
+fn model_hint(err: &Error) -> Option<String> {
     let cause = std::error::Error::source(err)?.downcast_ref::<ModelError>()?;
     Some(match cause {
+        // The local model's own account of what is missing and what to do.
+        ModelError::Unavailable(detail) => return Some(detail.clone()),
         ModelError::NotConfigured => {
             "set REFBOOK_LLM_API_KEY (and REFBOOK_LLM_BASE_URL for servers other than DeepSeek), or REFBOOK_LOCAL_MODEL to a GGUF file to answer on this machine"
         }
@@ -95,7 +98,8 @@ fn model_hint(err: &Error) -> Option<&'static str> {
         }
         ModelError::Status { .. } => "the model refused the request: check REFBOOK_LLM_MODEL and REFBOOK_LLM_BASE_URL",
         ModelError::Stream(_) | ModelError::Corrupt => "the model's answer broke off: ask again",
-    })
+    }
+    .to_owned())
 }
 
 #[cfg(test)]

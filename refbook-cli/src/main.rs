@@ -4,6 +4,7 @@
 //! database defaults to a SQLite file in the user's data folder.
 
 mod commands;
+mod download_bar;
 mod failure;
 mod local_user;
 mod render;

@@ -62,11 +62,17 @@ pub fn language(config: &Config) -> Language {
 /// Builds Refbook (connecting to and migrating the database).
 pub async fn refbook(config: Config) -> Result<Refbook, Failure> {
     let url = config.database_url.clone();
-    Refbook::builder(config).build().await.map_err(|e| {
-        Failure::plain(format!(
-            "cannot open the database {url}: {}",
-            e.cause_chain()
+    Refbook::builder(config)
+        .download_progress(std::sync::Arc::new(
+            crate::download_bar::DownloadBar::default(),
         ))
-        .hint("check REFBOOK_DATABASE_URL (or --database-url)")
-    })
+        .build()
+        .await
+        .map_err(|e| {
+            Failure::plain(format!(
+                "cannot open the database {url}: {}",
+                e.cause_chain()
+            ))
+            .hint("check REFBOOK_DATABASE_URL (or --database-url)")
+        })
 }

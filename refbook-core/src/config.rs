@@ -7,9 +7,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Language;
+
+/// The LLM API used when none is named: DeepSeek.
+pub const DEFAULT_LLM_BASE_URL: &str = "https://api.deepseek.com";
 
 /// A secret setting (keys, passwords): its `Debug` never shows the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -81,6 +84,12 @@ impl ConfigValue for Option<String> {
     fn parse_value(text: &str) -> Result<Self, String> {
         let text = text.trim();
         Ok((!text.is_empty()).then(|| text.to_owned()))
+    }
+}
+
+impl ConfigValue for Option<PathBuf> {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        Ok(Option::<String>::parse_value(text)?.map(PathBuf::from))
     }
 }
 
@@ -248,8 +257,9 @@ config_fields! {
     /// another instance once this passes.
     auth_cache_secs: u64 = 5;
     /// Base URL of the OpenAI-compatible LLM API.
-    llm_base_url: String = "https://api.deepseek.com".to_owned();
-    /// API key of the LLM; unset: chat answers `MODEL_ERROR`.
+    llm_base_url: String = DEFAULT_LLM_BASE_URL.to_owned();
+    /// API key of the LLM (servers on your own machine, such as Ollama or llama.cpp, may
+    /// need none: set `llm_base_url` alone).
     llm_api_key: Option<Secret> = None;
     /// Model name sent to the LLM.
     llm_model: String = "deepseek-reasoner".to_owned();
@@ -264,12 +274,20 @@ config_fields! {
     llm_context_tokens: u64 = 16_384;
     /// The longest reply in tokens, reasoning included (sent as `max_tokens`).
     llm_max_tokens: u64 = 8192;
-    /// Which model answers: `openai` (any OpenAI-compatible API), `local` (a GGUF file run
-    /// in this process) or `off`; unset: `openai` when an API key is set, else `local` when
-    /// a local model file is set and this build has the local model, else none.
+    /// Which model answers: `openai` (any OpenAI-compatible API), `local` (a GGUF model
+    /// run in this process) or `off`; unset: `openai` when an API key or a base URL is set,
+    /// else `local` in a build that has the local model, else `off`.
     llm_provider: Option<LlmProvider> = None;
-    /// The local model: a GGUF file.
+    /// The local model: a GGUF file's path, or a model-hub file
+    /// (`hf:OWNER/REPO/FILE.gguf`, or an `https://` URL) downloaded once into
+    /// `local_model_cache`; unset: Qwen2.5-0.5B-Instruct (Q4_K_M) from Hugging Face.
     local_model: Option<String> = None;
+    /// Where downloaded models are kept; unset: `refbook/models` in the user's cache
+    /// folder (`~/.cache` on Linux).
+    local_model_cache: Option<PathBuf> = None;
+    /// The Hugging Face endpoint `hf:` models come from (a mirror such as
+    /// `https://hf-mirror.com` where huggingface.co is slow or blocked).
+    hf_endpoint: String = "https://huggingface.co".to_owned();
     /// CPU threads the local model uses (0: every core).
     local_threads: usize = 0;
     /// The local model's context window in tokens (prompt and reply).
@@ -366,15 +384,15 @@ config_fields! {
 }
 
 impl Config {
-    /// The provider that answers: the configured one, else `openai` with an API key, else
-    /// `local` with a local model file (in a build that has the local model), else `off`.
+    /// The provider that answers: the configured one, else `openai` with an API key or a
+    /// base URL of its own, else `local` in a build that has the local model, else `off`.
     pub fn provider(&self) -> LlmProvider {
         match self.llm_provider {
             Some(provider) => provider,
-            None if self.llm_api_key.is_some() => LlmProvider::OpenAi,
-            None if self.local_model.is_some() && cfg!(feature = "local-model") => {
-                LlmProvider::Local
+            None if self.llm_api_key.is_some() || self.llm_base_url != DEFAULT_LLM_BASE_URL => {
+                LlmProvider::OpenAi
             }
+            None if cfg!(feature = "local-model") => LlmProvider::Local,
             None => LlmProvider::Off,
         }
     }
@@ -516,11 +534,10 @@ impl Config {
                 "this build has no local model (build with the `local-model` feature)",
             ));
         }
-        if self.provider() == LlmProvider::Local && self.local_model.is_none() {
-            return Err(invalid(
-                "local_model",
-                "set it to a GGUF model file for llm_provider = local",
-            ));
+        #[cfg(feature = "local-model")]
+        if let (LlmProvider::Local, Some(reference)) = (self.provider(), &self.local_model) {
+            crate::llm::local::ModelRef::parse(reference, &self.hf_endpoint)
+                .map_err(|why| invalid("local_model", &why))?;
         }
         if self.llm_max_tokens == 0 || self.llm_max_tokens >= self.llm_context_tokens {
             return Err(invalid(

@@ -62,6 +62,6 @@ pub mod text;
 pub mod timestamp;
 pub mod upstream;
 
-pub use config::Config;
+pub use config::{Config, LlmProvider};
 pub use error::{Error, ErrorKind, Language, Message, Result};
 pub use refbook::{Refbook, RefbookBuilder};

@@ -8,7 +8,9 @@ use crate::books::{configured_sources, BookSource, Books, LookupObserver};
 use crate::chat::{Chat, ChatLimits, GenerationObserver};
 use crate::config::{Config, LlmProvider};
 use crate::error::{Error, Result};
-use crate::llm::{ChatModel, OpenAiCompatible, Timeouts, Unconfigured};
+#[cfg(feature = "local-model")]
+use crate::llm::LogProgress;
+use crate::llm::{ChatModel, DownloadProgress, OpenAiCompatible, Timeouts, Unconfigured};
 use crate::store::{SqlStore, Store};
 
 /// The `User-Agent` of every upstream request (Open Library refuses bare agents).
@@ -53,6 +55,7 @@ impl Refbook {
             lookup_observer: None,
             model: None,
             generation_observer: None,
+            download_progress: None,
         }
     }
 
@@ -96,6 +99,7 @@ pub struct RefbookBuilder {
     lookup_observer: Option<LookupObserver>,
     model: Option<Arc<dyn ChatModel>>,
     generation_observer: Option<GenerationObserver>,
+    download_progress: Option<Arc<dyn DownloadProgress>>,
 }
 
 impl RefbookBuilder {
@@ -108,6 +112,13 @@ impl RefbookBuilder {
     /// Uses this model instead of the configured OpenAI-compatible one.
     pub fn model(mut self, model: Arc<dyn ChatModel>) -> Self {
         self.model = Some(model);
+        self
+    }
+
+    /// Reports the local model's download to `progress` (a terminal's progress bar);
+    /// unset: log lines.
+    pub fn download_progress(mut self, progress: Arc<dyn DownloadProgress>) -> Self {
+        self.download_progress = Some(progress);
         self
     }
 
@@ -189,23 +200,21 @@ impl RefbookBuilder {
             sources,
             self.lookup_observer,
         )?);
-        let model: Arc<dyn ChatModel> = match (self.model, &config.llm_api_key) {
+        let model: Arc<dyn ChatModel> = match (self.model, config.provider()) {
             (Some(model), _) => model,
-            (None, _) if config.provider() == LlmProvider::Local => local_model(&config).await?,
-            (None, Some(key)) if config.provider() == LlmProvider::OpenAi => {
-                Arc::new(OpenAiCompatible::new(
-                    http.clone(),
-                    &config.llm_base_url,
-                    key.clone(),
-                    &config.llm_model,
-                    Timeouts {
-                        connect: Duration::from_secs(config.llm_connect_timeout_secs.max(1)),
-                        first_data: Duration::from_secs(config.llm_first_data_timeout_secs.max(1)),
-                        idle: Duration::from_secs(config.llm_idle_timeout_secs.max(1)),
-                    },
-                ))
-            }
-            (None, _) => Arc::new(Unconfigured {
+            (None, LlmProvider::Local) => local_model(&config, self.download_progress)?,
+            (None, LlmProvider::OpenAi) => Arc::new(OpenAiCompatible::new(
+                http.clone(),
+                &config.llm_base_url,
+                config.llm_api_key.clone(),
+                &config.llm_model,
+                Timeouts {
+                    connect: Duration::from_secs(config.llm_connect_timeout_secs.max(1)),
+                    first_data: Duration::from_secs(config.llm_first_data_timeout_secs.max(1)),
+                    idle: Duration::from_secs(config.llm_idle_timeout_secs.max(1)),
+                },
+            )),
+            (None, LlmProvider::Off) => Arc::new(Unconfigured {
                 model: config.llm_model.clone(),
             }),
         };
@@ -230,27 +239,48 @@ impl RefbookBuilder {
     }
 }
 
-/// The local model of `config` (`local_model` is set: the configuration checked it).
+/// The local model `config` names (the default one when it names none), downloaded and
+/// loaded on first use.
 #[cfg(feature = "local-model")]
-async fn local_model(config: &Config) -> Result<Arc<dyn ChatModel>> {
-    use crate::llm::local::{LocalModel, LocalSettings};
-    let path = config.local_model.clone().unwrap_or_default();
-    let model = LocalModel::load(LocalSettings {
-        path: path.into(),
-        threads: config.local_threads,
-        context_tokens: usize::try_from(config.local_context_tokens).unwrap_or(usize::MAX),
-        max_reply_tokens: usize::try_from(config.local_max_tokens).unwrap_or(usize::MAX),
-    })
-    .await
-    .map_err(|e| Error::internal(format!("the local model could not be loaded: {e}")))?;
-    tracing::info!(model = model.model_name(), "local model loaded");
+fn local_model(
+    config: &Config,
+    progress: Option<Arc<dyn DownloadProgress>>,
+) -> Result<Arc<dyn ChatModel>> {
+    use crate::llm::local::{Downloader, LazyLocalModel, LocalSettings, ModelRef};
+    let reference = config
+        .local_model
+        .as_deref()
+        .unwrap_or(crate::llm::local::DEFAULT_LOCAL_MODEL);
+    let source = ModelRef::parse(reference, &config.hf_endpoint).map_err(|why| {
+        Error::invalid(
+            "local_model",
+            format!("REFBOOK_LOCAL_MODEL 无效：{why}"),
+            format!("REFBOOK_LOCAL_MODEL is not usable: {why}"),
+        )
+    })?;
+    let downloader = Downloader::new(USER_AGENT).map_err(Error::internal)?;
+    let model = LazyLocalModel::new(
+        source,
+        config.local_model_cache.clone(),
+        LocalSettings {
+            path: std::path::PathBuf::new(),
+            threads: config.local_threads,
+            context_tokens: usize::try_from(config.local_context_tokens).unwrap_or(usize::MAX),
+            max_reply_tokens: usize::try_from(config.local_max_tokens).unwrap_or(usize::MAX),
+        },
+        downloader,
+        progress.unwrap_or_else(|| Arc::new(LogProgress::default())),
+    );
     Ok(Arc::new(model))
 }
 
 /// Without the `local-model` feature there is no local model (the configuration refuses
 /// `llm_provider = local`); a hand-built `Config` gets the unconfigured model.
 #[cfg(not(feature = "local-model"))]
-async fn local_model(config: &Config) -> Result<Arc<dyn ChatModel>> {
+fn local_model(
+    config: &Config,
+    _progress: Option<Arc<dyn DownloadProgress>>,
+) -> Result<Arc<dyn ChatModel>> {
     Ok(Arc::new(Unconfigured {
         model: config.llm_model.clone(),
     }))

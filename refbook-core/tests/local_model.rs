@@ -134,3 +134,77 @@ async fn a_prompt_beyond_the_context_is_refused() {
     let refused = model.stream(ask(&question, Some(8))).await;
     assert!(matches!(refused, Err(ModelError::ContextExceeded)));
 }
+
+/// A tiny `architecture` model with SmolLM2's tokenizer, split the way `pre` names.
+async fn tiny(
+    architecture: &str,
+    pre: &str,
+) -> Option<(tempfile::TempDir, Result<LocalModel, ModelError>)> {
+    let source = refbook_core::testing::local_model_file()?;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("tiny-{architecture}.gguf"));
+    let (from, to) = (source.clone(), path.clone());
+    let arch = (architecture.to_owned(), pre.to_owned());
+    tokio::task::spawn_blocking(move || {
+        refbook_core::testing::write_tiny_model(&from, &to, &arch.0, &arch.1)
+    })
+    .await
+    .unwrap();
+    let model = LocalModel::load(LocalSettings {
+        path,
+        threads: 2,
+        context_tokens: 512,
+        max_reply_tokens: 16,
+    })
+    .await;
+    Some((dir, model))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qwen2_model_loads_and_streams_with_exact_usage() {
+    let Some((_dir, model)) = tiny("qwen2", "qwen2").await else {
+        return;
+    };
+    let model = model.expect("a qwen2 file loads");
+    // Random weights answer noise, but every step of a real answer runs: the template,
+    // Qwen2's pre-tokenizer, attention with biases, streaming, usage and the limit.
+    let (_, usage, finish) = collect(&model, ask("作者是谁？", Some(6))).await;
+    let (prompt, completion) = usage.expect("usage");
+    assert!(prompt > 20, "{prompt}");
+    assert!(completion <= 6, "{completion}");
+    assert!(finish == "stop" || finish == "length", "{finish}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_architecture_is_refused_by_name() {
+    let Some((_dir, model)) = tiny("mamba", "default").await else {
+        return;
+    };
+    let err = model.expect_err("refused").to_string();
+    assert!(err.contains("`mamba` is not supported"), "{err}");
+    assert!(err.contains("qwen2"), "names what is supported: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digits_are_split_as_the_model_was_trained() {
+    use refbook_core::llm::local::GgufVocab;
+    let Some(path) = refbook_core::testing::local_model_file() else {
+        return;
+    };
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+    // SmolLM2 (`pre = smollm`) and Qwen2 (`pre = qwen2`) see every digit alone.
+    let vocab = GgufVocab::from_gguf(&content).unwrap();
+    let tokens = vocab.encode("in 2024, 1984").unwrap();
+    let pieces: Vec<String> = tokens
+        .iter()
+        .map(|t| vocab.decode(&[*t]).unwrap())
+        .collect();
+    for piece in pieces
+        .iter()
+        .filter(|p| p.chars().any(|c| c.is_ascii_digit()))
+    {
+        assert_eq!(piece.trim().chars().count(), 1, "{pieces:?}");
+    }
+    assert_eq!(vocab.decode(&tokens).unwrap(), "in 2024, 1984");
+}

@@ -70,6 +70,15 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {bind} (REFBOOK_BIND)"))?;
     let address = listener.local_addr().map_or(bind, |a| a);
     tracing::info!(%address, "refbook-http listening");
+    // A local model downloads (once) and loads now, beside the server, so the first
+    // question need not wait for it; questions asked meanwhile wait for the same load.
+    let warming = refbook.clone();
+    tokio::spawn(async move {
+        match warming.chat().prepare_model().await {
+            Ok(()) => tracing::info!(model = warming.chat().model_name(), "model ready"),
+            Err(err) => tracing::error!(error = %err, "the model is not ready"),
+        }
+    });
     refbook_http::serve(listener, refbook, refbook_http::shutdown_signal())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

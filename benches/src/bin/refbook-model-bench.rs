@@ -1,10 +1,14 @@
 //! The local model's speed: time to first token and decoding tokens per second for the
 //! same question, answered greedily a few times by a GGUF model in this process (feature
-//! `local-model`). Compare with llama.cpp's `llama-bench` on the same file.
+//! `local-model`), and — with `--llama-server URL` — the same question streamed from
+//! llama.cpp's `llama-server` serving the same file, measured the same way, the two
+//! taking turns so neither gets a quieter machine.
 //!
 //! ```sh
+//! llama-server -m SmolLM2-135M-Instruct.Q4_1.gguf -t 2 --port 8091 &
 //! cargo run --release -p refbook-benches --features local-model --bin refbook-model-bench -- \
-//!     --gguf SmolLM2-135M-Instruct.Q4_1.gguf [--threads 2] [--runs 3] [--tokens 128]
+//!     --gguf SmolLM2-135M-Instruct.Q4_1.gguf [--threads 2] [--runs 3] [--tokens 128] \
+//!     [--llama-server http://127.0.0.1:8091]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -14,13 +18,16 @@ use futures::StreamExt;
 use refbook_benches::latency::Latencies;
 use refbook_core::chat::Role;
 use refbook_core::llm::local::{LocalModel, LocalSettings};
-use refbook_core::llm::{ChatModel, ChatRequest, ModelEvent, PromptMessage, Sampling};
+use refbook_core::llm::{
+    ChatModel, ChatRequest, ModelEvent, OpenAiCompatible, PromptMessage, Sampling, Timeouts,
+};
 
 struct Options {
     gguf: String,
     threads: usize,
     runs: usize,
     tokens: u32,
+    llama_server: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -29,6 +36,7 @@ fn parse_args() -> anyhow::Result<Options> {
         threads: 2,
         runs: 3,
         tokens: 128,
+        llama_server: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -40,6 +48,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--threads" => options.threads = value.parse()?,
             "--runs" => options.runs = value.parse()?,
             "--tokens" => options.tokens = value.parse()?,
+            "--llama-server" => options.llama_server = Some(value),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -77,15 +86,20 @@ async fn measure(model: &dyn ChatModel, tokens: u32) -> anyhow::Result<(Duration
     let started = Instant::now();
     let mut stream = model.stream(question(tokens)).await?;
     let mut first = None;
-    let mut completion = 0;
+    let (mut completion, mut pieces) = (0, 0);
     while let Some(event) = stream.next().await {
         match event? {
-            ModelEvent::Content(piece) if !piece.is_empty() && first.is_none() => {
-                first = Some(started.elapsed());
+            ModelEvent::Content(piece) if !piece.is_empty() => {
+                pieces += 1;
+                first.get_or_insert_with(|| started.elapsed());
             }
             ModelEvent::Usage(usage) => completion = usage.completion_tokens,
             _ => {}
         }
+    }
+    // A server that reports no usage streams one token per chunk.
+    if completion == 0 {
+        completion = pieces;
     }
     let total = started.elapsed();
     let first = first.context("no text")?;
@@ -111,25 +125,50 @@ async fn main() -> anyhow::Result<()> {
         loading.elapsed().as_secs_f64(),
         options.threads
     );
-    // One answer to warm up, then the measured runs.
-    measure(&model, 16).await?;
-    let mut first_tokens = Latencies::default();
-    let mut rates = Vec::new();
+    let mut engines: Vec<(String, Box<dyn ChatModel>)> =
+        vec![("refbook local model (candle)".into(), Box::new(model))];
+    if let Some(url) = &options.llama_server {
+        let server = OpenAiCompatible::new(
+            reqwest::Client::new(),
+            url,
+            None,
+            "local",
+            Timeouts {
+                connect: Duration::from_secs(10),
+                first_data: Duration::from_secs(60),
+                idle: Duration::from_secs(30),
+            },
+        );
+        engines.push((format!("llama-server at {url}"), Box::new(server)));
+    }
+    // One answer each to warm up, then the measured runs, taking turns.
+    for (_, engine) in &engines {
+        measure(engine.as_ref(), 16).await?;
+    }
+    let mut results: Vec<(Latencies, Vec<f64>)> =
+        engines.iter().map(|_| Default::default()).collect();
     for _ in 0..options.runs {
-        let (first, rate, completion) = measure(&model, options.tokens).await?;
-        first_tokens.push(first);
-        rates.push(rate);
+        for ((name, engine), (first_tokens, rates)) in engines.iter().zip(&mut results) {
+            let (first, rate, completion) = measure(engine.as_ref(), options.tokens).await?;
+            first_tokens.push(first);
+            rates.push(rate);
+            println!(
+                "  {name}: {completion} tokens, first after {:.0} ms, then {rate:.1} tokens/s",
+                first.as_secs_f64() * 1000.0
+            );
+        }
+    }
+    for ((name, _), (first_tokens, rates)) in engines.iter().zip(&mut results) {
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
         println!(
-            "  {completion} tokens, first after {:.0} ms, then {rate:.1} tokens/s",
-            first.as_secs_f64() * 1000.0
+            "{name}: time to first token {}; decoding median {median:.1} tokens/s ({:.1} ms/token)",
+            first_tokens.summary(),
+            1000.0 / median,
         );
     }
-    rates.sort_by(f64::total_cmp);
     println!(
-        "local model: time to first token {}; decoding median {:.1} tokens/s ({:.1} ms/token); RSS {} MB",
-        first_tokens.summary(),
-        rates[rates.len() / 2],
-        1000.0 / rates[rates.len() / 2],
+        "this process's RSS (the local model loaded): {} MB",
         rss_mb()
     );
     Ok(())

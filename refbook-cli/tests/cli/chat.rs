@@ -118,12 +118,23 @@ async fn piped_chat_answers_each_line_and_is_kept(db: TestDatabase) {
 
 async fn chat_errors_are_one_clear_line(db: TestDatabase) {
     let (books, llm) = (books().await, MockLlm::start().await);
-    let unconfigured = cli(
+    // No key and no local model file, offline: the default local model cannot be fetched.
+    let offline = cli(
         db.url(),
         &books,
         &["chat", "--isbn", "9787536692930"],
         "你好\n",
         &[],
+    )
+    .await;
+    assert_clean_failure(&offline, "set REFBOOK_LOCAL_MODEL to its path");
+    // The model switched off: the hint names both ways to get one.
+    let unconfigured = cli(
+        db.url(),
+        &books,
+        &["chat", "--isbn", "9787536692930"],
+        "你好\n",
+        &[("REFBOOK_LLM_PROVIDER", "off")],
     )
     .await;
     assert_clean_failure(&unconfigured, "REFBOOK_LLM_API_KEY");

@@ -32,6 +32,16 @@ pub async fn cli(
         .env("REFBOOK_OPENLIBRARY_BASE_URL", books.uri())
         .env("REFBOOK_GOOGLEBOOKS_BASE_URL", books.uri())
         .env("REFBOOK_BOOK_SOURCE_TIMEOUT_SECS", "2")
+        // The default local model is never fetched from the internet in a test: its hub is
+        // a closed local port unless a test serves one, and downloads stay in a temp folder.
+        .env(
+            "REFBOOK_HF_ENDPOINT",
+            refbook_core::testing::unreachable_hub(),
+        )
+        .env(
+            "REFBOOK_LOCAL_MODEL_CACHE",
+            std::env::temp_dir().join(format!("refbook-cli-models-{}", uuid_like())),
+        )
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -374,7 +374,7 @@ impl Chat {
             .completion_slots
             .take(user_id, self.limits.max_concurrent)
             .ok_or_else(super::generate::too_many_for_user)?;
-        let mut system = prompt::system_prompt(&book, &persona);
+        let mut system = prompt::system_prompt(&book, &persona, &exchange.question);
         if let Some(instructions) = &exchange.instructions {
             system.push_str("\n读者的附加要求（Reader's instructions）：\n");
             system.push_str(instructions);

@@ -260,7 +260,7 @@ impl Chat {
     ) -> Result<(ModelStream, i64)> {
         let book = self.books.get(&Isbn::parse(&target.isbn)?).await?;
         let persona = self.persona_of(target).await?;
-        let system = prompt::system_prompt(&book, &persona);
+        let system = prompt::system_prompt(&book, &persona, turn.question);
         let mut budget = self.limits.prompt_budget();
         for attempt in 0..2 {
             let messages = prompt::build(

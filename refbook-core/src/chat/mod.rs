@@ -158,6 +158,16 @@ impl Chat {
         self.model.model_name()
     }
 
+    /// Gets the model ready before the first question (a local model downloads and loads
+    /// its weights); a server calls it at start.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError`](crate::llm::ModelError) as the first question would get it.
+    pub async fn prepare_model(&self) -> Result<(), crate::llm::ModelError> {
+        self.model.prepare().await
+    }
+
     // ---- personas -------------------------------------------------------------------
 
     /// Built-in personas and the user's own.

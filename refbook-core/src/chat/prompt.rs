@@ -21,55 +21,121 @@ fn clip(text: &str) -> String {
     }
 }
 
-/// The system prompt for talking about `book` as `persona`.
-pub fn system_prompt(book: &Book, persona: &Persona) -> String {
+/// The language a question is written in, as far as the prompt cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tongue {
+    Chinese,
+    /// English, and any other language (the prompt is English; the model is told to
+    /// answer in the reader's language).
+    Other,
+}
+
+impl Tongue {
+    /// Chinese when the question has any Han character and no Japanese kana.
+    fn of(question: &str) -> Self {
+        let han = question
+            .chars()
+            .any(|c| matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}'));
+        let kana = question
+            .chars()
+            .any(|c| matches!(c, '\u{3040}'..='\u{30FF}'));
+        if han && !kana {
+            Self::Chinese
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// The system prompt for talking about `book` as `persona`, written in the language of
+/// `question`. Short on purpose: small local models follow a few plain sentences and the
+/// facts, not a page of instructions.
+pub fn system_prompt(book: &Book, persona: &Persona, question: &str) -> String {
+    let tongue = Tongue::of(question);
     let title = &book.title;
-    let authors = if book.authors.is_empty() {
-        "本书作者".to_owned()
-    } else {
-        book.author_line()
-    };
-    let mut prompt = match persona.key.as_deref() {
-        Some("author") => format!(
-            "你就是《{title}》的作者{authors}。请以作者本人的口吻与读者交谈：讲述创作意图、人物、\
-             背景与写作过程，保持作者的语气。不确定的事实不要编造，可以坦率地说不记得或不确定。"
+    let authors = (!book.authors.is_empty()).then(|| book.author_line());
+    let mut prompt = match (tongue, persona.key.as_deref()) {
+        (Tongue::Chinese, Some("author")) => format!(
+            "你是《{title}》的作者{}，以作者本人的口吻回答读者。",
+            authors.as_deref().unwrap_or("")
         ),
-        Some("librarian") | None if persona.builtin => format!(
-            "你是一位博学的图书管理员，熟悉《{title}》。请根据下面的书目信息和你对这本书的了解回答\
-             读者的问题：内容、人物、背景与主题。引用书中内容时力求准确，不确定之处请直说，\
-             不要编造。"
+        (Tongue::Chinese, Some("librarian") | None) if persona.builtin => {
+            format!("你是熟悉《{title}》的图书管理员，根据下面的书目信息回答读者的问题。")
+        }
+        (Tongue::Chinese, _) => format!(
+            "你扮演「{}」（{}），与读者讨论《{title}》。",
+            persona.name, persona.description
         ),
-        _ => format!(
-            "请扮演以下角色，与读者讨论《{title}》。角色：{}。角色说明：{}。不确定的事实不要编造。",
+        (Tongue::Other, Some("author")) => match &authors {
+            Some(authors) => format!(
+                "You are {authors}, the author of \"{title}\". Answer the reader as the author."
+            ),
+            None => format!("You are the author of \"{title}\". Answer the reader as the author."),
+        },
+        (Tongue::Other, Some("librarian") | None) if persona.builtin => format!(
+            "You are a librarian who knows the book \"{title}\". Answer the reader's question \
+             using the facts below."
+        ),
+        (Tongue::Other, _) => format!(
+            "You play {} ({}), talking with the reader about the book \"{title}\".",
             persona.name, persona.description
         ),
     };
-    prompt.push_str("用读者提问所用的语言回答。\n\n书目信息：\n");
-    let _ = writeln!(prompt, "书名：{title}");
-    if let Some(subtitle) = &book.subtitle {
-        let _ = writeln!(prompt, "副标题：{subtitle}");
-    }
-    if !book.authors.is_empty() {
-        let _ = writeln!(prompt, "作者：{authors}");
-    }
-    if !book.translators.is_empty() {
-        let _ = writeln!(prompt, "译者：{}", book.translators.join(", "));
-    }
-    if let Some(publisher) = &book.publisher {
-        let _ = writeln!(prompt, "出版社：{publisher}");
-    }
-    if let Some(published) = &book.published {
-        let _ = writeln!(prompt, "出版时间：{published}");
-    }
-    let _ = writeln!(prompt, "ISBN：{}", book.isbn);
-    if let Some(intro) = &book.introduction {
-        let _ = writeln!(prompt, "内容简介：{}", clip(intro));
-    }
-    if let Some(about) = &book.author_intro {
-        let _ = writeln!(prompt, "作者简介：{}", clip(about));
+    let labels = match tongue {
+        Tongue::Chinese => {
+            prompt.push_str("不确定就直说，不要编造。用中文回答。\n\n书目信息：\n");
+            FACT_LABELS_ZH
+        }
+        Tongue::Other => {
+            prompt.push_str(
+                " If you are not sure, say so; never make facts up. Answer in the language \
+                 the reader writes in.\n\nThe book:\n",
+            );
+            FACT_LABELS_EN
+        }
+    };
+    let facts = [
+        Some(title.clone()),
+        book.subtitle.clone(),
+        authors,
+        (!book.translators.is_empty()).then(|| book.translators.join(", ")),
+        book.publisher.clone(),
+        book.published.clone(),
+        Some(book.isbn.clone()),
+        book.introduction.as_deref().map(clip),
+        book.author_intro.as_deref().map(clip),
+    ];
+    for (label, fact) in labels.iter().zip(facts) {
+        if let Some(fact) = fact {
+            let _ = writeln!(prompt, "{label}{fact}");
+        }
     }
     prompt
 }
+
+/// The names of the book's facts, in the order [`system_prompt`] lists them.
+const FACT_LABELS_ZH: [&str; 9] = [
+    "书名：",
+    "副标题：",
+    "作者：",
+    "译者：",
+    "出版社：",
+    "出版时间：",
+    "ISBN：",
+    "内容简介：",
+    "作者简介：",
+];
+const FACT_LABELS_EN: [&str; 9] = [
+    "Title: ",
+    "Subtitle: ",
+    "Author: ",
+    "Translator: ",
+    "Publisher: ",
+    "Published: ",
+    "ISBN: ",
+    "Summary: ",
+    "About the author: ",
+];
 
 /// A history turn usable in a prompt: finished or stopped, with text. Reasoning is never
 /// sent back (DeepSeek refuses it).
@@ -210,13 +276,35 @@ mod tests {
 
     #[test]
     fn system_prompts_carry_the_book_and_the_persona() {
-        let librarian = system_prompt(&book(), &persona(Some("librarian"), true));
+        let librarian = system_prompt(&book(), &persona(Some("librarian"), true), "谁写的？");
         assert!(librarian.contains("图书管理员") && librarian.contains("《三体》"));
         assert!(librarian.contains("作者：刘慈欣") && librarian.contains("内容简介：文化大革命"));
-        let author = system_prompt(&book(), &persona(Some("author"), true));
-        assert!(author.contains("你就是《三体》的作者刘慈欣"));
-        let custom = system_prompt(&book(), &persona(None, false));
+        let author = system_prompt(&book(), &persona(Some("author"), true), "为什么写这本书");
+        assert!(author.contains("你是《三体》的作者刘慈欣"));
+        let custom = system_prompt(&book(), &persona(None, false), "凶手是谁");
         assert!(custom.contains("福尔摩斯") && custom.contains("一位爱推理的侦探"));
+    }
+
+    #[test]
+    fn system_prompts_speak_the_language_of_the_question_briefly() {
+        let english = system_prompt(&book(), &persona(Some("librarian"), true), "Who wrote it?");
+        assert!(english.starts_with("You are a librarian who knows the book \"三体\""));
+        assert!(english.contains("Author: 刘慈欣") && english.contains("ISBN: "));
+        assert!(!english.contains("书目信息"), "{english}");
+        assert!(english.contains("Answer in the language the reader writes in"));
+        let author = system_prompt(&book(), &persona(Some("author"), true), "Why this book?");
+        assert!(
+            author.starts_with("You are 刘慈欣, the author of \"三体\""),
+            "{author}"
+        );
+        // Japanese (kana beside kanji) is not Chinese.
+        let japanese = system_prompt(&book(), &persona(Some("librarian"), true), "作者は誰ですか");
+        assert!(japanese.starts_with("You are a librarian"));
+        let chinese = system_prompt(&book(), &persona(Some("librarian"), true), "作者是谁");
+        assert!(chinese.contains("用中文回答") && chinese.contains("书目信息："));
+        // The instructions are a few sentences, the rest is the book.
+        let instructions = chinese.split("书目信息").next().unwrap();
+        assert!(instructions.chars().count() < 60, "{instructions}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The LLM seam: [`ChatModel`] streams a reply for a prompt; [`OpenAiCompatible`] speaks
 //! to DeepSeek, OpenAI, Ollama, vLLM or llama.cpp.
 
+mod download_progress;
 #[cfg(feature = "local-model")]
 pub mod local;
 mod openai;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::Stream;
 
+pub use download_progress::{DownloadProgress, LogProgress};
 pub use openai::{OpenAiCompatible, Timeouts};
 
 use crate::chat::{Role, TokenUsage};
@@ -105,6 +107,10 @@ pub enum ModelError {
     /// `exceed_context_size_error`, OpenAI's `context_length_exceeded`).
     #[error("the prompt exceeds the model's context")]
     ContextExceeded,
+    /// The local model is not ready: its file is missing or could not be downloaded (the
+    /// message says what to do).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl ModelError {
@@ -112,7 +118,11 @@ impl ModelError {
     /// opposed to a refusal of this request or of the server's settings.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::RateLimited | Self::Timeout(_) | Self::Network(_) | Self::Stream(_) => true,
+            Self::RateLimited
+            | Self::Timeout(_)
+            | Self::Network(_)
+            | Self::Stream(_)
+            | Self::Unavailable(_) => true,
             Self::Status { status, .. } => *status >= 500 || *status == 408,
             Self::NotConfigured
             | Self::Unauthorized
@@ -129,6 +139,10 @@ impl From<ModelError> for Error {
             ModelError::NotConfigured => (
                 "AI 模型未配置：请设置 REFBOOK_LLM_API_KEY（远程模型）或 REFBOOK_LOCAL_MODEL（本地 GGUF 模型文件）",
                 "The AI model is not configured: set REFBOOK_LLM_API_KEY (a remote model) or REFBOOK_LOCAL_MODEL (a local GGUF file)",
+            ),
+            ModelError::Unavailable(_) => (
+                "本地 AI 模型还没有就绪（可能仍在下载），请稍后再试",
+                "The local AI model is not ready yet (it may still be downloading); please try again later",
             ),
             ModelError::RateLimited => (
                 "AI 服务繁忙，请稍后再试",
@@ -157,7 +171,7 @@ impl From<ModelError> for Error {
             ),
         };
         let mut out = Error::new(ErrorKind::ModelUnavailable, zh, en).with_source(err.clone());
-        if matches!(err, ModelError::RateLimited) {
+        if matches!(err, ModelError::RateLimited | ModelError::Unavailable(_)) {
             out = out.with_retry_after(Duration::from_secs(10));
         }
         out
@@ -171,6 +185,15 @@ pub trait ChatModel: Send + Sync {
     fn model_name(&self) -> &str;
     /// Starts a reply. An error here means the model refused at once (before any data).
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ModelError>;
+    /// Gets ready to answer (a local model downloads and loads its weights) so the first
+    /// question need not wait; models with nothing to prepare return at once.
+    ///
+    /// # Errors
+    ///
+    /// The [`ModelError`] the first question would get.
+    async fn prepare(&self) -> Result<(), ModelError> {
+        Ok(())
+    }
 }
 
 /// The model used when none is configured: every request fails with `NotConfigured`.

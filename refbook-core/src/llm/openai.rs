@@ -35,7 +35,7 @@ pub struct Timeouts {
 pub struct OpenAiCompatible {
     client: reqwest::Client,
     base_url: String,
-    api_key: Secret,
+    api_key: Option<Secret>,
     model: String,
     timeouts: Timeouts,
     /// Set once `{base}/chat/completions` answered 404 and `/v1/…` worked.
@@ -91,11 +91,12 @@ struct ErrorJson {
 }
 
 impl OpenAiCompatible {
-    /// A client for `model` at `base_url` with `api_key`.
+    /// A client for `model` at `base_url`, with `api_key` as its bearer token (none for
+    /// servers that take no key).
     pub fn new(
         client: reqwest::Client,
         base_url: &str,
-        api_key: Secret,
+        api_key: Option<Secret>,
         model: &str,
         timeouts: Timeouts,
     ) -> Self {
@@ -122,10 +123,11 @@ impl OpenAiCompatible {
         body: &serde_json::Value,
         v1: bool,
     ) -> Result<reqwest::Response, ModelError> {
-        let request = self
-            .client
-            .post(self.url(v1))
-            .bearer_auth(self.api_key.expose())
+        let mut request = self.client.post(self.url(v1));
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key.expose());
+        }
+        let request = request
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .json(body)
             .send();

@@ -354,6 +354,12 @@ impl Drop for Cleanup {
 }
 
 mod mock_llm;
+mod model_hub;
+pub use model_hub::{mount_model_hub, unreachable_hub, HUB_BYTES_PATH};
+#[cfg(feature = "local-model")]
+mod tiny_model;
+#[cfg(feature = "local-model")]
+pub use tiny_model::write_tiny_model;
 
 pub use mock_llm::{MockLlm, MockReply, Step};
 

@@ -504,7 +504,10 @@ async fn an_upstream_refusing_at_once_is_a_json_error(db: TestDatabase) {
 }
 
 async fn no_model_configured_says_how_to_configure_one(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.llm_api_key = None).await;
+    let app = spawn_app_with(db, |c| {
+        c.llm_provider = Some(refbook_core::LlmProvider::Off);
+    })
+    .await;
     let (t, id) = app.user_with_conversation("ken").await;
     let reply = app
         .send(

@@ -396,6 +396,16 @@ pub async fn start_binary(env: &[(&str, &str)], fd_limit: Option<u32>) -> Binary
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("REFBOOK_BIND", "127.0.0.1:0")
         .env("REFBOOK_LOG_FORMAT", "json")
+        // Never the internet: the default local model's hub is a closed local port unless
+        // the test names one, and downloads go to a temp folder.
+        .env(
+            "REFBOOK_HF_ENDPOINT",
+            refbook_core::testing::unreachable_hub(),
+        )
+        .env(
+            "REFBOOK_LOCAL_MODEL_CACHE",
+            std::env::temp_dir().join(format!("refbook-models-{}", std::process::id())),
+        )
         .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

@@ -100,3 +100,65 @@ async fn a_local_reply_stops_when_asked() {
     let events = parse_sse(&body);
     assert_eq!(last_chunk(&events)["status"], "partial");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_downloads_its_model_at_start_with_progress_in_the_log() {
+    let Some(gguf) = refbook_core::testing::local_model_file() else {
+        return;
+    };
+    let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
+        return;
+    };
+    let hub = wiremock::MockServer::start().await;
+    let reference = refbook_core::testing::mount_model_hub(&hub, &gguf).await;
+    let cache = tempfile::tempdir().unwrap();
+    let cache_path = cache.path().display().to_string();
+    let hub_url = hub.uri();
+    // No key and no provider: the local model, fetched from the hub.
+    let server = crate::helpers::start_binary(
+        &[
+            ("REFBOOK_DATABASE_URL", db.url()),
+            ("REFBOOK_LOCAL_MODEL", &reference),
+            ("REFBOOK_HF_ENDPOINT", &hub_url),
+            ("REFBOOK_LOCAL_MODEL_CACHE", &cache_path),
+            ("REFBOOK_LOCAL_THREADS", "2"),
+            ("REFBOOK_LOCAL_MAX_TOKENS", "16"),
+        ],
+        None,
+    )
+    .await;
+    // The server listens at once and gets the model ready beside it.
+    let ready = async {
+        loop {
+            if server
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("model ready"))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), ready)
+        .await
+        .unwrap_or_else(|_| panic!("ready: {:?}", server.log.lock().unwrap()));
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("downloading the local model model.gguf"),
+        "{log}"
+    );
+    assert!(log.contains("local model download: 50%"), "{log}");
+    assert!(log.contains("downloaded and verified"), "{log}");
+    let cached = cache.path().join("huggingface/test/tiny/main/model.gguf");
+    assert_eq!(
+        std::fs::metadata(&cached).unwrap().len(),
+        std::fs::metadata(&gguf).unwrap().len()
+    );
+
+    // Loaded from the cache, ready to answer (the answers themselves: the tests above).
+    let ready_line = log.lines().find(|l| l.contains("model ready")).unwrap();
+    assert!(ready_line.contains("\"model\":\"model\""), "{ready_line}");
+}

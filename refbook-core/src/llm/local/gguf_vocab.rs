@@ -5,7 +5,12 @@
 
 use candle_core::quantized::gguf_file;
 use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use crate::llm::{ModelError, PromptMessage};
 
@@ -31,6 +36,42 @@ fn strings(content: &gguf_file::Content, key: &str) -> Result<Vec<String>, Model
         .iter()
         .map(|v| v.to_string().cloned().map_err(|_| broken(key)))
         .collect()
+}
+
+/// How Qwen2 splits text before BPE (its `tokenizer.json`): every digit alone.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// How Llama 3 splits text before BPE: digits in groups of up to three.
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// The pre-tokenizer the file's `tokenizer.ggml.pre` names (as llama.cpp reads it): the
+/// model was trained on text split this way, so the BPE must see the same pieces.
+fn pre_tokenizer(kind: Option<&str>) -> Result<PreTokenizerWrapper, ModelError> {
+    let split = |pattern: &str| {
+        Split::new(
+            SplitPattern::Regex(pattern.to_owned()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map(PreTokenizerWrapper::Split)
+        .map_err(|e| ModelError::Stream(format!("pre-tokenizer: {e}")))
+    };
+    let bytes = |with_gpt2_split| {
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, with_gpt2_split))
+    };
+    Ok(match kind {
+        Some("qwen2") => {
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(QWEN2_SPLIT)?, bytes(false)]))
+        }
+        Some("llama-bpe" | "llama3") => {
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(LLAMA3_SPLIT)?, bytes(false)]))
+        }
+        Some("smollm") => PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            bytes(true),
+        ])),
+        // GPT-2's own split, which ByteLevel applies itself.
+        _ => bytes(true),
+    })
 }
 
 impl GgufVocab {
@@ -66,9 +107,11 @@ impl GgufVocab {
             .build()
             .map_err(|_| broken("vocabulary"))?;
         let mut tokenizer = Tokenizer::new(bpe);
-        tokenizer.with_pre_tokenizer(Some(
-            tokenizers::pre_tokenizers::byte_level::ByteLevel::new(false, true, true),
-        ));
+        let pre = content
+            .metadata
+            .get("tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok());
+        tokenizer.with_pre_tokenizer(Some(pre_tokenizer(pre.map(String::as_str))?));
         tokenizer.with_decoder(Some(tokenizers::decoders::byte_level::ByteLevel::default()));
         // Control tokens (`<|im_start|>`, …) must stay whole, never split into bytes.
         let token_types = content

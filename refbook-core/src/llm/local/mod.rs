@@ -1,10 +1,14 @@
 //! [`LocalModel`]: a GGUF model run in this process on the CPU with candle (quantized
-//! Llama-family weights: SmolLM2, Llama, Qwen2-style files whose architecture is `llama`).
+//! weights of the `llama` family — SmolLM2, Llama — or of `qwen2` — Qwen2, Qwen2.5).
 //! One worker thread owns the weights and answers one request at a time, in arrival order;
 //! requests beyond it wait in a bounded queue. A reply whose stream is dropped stops at the
 //! next token.
 
+mod download;
 mod gguf_vocab;
+mod lazy;
+mod model_ref;
+mod weights;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +17,11 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::llm::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream};
+pub use download::{DownloadError, Downloader};
 pub use gguf_vocab::GgufVocab;
+pub use lazy::LazyLocalModel;
+pub use model_ref::{cache_folder, ModelRef, Remote, DEFAULT_LOCAL_MODEL};
+pub use weights::SUPPORTED as SUPPORTED_ARCHITECTURES;
 
 /// How to run a local model.
 #[derive(Debug, Clone)]

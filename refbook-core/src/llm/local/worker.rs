@@ -2,11 +2,11 @@
 //! requests one at a time.
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use candle_transformers::generation::LogitsProcessor;
-use candle_transformers::models::quantized_llama::ModelWeights;
 use tokio::sync::{mpsc, oneshot};
 
+use super::weights::Weights;
 use super::{GgufVocab, LocalSettings};
 use crate::chat::TokenUsage;
 use crate::llm::{ChatRequest, ModelError, ModelEvent};
@@ -22,7 +22,7 @@ const REPEAT_WINDOW: usize = 64;
 const REPEAT_PENALTY: f32 = 1.1;
 
 struct Loaded {
-    weights: ModelWeights,
+    weights: Weights,
     vocab: GgufVocab,
     settings: LocalSettings,
 }
@@ -49,11 +49,10 @@ fn load(settings: LocalSettings) -> Result<Loaded, ModelError> {
         let mut converted = requantized(&content, &mut file)?;
         let content = gguf_file::Content::read(&mut converted)
             .map_err(|e| stream_error("requantized model", e))?;
-        ModelWeights::from_gguf(content, &mut converted, &Device::Cpu)
+        Weights::from_gguf(content, &mut converted)
     } else {
-        ModelWeights::from_gguf(content, &mut file, &Device::Cpu)
-    }
-    .map_err(|e| stream_error("unsupported model", e))?;
+        Weights::from_gguf(content, &mut file)
+    }?;
     Ok(Loaded {
         weights,
         vocab,
@@ -183,7 +182,7 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
     {
         return Ok(());
     }
-    let mut logits = forward(&mut model.weights, &prompt_tokens, 0)?;
+    let mut logits = model.weights.next_logits(&prompt_tokens, 0)?;
     let mut reply: Vec<u32> = Vec::new();
     // The text sent so far is `text[..shown]`.
     let mut shown = 0;
@@ -218,11 +217,9 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
             }
         }
         if reply.len() < max_reply {
-            logits = forward(
-                &mut model.weights,
-                &[token],
-                prompt_tokens.len() + reply.len() - 1,
-            )?;
+            logits = model
+                .weights
+                .next_logits(&[token], prompt_tokens.len() + reply.len() - 1)?;
         }
     }
     // What was held back as the possible start of a stop sequence that never came.
@@ -262,21 +259,6 @@ fn visible_end(text: &str, stops: &[String]) -> (usize, bool) {
         .max()
         .unwrap_or(0);
     (text.len() - held, false)
-}
-
-/// The logits for the next token after `tokens` placed at `position`.
-fn forward(
-    weights: &mut ModelWeights,
-    tokens: &[u32],
-    position: usize,
-) -> Result<Tensor, ModelError> {
-    let input = Tensor::new(tokens, &Device::Cpu)
-        .and_then(|t| t.unsqueeze(0))
-        .map_err(|e| stream_error("input", e))?;
-    weights
-        .forward(&input, position)
-        .and_then(|t| t.squeeze(0))
-        .map_err(|e| stream_error("the model failed", e))
 }
 
 #[cfg(test)]
