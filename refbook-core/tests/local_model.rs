@@ -50,7 +50,10 @@ fn ask(question: &str, max_tokens: Option<u32>) -> ChatRequest {
 }
 
 /// All of a reply: its text, usage and finish reason.
-async fn collect(model: &LocalModel, request: ChatRequest) -> (String, Option<(i64, i64)>, String) {
+async fn collect(
+    model: &dyn ChatModel,
+    request: ChatRequest,
+) -> (String, Option<(i64, i64)>, String) {
     let mut stream = model.stream(request).await.expect("accepted");
     let (mut text, mut usage, mut finish) = (String::new(), None, String::new());
     while let Some(event) = stream.next().await {
@@ -207,4 +210,46 @@ async fn digits_are_split_as_the_model_was_trained() {
         assert_eq!(piece.trim().chars().count(), 1, "{pieces:?}");
     }
     assert_eq!(vocab.decode(&tokens).unwrap(), "in 2024, 1984");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_during_the_first_download_are_told_to_come_back() {
+    use refbook_core::llm::local::{Downloader, LazyLocalModel, ModelRef};
+    use refbook_core::llm::LogProgress;
+    let Some(gguf) = refbook_core::testing::local_model_file() else {
+        return;
+    };
+    let hub = wiremock::MockServer::start().await;
+    let reference = refbook_core::testing::mount_model_hub(&hub, &gguf).await;
+    let cache = tempfile::tempdir().unwrap();
+    let model = std::sync::Arc::new(LazyLocalModel::new(
+        ModelRef::parse(&reference, &hub.uri()).unwrap(),
+        Some(cache.path().to_path_buf()),
+        LocalSettings {
+            path: std::path::PathBuf::new(),
+            threads: 2,
+            context_tokens: 1024,
+            max_reply_tokens: 8,
+        },
+        Downloader::new("refbook-test").unwrap(),
+        std::sync::Arc::new(LogProgress::default()),
+    ));
+    assert_eq!(model.model_name(), "model");
+    // The server prepares the model at start…
+    let preparing = {
+        let model = model.clone();
+        tokio::spawn(async move { model.prepare().await })
+    };
+    // …and a question asked meanwhile (download, hash and load take well over a second)
+    // is answered at once: not ready.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let early = model.stream(ask("Who wrote it?", Some(4))).await;
+    assert!(
+        matches!(&early, Err(ModelError::Unavailable(why)) if why.contains("ask again")),
+        "{:?}",
+        early.err()
+    );
+    preparing.await.unwrap().expect("the model is ready");
+    let (_, usage, _) = collect(model.as_ref(), ask("Who wrote it?", Some(4))).await;
+    assert_eq!(usage.unwrap().1, 4);
 }

@@ -3,6 +3,7 @@
 //! needed (or when [`ChatModel::prepare`] asks early).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -22,6 +23,8 @@ pub struct LazyLocalModel {
     downloader: Downloader,
     progress: Arc<dyn DownloadProgress>,
     model: OnceCell<LocalModel>,
+    /// A load is under way (set while [`ChatModel::prepare`] or a first question loads).
+    loading: AtomicBool,
 }
 
 impl LazyLocalModel {
@@ -46,13 +49,16 @@ impl LazyLocalModel {
             downloader,
             progress,
             model: OnceCell::new(),
+            loading: AtomicBool::new(false),
         }
     }
 
     /// The model, loaded (and first downloaded) if this is the first call; callers that
     /// come meanwhile wait for the same load.
     async fn loaded(&self) -> Result<&LocalModel, ModelError> {
-        self.model
+        self.loading.store(true, Ordering::SeqCst);
+        let loaded = self
+            .model
             .get_or_try_init(|| async {
                 let path = self.file().await?;
                 let model = LocalModel::load(LocalSettings {
@@ -63,7 +69,9 @@ impl LazyLocalModel {
                 tracing::info!(model = %self.name, path = %path.display(), "local model loaded");
                 Ok(model)
             })
-            .await
+            .await;
+        self.loading.store(false, Ordering::SeqCst);
+        loaded
     }
 
     /// The model's file on this machine, downloaded first if it is remote and not cached.
@@ -118,7 +126,21 @@ impl ChatModel for LazyLocalModel {
         self.loaded().await.map(|_| ())
     }
 
+    /// Answers with the loaded model. While a load is under way (the server prepares the
+    /// model at start), a question is told at once that the model is not ready rather
+    /// than held for minutes of download; with no load under way (a terminal's first
+    /// question) it starts one and waits for it.
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ModelError> {
-        self.loaded().await?.stream(request).await
+        let model = match self.model.get() {
+            Some(model) => model,
+            None if self.loading.load(Ordering::SeqCst) => {
+                return Err(ModelError::Unavailable(format!(
+                    "the local model {} is being downloaded or loaded; ask again shortly",
+                    self.name
+                )))
+            }
+            None => self.loaded().await?,
+        };
+        model.stream(request).await
     }
 }
