@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use refbook_core::{Config, Language, Refbook};
+use refbook_core::{Config, ErrorKind, Language, Refbook};
 
 use crate::failure::Failure;
 
@@ -62,17 +62,21 @@ pub fn language(config: &Config) -> Language {
 /// Builds Refbook (connecting to and migrating the database).
 pub async fn refbook(config: Config) -> Result<Refbook, Failure> {
     let url = config.database_url.clone();
+    let language = language(&config);
     Refbook::builder(config)
         .download_progress(std::sync::Arc::new(
             crate::download_bar::DownloadBar::default(),
         ))
         .build()
         .await
-        .map_err(|e| {
-            Failure::plain(format!(
+        .map_err(|e| match e.kind() {
+            // A setting the core refused (the local model's reference, …): say which.
+            ErrorKind::InvalidInput => Failure::plain(e.message().text(language).to_owned())
+                .hint("fix the setting named above"),
+            _ => Failure::plain(format!(
                 "cannot open the database {url}: {}",
                 e.cause_chain()
             ))
-            .hint("check REFBOOK_DATABASE_URL (or --database-url)")
+            .hint("check REFBOOK_DATABASE_URL (or --database-url)"),
         })
 }

@@ -506,13 +506,13 @@ impl Config {
         if let Some(unknown) = self
             .book_sources
             .iter()
-            .find(|s| !crate::books::SOURCES.contains(&s.trim().to_ascii_lowercase().as_str()))
+            .find(|s| !crate::domain::SOURCES.contains(&s.trim().to_ascii_lowercase().as_str()))
         {
             return Err(invalid(
                 "book_sources",
                 &format!(
                     "unknown source `{unknown}` (known: {})",
-                    crate::books::SOURCES.join(", ")
+                    crate::domain::SOURCES.join(", ")
                 ),
             ));
         }
@@ -533,11 +533,6 @@ impl Config {
                 "llm_provider",
                 "this build has no local model (build with the `local-model` feature)",
             ));
-        }
-        #[cfg(feature = "local-model")]
-        if let (LlmProvider::Local, Some(reference)) = (self.provider(), &self.local_model) {
-            crate::llm::local::ModelRef::parse(reference, &self.hf_endpoint)
-                .map_err(|why| invalid("local_model", &why))?;
         }
         if self.llm_max_tokens == 0 || self.llm_max_tokens >= self.llm_context_tokens {
             return Err(invalid(

@@ -6,20 +6,26 @@
 //!
 //! ## Layout
 //!
-//! - [`config`] — every setting, its `REFBOOK_*` variable and default; layered loading.
+//! Leaves first; each module below uses only those above it (`.ci/module-graph` checks
+//! that no two modules import each other).
+//!
 //! - [`error`] — [`Error`] with an [`ErrorKind`] front ends map, and bilingual messages.
 //! - [`timestamp`] — stored times (Unix ms) and their ISO 8601 form.
-//! - [`upstream`] — upstream answers read with a size limit.
+//! - [`domain`] — the records everything speaks in: [`Isbn`](domain::Isbn), books,
+//!   conversations, messages, personas, roles, statuses, token usage.
+//! - [`config`] — every setting, its `REFBOOK_*` variable and default; layered loading.
+//! - [`upstream`] — how Refbook introduces itself upstream; answers read with a size limit.
 //! - [`text`] — text hygiene: no NUL or other C0 controls in stored text.
 //! - [`store`] — the [`Store`](store::Store) seam and [`SqlStore`](store::SqlStore)
 //!   (SQLite or PostgreSQL through sqlx, embedded migrations).
 //! - [`accounts`] — registration, password and WeChat logins, JWT access tokens, rotating
 //!   refresh tokens with reuse detection, profiles.
-//! - [`books`] — the [`Isbn`](books::Isbn) type, book sources (Douban v2 shape, Open
-//!   Library, Google Books, local catalogue), the cached single-flight lookup chain,
-//!   cover proxy, search and catalogue import.
-//! - [`llm`] — the [`ChatModel`](llm::ChatModel) seam and the OpenAI-compatible streaming
-//!   client (DeepSeek, OpenAI, Ollama, vLLM, llama.cpp).
+//! - [`llm`] — the [`ChatModel`](llm::ChatModel) seam, the OpenAI-compatible streaming
+//!   client (DeepSeek, OpenAI, Ollama, vLLM, llama.cpp) and, with the `local-model`
+//!   feature, a GGUF model run in this process (downloaded once when named by hub).
+//! - [`books`] — book sources (Douban v2 shape, Open Library, Google Books, local
+//!   catalogue), the cached single-flight lookup chain, cover proxy, search and
+//!   catalogue import.
 //! - [`chat`] — personas, conversations, the prompt, server-owned generation with
 //!   resumable replies, usage and quota, collections.
 //! - [`refbook`] — the [`Refbook`] façade and its builder.
@@ -52,6 +58,7 @@ pub mod accounts;
 pub mod books;
 pub mod chat;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod llm;
 pub mod refbook;

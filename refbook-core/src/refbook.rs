@@ -13,12 +13,7 @@ use crate::llm::LogProgress;
 use crate::llm::{ChatModel, DownloadProgress, OpenAiCompatible, Timeouts, Unconfigured};
 use crate::store::{SqlStore, Store};
 
-/// The `User-Agent` of every upstream request (Open Library refuses bare agents).
-pub const USER_AGENT: &str = concat!(
-    "Refbook/",
-    env!("CARGO_PKG_VERSION"),
-    " (+https://example.invalid/refbook; ops@example.invalid)"
-);
+pub use crate::upstream::USER_AGENT;
 
 /// The settings key under which a generated JWT secret is kept.
 const JWT_SECRET_SETTING: &str = "jwt_secret";

@@ -1,5 +1,13 @@
-//! Reading upstream answers (book sources, WeChat, a model's error body) with a size
-//! limit: a hostile or broken upstream cannot make the server hold an unbounded body.
+//! Talking to upstreams (book sources, WeChat, models): how Refbook introduces itself, and
+//! reading their answers with a size limit, so a hostile or broken upstream cannot make
+//! the server hold an unbounded body.
+
+/// The `User-Agent` of every upstream request (Open Library refuses bare agents).
+pub const USER_AGENT: &str = concat!(
+    "Refbook/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://example.invalid/refbook; ops@example.invalid)"
+);
 
 /// The most of a book source's answer read.
 pub const MAX_SOURCE_BODY: usize = 2 * 1024 * 1024;

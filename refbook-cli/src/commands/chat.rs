@@ -1,6 +1,7 @@
 //! `refbook-cli chat --isbn …`: a conversation in the terminal. Interactive on a terminal
 //! (prompt, spinner, dim reasoning, slash commands, Ctrl-C stops an answer); plain when
-//! piped (each input line a question, each answer printed, exit 0 at EOF).
+//! piped (each input line a question, each answer printed; a failed question is reported and
+//! the rest still asked; exit 0 at EOF when every one was answered).
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -102,14 +103,26 @@ async fn resolve_persona(refbook: &Refbook, user_id: i64, wanted: &str) -> Resul
 }
 
 impl Session<'_> {
+    /// Answers every line it can: a failed question is reported on stderr and the next
+    /// one asked; the run fails at the end if any did.
     fn piped(&mut self) -> Result<(), Failure> {
+        let (mut asked, mut failed) = (0, 0);
         for line in std::io::stdin().lock().lines() {
             let line = line.map_err(|e| Failure::plain(format!("cannot read input: {e}")))?;
             let question = line.trim();
             if question.is_empty() {
                 continue;
             }
-            self.ask(question)?;
+            asked += 1;
+            if let Err(failure) = self.ask(question) {
+                failure.print();
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            return Err(Failure::plain(format!(
+                "{failed} of {asked} questions were not answered"
+            )));
         }
         Ok(())
     }

@@ -306,7 +306,25 @@ async fn ctrl_c_stops_the_answer_and_keeps_the_part(db: TestDatabase) {
     );
 }
 
+async fn piped_chat_answers_every_line_it_can(db: TestDatabase) {
+    let (books, llm) = (books().await, MockLlm::start().await);
+    llm.push(MockReply::error(500));
+    let out = chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--isbn", "9787536692930"],
+        "第一个问题\n第二个问题\n",
+    )
+    .await;
+    // The first fails, the second is still asked and answered, and the run fails at the end.
+    assert!(out.stdout.contains("第二个问题"), "{}", out.stdout);
+    assert_clean_failure(&out, "1 of 2 questions were not answered");
+    assert!(out.stderr.contains("unavailable"), "{}", out.stderr);
+}
+
 backend_tests!(
+    piped_chat_answers_every_line_it_can,
     ctrl_c_stops_the_answer_and_keeps_the_part,
     piped_chat_answers_each_line_and_is_kept,
     chat_errors_are_one_clear_line,

@@ -157,3 +157,26 @@ async fn offline_with_no_model_file_says_how_to_provide_one() {
     );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn a_model_reference_that_cannot_work_is_named() {
+    let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
+        return;
+    };
+    let books = three_body_books().await;
+    let out = cli(
+        db.url(),
+        &books,
+        &["chat", "--isbn", "9787536692930"],
+        "hi\n",
+        &[("REFBOOK_LOCAL_MODEL", "hf:only-an-owner/repo")],
+    )
+    .await;
+    crate::run::assert_clean_failure(&out, "REFBOOK_LOCAL_MODEL");
+    assert!(
+        out.stderr.contains("hf:OWNER/REPO/FILE.gguf"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("database"), "{}", out.stderr);
+}

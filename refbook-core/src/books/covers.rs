@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
-use crate::refbook::USER_AGENT;
+use crate::upstream::USER_AGENT;
 
 use super::Cover;
 

@@ -7,22 +7,20 @@ mod cover_flights;
 mod covers;
 mod douban;
 mod googlebooks;
-mod isbn;
 mod lookup;
-mod model;
 mod openlibrary;
 mod source;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::domain::{Book, BookFields, Cover, StoredBook, SOURCES};
+pub use crate::domain::{Isbn, IsbnError};
 pub use catalog::{parse_catalog, CatalogFormat, CatalogSource};
 pub use covers::{host_allowed, url_allowed, CoverFetcher, DEFAULT_COVER_HOSTS};
 pub use douban::Douban;
 pub use googlebooks::GoogleBooks;
-pub use isbn::{Isbn, IsbnError};
 pub use lookup::{BookLookup, LookupObserver, LookupPolicy};
-pub use model::{Book, BookFields, Cover, StoredBook, SOURCES};
 pub use openlibrary::OpenLibrary;
 pub use source::{BookSource, SourceError};
 

@@ -4,7 +4,6 @@
 mod completion;
 mod generate;
 pub mod prompt;
-mod records;
 mod reply;
 mod sweep;
 pub mod tokens;
@@ -12,15 +11,15 @@ pub mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::domain::{
+    BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
+    Persona, Role, TokenUsage,
+};
 pub use completion::{
     BookModel, ClientMessage, Completion, CompletionRequest, CompletionStream, PersonaChoice,
     MAX_COMPLETION_MESSAGES, MAX_INSTRUCTIONS_CHARS, MAX_STOP_SEQUENCES, PERSONA_SEPARATOR,
 };
 pub use generate::Started;
-pub use records::{
-    BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
-    Persona, Role, TokenUsage,
-};
 pub use reply::{
     GenerationObserver, GenerationReport, Positioned, Replies, Reply, ReplyEvent, ReplyListener,
 };

@@ -15,7 +15,7 @@ use futures::Stream;
 pub use download_progress::{DownloadProgress, LogProgress};
 pub use openai::{OpenAiCompatible, Timeouts};
 
-use crate::chat::{Role, TokenUsage};
+use crate::domain::{Role, TokenUsage};
 use crate::error::{Error, ErrorKind};
 
 /// One message of a prompt.

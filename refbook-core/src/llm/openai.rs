@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream};
-use crate::chat::TokenUsage;
 use crate::config::Secret;
+use crate::domain::TokenUsage;
 
 /// The time limits of one reply.
 #[derive(Debug, Clone, Copy)]

@@ -17,8 +17,7 @@ pub use records::{
 };
 pub use sql::{Backend, SqlStore};
 
-use crate::books::{Book, Cover, StoredBook};
-use crate::chat::{Conversation, Message, NewMessage, Persona};
+use crate::domain::{Book, Conversation, Cover, Message, NewMessage, Persona, StoredBook};
 use crate::timestamp::Timestamp;
 
 /// Users and their profiles.

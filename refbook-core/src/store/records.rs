@@ -1,6 +1,6 @@
 //! Rows as the store hands them out and takes them in.
 
-use crate::chat::{FinishReason, Message, MessageStatus, TokenUsage};
+use crate::domain::{FinishReason, Message, MessageStatus, TokenUsage};
 use crate::timestamp::Timestamp;
 
 /// A stored user.
@@ -110,8 +110,8 @@ pub struct ReplyTarget {
     pub persona_id: Option<i64>,
 }
 
-impl From<&crate::chat::Conversation> for ReplyTarget {
-    fn from(c: &crate::chat::Conversation) -> Self {
+impl From<&crate::domain::Conversation> for ReplyTarget {
+    fn from(c: &crate::domain::Conversation) -> Self {
         Self {
             id: c.id,
             user_id: c.user_id,

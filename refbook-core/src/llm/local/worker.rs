@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::weights::Weights;
 use super::{GgufVocab, LocalSettings};
-use crate::chat::TokenUsage;
+use crate::domain::TokenUsage;
 use crate::llm::{ChatRequest, ModelError, ModelEvent};
 
 /// One request and where its events go.

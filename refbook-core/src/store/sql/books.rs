@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::SqlStore;
-use crate::books::{Book, BookFields, Cover, Isbn, StoredBook};
+use crate::domain::{Book, BookFields, Cover, Isbn, StoredBook};
 use crate::store::{BookStore, StoreError};
 use crate::timestamp::Timestamp;
 

@@ -10,7 +10,7 @@ use sqlx::Row;
 use super::conversations::{message_from_row, MESSAGE_COLUMNS};
 use super::replies::settle;
 use super::{placeholders, Backend, SqlStore};
-use crate::chat::{Message, MessageStatus, Role};
+use crate::domain::{Message, MessageStatus, Role};
 use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim, StoreError};
 use crate::timestamp::Timestamp;
 

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::books::{stored_book_from_row, BOOK_COLUMNS};
 use super::SqlStore;
-use crate::books::Book;
+use crate::domain::Book;
 use crate::store::{CollectionStore, StoreError};
 use crate::timestamp::Timestamp;
 

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::books::list;
 use super::SqlStore;
-use crate::chat::{
+use crate::domain::{
     BookBrief, Conversation, FinishReason, Message, MessageStatus, NewMessage, Role, TokenUsage,
 };
 use crate::store::{ChatStore, ReplyTarget, StoreError};

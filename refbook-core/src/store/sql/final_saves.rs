@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::settings::add_usage_sql;
 use super::{placeholders, SqlStore};
-use crate::chat::{FinishReason, MessageStatus, TokenUsage};
+use crate::domain::{FinishReason, MessageStatus, TokenUsage};
 use crate::store::{FinalReply, StoreError};
 use crate::timestamp::Timestamp;
 

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::SqlStore;
-use crate::chat::Persona;
+use crate::domain::Persona;
 use crate::store::{PersonaStore, StoreError};
 use crate::timestamp::Timestamp;
 

@@ -133,7 +133,7 @@ pub struct BookFields {
 
 impl BookFields {
     /// A book record of these fields for `isbn` from `source`.
-    pub fn into_book(self, isbn: &crate::books::Isbn, source: &str, now: Timestamp) -> Book {
+    pub fn into_book(self, isbn: &super::Isbn, source: &str, now: Timestamp) -> Book {
         Book {
             isbn: isbn.as_str().to_owned(),
             isbn10: isbn.isbn10(),

@@ -273,7 +273,7 @@ pub struct CollectionItem {
     /// The ISBN-13.
     pub isbn: String,
     /// The book.
-    pub book: crate::books::Book,
+    pub book: super::Book,
     /// When it was collected.
     pub created_at: Timestamp,
 }

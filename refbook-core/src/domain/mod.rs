@@ -1,0 +1,15 @@
+//! The records every part of Refbook speaks in: books and their ISBNs, conversations,
+//! messages, personas, roles, statuses and token usage. A leaf: it depends on nothing in
+//! the crate but `error` and `timestamp`, and the services (`books`, `chat`), the store
+//! and the model seam (`llm`) all depend on it, never on each other for these types.
+
+mod book;
+mod chat;
+mod isbn;
+
+pub use book::{Book, BookFields, Cover, StoredBook, SOURCES};
+pub use chat::{
+    BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
+    Persona, Role, TokenUsage,
+};
+pub use isbn::{Isbn, IsbnError};
