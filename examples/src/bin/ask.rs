@@ -9,8 +9,6 @@ use std::io::Write;
 
 use refbook_core::books::Isbn;
 use refbook_core::chat::ReplyEvent;
-use refbook_core::store::NewUser;
-use refbook_core::timestamp::Timestamp;
 use refbook_core::{Config, Refbook};
 
 #[tokio::main]
@@ -26,14 +24,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Conversations belong to a user: make one for this program.
     let user = refbook
-        .store()
-        .create_user(
-            NewUser {
-                nickname: "example".into(),
-                ..NewUser::default()
-            },
-            Timestamp::now(),
-        )
+        .accounts()
+        .local_user("example.local", "example")
         .await?;
     let chat = refbook.chat();
     let conversation = chat

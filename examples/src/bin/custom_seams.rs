@@ -10,7 +10,6 @@ use futures::stream;
 use refbook_core::books::{Book, BookFields, BookSource, Isbn, SourceError};
 use refbook_core::chat::{ReplyEvent, TokenUsage};
 use refbook_core::llm::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream};
-use refbook_core::store::NewUser;
 use refbook_core::timestamp::Timestamp;
 use refbook_core::{Config, Refbook};
 
@@ -74,14 +73,8 @@ async fn main() -> anyhow::Result<()> {
         .build()
         .await?;
     let user = refbook
-        .store()
-        .create_user(
-            NewUser {
-                nickname: "reader".into(),
-                ..NewUser::default()
-            },
-            Timestamp::now(),
-        )
+        .accounts()
+        .local_user("reader.local", "reader")
         .await?;
     let chat = refbook.chat();
     let conversation = chat

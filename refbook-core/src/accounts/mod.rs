@@ -406,6 +406,43 @@ impl Accounts {
         Ok(PublicUser::from(&user))
     }
 
+    /// The account a front end on this machine acts as (the CLI's `cli.local`, an
+    /// embedding program's user): created on first use with no password and no WeChat
+    /// identity, so nobody can sign in as it over HTTP. Two processes may ask at once.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_PARAMS` when `username` is not a valid username, `CONFLICT` when it
+    /// belongs to an account that can sign in (it is never taken over), store failures.
+    pub async fn local_user(&self, username: &str, nickname: &str) -> Result<User> {
+        let name = validate::username(username)?;
+        let key = unique_key(&name);
+        let found = match self.store.user_by_username_key(&key).await? {
+            Some(user) => user,
+            None => {
+                let new = NewUser {
+                    username: Some(name),
+                    nickname: nickname.to_owned(),
+                    ..NewUser::default()
+                };
+                match self.store.create_user(new, Timestamp::now()).await {
+                    Ok(user) => return Ok(User::from(&user)),
+                    // Another process created it a moment ago.
+                    Err(crate::store::StoreError::Conflict(_)) => self
+                        .store
+                        .user_by_username_key(&key)
+                        .await?
+                        .ok_or_else(|| Error::internal("the local user vanished"))?,
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        };
+        if found.password_hash.is_some() || found.wechat_openid.is_some() {
+            return Err(crate::store::StoreError::Conflict("username").into());
+        }
+        Ok(User::from(&found))
+    }
+
     /// Forgets expired login sessions (run periodically).
     pub async fn purge_expired_sessions(&self) -> Result<u64> {
         Ok(self.store.purge_expired_sessions(Timestamp::now()).await?)
