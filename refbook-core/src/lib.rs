@@ -25,9 +25,9 @@
 //!   feature, a GGUF model run in this process (downloaded once when named by hub).
 //! - [`books`] — book sources (Douban v2 shape, Open Library, Google Books, local
 //!   catalogue), the cached single-flight lookup chain, cover proxy, search and
-//!   catalogue import.
+//!   catalogue import, a reader's collection.
 //! - [`chat`] — personas, conversations, the prompt, server-owned generation with
-//!   resumable replies, usage and quota, collections.
+//!   resumable replies, usage and quota.
 //! - [`refbook`] — the [`Refbook`] façade and its builder.
 //! - `testing` (feature `testing`) — throwaway SQLite and PostgreSQL databases for tests.
 //!

@@ -3,6 +3,7 @@
 //! proxy, search and catalogue import — behind the [`Books`] service.
 
 mod catalog;
+mod collections;
 mod cover_flights;
 mod covers;
 mod douban;

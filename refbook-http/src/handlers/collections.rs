@@ -15,7 +15,7 @@ pub async fn list(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let page = PageRequest::from_ctx(&ctx)?;
     let (count, items) = ctx
         .refbook()
-        .chat()
+        .books()
         .collection(ctx.user()?.id(), page.limit, page.offset)
         .await?;
     Ok(ok_json(&page.page(&ctx, count, items)))
@@ -32,7 +32,7 @@ pub async fn add(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let isbn = Isbn::parse(&body.isbn).map_err(Error::from)?;
     let item = ctx
         .refbook()
-        .chat()
+        .books()
         .collect(ctx.user()?.id(), &isbn)
         .await?;
     Ok(ok_json(&item))
@@ -42,7 +42,7 @@ pub async fn add(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
 pub async fn remove(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let isbn = Isbn::parse(ctx.params.get("isbn")).map_err(Error::from)?;
     ctx.refbook()
-        .chat()
+        .books()
         .uncollect(ctx.user()?.id(), &isbn)
         .await?;
     Ok(ok_true())

@@ -4,21 +4,20 @@
 //! as to conversations (the global generation cap, and a per-user cap on completions
 //! running at once in this process).
 
-use std::collections::HashMap;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+mod model_name;
+mod stream;
 
-use futures::{Stream, StreamExt};
+pub use model_name::{BookModel, PersonaChoice};
+pub use stream::CompletionStream;
+pub(crate) use stream::UserSlots;
 
-use super::reply::event::floor_char_boundary;
-use super::tokens::{estimate_tokens, Calibration};
-use super::{prompt, Chat, Persona, Role, TokenUsage};
+use super::{prompt, Chat, Persona, Role};
 use crate::books::{Book, Isbn};
 use crate::error::{Error, ErrorKind, Result};
-use crate::llm::{ChatRequest, ModelError, ModelEvent, ModelStream, Sampling};
-use crate::store::Store;
+use crate::llm::{ChatRequest, ModelError, Sampling};
 use crate::timestamp::Timestamp;
+use model_name::model_not_found;
+use stream::Accounting;
 
 /// The separator between an ISBN and a persona in a model name.
 pub const PERSONA_SEPARATOR: char = '@';
@@ -31,73 +30,6 @@ pub const MAX_COMPLETION_MESSAGES: usize = 1000;
 
 /// The most `stop` sequences (as OpenAI allows).
 pub const MAX_STOP_SEQUENCES: usize = 4;
-
-/// Which persona a model name asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PersonaChoice {
-    /// No `@…`: the librarian.
-    Default,
-    /// A built-in persona by key (`librarian`, `author`).
-    Builtin(String),
-    /// One of the user's own personas (or a built-in) by id.
-    Id(i64),
-}
-
-/// A model name of the OpenAI-compatible face: an ISBN in any accepted form, optionally
-/// followed by `@persona` (`9787536692930@author`, `978-7-5366-9293-0@12`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BookModel {
-    /// The book.
-    pub isbn: Isbn,
-    /// The persona.
-    pub persona: PersonaChoice,
-}
-
-impl BookModel {
-    /// Parses a model name; `NOT_FOUND` (no such model) when it names no valid ISBN or an
-    /// impossible persona.
-    pub fn parse(name: &str) -> Result<Self> {
-        let not_found = || model_not_found(name);
-        let (isbn, persona) = match name.rsplit_once(PERSONA_SEPARATOR) {
-            Some((isbn, persona)) => (isbn, Some(persona.trim())),
-            None => (name, None),
-        };
-        let isbn = Isbn::parse(isbn).map_err(|_| not_found())?;
-        let persona = match persona {
-            None => PersonaChoice::Default,
-            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                PersonaChoice::Id(p.parse().map_err(|_| not_found())?)
-            }
-            Some(p) if (1..=32).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_lowercase()) => {
-                PersonaChoice::Builtin(p.to_owned())
-            }
-            Some(_) => return Err(not_found()),
-        };
-        Ok(Self { isbn, persona })
-    }
-}
-
-impl std::fmt::Display for BookModel {
-    /// The canonical name: the ISBN-13, then `@persona` when one was chosen.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.isbn.as_str())?;
-        match &self.persona {
-            PersonaChoice::Default => Ok(()),
-            PersonaChoice::Builtin(key) => write!(f, "{PERSONA_SEPARATOR}{key}"),
-            PersonaChoice::Id(id) => write!(f, "{PERSONA_SEPARATOR}{id}"),
-        }
-    }
-}
-
-fn model_not_found(name: &str) -> Error {
-    let shown: String = name.chars().take(64).collect();
-    Error::new(
-        ErrorKind::NotFound,
-        format!("模型 {shown} 不存在：请用图书的 ISBN 作为模型名，可加 @角色"),
-        format!("The model {shown} does not exist: name a book's ISBN, optionally with @persona"),
-    )
-    .with_field("model")
-}
 
 /// One message of a completion request, as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,213 +67,6 @@ impl std::fmt::Debug for Completion {
         f.debug_struct("Completion")
             .field("isbn", &self.book.isbn)
             .finish_non_exhaustive()
-    }
-}
-
-/// Completions running per user in this process.
-#[derive(Debug, Default)]
-pub(super) struct UserSlots(Mutex<HashMap<i64, usize>>);
-
-/// One user's running completion; frees its place when dropped.
-struct UserSlot {
-    slots: Arc<UserSlots>,
-    user_id: i64,
-}
-
-impl UserSlots {
-    fn take(self: &Arc<Self>, user_id: i64, max: usize) -> Option<UserSlot> {
-        let mut running = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = running.entry(user_id).or_insert(0);
-        if *count >= max.max(1) {
-            return None;
-        }
-        *count += 1;
-        Some(UserSlot {
-            slots: self.clone(),
-            user_id,
-        })
-    }
-}
-
-impl Drop for UserSlot {
-    fn drop(&mut self) {
-        let mut running = self
-            .slots
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = running.get_mut(&self.user_id) {
-            *count -= 1;
-            if *count == 0 {
-                running.remove(&self.user_id);
-            }
-        }
-    }
-}
-
-/// What a completion records when it ends, however it ends (finished, failed, or
-/// dropped because the client went away): its tokens against the user's quota.
-struct Accounting {
-    store: Arc<dyn Store>,
-    user_id: i64,
-    prompt_estimate: i64,
-    calibration: Arc<Calibration>,
-    completion_text_tokens: i64,
-    reported: Option<TokenUsage>,
-    /// Set once the usage was recorded (then dropping records nothing more).
-    recorded: bool,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    _slot: UserSlot,
-}
-
-impl Accounting {
-    fn usage(&self) -> TokenUsage {
-        self.reported
-            .unwrap_or_else(|| TokenUsage::new(self.prompt_estimate, self.completion_text_tokens))
-    }
-}
-
-/// Adds a completion's tokens to the user's count for today.
-async fn add_usage(store: Arc<dyn Store>, user_id: i64, usage: TokenUsage) {
-    let day = Timestamp::now().utc_day();
-    let added = store
-        .add_usage(user_id, &day, usage.prompt_tokens, usage.completion_tokens)
-        .await;
-    if let Err(err) = added {
-        tracing::error!(user_id, error = %err, "recording a completion's usage failed");
-    }
-}
-
-impl Accounting {
-    /// Takes the usage to record, once (and teaches the calibration the model's count).
-    fn take_usage(&mut self) -> Option<TokenUsage> {
-        if std::mem::replace(&mut self.recorded, true) {
-            return None;
-        }
-        if let Some(reported) = self.reported {
-            self.calibration
-                .observe(self.prompt_estimate, reported.prompt_tokens);
-        }
-        Some(self.usage())
-    }
-}
-
-impl Drop for Accounting {
-    /// A completion dropped before its usage was recorded (the client went away, or
-    /// the stream failed): recorded in the background.
-    fn drop(&mut self) {
-        let Some(usage) = self.take_usage() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                user_id = self.user_id,
-                "no runtime to record a completion's usage"
-            );
-            return;
-        };
-        runtime.spawn(add_usage(self.store.clone(), self.user_id, usage));
-    }
-}
-
-/// The model's stream with the reply's byte cap, usage always reported at the end, and
-/// the usage recorded when it ends or is dropped.
-pub struct CompletionStream {
-    inner: ModelStream,
-    accounting: Accounting,
-    bytes: usize,
-    max_bytes: usize,
-    /// Events to hand out before reading on (the cut's finish, the closing usage).
-    queued: std::collections::VecDeque<ModelEvent>,
-    ended: bool,
-}
-
-impl CompletionStream {
-    /// Records the completion's usage against the user's quota now (once), so that the
-    /// answer is only finished when its tokens count. A stream dropped before this
-    /// records them in the background.
-    pub async fn record_usage(&mut self) {
-        if let Some(usage) = self.accounting.take_usage() {
-            add_usage(
-                self.accounting.store.clone(),
-                self.accounting.user_id,
-                usage,
-            )
-            .await;
-        }
-    }
-
-    /// A text event within the byte cap; at the cap the rest is cut and the reply ends
-    /// with finish reason `length`.
-    fn capped(&mut self, event: ModelEvent) -> Option<ModelEvent> {
-        let (text, reasoning) = match &event {
-            ModelEvent::Content(text) => (text, false),
-            ModelEvent::Reasoning(text) => (text, true),
-            _ => return Some(event),
-        };
-        let room = self.max_bytes.saturating_sub(self.bytes);
-        let keep = if text.len() <= room {
-            text.len()
-        } else {
-            floor_char_boundary(text, room)
-        };
-        self.bytes += keep;
-        self.accounting.completion_text_tokens += estimate_tokens(&text[..keep]);
-        if keep == text.len() {
-            return Some(event);
-        }
-        self.queued
-            .push_back(ModelEvent::Finish("length".to_owned()));
-        self.queued
-            .push_back(ModelEvent::Usage(self.accounting.usage()));
-        self.ended = true;
-        let piece = text[..keep].to_owned();
-        let piece = if reasoning {
-            ModelEvent::Reasoning(piece)
-        } else {
-            ModelEvent::Content(piece)
-        };
-        (keep > 0).then_some(piece)
-    }
-}
-
-impl Stream for CompletionStream {
-    type Item = std::result::Result<ModelEvent, ModelError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some(event) = self.queued.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            if self.ended {
-                return Poll::Ready(None);
-            }
-            match futures::ready!(self.inner.poll_next_unpin(cx)) {
-                None => {
-                    self.ended = true;
-                    if self.accounting.reported.is_none() {
-                        let usage = self.accounting.usage();
-                        return Poll::Ready(Some(Ok(ModelEvent::Usage(usage))));
-                    }
-                }
-                Some(Err(err)) => {
-                    self.ended = true;
-                    return Poll::Ready(Some(Err(err)));
-                }
-                Some(Ok(ModelEvent::Usage(usage))) => {
-                    self.accounting.reported = Some(usage);
-                    return Poll::Ready(Some(Ok(ModelEvent::Usage(usage))));
-                }
-                Some(Ok(event)) => {
-                    if let Some(event) = self.capped(event) {
-                        return Poll::Ready(Some(Ok(event)));
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -401,25 +126,16 @@ impl Chat {
             };
             match self.model.stream(model_request).await {
                 Ok(inner) => {
-                    let accounting = Accounting {
-                        store: self.store.clone(),
+                    let accounting = Accounting::new(
+                        self.store.clone(),
                         user_id,
                         prompt_estimate,
-                        calibration: self.calibration.clone(),
-                        completion_text_tokens: 0,
-                        reported: None,
-                        recorded: false,
-                        _permit: permit,
-                        _slot: slot,
-                    };
-                    let events = CompletionStream {
-                        inner,
-                        accounting,
-                        bytes: 0,
-                        max_bytes: self.limits.max_reply_bytes,
-                        queued: std::collections::VecDeque::new(),
-                        ended: false,
-                    };
+                        self.calibration.clone(),
+                        permit,
+                        slot,
+                    );
+                    let events =
+                        CompletionStream::new(inner, accounting, self.limits.max_reply_bytes);
                     return Ok(Completion { book, events });
                 }
                 Err(ModelError::ContextExceeded) if attempt == 0 => budget /= 2,
@@ -577,31 +293,6 @@ fn check_sampling(sampling: &Sampling) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn model_names_are_isbns_with_an_optional_persona() {
-        let plain = BookModel::parse("9787536692930").unwrap();
-        assert_eq!(plain.isbn.as_str(), "9787536692930");
-        assert_eq!(plain.persona, PersonaChoice::Default);
-        let author = BookModel::parse("978-7-5366-9293-0@author").unwrap();
-        assert_eq!(author.isbn.as_str(), "9787536692930");
-        assert_eq!(author.persona, PersonaChoice::Builtin("author".into()));
-        assert_eq!(author.to_string(), "9787536692930@author");
-        assert_eq!(plain.to_string(), "9787536692930");
-        assert_eq!(
-            BookModel::parse("7536692935@12").unwrap().persona,
-            PersonaChoice::Id(12)
-        );
-        for bad in [
-            "gpt-4o",
-            "9787536692931",
-            "9787536692930@",
-            "9787536692930@Bad Name",
-        ] {
-            let err = BookModel::parse(bad).unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::NotFound, "{bad}");
-        }
-    }
 
     #[test]
     fn sampling_is_checked_against_openai_ranges() {

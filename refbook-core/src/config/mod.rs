@@ -4,159 +4,18 @@
 //! `REFBOOK_<KEY>` (upper case). Layers, later wins: defaults → TOML file → environment →
 //! explicit overrides (command-line flags). A bad value is an error naming the variable.
 
+mod values;
+
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+pub use values::{ConfigValue, LlmProvider, LogFormat, Secret};
 
 use crate::error::Language;
 
 /// The LLM API used when none is named: DeepSeek.
 pub const DEFAULT_LLM_BASE_URL: &str = "https://api.deepseek.com";
-
-/// A secret setting (keys, passwords): its `Debug` never shows the value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is sent to its destination.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines, for terminals.
-    Pretty,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
-
-/// Which kind of model answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LlmProvider {
-    /// An OpenAI-compatible HTTP API (DeepSeek, OpenAI, Ollama, vLLM, llama.cpp).
-    OpenAi,
-    /// A GGUF model run in this process (the `local-model` feature).
-    Local,
-    /// No model: questions are answered `503 MODEL_ERROR`.
-    Off,
-}
-
-impl ConfigValue for Option<LlmProvider> {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" => Ok(None),
-            "openai" => Ok(Some(LlmProvider::OpenAi)),
-            "local" => Ok(Some(LlmProvider::Local)),
-            "off" | "none" => Ok(Some(LlmProvider::Off)),
-            _ => Err("expected `openai`, `local` or `off`".to_owned()),
-        }
-    }
-}
-
-/// A value that can be read from one configuration string.
-pub trait ConfigValue: Sized {
-    /// Parses the text form; the error says what was expected (never echoing the value).
-    fn parse_value(text: &str) -> Result<Self, String>;
-}
-
-impl ConfigValue for String {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        Ok(text.trim().to_owned())
-    }
-}
-
-impl ConfigValue for Option<String> {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        Ok((!text.is_empty()).then(|| text.to_owned()))
-    }
-}
-
-impl ConfigValue for Option<PathBuf> {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        Ok(Option::<String>::parse_value(text)?.map(PathBuf::from))
-    }
-}
-
-impl ConfigValue for Option<Secret> {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        Ok(Option::<String>::parse_value(text)?.map(Secret))
-    }
-}
-
-macro_rules! number_config_value {
-    ($($ty:ty),*) => {$(
-        impl ConfigValue for $ty {
-            fn parse_value(text: &str) -> Result<Self, String> {
-                text.trim()
-                    .parse()
-                    .map_err(|_| "expected a whole number".to_owned())
-            }
-        }
-    )*};
-}
-number_config_value!(u32, u64, usize);
-
-impl ConfigValue for bool {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" | "" => Ok(false),
-            _ => Err("expected true or false".to_owned()),
-        }
-    }
-}
-
-impl ConfigValue for SocketAddr {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        text.trim()
-            .parse()
-            .map_err(|_| "expected an address like 127.0.0.1:8080".to_owned())
-    }
-}
-
-impl ConfigValue for Vec<String> {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        Ok(text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect())
-    }
-}
-
-impl ConfigValue for Language {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        text.parse()
-    }
-}
-
-impl ConfigValue for Option<LogFormat> {
-    fn parse_value(text: &str) -> Result<Self, String> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "" | "auto" => Ok(None),
-            "pretty" | "text" => Ok(Some(LogFormat::Pretty)),
-            "json" => Ok(Some(LogFormat::Json)),
-            _ => Err("expected `pretty` or `json`".to_owned()),
-        }
-    }
-}
 
 /// A configuration value that could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -522,22 +381,34 @@ impl Config {
                 "token lifetimes must be positive",
             ));
         }
-        if self.local_max_tokens == 0 || self.local_max_tokens >= self.local_context_tokens {
-            return Err(invalid(
+        // A reply's cap must leave the prompt room in the model's window.
+        for (key, max, context, context_key) in [
+            (
                 "local_max_tokens",
-                "must be positive and smaller than local_context_tokens (the prompt needs room)",
-            ));
+                self.local_max_tokens,
+                self.local_context_tokens,
+                "local_context_tokens",
+            ),
+            (
+                "llm_max_tokens",
+                self.llm_max_tokens,
+                self.llm_context_tokens,
+                "llm_context_tokens",
+            ),
+        ] {
+            if max == 0 || max >= context {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "must be positive and smaller than {context_key} (the prompt needs room)"
+                    ),
+                ));
+            }
         }
         if self.provider() == LlmProvider::Local && !cfg!(feature = "local-model") {
             return Err(invalid(
                 "llm_provider",
                 "this build has no local model (build with the `local-model` feature)",
-            ));
-        }
-        if self.llm_max_tokens == 0 || self.llm_max_tokens >= self.llm_context_tokens {
-            return Err(invalid(
-                "llm_max_tokens",
-                "must be positive and smaller than llm_context_tokens (the prompt needs room)",
             ));
         }
         if self.reply_lease_secs < 3 {

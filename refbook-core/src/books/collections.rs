@@ -1,0 +1,49 @@
+//! A reader's collection: the books they saved, newest first.
+
+use super::Books;
+use crate::domain::{CollectionItem, Isbn};
+use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
+
+impl Books {
+    /// Collects a book (looked up first; unknown `404`); adding twice is fine.
+    pub async fn collect(&self, user_id: i64, isbn: &Isbn) -> Result<CollectionItem> {
+        let book = self.get(isbn).await?;
+        let created_at = self
+            .store
+            .collect(user_id, isbn.as_str(), Timestamp::now())
+            .await?;
+        Ok(CollectionItem {
+            isbn: book.isbn.clone(),
+            book,
+            created_at,
+        })
+    }
+
+    /// The user's collection, newest first.
+    pub async fn collection(
+        &self,
+        user_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<CollectionItem>)> {
+        let (count, items) = self.store.collection(user_id, limit, offset).await?;
+        let items = items
+            .into_iter()
+            .map(|(book, created_at)| CollectionItem {
+                isbn: book.isbn.clone(),
+                book: self.present(book),
+                created_at,
+            })
+            .collect();
+        Ok((count, items))
+    }
+
+    /// Removes a book from the collection (`404` if it was not there).
+    pub async fn uncollect(&self, user_id: i64, isbn: &Isbn) -> Result<()> {
+        if !self.store.uncollect(user_id, isbn.as_str()).await? {
+            return Err(Error::not_found("收藏", "Collection item"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,262 @@
+//! The stream a completion hands out: the model's events with the reply's byte cap,
+//! usage always reported once at the end and recorded against the user's quota however
+//! the stream ends; and the per-user cap on completions running at once.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::{Stream, StreamExt};
+
+use crate::chat::reply::event::floor_char_boundary;
+use crate::chat::tokens::{estimate_tokens, Calibration};
+use crate::domain::TokenUsage;
+use crate::llm::{ModelError, ModelEvent, ModelStream};
+use crate::store::Store;
+use crate::timestamp::Timestamp;
+
+/// Completions running per user in this process.
+#[derive(Debug, Default)]
+pub(crate) struct UserSlots(Mutex<HashMap<i64, usize>>);
+
+/// One user's running completion; frees its place when dropped.
+pub(super) struct UserSlot {
+    slots: Arc<UserSlots>,
+    user_id: i64,
+}
+
+impl UserSlots {
+    pub(super) fn take(self: &Arc<Self>, user_id: i64, max: usize) -> Option<UserSlot> {
+        let mut running = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = running.entry(user_id).or_insert(0);
+        if *count >= max.max(1) {
+            return None;
+        }
+        *count += 1;
+        Some(UserSlot {
+            slots: self.clone(),
+            user_id,
+        })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut running = self
+            .slots
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = running.get_mut(&self.user_id) {
+            *count -= 1;
+            if *count == 0 {
+                running.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+/// What a completion records when it ends, however it ends (finished, failed, or
+/// dropped because the client went away): its tokens against the user's quota.
+pub(super) struct Accounting {
+    store: Arc<dyn Store>,
+    user_id: i64,
+    prompt_estimate: i64,
+    calibration: Arc<Calibration>,
+    completion_text_tokens: i64,
+    reported: Option<TokenUsage>,
+    /// Set once the usage was recorded (then dropping records nothing more).
+    recorded: bool,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _slot: UserSlot,
+}
+
+impl Accounting {
+    fn usage(&self) -> TokenUsage {
+        self.reported
+            .unwrap_or_else(|| TokenUsage::new(self.prompt_estimate, self.completion_text_tokens))
+    }
+}
+
+/// Adds a completion's tokens to the user's count for today.
+async fn add_usage(store: Arc<dyn Store>, user_id: i64, usage: TokenUsage) {
+    let day = Timestamp::now().utc_day();
+    let added = store
+        .add_usage(user_id, &day, usage.prompt_tokens, usage.completion_tokens)
+        .await;
+    if let Err(err) = added {
+        tracing::error!(user_id, error = %err, "recording a completion's usage failed");
+    }
+}
+
+impl Accounting {
+    /// Takes the usage to record, once (and teaches the calibration the model's count).
+    fn take_usage(&mut self) -> Option<TokenUsage> {
+        if std::mem::replace(&mut self.recorded, true) {
+            return None;
+        }
+        if let Some(reported) = self.reported {
+            self.calibration
+                .observe(self.prompt_estimate, reported.prompt_tokens);
+        }
+        Some(self.usage())
+    }
+}
+
+impl Drop for Accounting {
+    /// A completion dropped before its usage was recorded (the client went away, or
+    /// the stream failed): recorded in the background.
+    fn drop(&mut self) {
+        let Some(usage) = self.take_usage() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                user_id = self.user_id,
+                "no runtime to record a completion's usage"
+            );
+            return;
+        };
+        runtime.spawn(add_usage(self.store.clone(), self.user_id, usage));
+    }
+}
+
+/// The model's stream with the reply's byte cap, usage always reported at the end, and
+/// the usage recorded when it ends or is dropped.
+pub struct CompletionStream {
+    inner: ModelStream,
+    accounting: Accounting,
+    bytes: usize,
+    max_bytes: usize,
+    /// Events to hand out before reading on (the cut's finish, the closing usage).
+    queued: std::collections::VecDeque<ModelEvent>,
+    ended: bool,
+}
+
+impl Accounting {
+    /// The accounting of one completion by `user_id` whose prompt is estimated at
+    /// `prompt_estimate` tokens; it holds the generation `permit` and the user's `slot`
+    /// until it ends.
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        user_id: i64,
+        prompt_estimate: i64,
+        calibration: Arc<Calibration>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        slot: UserSlot,
+    ) -> Self {
+        Self {
+            store,
+            user_id,
+            prompt_estimate,
+            calibration,
+            completion_text_tokens: 0,
+            reported: None,
+            recorded: false,
+            _permit: permit,
+            _slot: slot,
+        }
+    }
+}
+
+impl CompletionStream {
+    /// The model's stream `inner`, cut at `max_bytes` of reply, accounted by `accounting`.
+    pub(super) fn new(inner: ModelStream, accounting: Accounting, max_bytes: usize) -> Self {
+        Self {
+            inner,
+            accounting,
+            bytes: 0,
+            max_bytes,
+            queued: std::collections::VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    /// Records the completion's usage against the user's quota now (once), so that the
+    /// answer is only finished when its tokens count. A stream dropped before this
+    /// records them in the background.
+    pub async fn record_usage(&mut self) {
+        if let Some(usage) = self.accounting.take_usage() {
+            add_usage(
+                self.accounting.store.clone(),
+                self.accounting.user_id,
+                usage,
+            )
+            .await;
+        }
+    }
+
+    /// A text event within the byte cap; at the cap the rest is cut and the reply ends
+    /// with finish reason `length`.
+    fn capped(&mut self, event: ModelEvent) -> Option<ModelEvent> {
+        let (text, reasoning) = match &event {
+            ModelEvent::Content(text) => (text, false),
+            ModelEvent::Reasoning(text) => (text, true),
+            _ => return Some(event),
+        };
+        let room = self.max_bytes.saturating_sub(self.bytes);
+        let keep = if text.len() <= room {
+            text.len()
+        } else {
+            floor_char_boundary(text, room)
+        };
+        self.bytes += keep;
+        self.accounting.completion_text_tokens += estimate_tokens(&text[..keep]);
+        if keep == text.len() {
+            return Some(event);
+        }
+        self.queued
+            .push_back(ModelEvent::Finish("length".to_owned()));
+        self.queued
+            .push_back(ModelEvent::Usage(self.accounting.usage()));
+        self.ended = true;
+        let piece = text[..keep].to_owned();
+        let piece = if reasoning {
+            ModelEvent::Reasoning(piece)
+        } else {
+            ModelEvent::Content(piece)
+        };
+        (keep > 0).then_some(piece)
+    }
+}
+
+impl Stream for CompletionStream {
+    type Item = std::result::Result<ModelEvent, ModelError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(event) = self.queued.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match futures::ready!(self.inner.poll_next_unpin(cx)) {
+                None => {
+                    self.ended = true;
+                    if self.accounting.reported.is_none() {
+                        let usage = self.accounting.usage();
+                        return Poll::Ready(Some(Ok(ModelEvent::Usage(usage))));
+                    }
+                }
+                Some(Err(err)) => {
+                    self.ended = true;
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Some(Ok(ModelEvent::Usage(usage))) => {
+                    self.accounting.reported = Some(usage);
+                    return Poll::Ready(Some(Ok(ModelEvent::Usage(usage))));
+                }
+                Some(Ok(event)) => {
+                    if let Some(event) = self.capped(event) {
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                }
+            }
+        }
+    }
+}

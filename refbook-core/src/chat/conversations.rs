@@ -1,0 +1,189 @@
+//! Conversations and their messages as stored: create, list, read, rename, delete, and
+//! messages a client appends or deletes itself (generation is in `generate.rs`).
+
+use super::{not_found_conversation, Chat, TITLE_MAX_CHARS};
+use crate::domain::{Conversation, FinishReason, Isbn, Message, NewMessage, Role};
+use crate::error::{Error, ErrorKind, Result};
+use crate::timestamp::Timestamp;
+
+impl Chat {
+    fn present(&self, mut conversation: Conversation) -> Conversation {
+        conversation.book.cover_url = self
+            .books
+            .present_cover(&conversation.isbn, conversation.book.cover_url.take());
+        conversation
+    }
+
+    /// Creates a conversation about a book (looked up first; unknown `404`). The title
+    /// defaults to the book's.
+    pub async fn create_conversation(
+        &self,
+        user_id: i64,
+        isbn: &Isbn,
+        title: Option<&str>,
+        persona_id: Option<i64>,
+    ) -> Result<Conversation> {
+        let book = self.books.get(isbn).await?;
+        let title = clean_title(title)?.unwrap_or_else(|| book.title.clone());
+        let persona_id = self.check_persona(user_id, persona_id).await?;
+        let conversation = self
+            .store
+            .create_conversation(
+                user_id,
+                isbn.as_str(),
+                &title,
+                persona_id,
+                "api",
+                Timestamp::now(),
+            )
+            .await?;
+        Ok(self.present(conversation))
+    }
+
+    /// The user's conversations, most recently active first.
+    pub async fn conversations(
+        &self,
+        user_id: i64,
+        isbn: Option<&Isbn>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(i64, Vec<Conversation>)> {
+        let (count, list) = self
+            .store
+            .conversations(user_id, isbn.map(Isbn::as_str), limit, offset)
+            .await?;
+        Ok((count, list.into_iter().map(|c| self.present(c)).collect()))
+    }
+
+    /// One conversation of the user's.
+    pub async fn conversation(&self, user_id: i64, id: i64) -> Result<Conversation> {
+        let conversation = self
+            .store
+            .conversation(id, user_id)
+            .await?
+            .ok_or_else(not_found_conversation)?;
+        Ok(self.present(conversation))
+    }
+
+    /// A conversation with its messages, oldest first.
+    pub async fn conversation_with_messages(
+        &self,
+        user_id: i64,
+        id: i64,
+    ) -> Result<(Conversation, Vec<Message>)> {
+        let conversation = self.conversation(user_id, id).await?;
+        let messages = self.store.messages(id).await?;
+        Ok((conversation, messages))
+    }
+
+    /// Renames and/or changes the persona (`Some(None)`: back to the default).
+    pub async fn update_conversation(
+        &self,
+        user_id: i64,
+        id: i64,
+        title: Option<&str>,
+        persona_id: Option<Option<i64>>,
+    ) -> Result<Conversation> {
+        let title = clean_title(title)?;
+        let persona_id = match persona_id {
+            Some(Some(pid)) => Some(self.check_persona(user_id, Some(pid)).await?),
+            other => other,
+        };
+        let conversation = self
+            .store
+            .update_conversation(id, user_id, title.as_deref(), persona_id, Timestamp::now())
+            .await?
+            .ok_or_else(not_found_conversation)?;
+        Ok(self.present(conversation))
+    }
+
+    /// Deletes a conversation (stopping its reply first).
+    pub async fn delete_conversation(&self, user_id: i64, id: i64) -> Result<()> {
+        self.conversation(user_id, id).await?;
+        if let Some(reply) = self.replies.running(id) {
+            reply.cancel(FinishReason::Cancelled);
+            reply.finished().await;
+        }
+        self.store.delete_conversation(id, user_id).await?;
+        self.replies.forget(id);
+        Ok(())
+    }
+
+    /// Appends a message without asking the model (importing history).
+    pub async fn append_message(
+        &self,
+        user_id: i64,
+        id: i64,
+        role: Role,
+        content: &str,
+    ) -> Result<Message> {
+        self.conversation(user_id, id).await?;
+        let content = self.clean_content(content)?;
+        Ok(self
+            .store
+            .add_message(id, NewMessage::complete(role, content), Timestamp::now())
+            .await?)
+    }
+
+    /// Deletes a message (not one being generated: `409`).
+    pub async fn delete_message(&self, user_id: i64, id: i64, message_id: i64) -> Result<()> {
+        self.conversation(user_id, id).await?;
+        if self
+            .replies
+            .running(id)
+            .is_some_and(|r| r.message_id == message_id)
+        {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "该消息正在生成，请先停止",
+                "That message is being generated; stop it first",
+            ));
+        }
+        if !self.store.delete_message(id, message_id).await? {
+            return Err(Error::not_found("消息", "Message"));
+        }
+        self.replies.forget(id);
+        Ok(())
+    }
+
+    pub(super) fn clean_content(&self, content: &str) -> Result<String> {
+        crate::text::refuse_controls("content", content)?;
+        let trimmed = content.trim();
+        if trimmed.is_empty() {
+            return Err(Error::invalid(
+                "content",
+                "消息不能为空",
+                "content must not be empty",
+            ));
+        }
+        if content.chars().count() > self.limits.max_message_chars {
+            return Err(Error::invalid(
+                "content",
+                format!("消息不能超过 {} 个字符", self.limits.max_message_chars),
+                format!(
+                    "content must be at most {} characters",
+                    self.limits.max_message_chars
+                ),
+            ));
+        }
+        Ok(content.to_owned())
+    }
+}
+
+/// A title: trimmed, 1–100 characters; `None` when not given.
+fn clean_title(title: Option<&str>) -> Result<Option<String>> {
+    match title.map(str::trim) {
+        None => Ok(None),
+        Some(t)
+            if (1..=TITLE_MAX_CHARS).contains(&t.chars().count())
+                && !t.chars().any(char::is_control) =>
+        {
+            Ok(Some(t.to_owned()))
+        }
+        Some(_) => Err(Error::invalid(
+            "title",
+            "标题须为 1–100 个字符",
+            "title must be 1–100 characters",
+        )),
+    }
+}
