@@ -29,12 +29,14 @@ pub fn config(file: Option<&Path>, database_url: Option<&str>) -> Result<Config,
         .map_err(|e| Failure::plain(e.to_string()).hint("fix the setting named above"))
 }
 
-/// Warnings (or `REFBOOK_LOG`) to stderr, never mixed into answers on stdout.
+/// Log lines only when `REFBOOK_LOG` asks for them, and then on stderr. By default none:
+/// the CLI reports every failure itself (an `error:` line and a `hint:`), and a log line
+/// would land in the middle of the conversation on the terminal.
 pub fn logging(config: &Config) {
     let filter = if std::env::var_os("REFBOOK_LOG").is_some() {
         config.log.clone()
     } else {
-        "warn".to_owned()
+        "off".to_owned()
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

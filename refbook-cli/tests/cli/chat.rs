@@ -150,6 +150,11 @@ async fn chat_errors_are_one_clear_line(db: TestDatabase) {
     .await;
     assert_clean_failure(&failing, "unavailable");
     assert!(
+        !failing.stderr.contains("WARN") && !failing.stderr.contains("refbook_core"),
+        "no log lines in the chat, only the CLI's own error: {}",
+        failing.stderr
+    );
+    assert!(
         !failing.stderr.contains("REFBOOK_LLM_API_KEY"),
         "a failing model server is not a missing key: {}",
         failing.stderr
