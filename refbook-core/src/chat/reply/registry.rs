@@ -113,3 +113,69 @@ impl Replies {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::reply::ReplyEvent;
+    use crate::domain::MessageStatus;
+
+    fn finished(conversation_id: i64, text: &str) -> Arc<Reply> {
+        let reply = Reply::new(conversation_id, conversation_id * 10, "m".into());
+        reply.push(ReplyEvent::Content(text.into()));
+        reply.finish(MessageStatus::Complete);
+        reply
+    }
+
+    #[test]
+    fn a_reply_is_running_then_recent_then_forgotten() {
+        let replies = Replies::default();
+        let reply = Reply::new(7, 70, "m".into());
+        replies.started(reply.clone());
+        assert!(Arc::ptr_eq(&replies.running(7).unwrap(), &reply));
+        assert_eq!(replies.active_count(), 1);
+
+        reply.finish(MessageStatus::Complete);
+        replies.ended(&reply);
+        assert!(replies.running(7).is_none(), "no longer generating");
+        assert!(
+            Arc::ptr_eq(&replies.current(7).unwrap(), &reply),
+            "kept for listeners that re-attach"
+        );
+        assert_eq!(replies.active_count(), 0);
+
+        replies.forget(7);
+        assert!(replies.current(7).is_none());
+    }
+
+    #[test]
+    fn an_older_reply_ending_late_does_not_unseat_the_new_one() {
+        let replies = Replies::default();
+        let old = Reply::new(3, 30, "m".into());
+        replies.started(old.clone());
+        let new = Reply::new(3, 31, "m".into());
+        replies.started(new.clone());
+        old.finish(MessageStatus::Partial);
+        replies.ended(&old);
+        assert!(
+            Arc::ptr_eq(&replies.running(3).unwrap(), &new),
+            "the regenerated reply still runs"
+        );
+    }
+
+    #[test]
+    fn finished_replies_are_bounded_oldest_first() {
+        let replies = Replies::default();
+        let count = i64::try_from(KEEP_FINISHED_COUNT).unwrap() + 2;
+        for id in 0..count {
+            let reply = finished(id, "答");
+            replies.started(reply.clone());
+            replies.ended(&reply);
+        }
+        let kept = (0..count)
+            .filter(|id| replies.current(*id).is_some())
+            .count();
+        assert_eq!(kept, KEEP_FINISHED_COUNT);
+        assert!(replies.current(count - 1).is_some(), "the newest stays");
+    }
+}
