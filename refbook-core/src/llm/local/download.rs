@@ -256,7 +256,13 @@ impl Downloader {
                 }
             };
             if start != 0 && start != have {
-                // An answer for other bytes than asked: start over.
+                // An answer for other bytes than asked: start over, a few times at most.
+                fruitless += 1;
+                if fruitless >= ATTEMPTS_WITHOUT_PROGRESS {
+                    return Err(DownloadError::Cut {
+                        url: url.to_owned(),
+                    });
+                }
                 tokio::fs::remove_file(part)
                     .await
                     .map_err(|e| disk(part, &e))?;
