@@ -485,4 +485,33 @@ mod tests {
         let c = Config::load(None, env(&[("REFBOOK_LLM_API_KEY", "sk-very-secret")]), &[]).unwrap();
         assert!(!format!("{c:?}").contains("sk-very-secret"));
     }
+
+    #[test]
+    fn the_provider_follows_what_is_set() {
+        let provider =
+            |pairs: &[(&str, &str)]| Config::load(None, env(pairs), &[]).unwrap().provider();
+        assert_eq!(
+            provider(&[("REFBOOK_LLM_API_KEY", "sk-x")]),
+            LlmProvider::OpenAi
+        );
+        // A server of one's own (Ollama, llama.cpp) needs no key.
+        assert_eq!(
+            provider(&[("REFBOOK_LLM_BASE_URL", "http://127.0.0.1:11434")]),
+            LlmProvider::OpenAi
+        );
+        let nothing = if cfg!(feature = "local-model") {
+            LlmProvider::Local
+        } else {
+            LlmProvider::Off
+        };
+        assert_eq!(provider(&[]), nothing);
+        // Named, it wins over a key.
+        assert_eq!(
+            provider(&[
+                ("REFBOOK_LLM_API_KEY", "sk-x"),
+                ("REFBOOK_LLM_PROVIDER", "off")
+            ]),
+            LlmProvider::Off
+        );
+    }
 }
