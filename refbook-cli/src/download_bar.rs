@@ -19,6 +19,11 @@ impl DownloadProgress for DownloadBar {
             eprintln!("downloading the local model {name} (first run only)…");
             return;
         }
+        // A resume within the same run (the connection broke) moves the same bar back.
+        if let Some(bar) = self.bar.lock().ok().as_ref().and_then(|slot| slot.as_ref()) {
+            bar.set_position(done);
+            return;
+        }
         let bar = total.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
         if let Ok(style) = ProgressStyle::with_template(
             "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
