@@ -5,7 +5,8 @@
 //! taking turns so neither gets a quieter machine.
 //!
 //! ```sh
-//! llama-server -m SmolLM2-135M-Instruct.Q4_1.gguf -t 2 --port 8091 &
+//! # --no-cache-prompt: otherwise llama-server reuses the previous request's prompt cache
+//! llama-server -m SmolLM2-135M-Instruct.Q4_1.gguf -t 2 -np 1 --no-cache-prompt --port 8091 &
 //! cargo run --release -p refbook-benches --features local-model --bin refbook-model-bench -- \
 //!     --gguf SmolLM2-135M-Instruct.Q4_1.gguf [--threads 2] [--runs 3] [--tokens 128] \
 //!     [--llama-server http://127.0.0.1:8091]

@@ -17,13 +17,7 @@ async fn piped_chat_answers_every_line_from_the_local_model() {
     let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
         return;
     };
-    let books = MockServer::start().await;
-    Mock::given(path("/v2/book/isbn/9787536692930"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            serde_json::json!({"title": "The Three-Body Problem", "author": ["Liu Cixin"]}),
-        ))
-        .mount(&books)
-        .await;
+    let books = three_body_books().await;
     // No key, no provider named: the local model file alone chooses the local model.
     let out = cli(
         db.url(),
