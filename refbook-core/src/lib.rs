@@ -16,6 +16,8 @@
 //! - [`config`] — every setting, its `REFBOOK_*` variable and default; layered loading.
 //! - [`upstream`] — how Refbook introduces itself upstream; answers read with a size limit.
 //! - [`text`] — text hygiene: no NUL or other C0 controls in stored text.
+//! - [`cluster`] — with Redis (`REFBOOK_REDIS_URL`): notices between instances, the
+//!   channels that carry live replies, rate limits shared by every instance.
 //! - [`store`] — the [`Store`](store::Store) seam and [`SqlStore`](store::SqlStore)
 //!   (SQLite or PostgreSQL through sqlx, embedded migrations).
 //! - [`accounts`] — registration, password and WeChat logins, JWT access tokens, rotating
@@ -57,6 +59,7 @@
 pub mod accounts;
 pub mod books;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod error;

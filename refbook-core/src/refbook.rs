@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::accounts::{Accounts, HttpWeChat, Tokens, WeChat};
 use crate::books::{configured_sources, BookSource, Books, LookupObserver};
 use crate::chat::{Chat, ChatLimits, GenerationObserver};
+use crate::cluster::Cluster;
 use crate::config::{Config, LlmProvider};
 use crate::error::{Error, Result};
 #[cfg(feature = "local-model")]
@@ -31,6 +32,7 @@ struct Inner {
     accounts: Accounts,
     books: Arc<Books>,
     chat: Chat,
+    cluster: Option<Cluster>,
 }
 
 impl std::fmt::Debug for dyn Store {
@@ -72,6 +74,11 @@ impl Refbook {
     /// The books service.
     pub fn books(&self) -> &Books {
         &self.inner.books
+    }
+
+    /// The other instances, when they share replies and limits through Redis.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
     }
 
     /// The chat service.
@@ -182,9 +189,24 @@ impl RefbookBuilder {
             ));
             Some(client)
         });
-        let accounts = Accounts::new(store.clone(), tokens, wechat, config.daily_token_quota)
+        let cluster = match &config.redis_url {
+            Some(url) => Some(
+                Cluster::connect(url.expose(), &config.redis_prefix).map_err(|err| {
+                    Error::invalid(
+                        "redis_url",
+                        format!("REFBOOK_REDIS_URL 无效：{err}"),
+                        format!("REFBOOK_REDIS_URL is not usable: {err}"),
+                    )
+                })?,
+            ),
+            None => None,
+        };
+        let mut accounts = Accounts::new(store.clone(), tokens, wechat, config.daily_token_quota)
             .with_refresh_reuse_grace(Duration::from_secs(config.refresh_reuse_grace_secs))
             .with_auth_cache(Duration::from_secs(config.auth_cache_secs));
+        if let Some(cluster) = &cluster {
+            accounts = accounts.with_cluster(cluster.clone());
+        }
         let sources = match self.book_sources {
             Some(sources) => sources,
             None => configured_sources(&config, &store, &http)?,
@@ -215,13 +237,16 @@ impl RefbookBuilder {
         };
         // Replies are settled by lease, not by process start: `Chat` sweeps at once and
         // then periodically, and never touches a reply whose owner is alive.
-        let chat = Chat::new(
+        let mut chat = Chat::new(
             store.clone(),
             books.clone(),
             model,
             ChatLimits::from_config(&config),
             self.generation_observer,
         );
+        if let Some(cluster) = &cluster {
+            chat = chat.with_cluster(cluster.clone());
+        }
         Ok(Refbook {
             inner: Arc::new(Inner {
                 config,
@@ -229,6 +254,7 @@ impl RefbookBuilder {
                 accounts,
                 books,
                 chat,
+                cluster,
             }),
         })
     }

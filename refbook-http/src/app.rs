@@ -40,8 +40,15 @@ impl App {
     /// The application over a built [`Refbook`].
     pub fn new(refbook: Refbook) -> Result<Self, Error> {
         let router = Router::new().map_err(|e| Error::internal(e.to_string()))?;
-        let login_limiter = RateLimiter::new(refbook.config().login_rate_per_min);
-        let chat_limiter = RateLimiter::new(refbook.config().chat_rate_per_min);
+        let limiter = |per_minute: u32, name: &'static str| {
+            let limiter = RateLimiter::new(per_minute)?;
+            Some(match refbook.cluster() {
+                Some(cluster) => limiter.shared(cluster.clone(), name),
+                None => limiter,
+            })
+        };
+        let login_limiter = limiter(refbook.config().login_rate_per_min, "login");
+        let chat_limiter = limiter(refbook.config().chat_rate_per_min, "chat");
         Ok(Self {
             inner: Arc::new(Inner {
                 refbook,
@@ -67,18 +74,23 @@ impl App {
     }
 
     /// Counts a credential attempt against the login/register limits.
-    pub fn check_login_rate(&self, ip: IpAddr, username: Option<&str>) -> Result<(), ApiError> {
+    pub async fn check_login_rate(
+        &self,
+        ip: IpAddr,
+        username: Option<&str>,
+    ) -> Result<(), ApiError> {
         match &self.inner.login_limiter {
-            Some(limiter) => limiter.check(ip, username).map_err(ApiError::from),
+            Some(limiter) => limiter.check(ip, username).await.map_err(ApiError::from),
             None => Ok(()),
         }
     }
 
     /// Counts a generation against the chat limits (per user and per client IP).
-    pub fn check_chat_rate(&self, ip: IpAddr, user_id: i64) -> Result<(), ApiError> {
+    pub async fn check_chat_rate(&self, ip: IpAddr, user_id: i64) -> Result<(), ApiError> {
         match &self.inner.chat_limiter {
             Some(limiter) => limiter
                 .check(ip, Some(&user_id.to_string()))
+                .await
                 .map_err(ApiError::from),
             None => Ok(()),
         }

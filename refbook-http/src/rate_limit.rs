@@ -1,11 +1,19 @@
 //! Throttling per client IP and per account: login/register attempts, chat generations.
+//! With Redis the counts are shared by every instance; while Redis does not answer, each
+//! instance counts alone (and says so once in its log).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use refbook_core::cluster::Cluster;
 use refbook_core::{Error, ErrorKind};
+
+/// How long a shared count may take before this instance counts alone.
+const SHARED_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Counts actions per minute per client IP and per account key (GCRA: a burst of `n`,
 /// then one every `60/n` s).
@@ -13,6 +21,11 @@ pub struct RateLimiter {
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     by_account: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
+    per_minute: u32,
+    /// Shared counts: the cluster and this limiter's name in its keys.
+    shared: Option<(Cluster, &'static str)>,
+    /// Whether the last shared count failed (logged once per outage).
+    shared_failing: AtomicBool,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -29,28 +42,83 @@ impl RateLimiter {
             by_ip: governor::RateLimiter::keyed(quota),
             by_account: governor::RateLimiter::keyed(quota),
             clock: DefaultClock::default(),
+            per_minute,
+            shared: None,
+            shared_failing: AtomicBool::new(false),
         })
+    }
+
+    /// Counts in `cluster`'s Redis, under keys named `name`, so that every instance
+    /// draws on one allowance.
+    #[must_use]
+    pub fn shared(mut self, cluster: Cluster, name: &'static str) -> Self {
+        self.shared = Some((cluster, name));
+        self
     }
 
     /// Counts one action from `ip` (for `account`, if known: a username or user id);
     /// `429` with `Retry-After` once either key is over its quota.
-    pub fn check(&self, ip: IpAddr, account: Option<&str>) -> Result<(), Error> {
-        let limited = |not_until: governor::NotUntil<_>| {
-            Error::new(
-                ErrorKind::RateLimited,
-                "请求过于频繁，请稍后再试",
-                "Too many requests; please try again later",
-            )
-            .with_retry_after(not_until.wait_time_from(self.clock.now()))
-        };
-        self.by_ip.check_key(&ip).map_err(limited)?;
-        if let Some(key) = account
+    pub async fn check(&self, ip: IpAddr, account: Option<&str>) -> Result<(), Error> {
+        let account = account
             .map(|n| n.trim().to_lowercase())
-            .filter(|n| !n.is_empty())
-        {
-            self.by_account.check_key(&key).map_err(limited)?;
+            .filter(|n| !n.is_empty());
+        if let Some((cluster, name)) = &self.shared {
+            let counted = tokio::time::timeout(
+                SHARED_TIMEOUT,
+                self.check_shared(cluster, name, ip, account.as_deref()),
+            )
+            .await;
+            match counted {
+                Ok(Ok(wait)) => {
+                    if self.shared_failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!("Redis answers again: rate limits are shared again");
+                    }
+                    return wait.map_or(Ok(()), |wait| Err(limited(wait)));
+                }
+                Ok(Err(err)) => self.shared_failed(&err.to_string()),
+                Err(_) => self.shared_failed("no answer in time"),
+            }
+        }
+        let local =
+            |not_until: governor::NotUntil<_>| limited(not_until.wait_time_from(self.clock.now()));
+        self.by_ip.check_key(&ip).map_err(local)?;
+        if let Some(key) = account {
+            self.by_account.check_key(&key).map_err(local)?;
         }
         Ok(())
+    }
+
+    /// The shared count: `Some(wait)` when over the allowance.
+    async fn check_shared(
+        &self,
+        cluster: &Cluster,
+        name: &str,
+        ip: IpAddr,
+        account: Option<&str>,
+    ) -> Result<Option<Duration>, refbook_core::cluster::RedisError> {
+        if let Some(wait) = cluster
+            .rate_check(&format!("{name}:ip:{ip}"), self.per_minute)
+            .await?
+        {
+            return Ok(Some(wait));
+        }
+        match account {
+            Some(account) => {
+                cluster
+                    .rate_check(&format!("{name}:account:{account}"), self.per_minute)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn shared_failed(&self, why: &str) {
+        if !self.shared_failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                error = why,
+                "Redis does not answer: this instance counts rate limits alone until it does"
+            );
+        }
     }
 
     /// Forgets keys whose quota has fully recovered (bounds memory; run periodically).
@@ -60,27 +128,38 @@ impl RateLimiter {
     }
 }
 
+/// `RATE_LIMIT` with how long to wait.
+fn limited(wait: Duration) -> Error {
+    Error::new(
+        ErrorKind::RateLimited,
+        "请求过于频繁，请稍后再试",
+        "Too many requests; please try again later",
+    )
+    .with_retry_after(wait)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn limits_per_ip_and_per_username() {
+    #[tokio::test]
+    async fn limits_per_ip_and_per_username() {
         let limiter = RateLimiter::new(3).unwrap();
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         for _ in 0..3 {
-            limiter.check(a, None).unwrap();
+            limiter.check(a, None).await.unwrap();
         }
-        let err = limiter.check(a, None).unwrap_err();
+        let err = limiter.check(a, None).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::RateLimited);
         assert!(err.retry_after().unwrap().as_secs() <= 20);
         // Another IP, but a username that is hammered from everywhere.
         for _ in 0..3 {
-            limiter.check(b, Some("Alice")).unwrap_or(());
+            limiter.check(b, Some("Alice")).await.unwrap_or(());
         }
         assert!(limiter
             .check("10.0.0.3".parse().unwrap(), Some("alice"))
+            .await
             .is_err());
         assert!(RateLimiter::new(0).is_none());
     }

@@ -78,6 +78,15 @@ impl Accounts {
         self
     }
 
+    /// Makes revocations (logout, logout-all, password change, account deletion, key
+    /// revocation) take effect on every instance of `cluster` at once, cached credentials
+    /// included. Call after [`with_auth_cache`](Self::with_auth_cache).
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: crate::cluster::Cluster) -> Self {
+        self.sessions.share(cluster);
+        self
+    }
+
     /// Sets how long after its rotation a refresh token presented again (two tabs, a
     /// request retried after its answer was lost) gets a new pair in the same session
     /// instead of ending it (default 10 s). After that, reuse ends the session.

@@ -6,14 +6,16 @@
 //! account deletion, key revocation, profile change) stamps the user with the time it
 //! happened; a cached entry is used only if it was read from the database *after* the
 //! user's last stamp (its time is taken before the read, so a read racing a revocation
-//! is never trusted). Across instances a revocation elsewhere is seen when the entry
-//! expires (`ttl`, a few seconds).
+//! is never trusted). Across instances sharing Redis, each revocation is sent to the
+//! others, which stamp the user the same way on receipt; an instance that missed it sees
+//! it when the entry expires (`ttl`, a few seconds).
 
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
 use super::model::AuthUser;
+use crate::cluster::{Cluster, Notice};
 
 /// The most entries kept (each a user record, well under a kilobyte).
 const MAX_ENTRIES: u64 = 100_000;
@@ -32,6 +34,8 @@ pub(crate) struct SessionCache {
     entries: Option<Cache<CacheKey, Entry>>,
     /// When each user's credentials were last revoked here.
     revoked: Cache<i64, Instant>,
+    /// The other instances, told of each revocation.
+    cluster: Option<Cluster>,
 }
 
 /// What a cached credential is looked up by.
@@ -67,7 +71,19 @@ impl SessionCache {
                 .max_capacity(MAX_ENTRIES)
                 .time_to_live(ttl.max(Duration::from_secs(1)))
                 .build(),
+            cluster: None,
         }
+    }
+
+    /// Tells the instances of `cluster` of each revocation, and hears theirs.
+    pub(crate) fn share(&mut self, cluster: Cluster) {
+        let heard = self.clone();
+        cluster.on_notice(std::sync::Arc::new(move |notice| {
+            if let Notice::Revoked { user_id } = *notice {
+                heard.revoke_here(user_id);
+            }
+        }));
+        self.cluster = Some(cluster);
     }
 
     /// The cached caller for `key`, unless revoked since it was read. `user_id`, when
@@ -97,8 +113,17 @@ impl SessionCache {
         }
     }
 
-    /// Forgets every cached credential of the user (call *after* the database change).
+    /// Forgets every cached credential of the user, here and on the other instances
+    /// (call *after* the database change).
     pub(crate) fn revoke_user(&self, user_id: i64) {
+        self.revoke_here(user_id);
+        if let Some(cluster) = &self.cluster {
+            cluster.notify(Notice::Revoked { user_id });
+        }
+    }
+
+    /// Forgets every cached credential of the user on this instance.
+    fn revoke_here(&self, user_id: i64) {
         self.revoked.insert(user_id, Instant::now());
     }
 }

@@ -2,7 +2,8 @@
 //! messages a client appends or deletes itself (generation is in `generate.rs`).
 
 use super::{not_found_conversation, Chat, TITLE_MAX_CHARS};
-use crate::domain::{Conversation, FinishReason, Isbn, Message, NewMessage, Role};
+use crate::cluster::Notice;
+use crate::domain::{Conversation, FinishReason, Isbn, Message, MessageStatus, NewMessage, Role};
 use crate::error::{Error, ErrorKind, Result};
 use crate::timestamp::Timestamp;
 
@@ -103,9 +104,17 @@ impl Chat {
         if let Some(reply) = self.replies.running(id) {
             reply.cancel(FinishReason::Cancelled);
             reply.finished().await;
+        } else {
+            // Generating on another instance, perhaps: its owner stops it.
+            self.notify(Notice::Stop {
+                conversation_id: id,
+            });
         }
         self.store.delete_conversation(id, user_id).await?;
         self.replies.forget(id);
+        self.notify(Notice::Changed {
+            conversation_id: id,
+        });
         Ok(())
     }
 
@@ -128,11 +137,16 @@ impl Chat {
     /// Deletes a message (not one being generated: `409`).
     pub async fn delete_message(&self, user_id: i64, id: i64, message_id: i64) -> Result<()> {
         self.conversation(user_id, id).await?;
-        if self
-            .replies
-            .running(id)
-            .is_some_and(|r| r.message_id == message_id)
-        {
+        // Generating here, or (as stored) on another instance.
+        let generating = match self.replies.running(id) {
+            Some(reply) if reply.message_id == message_id => true,
+            _ => self
+                .store
+                .message(id, message_id)
+                .await?
+                .is_some_and(|m| m.status == MessageStatus::Generating),
+        };
+        if generating {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 "该消息正在生成，请先停止",
@@ -143,6 +157,9 @@ impl Chat {
             return Err(Error::not_found("消息", "Message"));
         }
         self.replies.forget(id);
+        self.notify(Notice::Changed {
+            conversation_id: id,
+        });
         Ok(())
     }
 

@@ -13,12 +13,18 @@ use std::time::Duration;
 
 use super::reply::driver::{lease_end, Generation, CHECKPOINT_EVERY};
 use super::reply::follow::follow;
+use super::reply::remote;
 use super::{prompt, Chat, FinishReason, Message, Reply, Role};
 use crate::books::Isbn;
+use crate::cluster::Notice;
 use crate::error::{Error, ErrorKind, Result};
 use crate::llm::{ChatRequest, ModelError, ModelStream, Sampling};
 use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim, ReplyTarget, StoreError};
 use crate::timestamp::Timestamp;
+
+/// How long `stop/` waits for another instance to stop its reply; an owner that does not
+/// answer (it died) leaves the reply to its lease, and the message is returned as stored.
+const REMOTE_STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// A generation that was started: the stored question (if any) and the reply.
 #[derive(Debug, Clone)]
@@ -230,7 +236,7 @@ impl Chat {
                 return Err(err);
             }
         };
-        let buffer = Reply::new(target.id, reply.id, self.model.model_name().to_owned());
+        let buffer = Reply::of_message(&reply, self.model.model_name().to_owned());
         Generation {
             store: self.store.clone(),
             replies: self.replies.clone(),
@@ -245,6 +251,13 @@ impl Chat {
             _permit: permit,
         }
         .spawn(buffer.clone(), stream);
+        if let Some(cluster) = &self.cluster {
+            remote::publish_reply(cluster, &buffer);
+            // Other instances forget the conversation's finished reply they may keep.
+            cluster.notify(Notice::Changed {
+                conversation_id: target.id,
+            });
+        }
         Ok(Started {
             user_message: question,
             reply: buffer,
@@ -305,19 +318,40 @@ impl Chat {
         Err(question_too_long())
     }
 
-    /// Stops the reply being generated; returns the stored (partial) message.
+    /// Stops the reply being generated (here, or on another instance when they share
+    /// replies); returns the stored (partial) message.
     ///
     /// # Errors
     ///
-    /// `NOT_FOUND` when nothing is generating in the conversation (here).
+    /// `NOT_FOUND` when nothing is generating in the conversation (here, without shared
+    /// replies).
     pub async fn stop(&self, user_id: i64, id: i64) -> Result<Message> {
+        let not_generating = || Error::not_found("生成中的回复", "Reply being generated");
         self.reply_target(user_id, id).await?;
-        let reply = self
-            .replies
-            .running(id)
-            .ok_or_else(|| Error::not_found("生成中的回复", "Reply being generated"))?;
-        reply.cancel(FinishReason::Cancelled);
-        reply.finished().await;
+        if let Some(reply) = self.replies.running(id) {
+            reply.cancel(FinishReason::Cancelled);
+            reply.finished().await;
+            return self.message(id, reply.message_id).await;
+        }
+        let Some(cluster) = &self.cluster else {
+            return Err(not_generating());
+        };
+        let reply = self.reply_of(id).await?;
+        if reply.is_finished() {
+            return Err(not_generating());
+        }
+        cluster.notify(Notice::Stop {
+            conversation_id: id,
+        });
+        if tokio::time::timeout(REMOTE_STOP_WAIT, reply.finished())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                conversation_id = id,
+                "the instance generating this reply did not stop it in time"
+            );
+        }
         self.message(id, reply.message_id).await
     }
 
@@ -342,7 +376,15 @@ impl Chat {
     /// `NOT_FOUND` for another user's conversation or one without a reply.
     pub async fn attach(&self, user_id: i64, id: i64) -> Result<Arc<Reply>> {
         self.reply_target(user_id, id).await?;
+        self.reply_of(id).await
+    }
+
+    /// The conversation's reply (see [`attach`](Self::attach)), its owner checked.
+    async fn reply_of(&self, id: i64) -> Result<Arc<Reply>> {
         if let Some(reply) = self.replies.current(id) {
+            return Ok(reply);
+        }
+        if let Some(reply) = self.replies.followed(id) {
             return Ok(reply);
         }
         let messages = self.store.messages(id).await?;
@@ -351,12 +393,27 @@ impl Chat {
             .rev()
             .find(|m| m.role == Role::Assistant)
             .ok_or_else(|| Error::not_found("回复", "Reply"))?;
-        Ok(follow(
+        let model = self.model.model_name().to_owned();
+        let Some(cluster) = &self.cluster else {
+            return Ok(follow(
+                self.store.clone(),
+                last,
+                model,
+                CHECKPOINT_EVERY / 2,
+            ));
+        };
+        let reply = remote::follow(
+            cluster.clone(),
             self.store.clone(),
             last,
-            self.model.model_name().to_owned(),
+            model,
             CHECKPOINT_EVERY / 2,
-        ))
+        )
+        .await;
+        if !reply.is_finished() {
+            self.replies.follows(&reply);
+        }
+        Ok(reply)
     }
 
     /// The stateless endpoint: the client sends the whole exchange; the last message must

@@ -29,6 +29,7 @@ pub use reply::{
 };
 
 use crate::books::Books;
+use crate::cluster::{Cluster, Notice};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::llm::ChatModel;
@@ -106,6 +107,8 @@ pub struct Chat {
     completion_slots: Arc<completion::UserSlots>,
     /// Built-in personas by key, once read.
     builtin_personas: moka::sync::Cache<String, Persona>,
+    /// The other instances, when they share live replies through Redis.
+    cluster: Option<Cluster>,
     /// Settles replies whose owner died; stops with the service.
     _sweeper: sweep::Sweeper,
 }
@@ -146,7 +149,34 @@ impl Chat {
             generations: Arc::new(tokio::sync::Semaphore::new(limits.max_generations)),
             completion_slots: Arc::default(),
             builtin_personas: moka::sync::Cache::new(64),
+            cluster: None,
             _sweeper: sweeper,
+        }
+    }
+
+    /// Shares replies with the other instances through `cluster`: replies generating here
+    /// are published live, replies generating elsewhere are followed live, and `stop/`,
+    /// regeneration and deletion reach the instance that generates.
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        let replies = self.replies.clone();
+        cluster.on_notice(Arc::new(move |notice| match *notice {
+            Notice::Stop { conversation_id } => {
+                if let Some(reply) = replies.running(conversation_id) {
+                    reply.cancel(FinishReason::Cancelled);
+                }
+            }
+            Notice::Changed { conversation_id } => replies.forget(conversation_id),
+            Notice::Revoked { .. } => {}
+        }));
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// Tells the other instances, if any, that the conversation changed.
+    fn notify(&self, notice: Notice) {
+        if let Some(cluster) = &self.cluster {
+            cluster.notify(notice);
         }
     }
 

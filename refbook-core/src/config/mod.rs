@@ -102,6 +102,12 @@ config_fields! {
     bind: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
     /// `sqlite://path` (created if missing) or `postgres://…`.
     database_url: String = "sqlite://refbook.db".to_owned();
+    /// Redis shared by several instances (`redis://127.0.0.1:6379/0`): live replies,
+    /// stop and revocation across instances, shared rate limits. Unset: one process needs
+    /// nothing but its database.
+    redis_url: Option<Secret> = None;
+    /// The start of every Redis key and channel of this deployment.
+    redis_prefix: String = "refbook:".to_owned();
     /// HS256 secret for access tokens; unset: generated once and kept in the database.
     jwt_secret: Option<Secret> = None;
     /// Access token lifetime in seconds.

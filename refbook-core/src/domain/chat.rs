@@ -38,7 +38,7 @@ impl Role {
 }
 
 /// Where a message's generation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     /// Finished normally (and every user or imported message).
@@ -76,7 +76,7 @@ impl MessageStatus {
 
 /// Why a reply ended. `stop` and `length` are the model's own endings; the others say why
 /// a reply did not end by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// The model finished its answer.
@@ -140,7 +140,7 @@ impl FinishReason {
 }
 
 /// Token counts of one generation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 pub struct TokenUsage {
     /// Tokens of the prompt.
     pub prompt_tokens: i64,

@@ -92,7 +92,7 @@ fn faults_required() -> bool {
         .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
 }
 
-fn report_fault_skip(what: &str, err: &str) {
+pub(crate) fn report_fault_skip(what: &str, err: &str) {
     assert!(
         !faults_required(),
         "fault tests are required (REFBOOK_TEST_REQUIRE_FAULTS) but {what} failed: {err}"
@@ -121,7 +121,7 @@ fn run_tool(program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 /// A free TCP port on loopback (bound and released).
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
@@ -354,6 +354,8 @@ impl Drop for Cleanup {
 }
 
 mod mock_llm;
+mod redis;
+pub use self::redis::{OwnRedis, TestRedis, DEFAULT_REDIS_URL};
 mod model_hub;
 pub use model_hub::{mount_model_hub, unreachable_hub, HUB_BYTES_PATH};
 #[cfg(feature = "local-model")]

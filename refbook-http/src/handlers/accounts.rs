@@ -21,7 +21,8 @@ struct RegisterBody {
 pub async fn register(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: RegisterBody = ctx.json().await?;
     ctx.app
-        .check_login_rate(ctx.client_ip, Some(&body.username))?;
+        .check_login_rate(ctx.client_ip, Some(&body.username))
+        .await?;
     let payload = ctx
         .refbook()
         .accounts()
@@ -46,7 +47,8 @@ struct LoginBody {
 pub async fn login(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: LoginBody = ctx.credentials_json().await?;
     ctx.app
-        .check_login_rate(ctx.client_ip, Some(&body.username))?;
+        .check_login_rate(ctx.client_ip, Some(&body.username))
+        .await?;
     let payload = ctx
         .refbook()
         .accounts()
@@ -73,7 +75,8 @@ pub async fn token(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
         ));
     }
     ctx.app
-        .check_login_rate(ctx.client_ip, Some(&form.username))?;
+        .check_login_rate(ctx.client_ip, Some(&form.username))
+        .await?;
     let payload = ctx
         .refbook()
         .accounts()
@@ -95,7 +98,7 @@ struct WeChatBody {
 /// `POST /api/auth/login/wechat/`
 pub async fn login_wechat(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: WeChatBody = ctx.json().await?;
-    ctx.app.check_login_rate(ctx.client_ip, None)?;
+    ctx.app.check_login_rate(ctx.client_ip, None).await?;
     let payload = ctx.refbook().accounts().login_wechat(&body.code).await?;
     Ok(ok_json(&payload))
 }

@@ -76,7 +76,7 @@ pub async fn post_message(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
             "Questions to the model have role user",
         ));
     }
-    ctx.app.check_chat_rate(ctx.client_ip, user)?;
+    ctx.app.check_chat_rate(ctx.client_ip, user).await?;
     let started = chat.ask(user, id, &body.content).await?;
     let stream = sse::Format::wanted(&ctx.parts.headers, body.stream);
     answer(&ctx, id, started, stream).await
@@ -92,7 +92,7 @@ pub async fn regenerate(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     let body: StreamFlag = ctx.json().await?;
     let user = ctx.user()?.id();
-    ctx.app.check_chat_rate(ctx.client_ip, user)?;
+    ctx.app.check_chat_rate(ctx.client_ip, user).await?;
     let started = ctx.refbook().chat().regenerate(user, id).await?;
     let stream = sse::Format::wanted(&ctx.parts.headers, body.stream);
     answer(&ctx, id, started, stream).await
@@ -168,7 +168,7 @@ pub async fn stateless(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: Stateless = ctx.json().await?;
     let isbn = Isbn::parse(&body.isbn).map_err(Error::from)?;
     let user = ctx.user()?.id();
-    ctx.app.check_chat_rate(ctx.client_ip, user)?;
+    ctx.app.check_chat_rate(ctx.client_ip, user).await?;
     let turns: Vec<(String, String)> = body
         .messages
         .into_iter()

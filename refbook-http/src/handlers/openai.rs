@@ -183,7 +183,7 @@ pub async fn chat_completions(mut ctx: Ctx) -> Result<Response<Body>, ApiError> 
     let body: ChatCompletionBody = ctx.json().await?;
     let (request, stream, include_usage) = body.into_request()?;
     let user = ctx.user()?.id();
-    ctx.app.check_chat_rate(ctx.client_ip, user)?;
+    ctx.app.check_chat_rate(ctx.client_ip, user).await?;
     let meta = CompletionMeta::new(request.model.to_string());
     let completion = ctx.refbook().chat().complete(user, request).await?;
     if stream {

@@ -16,6 +16,7 @@ mod faults;
 mod front_door;
 mod helpers;
 mod hostile;
+mod instances;
 #[cfg(feature = "local-model")]
 mod local_model;
 mod ndjson;

@@ -118,14 +118,15 @@ impl Asker {
 
 /// What one chat run measured.
 pub(crate) struct ChatRun {
-    totals: Latencies,
-    ttft: Latencies,
-    failures: usize,
+    pub(crate) totals: Latencies,
+    pub(crate) ttft: Latencies,
+    pub(crate) failures: usize,
     elapsed: f64,
 }
 
 impl ChatRun {
-    fn per_second(&self) -> f64 {
+    /// Full chats per second.
+    pub(crate) fn per_second(&self) -> f64 {
         self.totals.len() as f64 / self.elapsed
     }
 }
@@ -193,9 +194,10 @@ pub(crate) async fn direct(llm: &str, clients: usize, requests: usize, seconds: 
 }
 
 /// Full chats through Refbook, `clients` users at once, each asking `questions` per
-/// conversation.
+/// conversation; client `i` talks to `bases[i % bases.len()]` (instances behind a
+/// round-robin balancer).
 pub(crate) async fn through(
-    base: &str,
+    bases: &[String],
     clients: usize,
     requests: usize,
     options: &Options,
@@ -204,12 +206,13 @@ pub(crate) async fn through(
     let client = reqwest::Client::new();
     let mut askers = Vec::new();
     for i in 0..clients {
-        let asker = Asker::new(&client, base, &format!("{tag}{i}")).await?;
-        askers.push(Arc::new(tokio::sync::Mutex::new(asker)));
+        let base = bases[i % bases.len()].clone();
+        let asker = Asker::new(&client, &base, &format!("{tag}{i}")).await?;
+        askers.push((base, Arc::new(tokio::sync::Mutex::new(asker))));
     }
-    let (base, questions) = (base.to_owned(), options.questions);
+    let questions = options.questions;
     Ok(drive(clients, requests, options.seconds, move |worker| {
-        let (client, base, asker) = (client.clone(), base.clone(), askers[worker].clone());
+        let (client, (base, asker)) = (client.clone(), askers[worker].clone());
         async move { asker.lock().await.ask(&client, &base, questions).await }
     })
     .await)
@@ -222,7 +225,7 @@ pub(crate) fn ms(d: Duration) -> f64 {
 pub(crate) async fn chat(options: &Options) -> anyhow::Result<()> {
     // The upstream: a role chunk, 50 content chunks, usage, [DONE]; no delay, one write.
     let fast = FastMock::start(50).await?;
-    let server = Server::start(Some(&fast.url()), options.database_url.as_deref()).await?;
+    let server = Server::start(Some(&fast.url()), options).await?;
     let (pid, base) = (server.pid, server.base.clone());
     let clients = options.concurrency;
     const TTFT_CLIENTS: usize = 8;
@@ -231,8 +234,9 @@ pub(crate) async fn chat(options: &Options) -> anyhow::Result<()> {
     // Side by side, in one run: the mock called directly, then through Refbook.
     let direct_full = direct(&fast.url(), clients, options.requests, options.seconds).await;
     let direct_ttft = direct(&fast.url(), TTFT_CLIENTS, ttft_requests, options.seconds).await;
-    let refbook_ttft = through(&base, TTFT_CLIENTS, ttft_requests, options, "ttft").await?;
-    let refbook_full = through(&base, clients, options.requests, options, "load").await?;
+    let bases = [base];
+    let refbook_ttft = through(&bases, TTFT_CLIENTS, ttft_requests, options, "ttft").await?;
+    let refbook_full = through(&bases, clients, options.requests, options, "load").await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_chat = rss_kib(pid).context("server RSS")?;
 
@@ -298,7 +302,7 @@ pub(crate) async fn chat(options: &Options) -> anyhow::Result<()> {
     // server, scripted to hold its replies).
     drop(server);
     let llm = MockLlm::start().await;
-    let server = Server::start(Some(&llm.url()), options.database_url.as_deref()).await?;
+    let server = Server::start(Some(&llm.url()), options).await?;
     let (pid, base) = (server.pid, server.base.clone());
     let client = reqwest::Client::new();
     let mut hold = vec![MockReply::content("开始")];

@@ -4,13 +4,16 @@
 //! cargo run --release -p refbook-benches --bin refbook-load -- logins [--concurrency N] [--requests N]
 //! cargo run --release -p refbook-benches --bin refbook-load -- books [--concurrency N] [--requests N]
 //! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--questions N] [--streams N] [--compare]
+//! cargo run --release -p refbook-benches --bin refbook-load -- instances --database-url postgres://… --redis-url redis://… [--concurrency N] [--requests N]
 //! ```
 //!
 //! Every scenario starts the server as a child process (this same binary, `serve`), so its
 //! memory can be read from `/proc`: each reports the server's RSS after the run. `logins`
 //! (one account, many clients), `books` (cached lookups of a stored book) and `chat`
 //! (against a fast local mock OpenAI-compatible upstream: full chats per second, the time
-//! to first token the server adds over calling the mock directly, memory per open stream).
+//! to first token the server adds over calling the mock directly, memory per open stream);
+//! `instances` (the same chats with Redis, against one instance and then two instances on
+//! one database, the load spread over both, beside the mock called directly).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
 mod chat;
+mod instances;
 mod server;
 
 use chat::chat;
@@ -36,6 +40,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PASSWORD: &str = "load-test-password";
 const ISBN: &str = "9787536692930";
 
+#[derive(Clone)]
 struct Options {
     scenario: String,
     concurrency: usize,
@@ -48,6 +53,7 @@ struct Options {
     compare: bool,
     database_url: Option<String>,
     llm: Option<String>,
+    redis_url: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -62,6 +68,7 @@ fn parse_args() -> anyhow::Result<Options> {
         compare: false,
         database_url: None,
         llm: None,
+        redis_url: None,
     };
     while let Some(flag) = args.next() {
         if flag == "--compare" {
@@ -79,6 +86,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--questions" => options.questions = value.parse()?,
             "--database-url" => options.database_url = Some(value),
             "--llm" => options.llm = Some(value),
+            "--redis-url" => options.redis_url = Some(value),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -103,6 +111,10 @@ fn config(options: &Options, database_url: String) -> Config {
             .as_ref()
             .map(|_| refbook_core::config::Secret::new("sk-load")),
         book_sources: vec!["openlibrary".into()],
+        redis_url: options
+            .redis_url
+            .as_ref()
+            .map(refbook_core::config::Secret::new),
         ..Config::default()
     }
 }
@@ -113,19 +125,20 @@ async fn main() -> anyhow::Result<()> {
     let (dir, url) = temp_db();
     let result = match options.scenario.as_str() {
         "logins" => {
-            let server = Server::start(None, options.database_url.as_deref()).await?;
+            let server = Server::start(None, &options).await?;
             logins(&server.base, &options).await?;
             server.finish("logins").await
         }
         "books" => {
-            let server = Server::start(None, options.database_url.as_deref()).await?;
+            let server = Server::start(None, &options).await?;
             books(&server.base, &options).await?;
             server.finish("books").await
         }
         "chat" => chat(&options).await,
+        "instances" => instances::instances(&options).await,
         "serve" => serve(&options, url).await,
         other => Err(anyhow::anyhow!(
-            "unknown scenario {other} (try: logins, books, chat)"
+            "unknown scenario {other} (try: logins, books, chat, instances)"
         )),
     };
     let _ = std::fs::remove_dir_all(&dir);

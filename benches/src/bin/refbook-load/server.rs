@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
-use crate::{ISBN, PASSWORD};
+use crate::{Options, ISBN, PASSWORD};
 
 /// A user with a conversation: `(token, conversation id)`.
 pub(crate) async fn user(
@@ -53,19 +53,20 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `serve` (with the mock model at `llm`, if any) and waits for its address.
-    pub(crate) async fn start(
-        llm: Option<&str>,
-        database_url: Option<&str>,
-    ) -> anyhow::Result<Self> {
+    /// Starts `serve` (with the mock model at `llm`, if any, and the database and Redis of
+    /// `options`) and waits for its address.
+    pub(crate) async fn start(llm: Option<&str>, options: &Options) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut command = tokio::process::Command::new(exe);
         command.arg("serve");
         if let Some(llm) = llm {
             command.args(["--llm", llm]);
         }
-        if let Some(url) = database_url {
+        if let Some(url) = &options.database_url {
             command.args(["--database-url", url]);
+        }
+        if let Some(url) = &options.redis_url {
+            command.args(["--redis-url", url]);
         }
         let mut child = command
             .stdin(std::process::Stdio::piped())

@@ -34,7 +34,8 @@ pub struct Reply {
     pub message_id: i64,
     /// The model's name.
     pub model: String,
-    /// Unix seconds at start (the chunks' `created`).
+    /// Unix seconds when its message was stored (the chunks' `created`: the same on every
+    /// instance and after a rebuild).
     pub created: i64,
     state: Mutex<ReplyState>,
     /// The last position, and whether the reply ended: listeners wait on changes.
@@ -46,11 +47,20 @@ pub struct Reply {
 impl Reply {
     /// An empty reply for a stored assistant message.
     pub(crate) fn new(conversation_id: i64, message_id: i64, model: String) -> Arc<Self> {
+        Self::created_at(
+            conversation_id,
+            message_id,
+            model,
+            Timestamp::now().unix_seconds(),
+        )
+    }
+
+    fn created_at(conversation_id: i64, message_id: i64, model: String, created: i64) -> Arc<Self> {
         Arc::new(Self {
             conversation_id,
             message_id,
             model,
-            created: Timestamp::now().unix_seconds(),
+            created,
             state: Mutex::new(ReplyState {
                 log: ReplyLog::default(),
                 status: MessageStatus::Generating,
@@ -61,11 +71,21 @@ impl Reply {
         })
     }
 
+    /// An empty reply for the stored assistant message `message`.
+    pub(crate) fn of_message(message: &Message, model: String) -> Arc<Self> {
+        Self::created_at(
+            message.conversation_id,
+            message.id,
+            model,
+            message.created_at.unix_seconds(),
+        )
+    }
+
     /// A reply rebuilt from its stored message: the start, the stored reasoning and
     /// answer, and — when the message is no longer generating — its ending. Positions
     /// equal the live ones (see [`event`](super::event)).
     pub(crate) fn from_stored(message: &Message, model: String) -> Arc<Self> {
-        let reply = Self::new(message.conversation_id, message.id, model);
+        let reply = Self::of_message(message, model);
         reply.push(ReplyEvent::Start);
         reply.push_stored_text(message, "", "");
         if message.status != MessageStatus::Generating {
@@ -145,6 +165,11 @@ impl Reply {
     /// Whether the final chunk or an error event was logged.
     pub(crate) fn has_ending(&self) -> bool {
         self.lock().log.has_ending()
+    }
+
+    /// The position of the last event (0 before the start).
+    pub(crate) fn last_position(&self) -> usize {
+        self.lock().log.last_position()
     }
 
     /// Bytes of text the reply holds.

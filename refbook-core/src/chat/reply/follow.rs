@@ -23,41 +23,47 @@ pub(crate) fn follow(
         return reply;
     }
     let weak = Arc::downgrade(&reply);
-    let (conversation_id, message_id) = (message.conversation_id, message.id);
-    let mut seen = (
-        message.reasoning.clone().unwrap_or_default(),
-        message.content.clone(),
-    );
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
             let Some(reply) = weak.upgrade() else {
                 return; // nobody listens any more
             };
-            match store.message(conversation_id, message_id).await {
-                Ok(Some(now)) => {
-                    reply.push_stored_text(&now, &seen.0, &seen.1);
-                    seen = (
-                        now.reasoning.clone().unwrap_or_default(),
-                        now.content.clone(),
-                    );
-                    if now.status != MessageStatus::Generating {
-                        reply.push_stored_ending(&now);
-                        reply.finish(now.status);
-                        return;
-                    }
-                }
-                Ok(None) => {
-                    reply.push(ReplyEvent::Error {
-                        code: "NOT_FOUND",
-                        message: "这条回复已被删除 / This reply was deleted".into(),
-                    });
-                    reply.finish(MessageStatus::Failed);
-                    return;
-                }
-                Err(err) => tracing::debug!(error = %err, "following a reply: the read failed"),
+            if from_database(store.as_ref(), &reply).await {
+                return;
             }
         }
     });
     reply
+}
+
+/// Brings `reply` up to its stored message's last checkpoint, and ends it as stored when
+/// the message no longer generates (or was deleted); `true` when it ended.
+pub(super) async fn from_database(store: &dyn Store, reply: &Reply) -> bool {
+    match store.message(reply.conversation_id, reply.message_id).await {
+        Ok(Some(now)) => {
+            let (reasoning, content) = reply.texts();
+            reply.push_stored_text(&now, &reasoning, &content);
+            if now.status == MessageStatus::Generating {
+                return false;
+            }
+            if !reply.has_ending() {
+                reply.push_stored_ending(&now);
+            }
+            reply.finish(now.status);
+            true
+        }
+        Ok(None) => {
+            reply.push(ReplyEvent::Error {
+                code: "NOT_FOUND",
+                message: "这条回复已被删除 / This reply was deleted".into(),
+            });
+            reply.finish(MessageStatus::Failed);
+            true
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "following a reply: the read failed");
+            false
+        }
+    }
 }

@@ -7,12 +7,15 @@
 //! - [`driver`] — the generation task: model → log, checkpoints and lease, the final save
 //!   with retries, panic-proof endings.
 //! - [`follow`] — a reply generating in another process, followed through the database.
+//! - [`remote`] — with Redis: the owner publishes a reply's events live, and another
+//!   instance follows them (the database underneath).
 
 pub(crate) mod buffer;
 pub(crate) mod driver;
 pub(crate) mod event;
 pub(crate) mod follow;
 pub(crate) mod registry;
+pub(crate) mod remote;
 
 pub use buffer::{Reply, ReplyListener};
 pub use driver::{GenerationObserver, GenerationReport};

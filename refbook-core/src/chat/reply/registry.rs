@@ -22,6 +22,9 @@ struct Registry {
     running: HashMap<i64, Arc<Reply>>,
     /// Replies finished here lately, by conversation.
     recent: HashMap<i64, Arc<Reply>>,
+    /// Replies generating elsewhere that readers here follow, by conversation: one
+    /// follower serves every reader here, and stays until the reply ends.
+    following: HashMap<i64, Arc<Reply>>,
 }
 
 /// The replies of this process. Cheap to clone.
@@ -89,7 +92,32 @@ impl Replies {
 
     /// Forgets a conversation's finished reply (its messages changed).
     pub(crate) fn forget(&self, conversation_id: i64) {
-        self.lock().recent.remove(&conversation_id);
+        let mut registry = self.lock();
+        registry.recent.remove(&conversation_id);
+        registry.following.remove(&conversation_id);
+    }
+
+    /// The reply of another instance that readers here follow in the conversation, while
+    /// it has not ended.
+    pub(crate) fn followed(&self, conversation_id: i64) -> Option<Arc<Reply>> {
+        let mut registry = self.lock();
+        let reply = registry.following.get(&conversation_id)?.clone();
+        if reply.is_finished() {
+            registry.following.remove(&conversation_id);
+            return None;
+        }
+        Some(reply)
+    }
+
+    /// Records a reply of another instance that readers here follow.
+    pub(crate) fn follows(&self, reply: &Arc<Reply>) {
+        let mut registry = self.lock();
+        registry
+            .following
+            .retain(|_, followed| !followed.is_finished());
+        registry
+            .following
+            .insert(reply.conversation_id, reply.clone());
     }
 
     /// How many replies are generating here.
