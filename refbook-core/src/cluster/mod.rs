@@ -10,6 +10,8 @@
 //!   checkpoints underneath whenever Redis is away (`chat::reply::remote` does both ends;
 //!   this module carries the publications to their followers).
 //! - [`rate`] — rate limits counted in Redis (GCRA in one Lua script).
+//! - [`slots`] — caps on things running at once, counted in Redis under leases (a user's
+//!   completions on the OpenAI-compatible face).
 //!
 //! Keys and channels start with `REFBOOK_REDIS_PREFIX` (`refbook:`), so instances of
 //! different deployments (or tests) can share one Redis.
@@ -21,6 +23,7 @@
 
 pub mod notice;
 pub mod rate;
+pub mod slots;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

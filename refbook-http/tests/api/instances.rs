@@ -13,6 +13,7 @@ use refbook_http::RunningServer;
 use reqwest::Method;
 use serde_json::json;
 
+use crate::api_keys::{create_key, key_of};
 use crate::chat::{messages, slow_answer, wait_until_generating, wait_until_settled};
 use crate::helpers::{last_chunk, parse_sse, spawn_app_with, texts, Sse, TestApp, SANTI};
 
@@ -308,6 +309,48 @@ async fn the_lock_and_the_cap_hold_across_instances(db: TestDatabase, redis: Tes
     b.stop().await.unwrap();
 }
 
+async fn completions_share_the_per_user_cap_across_instances(db: TestDatabase, redis: TestRedis) {
+    let (app, b) = two_instances(db, redis.url(), redis.prefix(), |c| {
+        c.max_concurrent_generations = 1;
+    })
+    .await;
+    let (t, _) = app.user_with_conversation("completer").await;
+    let key = key_of(&create_key(&app, &t, "sdk").await).to_owned();
+    let complete = |base: String, stream: bool| {
+        app.client
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({"model": SANTI, "stream": stream, "messages": [{"role": "user", "content": "问"}]}))
+    };
+    let (script, _) = slow_answer(40);
+    app.llm.push(script);
+    let running = complete(app.server.url(), true).send().await.unwrap();
+    assert_eq!(running.status(), 200);
+    let mut body = running.bytes_stream();
+    futures::StreamExt::next(&mut body).await.unwrap().unwrap();
+    // The user's one place is taken on A: B refuses a second completion.
+    let refused = app.send(complete(b.url(), false)).await;
+    assert_eq!(refused.status.as_u16(), 429, "{}", refused.text);
+    while futures::StreamExt::next(&mut body).await.is_some() {}
+    // Given back when A's completion ended: B answers.
+    app.llm
+        .push(MockReply::answer(&[], &["答"], Duration::ZERO));
+    let asked = Instant::now();
+    loop {
+        let answered = app.send(complete(b.url(), false)).await;
+        if answered.status == 200 {
+            break;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{}",
+            answered.text
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.stop().await.unwrap();
+}
+
 async fn logout_all_on_a_is_refused_on_b_at_once(db: TestDatabase, redis: TestRedis) {
     // Credentials are cached for a minute: without the notice B would accept the token
     // for that long.
@@ -411,6 +454,7 @@ mod postgres {
         rate_limits_are_shared,
         the_lock_and_the_cap_hold_across_instances,
         logout_all_on_a_is_refused_on_b_at_once,
+        completions_share_the_per_user_cap_across_instances,
         the_nginx_recipe_streams_replies_from_either_instance,
     );
 

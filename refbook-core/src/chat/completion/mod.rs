@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::llm::{ChatRequest, ModelError, Sampling};
 use crate::timestamp::Timestamp;
 use model_name::model_not_found;
-use stream::Accounting;
+use stream::{Accounting, CompletionSlot};
 
 /// The separator between an ISBN and a persona in a model name.
 pub const PERSONA_SEPARATOR: char = '@';
@@ -77,7 +77,33 @@ struct Exchange {
     question: String,
 }
 
+/// How long a shared count of running completions may take before this instance counts
+/// alone.
+const SHARED_SLOT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Chat {
+    /// One of the user's places among completions running at once (`RATE_LIMIT` when all
+    /// are taken): counted by every instance in Redis when they share it, else here (and
+    /// here while Redis does not answer).
+    async fn completion_slot(&self, user_id: i64) -> Result<CompletionSlot> {
+        let max = self.limits.max_concurrent;
+        if let Some(cluster) = &self.cluster {
+            let name = format!("completions:{user_id}");
+            match tokio::time::timeout(SHARED_SLOT_TIMEOUT, cluster.take_place(&name, max)).await {
+                Ok(Ok(Some(place))) => return Ok(CompletionSlot::Shared { _place: place }),
+                Ok(Ok(None)) => return Err(super::generate::too_many_for_user()),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "Redis: counting completions here alone");
+                }
+                Err(_) => tracing::warn!("Redis: no answer; counting completions here alone"),
+            }
+        }
+        self.completion_slots
+            .take(user_id, max)
+            .map(|place| CompletionSlot::Local { _place: place })
+            .ok_or_else(super::generate::too_many_for_user)
+    }
+
     /// Starts a completion for the OpenAI-compatible face: looks the book up (through
     /// the whole chain), checks quota and caps, builds the prompt (the book's system
     /// prompt, the client's `system` messages as extra instructions, as much of the
@@ -95,10 +121,7 @@ impl Chat {
         let book = self.model_book(&request.model).await?;
         self.check_quota(user_id).await?;
         let permit = self.generation_permit()?;
-        let slot = self
-            .completion_slots
-            .take(user_id, self.limits.max_concurrent)
-            .ok_or_else(super::generate::too_many_for_user)?;
+        let slot = self.completion_slot(user_id).await?;
         let mut system = prompt::system_prompt(&book, &persona, &exchange.question);
         if let Some(instructions) = &exchange.instructions {
             system.push_str("\n读者的附加要求（Reader's instructions）：\n");

@@ -16,6 +16,21 @@ use crate::llm::{ModelError, ModelEvent, ModelStream};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 
+/// A user's place among their completions running at once: counted in this process, or
+/// by every instance in Redis.
+pub(super) enum CompletionSlot {
+    /// Counted here.
+    Local {
+        /// Held until the completion ends.
+        _place: UserSlot,
+    },
+    /// Counted in Redis.
+    Shared {
+        /// Held until the completion ends.
+        _place: crate::cluster::slots::SharedPlace,
+    },
+}
+
 /// Completions running per user in this process.
 #[derive(Debug, Default)]
 pub(crate) struct UserSlots(Mutex<HashMap<i64, usize>>);
@@ -72,7 +87,7 @@ pub(super) struct Accounting {
     /// Set once the usage was recorded (then dropping records nothing more).
     recorded: bool,
     _permit: tokio::sync::OwnedSemaphorePermit,
-    _slot: UserSlot,
+    _slot: CompletionSlot,
 }
 
 impl Accounting {
@@ -147,7 +162,7 @@ impl Accounting {
         prompt_estimate: i64,
         calibration: Arc<Calibration>,
         permit: tokio::sync::OwnedSemaphorePermit,
-        slot: UserSlot,
+        slot: CompletionSlot,
     ) -> Self {
         Self {
             store,
