@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::llm::LogProgress;
 use crate::llm::{ChatModel, DownloadProgress, OpenAiCompatible, Timeouts, Unconfigured};
 use crate::store::{SqlStore, Store};
+use crate::timestamp::Clock;
 
 pub use crate::upstream::USER_AGENT;
 
@@ -53,6 +54,7 @@ impl Refbook {
             model: None,
             generation_observer: None,
             download_progress: None,
+            clock: None,
         }
     }
 
@@ -102,6 +104,7 @@ pub struct RefbookBuilder {
     model: Option<Arc<dyn ChatModel>>,
     generation_observer: Option<GenerationObserver>,
     download_progress: Option<Arc<dyn DownloadProgress>>,
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl RefbookBuilder {
@@ -133,6 +136,12 @@ impl RefbookBuilder {
     /// Reports every book lookup outcome to `observer` (metrics).
     pub fn lookup_observer(mut self, observer: LookupObserver) -> Self {
         self.lookup_observer = Some(observer);
+        self
+    }
+
+    /// Reads the time from `clock` (tests move it to expire tokens without waiting).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -206,6 +215,9 @@ impl RefbookBuilder {
             .with_auth_cache(Duration::from_secs(config.auth_cache_secs));
         if let Some(cluster) = &cluster {
             accounts = accounts.with_cluster(cluster.clone());
+        }
+        if let Some(clock) = self.clock {
+            accounts = accounts.with_clock(clock);
         }
         let sources = match self.book_sources {
             Some(sources) => sources,

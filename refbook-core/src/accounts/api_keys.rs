@@ -6,7 +6,6 @@ use super::model::{ApiKey, AuthUser, Credential, NewApiKey};
 use super::session_cache::CacheKey;
 use super::{tokens, validate, Accounts};
 use crate::error::{Error, ErrorKind, Result};
-use crate::timestamp::Timestamp;
 
 /// The prefix that marks a bearer token as an API key.
 pub const API_KEY_PREFIX: &str = "rbk_";
@@ -44,7 +43,7 @@ impl Accounts {
                 &name,
                 &tokens::refresh_token_hash(&key),
                 MAX_API_KEYS_PER_USER,
-                Timestamp::now(),
+                self.now(),
             )
             .await?
             .map_err(|_| {
@@ -94,7 +93,7 @@ impl Accounts {
             return Ok(cached);
         }
         let read_at = std::time::Instant::now();
-        let now = Timestamp::now();
+        let now = self.now();
         let found = self
             .store
             .api_key_user(&hash, now, now.plus_seconds(-LAST_USED_PRECISION_SECS))

@@ -22,7 +22,7 @@ pub use wechat::{HttpWeChat, WeChat, WeChatError, WeChatIdentity};
 
 use crate::error::{Error, Result};
 use crate::store::{unique_key, NewUser, ProfileChange, RefreshOutcome, Store, UserRecord};
-use crate::timestamp::Timestamp;
+use crate::timestamp::{Clock, SystemClock, Timestamp};
 
 /// The nickname of users created by a WeChat login.
 const WECHAT_DEFAULT_NICKNAME: &str = "微信用户";
@@ -38,6 +38,8 @@ pub struct Accounts {
     refresh_reuse_grace: std::time::Duration,
     /// Recently authenticated credentials (revoked here at once).
     sessions: session_cache::SessionCache,
+    /// Where the time comes from (token expiry, session lifetimes, grace periods).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -66,7 +68,20 @@ impl Accounts {
             daily_token_quota,
             refresh_reuse_grace: std::time::Duration::from_secs(10),
             sessions: session_cache::SessionCache::new(std::time::Duration::ZERO),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system's (tests move it to expire
+    /// tokens and sessions without waiting).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     /// Remembers authenticated credentials for `ttl` (zero: not at all, the default), so
@@ -138,7 +153,7 @@ impl Accounts {
                     password_hash: Some(hash),
                     ..NewUser::default()
                 },
-                Timestamp::now(),
+                self.now(),
             )
             .await?;
         self.start_session(&user).await
@@ -209,7 +224,7 @@ impl Accounts {
                             wechat_unionid: identity.unionid,
                             ..NewUser::default()
                         },
-                        Timestamp::now(),
+                        self.now(),
                     )
                     .await;
                 match created {
@@ -231,7 +246,7 @@ impl Accounts {
     /// second time ends its whole login session, unless within the reuse grace of its
     /// first exchange (then it gets another new pair in the same session).
     pub async fn refresh(&self, refresh_token: &str) -> Result<LoginPayload> {
-        let now = Timestamp::now();
+        let now = self.now();
         let new_token = tokens::random_token();
         let outcome = self
             .store
@@ -270,7 +285,7 @@ impl Accounts {
         if is_api_key(bearer) {
             return self.authenticate_api_key(bearer).await;
         }
-        let claims = self.tokens.verify_access(bearer)?;
+        let claims = self.tokens.verify_access(bearer, self.now())?;
         let key = session_cache::CacheKey::Session(claims.session_id);
         if let Some(cached) = self.sessions.get(&key, Some(claims.user_id)) {
             return Ok(cached);
@@ -324,7 +339,7 @@ impl Accounts {
     pub async fn profile(&self, auth: &AuthUser) -> Result<Profile> {
         let used = self
             .store
-            .usage_on(auth.id(), &Timestamp::now().utc_day())
+            .usage_on(auth.id(), &self.now().utc_day())
             .await?;
         Ok(Profile {
             user: User::from(&auth.user),
@@ -357,7 +372,7 @@ impl Accounts {
         };
         let user = self
             .store
-            .update_profile(auth.id(), change, Timestamp::now())
+            .update_profile(auth.id(), change, self.now())
             .await?;
         // Cached callers carry the old profile.
         self.sessions.revoke_user(auth.id());
@@ -378,7 +393,7 @@ impl Accounts {
             .await?;
         let hash = self.passwords.hash(new_password).await?;
         self.store
-            .set_password_hash(user.id, &hash, Timestamp::now())
+            .set_password_hash(user.id, &hash, self.now())
             .await?;
         self.store.delete_user_sessions(user.id, None).await?;
         self.sessions.revoke_user(user.id);
@@ -434,7 +449,7 @@ impl Accounts {
                     nickname: nickname.to_owned(),
                     ..NewUser::default()
                 };
-                match self.store.create_user(new, Timestamp::now()).await {
+                match self.store.create_user(new, self.now()).await {
                     Ok(user) => return Ok(User::from(&user)),
                     // Another process created it a moment ago.
                     Err(crate::store::StoreError::Conflict(_)) => self
@@ -454,7 +469,7 @@ impl Accounts {
 
     /// Forgets expired login sessions (run periodically).
     pub async fn purge_expired_sessions(&self) -> Result<u64> {
-        Ok(self.store.purge_expired_sessions(Timestamp::now()).await?)
+        Ok(self.store.purge_expired_sessions(self.now()).await?)
     }
 
     fn refresh_ttl(&self) -> i64 {
@@ -462,7 +477,7 @@ impl Accounts {
     }
 
     async fn start_session(&self, user: &UserRecord) -> Result<LoginPayload> {
-        let now = Timestamp::now();
+        let now = self.now();
         let refresh = tokens::random_token();
         let session_id = self
             .store

@@ -53,12 +53,17 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
+/// Seconds an access token is still accepted after its expiry (clocks of instances that
+/// are slightly apart).
+pub const LEEWAY_SECS: i64 = 5;
+
 impl Tokens {
     /// Tokens signed with `secret`, living the given number of seconds.
     pub fn new(secret: &[u8], access_ttl_secs: u64, refresh_ttl_secs: u64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
-        validation.leeway = 5;
+        // Expiry is checked against the service's clock (below), not jsonwebtoken's.
+        validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -93,11 +98,19 @@ impl Tokens {
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)
     }
 
-    /// Checks signature, algorithm, expiry and type; the session check is the caller's.
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims> {
+    /// Checks signature, algorithm, expiry at `now` (with [`LEEWAY_SECS`] for clocks
+    /// apart) and type; the session check is the caller's.
+    ///
+    /// # Errors
+    ///
+    /// `UNAUTHORIZED` for a token that fails any check.
+    pub fn verify_access(&self, token: &str, now: Timestamp) -> Result<AccessClaims> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| Error::unauthorized())?;
         let claims = data.claims;
+        if claims.exp.saturating_add(LEEWAY_SECS) < now.unix_seconds() {
+            return Err(Error::unauthorized());
+        }
         let user_id = claims.sub.parse().map_err(|_| Error::unauthorized())?;
         if claims.typ != ACCESS_TYPE {
             return Err(Error::unauthorized());
@@ -137,7 +150,7 @@ mod tests {
         let t = tokens();
         let token = t.issue_access(7, 3, Timestamp::now()).unwrap();
         assert_eq!(
-            t.verify_access(&token).unwrap(),
+            t.verify_access(&token, Timestamp::now()).unwrap(),
             AccessClaims {
                 user_id: 7,
                 session_id: 3
@@ -150,18 +163,31 @@ mod tests {
         let t = tokens();
         let old = Timestamp::now().plus_seconds(-7200 - 60);
         assert!(t
-            .verify_access(&t.issue_access(7, 3, old).unwrap())
+            .verify_access(&t.issue_access(7, 3, old).unwrap(), Timestamp::now())
             .is_err());
         let other = Tokens::new(b"another-secret-another-secret-xx", 7200, 1);
         assert!(t
-            .verify_access(&other.issue_access(7, 3, Timestamp::now()).unwrap())
+            .verify_access(
+                &other.issue_access(7, 3, Timestamp::now()).unwrap(),
+                Timestamp::now()
+            )
             .is_err());
         let token = t.issue_access(7, 3, Timestamp::now()).unwrap();
         let mut tampered = token.clone();
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
-        assert!(t.verify_access(&tampered).is_err());
-        assert!(t.verify_access("not.a.jwt").is_err());
+        assert!(t.verify_access(&tampered, Timestamp::now()).is_err());
+        assert!(t.verify_access("not.a.jwt", Timestamp::now()).is_err());
+    }
+
+    #[test]
+    fn expiry_is_checked_against_the_given_time_with_the_leeway() {
+        let t = tokens();
+        let issued = Timestamp::now();
+        let token = t.issue_access(7, 3, issued).unwrap();
+        let at = |seconds| issued.plus_seconds(seconds);
+        assert!(t.verify_access(&token, at(7200 + LEEWAY_SECS)).is_ok());
+        assert!(t.verify_access(&token, at(7200 + LEEWAY_SECS + 1)).is_err());
     }
 
     #[test]
@@ -174,7 +200,7 @@ mod tests {
             now + 600
         ));
         assert!(tokens()
-            .verify_access(&format!("{header}.{body}."))
+            .verify_access(&format!("{header}.{body}."), Timestamp::now())
             .is_err());
     }
 

@@ -267,6 +267,23 @@ macro_rules! backend_tests {
     };
 }
 
+/// Defines, for each named `async fn(TestDatabase)` whose behaviour does not depend on the
+/// database (routing, headers, content negotiation, the HTTP versions), one test, run on
+/// SQLite (in module `any_database`): running it on both backends would test nothing more.
+#[macro_export]
+macro_rules! database_independent_tests {
+    ($($case:ident),* $(,)?) => {
+        mod any_database {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    $crate::testing::run($crate::testing::TestBackend::Sqlite, super::$case).await;
+                }
+            )*
+        }
+    };
+}
+
 fn report_skip(url: &str, err: &str) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -353,6 +370,8 @@ impl Drop for Cleanup {
     }
 }
 
+mod clock;
+pub use clock::ShiftedClock;
 mod mock_llm;
 mod redis;
 pub use self::redis::{OwnRedis, TestRedis, DEFAULT_REDIS_URL};

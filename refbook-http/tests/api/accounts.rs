@@ -192,8 +192,9 @@ async fn a_retried_refresh_within_the_grace_keeps_the_session(db: TestDatabase) 
     )
     .await
     .assert_ok();
-    // After the grace, presenting the first token again is reuse: the session ends.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // After the grace (on the server's clock), presenting the first token again is
+    // reuse: the session ends.
+    app.clock.advance(std::time::Duration::from_millis(2100));
     app.post("/api/auth/refresh/", None, body)
         .await
         .assert_error(401, "UNAUTHORIZED");
@@ -266,8 +267,8 @@ async fn expired_access_tokens_are_refused(db: TestDatabase) {
     .await;
     let login = app.register("erin").await;
     assert_eq!(login["expires_in"], 1);
-    // 1 s lifetime + 5 s leeway.
-    tokio::time::sleep(std::time::Duration::from_millis(7200)).await;
+    // 1 s lifetime + 5 s leeway, on the server's clock.
+    app.clock.advance(std::time::Duration::from_secs(7));
     app.get("/api/auth/me/", Some(token(&login)))
         .await
         .assert_error(401, "UNAUTHORIZED");

@@ -759,6 +759,7 @@ async fn shutdown_stores_replies_in_flight(db: TestDatabase) {
         db_url,
         client,
         config,
+        clock,
     } = app;
     server.stop().await.unwrap();
     let body = streaming.await.unwrap();
@@ -787,6 +788,7 @@ async fn shutdown_stores_replies_in_flight(db: TestDatabase) {
         llm,
         db_url,
         config,
+        clock,
         db,
     };
     let stored = messages(&again, &t, id).await;

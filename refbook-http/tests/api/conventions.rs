@@ -1,7 +1,7 @@
 //! The contract's conventions: paths, errors, request ids, limits, languages, CORS, HTTP/2.
 
-use refbook_core::backend_tests;
 use refbook_core::testing::TestDatabase;
+use refbook_core::{backend_tests, database_independent_tests};
 use reqwest::Method;
 use serde_json::json;
 
@@ -304,15 +304,18 @@ async fn metrics_count_requests_lookups_and_tokens(db: TestDatabase) {
 }
 
 backend_tests!(
-    the_openapi_document_covers_every_route,
     metrics_count_requests_lookups_and_tokens,
+    health_and_readiness
+);
+
+database_independent_tests!(
+    the_openapi_document_covers_every_route,
     trailing_slash_is_optional_and_never_redirects,
     unknown_routes_and_methods_are_contract_errors,
     bad_bodies_are_400_and_large_ones_413,
     request_ids_are_echoed_or_made,
     messages_follow_accept_language,
     missing_or_bad_tokens_are_401_with_challenge,
-    health_and_readiness,
     cors_preflight_is_answered_for_configured_origins,
     http2_is_served,
     graceful_stop_finishes_and_frees_the_port,

@@ -23,6 +23,8 @@ pub struct TestApp {
     pub db_url: String,
     /// The configuration the server runs with (for a second instance on the same database).
     pub config: Config,
+    /// The clock the server's accounts read: tests move it to expire tokens.
+    pub clock: refbook_core::testing::ShiftedClock,
     // Dropped last: removes the database.
     pub db: TestDatabase,
 }
@@ -102,7 +104,9 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
     tweak(&mut config);
     let bind = config.bind;
     let kept = config.clone();
+    let clock = refbook_core::testing::ShiftedClock::default();
     let refbook = refbook_http::metrics::instrument(Refbook::builder(config))
+        .clock(std::sync::Arc::new(clock.clone()))
         .build()
         .await
         .expect("build refbook");
@@ -120,6 +124,7 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
         llm,
         db_url: db.url().to_owned(),
         config: kept,
+        clock,
         db,
     }
 }

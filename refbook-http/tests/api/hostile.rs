@@ -1,8 +1,8 @@
 //! Hostile bytes: NUL and other control characters on every route that takes text, on
 //! both backends (PostgreSQL cannot store NUL), and bodies of the wrong content type.
 
-use refbook_core::backend_tests;
 use refbook_core::testing::TestDatabase;
+use refbook_core::{backend_tests, database_independent_tests};
 use reqwest::Method;
 use serde_json::json;
 
@@ -191,5 +191,6 @@ backend_tests!(
     the_global_cap_on_generations_answers_server_busy,
     a_reply_at_the_size_cap_ends_as_partial_length,
     nul_and_controls_are_refused_on_every_route,
-    json_routes_refuse_other_content_types,
 );
+
+database_independent_tests!(json_routes_refuse_other_content_types);

@@ -269,6 +269,15 @@ impl ReplyListener {
     pub fn reply(&self) -> &Arc<Reply> {
         &self.reply
     }
+
+    /// The listener as a [`Stream`](futures::Stream) of event batches (each as
+    /// [`next`](Self::next) gives them), ending after the reply's last event.
+    pub fn into_stream(self) -> impl futures::Stream<Item = Vec<Positioned>> + Send {
+        futures::stream::unfold(self, |mut listener| async move {
+            let batch = listener.next().await?;
+            Some((batch, listener))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +310,9 @@ mod tests {
         let mut late = reply.listen(4);
         assert_eq!(late.next().await.unwrap().len(), 1);
         assert!(late.next().await.is_none());
+        // As a stream: every event after the position, then the end.
+        let all: Vec<Positioned> = futures::StreamExt::concat(reply.listen(0).into_stream()).await;
+        assert_eq!(all.iter().map(|(at, _)| *at).collect::<Vec<_>>(), [1, 4, 5]);
     }
 
     #[test]
