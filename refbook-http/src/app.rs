@@ -14,6 +14,7 @@ use crate::api_error::ApiError;
 use crate::body::{full, Body};
 use crate::ctx::Ctx;
 use crate::handlers;
+use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::routes::{RouteSpec, Router};
 
@@ -32,13 +33,15 @@ struct Inner {
     router: Router,
     login_limiter: Option<RateLimiter>,
     chat_limiter: Option<RateLimiter>,
+    metrics: Arc<Metrics>,
     /// The OpenAPI document, built at the first request for it.
     openapi: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl App {
-    /// The application over a built [`Refbook`].
-    pub fn new(refbook: Refbook) -> Result<Self, Error> {
+    /// The application over a built [`Refbook`], counting into `metrics` (the set the
+    /// Refbook was [`instrument`](crate::metrics::instrument)ed with, if it was).
+    pub fn new(refbook: Refbook, metrics: Arc<Metrics>) -> Result<Self, Error> {
         let router = Router::new().map_err(|e| Error::internal(e.to_string()))?;
         let limiter = |per_minute: u32, name: &'static str| {
             let limiter = RateLimiter::new(per_minute)?;
@@ -55,6 +58,7 @@ impl App {
                 router,
                 login_limiter,
                 chat_limiter,
+                metrics,
                 openapi: std::sync::OnceLock::new(),
             }),
         })
@@ -63,6 +67,11 @@ impl App {
     /// The Refbook instance.
     pub fn refbook(&self) -> &Refbook {
         &self.inner.refbook
+    }
+
+    /// This server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The OpenAPI document of this server (its configuration fixes it, so it is built
@@ -151,7 +160,7 @@ impl App {
                 }
             });
             let elapsed = started.elapsed().as_secs_f64();
-            crate::metrics::global().observe_request(
+            self.metrics().observe_request(
                 route,
                 method.as_str(),
                 response.status().as_u16(),

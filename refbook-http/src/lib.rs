@@ -40,4 +40,4 @@ pub mod telemetry;
 pub mod web;
 
 pub use app::App;
-pub use server::{serve, shutdown_signal, RunningServer};
+pub use server::{serve, serve_with, shutdown_signal, RunningServer};

@@ -60,7 +60,8 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env(args.config.as_deref(), &overrides)?;
     refbook_http::telemetry::init(&config);
     let bind = config.bind;
-    let refbook = refbook_http::metrics::instrument(Refbook::builder(config))
+    let metrics = refbook_http::metrics::Metrics::new();
+    let refbook = refbook_http::metrics::instrument(Refbook::builder(config), &metrics)
         .build()
         .await
         .map_err(|e| anyhow::anyhow!("{e}: {}", e.cause_chain()))
@@ -79,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
             Err(err) => tracing::error!(error = %err, "the model is not ready"),
         }
     });
-    refbook_http::serve(listener, refbook, refbook_http::shutdown_signal())
+    refbook_http::serve_with(listener, refbook, metrics, refbook_http::shutdown_signal())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!("stopped");

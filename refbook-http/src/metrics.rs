@@ -2,11 +2,12 @@
 //! histograms, active streams, LLM time to first token and tokens by kind, replies by
 //! status, book lookups by source and outcome.
 //!
-//! One process-wide registry ([`global`]); [`instrument`] connects a Refbook's book lookup
-//! chain and generations to it.
+//! One registry per server ([`Metrics::new`]), so two servers in one process (tests,
+//! embedders) count apart; [`instrument`] connects a Refbook's book lookup chain and
+//! generations to it.
 
 use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -72,7 +73,12 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    fn new() -> Self {
+    /// A fresh set, counting from zero (one per server: tests can assert exact counts).
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::fresh())
+    }
+
+    fn fresh() -> Self {
         let mut registry = Registry::with_prefix("refbook");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily<RouteLabels> = Family::new_with_constructor(latency_histogram);
@@ -208,18 +214,16 @@ impl Drop for StreamGuard {
     }
 }
 
-/// The process-wide metrics.
-pub fn global() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
-}
-
-/// Connects a Refbook's book lookups and generations to [`global`].
-pub fn instrument(builder: RefbookBuilder) -> RefbookBuilder {
-    let generations: GenerationObserver = Arc::new(|report| global().observe_generation(report));
+/// Connects a Refbook's book lookups and generations to `metrics` (give the same set to
+/// the server: [`serve_with`](crate::server::serve_with),
+/// [`RunningServer::start_with`](crate::RunningServer::start_with)).
+pub fn instrument(builder: RefbookBuilder, metrics: &Arc<Metrics>) -> RefbookBuilder {
+    let (for_generations, for_lookups) = (metrics.clone(), metrics.clone());
+    let generations: GenerationObserver =
+        Arc::new(move |report| for_generations.observe_generation(report));
     builder
-        .lookup_observer(Arc::new(|source, outcome| {
-            global().observe_lookup(source, outcome)
+        .lookup_observer(Arc::new(move |source, outcome| {
+            for_lookups.observe_lookup(source, outcome)
         }))
         .generation_observer(generations)
 }

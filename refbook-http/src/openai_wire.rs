@@ -180,13 +180,15 @@ impl Streaming {
 
 /// A `200` SSE response streaming `events` as `chat.completion.chunk`s: a first chunk
 /// with the role, one per piece of text or reasoning, the finish chunk, the usage chunk
-/// when `include_usage`, then `[DONE]`.
+/// when `include_usage`, then `[DONE]`; `open` counts it among the open streams until it
+/// ends.
 pub fn stream_response(
     meta: CompletionMeta,
     events: CompletionStream,
     include_usage: bool,
     language: Language,
     keep_alive: Duration,
+    open: crate::metrics::StreamGuard,
 ) -> Response<Body> {
     let chunks = Chunks {
         meta,
@@ -194,7 +196,7 @@ pub fn stream_response(
     };
     let first = chunks.chunk(json!({"role": "assistant", "content": ""}), None);
     let state = Streaming {
-        _open: crate::metrics::global().stream_opened(),
+        _open: open,
         events,
         chunks,
         language,

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::App;
 use crate::connections;
+use crate::metrics::Metrics;
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -23,13 +25,25 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Serves `refbook` on `listener` until `shutdown` resolves, then stops accepting and waits
-/// (bounded) for open connections to finish.
+/// (bounded) for open connections to finish. Its metrics count requests and streams; use
+/// [`serve_with`] to count generations and lookups too.
 pub async fn serve(
     listener: TcpListener,
     refbook: Refbook,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let app = App::new(refbook)?;
+    serve_with(listener, refbook, Metrics::new(), shutdown).await
+}
+
+/// As [`serve`], counting into `metrics` (the set `refbook` was
+/// [`instrument`](crate::metrics::instrument)ed with).
+pub async fn serve_with(
+    listener: TcpListener,
+    refbook: Refbook,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let app = App::new(refbook, metrics)?;
     let config = app.refbook().config();
     let idle = Duration::from_secs(config.idle_timeout_secs.max(1));
     let request = Duration::from_secs(config.request_timeout_secs.max(1));
@@ -136,10 +150,20 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds `addr` (port 0 picks a free port) and serves `refbook` on a background task.
     pub async fn start(refbook: Refbook, addr: SocketAddr) -> Result<Self, Error> {
+        Self::start_with(refbook, Metrics::new(), addr).await
+    }
+
+    /// As [`start`](Self::start), counting into `metrics` (the set `refbook` was
+    /// [`instrument`](crate::metrics::instrument)ed with).
+    pub async fn start_with(
+        refbook: Refbook,
+        metrics: Arc<Metrics>,
+        addr: SocketAddr,
+    ) -> Result<Self, Error> {
         let listener = TcpListener::bind(addr).await.map_err(Error::internal)?;
         let addr = listener.local_addr().map_err(Error::internal)?;
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, refbook, async {
+        let task = tokio::spawn(serve_with(listener, refbook, metrics, async {
             let _ = stopped.await;
         }));
         Ok(Self {

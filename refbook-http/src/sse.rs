@@ -15,6 +15,7 @@ use hyper::body::Frame;
 use refbook_core::chat::{Reply, ReplyEvent, ReplyListener};
 
 use crate::body::Body;
+use crate::metrics::StreamGuard;
 
 /// Writes a reply's events as the contract's chunk objects (an OpenAI
 /// `chat.completion.chunk` with `conversation_id` and `message_id`). What every chunk of
@@ -176,7 +177,7 @@ impl Format {
 
 struct Streaming {
     /// Counts this stream as open until the body is dropped (finished or disconnected).
-    _open: crate::metrics::StreamGuard,
+    _open: StreamGuard,
     listener: ReplyListener,
     encoder: ChunkEncoder,
     keep_alive: Duration,
@@ -187,21 +188,26 @@ struct Streaming {
 }
 
 /// A `200` SSE response reading `listener` to the end, with a keep-alive comment after
-/// each `keep_alive` of silence.
-pub fn response(listener: ReplyListener, keep_alive: Duration) -> Response<Body> {
-    response_as(Format::Sse, listener, keep_alive)
+/// each `keep_alive` of silence; `open` counts it among the open streams until it ends.
+pub fn response(
+    listener: ReplyListener,
+    keep_alive: Duration,
+    open: StreamGuard,
+) -> Response<Body> {
+    response_as(Format::Sse, listener, keep_alive, open)
 }
 
 /// A `200` streaming response in `format` reading `listener` to the end, with a
 /// keep-alive after each `keep_alive` of silence. Every event ready at once goes out in
-/// one frame (one write).
+/// one frame (one write). `open` counts it among the open streams until it ends.
 pub fn response_as(
     format: Format,
     listener: ReplyListener,
     keep_alive: Duration,
+    open: StreamGuard,
 ) -> Response<Body> {
     let state = Streaming {
-        _open: crate::metrics::global().stream_opened(),
+        _open: open,
         encoder: ChunkEncoder::new(listener.reply()),
         listener,
         keep_alive,

@@ -32,6 +32,7 @@ async fn answer(
             format,
             started.reply.listen(0),
             keep_alive(ctx),
+            ctx.app.metrics().stream_opened(),
         ));
     }
     started.reply.finished().await;
@@ -115,6 +116,7 @@ pub async fn stream(ctx: Ctx) -> Result<Response<Body>, ApiError> {
         format,
         reply.listen(position),
         keep_alive(&ctx),
+        ctx.app.metrics().stream_opened(),
     ))
 }
 
@@ -180,7 +182,12 @@ pub async fn stateless(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
         .stateless(user, &isbn, &turns, body.conversation_id)
         .await?;
     let format = sse::Format::wanted(&ctx.parts.headers, None).unwrap_or(sse::Format::Sse);
-    let mut response = sse::response_as(format, started.reply.listen(0), keep_alive(&ctx));
+    let mut response = sse::response_as(
+        format,
+        started.reply.listen(0),
+        keep_alive(&ctx),
+        ctx.app.metrics().stream_opened(),
+    );
     response
         .headers_mut()
         .insert("x-conversation-id", HeaderValue::from(conversation_id));

@@ -195,6 +195,7 @@ pub async fn chat_completions(mut ctx: Ctx) -> Result<Response<Body>, ApiError> 
             include_usage,
             ctx.language,
             keep_alive,
+            ctx.app.metrics().stream_opened(),
         ));
     }
     let answer = openai_wire::collect(&meta, completion.events).await?;

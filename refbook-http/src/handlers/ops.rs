@@ -36,9 +36,7 @@ pub async fn readyz(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 /// `GET /metrics`: Prometheus text.
 pub fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let generating = ctx.refbook().chat().replies().active_count();
-    let mut response = Response::new(crate::body::full(
-        crate::metrics::global().render(generating),
-    ));
+    let mut response = Response::new(crate::body::full(ctx.app.metrics().render(generating)));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static(

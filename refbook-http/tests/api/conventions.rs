@@ -285,15 +285,17 @@ async fn metrics_count_requests_lookups_and_tokens(db: TestDatabase) {
         .unwrap()
         .starts_with("application/openmetrics-text; version=1.0.0"));
     assert!(reply.text.trim_end().ends_with("# EOF"));
+    // This server's own registry: exact counts, whatever runs beside it.
     for expected in [
-        "refbook_http_requests_total{route=\"/api/auth/me\",method=\"GET\",status=\"200\"}",
+        "refbook_http_requests_total{route=\"/api/auth/me\",method=\"GET\",status=\"200\"} 1\n",
+        "refbook_http_requests_total{route=\"/api/conversations/{id}/messages\",method=\"POST\",status=\"200\"} 1\n",
         "refbook_http_request_duration_seconds_bucket{",
-        "refbook_book_lookups_total{source=\"douban\",outcome=\"hit\"}",
-        "refbook_llm_tokens_total{kind=\"prompt\"}",
-        "refbook_llm_replies_total{status=\"complete\"}",
-        "refbook_llm_time_to_first_token_seconds_count",
-        "refbook_sse_streams_active",
-        "refbook_generations_active",
+        "refbook_book_lookups_total{source=\"douban\",outcome=\"hit\"} 1\n",
+        "refbook_llm_tokens_total{kind=\"prompt\"} ",
+        "refbook_llm_replies_total{status=\"complete\"} 1\n",
+        "refbook_llm_time_to_first_token_seconds_count 1\n",
+        "refbook_sse_streams_active 0\n",
+        "refbook_generations_active 0\n",
     ] {
         assert!(
             reply.text.contains(expected),

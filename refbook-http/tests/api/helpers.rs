@@ -105,12 +105,13 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
     let bind = config.bind;
     let kept = config.clone();
     let clock = refbook_core::testing::ShiftedClock::default();
-    let refbook = refbook_http::metrics::instrument(Refbook::builder(config))
+    let metrics = refbook_http::metrics::Metrics::new();
+    let refbook = refbook_http::metrics::instrument(Refbook::builder(config), &metrics)
         .clock(std::sync::Arc::new(clock.clone()))
         .build()
         .await
         .expect("build refbook");
-    let server = RunningServer::start(refbook, bind)
+    let server = RunningServer::start_with(refbook, metrics, bind)
         .await
         .expect("start server");
     TestApp {
