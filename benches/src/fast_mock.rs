@@ -2,15 +2,18 @@
 //! runs — every request gets the same pre-rendered SSE body (a role chunk, `pieces`
 //! content chunks, a finish chunk with usage, `[DONE]`) in one write. It records
 //! nothing and parses nothing, so what a load run measures beside it is the server under
-//! test, not the mock. (The test double `refbook_core::testing::MockLlm` scripts, delays
-//! and records; it is far too slow to stand in for a fast model at thousands of chats
-//! a second.)
+//! test, not the mock. [`FastMock::start_holding`] holds every reply open after its first
+//! chunk, for measuring what open streams cost.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -43,22 +46,77 @@ pub fn reply_body(pieces: usize) -> Bytes {
     Bytes::from(body)
 }
 
+/// What every request gets.
+#[derive(Clone)]
+enum Answer {
+    /// The whole body in one write.
+    AtOnce(Bytes),
+    /// The head at once, then the tail after a pause (a reply held open).
+    Held {
+        head: Bytes,
+        tail: Bytes,
+        pause: Duration,
+    },
+}
+
+type MockBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+impl Answer {
+    fn body(&self) -> MockBody {
+        match self.clone() {
+            Self::AtOnce(body) => Full::new(body).boxed(),
+            Self::Held { head, tail, pause } => {
+                let frames = futures::stream::iter([Ok(Frame::data(head))]).chain(
+                    futures::stream::once(async move {
+                        tokio::time::sleep(pause).await;
+                        Ok(Frame::data(tail))
+                    }),
+                );
+                BodyExt::boxed(StreamBody::new(frames))
+            }
+        }
+    }
+}
+
 impl FastMock {
     /// Starts on a free loopback port, answering every request with `reply_body(pieces)`.
     pub async fn start(pieces: usize) -> std::io::Result<Self> {
+        Self::serve(Answer::AtOnce(reply_body(pieces))).await
+    }
+
+    /// Starts a mock whose every reply sends its role chunk and first content chunk at
+    /// once, then holds the stream open for `pause` before the rest: for measuring what
+    /// open streams cost the server.
+    pub async fn start_holding(pause: Duration) -> std::io::Result<Self> {
+        let body = reply_body(1);
+        // The role chunk and the content chunk are the first two events.
+        let cut = body
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| *w == b"\n\n")
+            .nth(1)
+            .map_or(body.len(), |(at, _)| at + 2);
+        Self::serve(Answer::Held {
+            head: body.slice(..cut),
+            tail: body.slice(cut..),
+            pause,
+        })
+        .await
+    }
+
+    async fn serve(answer: Answer) -> std::io::Result<Self> {
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
-        let body = reply_body(pieces);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let body = body.clone();
+                let answer = answer.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                        let body = body.clone();
+                        let answer = answer.clone();
                         async move {
                             // Read the request to its end, then answer.
                             let _ = request.into_body().collect().await;
-                            let mut response = Response::new(Full::new(body));
+                            let mut response = Response::new(answer.body());
                             response.headers_mut().insert(
                                 "content-type",
                                 hyper::header::HeaderValue::from_static("text/event-stream"),

@@ -2,7 +2,7 @@
 //! enough to try the whole flow (server, CLI) without an API key.
 //!
 //! ```text
-//! cargo run -p refbook-examples --bin mock_llm            # listens on 127.0.0.1:11435
+//! cargo run -p refbook-examples --features mock-llm --bin mock_llm   # listens on 127.0.0.1:11435
 //! REFBOOK_LLM_BASE_URL=http://127.0.0.1:11435 REFBOOK_LLM_API_KEY=mock \
 //!     cargo run -p refbook-cli -- chat --isbn 9787536692930
 //! ```

@@ -9,7 +9,6 @@ use anyhow::Context;
 use futures::StreamExt;
 use refbook_benches::fast_mock::FastMock;
 use refbook_benches::latency::Latencies;
-use refbook_core::testing::{MockLlm, MockReply, Step};
 use serde_json::json;
 
 use crate::server::{rss_kib, user, Server};
@@ -299,16 +298,12 @@ pub(crate) async fn chat(options: &Options) -> anyhow::Result<()> {
     }
 
     // Memory per open stream: `streams` replies held open by a slow upstream (a second
-    // server, scripted to hold its replies).
+    // mock that holds its replies open after the first chunk).
     drop(server);
-    let llm = MockLlm::start().await;
-    let server = Server::start(Some(&llm.url()), options).await?;
+    let held = FastMock::start_holding(Duration::from_secs(20)).await?;
+    let server = Server::start(Some(&held.url()), options).await?;
     let (pid, base) = (server.pid, server.base.clone());
     let client = reqwest::Client::new();
-    let mut hold = vec![MockReply::content("开始")];
-    hold.push(Step::Sleep(Duration::from_secs(20)));
-    hold.push(Step::Done);
-    llm.set_fallback(MockReply::steps(hold));
     let mut holders = Vec::new();
     for i in 0..options.streams {
         holders.push(user(&client, &base, &format!("hold{i}")).await?);
