@@ -1,9 +1,10 @@
 //! `refbook-cli book` and `refbook-cli books import`.
 
 use refbook_core::backend_tests;
+use refbook_core::testing::book_sources::no_source_has_it;
 use refbook_core::testing::TestDatabase;
 use serde_json::{json, Value};
-use wiremock::matchers::{path, path_regex};
+use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::run::{assert_clean_failure, cli, temp_file};
@@ -15,30 +16,6 @@ async fn douban(server: &MockServer) {
             "pages": "302", "summary": "文化大革命如火如荼进行的同时……", "author_intro": "中国科幻作家。",
             "tags": [{"name": "科幻"}], "isbn10": "junk"
         })))
-        .mount(server)
-        .await;
-}
-
-async fn nowhere(server: &MockServer) {
-    Mock::given(path_regex("^/v2/"))
-        .respond_with(
-            ResponseTemplate::new(404)
-                .set_body_json(json!({"msg": "book_not_found", "code": 6000})),
-        )
-        .with_priority(10)
-        .mount(server)
-        .await;
-    Mock::given(path_regex("^/isbn/"))
-        .respond_with(ResponseTemplate::new(404).set_body_string("<html>nope</html>"))
-        .with_priority(10)
-        .mount(server)
-        .await;
-    Mock::given(path("/books/v1/volumes"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"kind": "books#volumes", "totalItems": 0})),
-        )
-        .with_priority(10)
         .mount(server)
         .await;
 }
@@ -97,7 +74,7 @@ async fn book_prints_a_readable_summary_or_the_json(db: TestDatabase) {
 
 async fn bad_isbns_and_unknown_books_fail_cleanly(db: TestDatabase) {
     let server = MockServer::start().await;
-    nowhere(&server).await;
+    no_source_has_it(&server).await;
     let bad = cli(db.url(), &server, &["book", "9787536692931"], "", &[]).await;
     assert_clean_failure(&bad, "check digit");
     assert!(bad.stdout.is_empty());
@@ -108,7 +85,7 @@ async fn bad_isbns_and_unknown_books_fail_cleanly(db: TestDatabase) {
 
 async fn a_catalogue_is_imported_and_used(db: TestDatabase) {
     let server = MockServer::start().await;
-    nowhere(&server).await;
+    no_source_has_it(&server).await;
     let csv = temp_file(
         "catalogue.csv",
         "isbn,title,authors,publisher,pages,introduction,tags\n\
@@ -165,7 +142,7 @@ async fn a_catalogue_is_imported_and_used(db: TestDatabase) {
 
 async fn a_bad_catalogue_imports_nothing(db: TestDatabase) {
     let server = MockServer::start().await;
-    nowhere(&server).await;
+    no_source_has_it(&server).await;
     let csv = temp_file(
         "bad.csv",
         "isbn,title\n9787536692930,三体\n9787536692931,bad checksum\n9787544253994,\n",

@@ -370,6 +370,7 @@ impl Drop for Cleanup {
     }
 }
 
+pub mod book_sources;
 mod clock;
 pub use clock::ShiftedClock;
 mod mock_llm;

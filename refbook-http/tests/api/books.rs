@@ -1,6 +1,9 @@
 //! `/api/books/…` against stand-ins for Douban, Open Library and Google Books.
 
 use refbook_core::backend_tests;
+use refbook_core::testing::book_sources::{
+    douban_miss, google_miss, no_source_has_it, openlibrary_miss,
+};
 use refbook_core::testing::TestDatabase;
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
@@ -30,42 +33,6 @@ async fn douban_hit(
             "image": cover, "images": {"large": cover},
             "author_intro": "中国科幻作家。", "summary": "文化大革命如火如荼进行的同时……"
         })))
-        .mount(server)
-        .await;
-}
-
-pub async fn douban_miss(server: &MockServer) {
-    Mock::given(path_regex_v2())
-        .respond_with(
-            ResponseTemplate::new(404)
-                .set_body_json(json!({"msg": "book_not_found", "code": 6000, "request": "x"})),
-        )
-        .with_priority(10)
-        .mount(server)
-        .await;
-}
-
-fn path_regex_v2() -> wiremock::matchers::PathRegexMatcher {
-    wiremock::matchers::path_regex("^/v2/book/isbn/")
-}
-
-pub async fn openlibrary_miss(server: &MockServer) {
-    Mock::given(wiremock::matchers::path_regex("^/isbn/"))
-        .respond_with(
-            ResponseTemplate::new(404).set_body_raw("<html>not found</html>", "text/html"),
-        )
-        .with_priority(10)
-        .mount(server)
-        .await;
-}
-
-pub async fn google_miss(server: &MockServer) {
-    Mock::given(path("/books/v1/volumes"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"kind": "books#volumes", "totalItems": 0})),
-        )
-        .with_priority(10)
         .mount(server)
         .await;
 }
@@ -185,9 +152,7 @@ async fn sources_are_asked_in_order(db: TestDatabase) {
 
 async fn unknown_everywhere_is_404_and_all_failing_is_503(db: TestDatabase) {
     let app = spawn_app(db).await;
-    douban_miss(&app.books).await;
-    openlibrary_miss(&app.books).await;
-    google_miss(&app.books).await;
+    no_source_has_it(&app.books).await;
     let t = user(&app).await;
     app.get(&format!("/api/books/{SANTI}/"), Some(&t))
         .await
@@ -199,7 +164,7 @@ async fn unknown_everywhere_is_404_and_all_failing_is_503(db: TestDatabase) {
             .unwrap(),
     )
     .await;
-    Mock::given(path_regex_v2())
+    Mock::given(wiremock::matchers::path_regex("^/v2/book/isbn/"))
         .respond_with(ResponseTemplate::new(403).set_body_string("<html>douban says no</html>"))
         .mount(&failing.books)
         .await;
@@ -222,7 +187,7 @@ async fn unknown_everywhere_is_404_and_all_failing_is_503(db: TestDatabase) {
 
 async fn slow_sources_time_out(db: TestDatabase) {
     let app = spawn_app(db).await;
-    Mock::given(path_regex_v2())
+    Mock::given(wiremock::matchers::path_regex("^/v2/book/isbn/"))
         .respond_with(ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(10)))
         .mount(&app.books)
         .await;

@@ -20,8 +20,8 @@ use refbook_core::testing::{MockReply, Step, TestDatabase};
 use serde_json::{json, Value};
 
 use crate::api_keys::{create_key, key_of};
-use crate::books::{douban_miss, google_miss, openlibrary_miss};
 use crate::helpers::{spawn_app, spawn_app_with, token, TestApp, SANTI};
+use refbook_core::testing::book_sources::no_source_has_it;
 
 /// An unchanged OpenAI client pointed at the server's `/v1` with `key`.
 fn openai(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
@@ -198,9 +198,7 @@ async fn an_openai_client_talks_with_a_book(db: TestDatabase) {
 
 async fn an_openai_client_gets_its_own_errors(db: TestDatabase) {
     let app = spawn_app(db).await;
-    douban_miss(&app.books).await;
-    openlibrary_miss(&app.books).await;
-    google_miss(&app.books).await;
+    no_source_has_it(&app.books).await;
     let (t, key) = reader_with_key(&app, "sdk_errors").await;
     let client = openai(&app, &key);
 
