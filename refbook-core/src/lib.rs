@@ -55,6 +55,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![warn(clippy::missing_errors_doc)]
 
 pub mod accounts;
 pub mod books;

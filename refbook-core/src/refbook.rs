@@ -159,6 +159,12 @@ impl RefbookBuilder {
 
     /// Connects (and migrates) the store if none was given, settles the JWT secret and
     /// wires the services.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database cannot be opened or migrated or the HTTP client cannot
+    /// be built; `InvalidInput` for an unusable `REFBOOK_REDIS_URL` or local model
+    /// reference.
     pub async fn build(self) -> Result<Refbook> {
         let config = self.config;
         let store: Arc<dyn Store> = match self.store {

@@ -63,6 +63,10 @@ impl Accounts {
     }
 
     /// The caller's keys, newest first (never the keys themselves).
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
     pub async fn api_keys(&self, auth: &AuthUser) -> Result<Vec<ApiKey>> {
         let keys = self.store.api_keys(auth.id()).await?;
         Ok(keys.iter().map(ApiKey::from).collect())

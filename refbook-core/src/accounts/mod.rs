@@ -112,6 +112,11 @@ impl Accounts {
     }
 
     /// Creates a user with a password and signs them in.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a bad username, password, email or nickname; `Conflict` for a
+    /// username or email already taken; `Internal` when the database fails.
     pub async fn register(&self, reg: Registration) -> Result<LoginPayload> {
         let username = validate::username(&reg.username)?;
         validate::password("password", &reg.password)?;
@@ -161,6 +166,11 @@ impl Accounts {
 
     /// Signs in with a username (or email) and password. Every failure is the same
     /// `bad_credentials` error after the same amount of hashing work.
+    ///
+    /// # Errors
+    ///
+    /// `Unauthorized` (`bad_credentials`) for any wrong identifier or password; `Internal`
+    /// when the database fails.
     pub async fn login(&self, identifier: &str, password: String) -> Result<LoginPayload> {
         let user = self.find_by_login(identifier).await?;
         let user = self.check_password(user, password).await?;
@@ -201,6 +211,12 @@ impl Accounts {
     }
 
     /// Signs in with a `wx.login` code; the first login creates the user.
+    ///
+    /// # Errors
+    ///
+    /// `Unauthorized` for a bad or used code, `RateLimited` when WeChat throttles,
+    /// `UpstreamUnavailable` when WeChat is unavailable or not configured; `Internal` when
+    /// the database fails.
     pub async fn login_wechat(&self, code: &str) -> Result<LoginPayload> {
         let code = code.trim();
         if code.is_empty() || code.len() > 256 || crate::text::has_forbidden_control(code) {
@@ -245,6 +261,11 @@ impl Accounts {
     /// Exchanges a refresh token for a new login payload (rotation). A token presented a
     /// second time ends its whole login session, unless within the reuse grace of its
     /// first exchange (then it gets another new pair in the same session).
+    ///
+    /// # Errors
+    ///
+    /// `Unauthorized` for an unknown, expired or reused token; `Internal` when the database
+    /// fails.
     pub async fn refresh(&self, refresh_token: &str) -> Result<LoginPayload> {
         let now = self.now();
         let new_token = tokens::random_token();
@@ -281,6 +302,11 @@ impl Accounts {
 
     /// Checks a bearer token: a personal API key (`rbk_…`) that still exists, or an
     /// access token (signature, expiry, and that its session still exists).
+    ///
+    /// # Errors
+    ///
+    /// `Unauthorized` for a bad, expired or revoked token or key; `Internal` when the
+    /// database fails.
     pub async fn authenticate(&self, bearer: &str) -> Result<AuthUser> {
         if is_api_key(bearer) {
             return self.authenticate_api_key(bearer).await;
@@ -308,6 +334,10 @@ impl Accounts {
     /// current session; with `all`, every session of the user. API keys are not login
     /// sessions: a caller using one ends nothing without a refresh token or `all`, and
     /// keys themselves are revoked one by one ([`revoke_api_key`](Self::revoke_api_key)).
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
     pub async fn logout(
         &self,
         auth: &AuthUser,
@@ -336,6 +366,10 @@ impl Accounts {
     }
 
     /// The caller with today's usage.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
     pub async fn profile(&self, auth: &AuthUser) -> Result<Profile> {
         let used = self
             .store
@@ -352,6 +386,11 @@ impl Accounts {
     }
 
     /// Changes nickname, avatar or email.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a bad nickname, avatar URL or email, `Conflict` for an email
+    /// already taken; `Internal` when the database fails.
     pub async fn update_profile(&self, auth: &AuthUser, update: ProfileUpdate) -> Result<User> {
         let change = ProfileChange {
             nickname: update
@@ -381,6 +420,11 @@ impl Accounts {
 
     /// Changes the password after checking the old one; ends every session and returns a
     /// fresh login for the caller.
+    ///
+    /// # Errors
+    ///
+    /// `Unauthorized` for a wrong old password, `InvalidInput` for a bad new one;
+    /// `Internal` when the database fails.
     pub async fn change_password(
         &self,
         auth: &AuthUser,
@@ -401,6 +445,11 @@ impl Accounts {
     }
 
     /// Deletes the caller and all their data. Users with a password must give it.
+    ///
+    /// # Errors
+    ///
+    /// `Unauthorized` for a wrong password, `InvalidInput` when one is needed and missing;
+    /// `Internal` when the database fails.
     pub async fn delete_account(&self, auth: &AuthUser, password: Option<String>) -> Result<()> {
         if auth.user.password_hash.is_some() {
             let password = password.ok_or_else(|| {
@@ -419,6 +468,10 @@ impl Accounts {
     }
 
     /// Anyone's public profile by username.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for an unknown username; `Internal` when the database fails.
     pub async fn public_profile(&self, username: &str) -> Result<PublicUser> {
         let not_found = || Error::not_found("用户", "User");
         let name = validate::username(username).map_err(|_| not_found())?;
@@ -468,6 +521,10 @@ impl Accounts {
     }
 
     /// Forgets expired login sessions (run periodically).
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
     pub async fn purge_expired_sessions(&self) -> Result<u64> {
         Ok(self.store.purge_expired_sessions(self.now()).await?)
     }

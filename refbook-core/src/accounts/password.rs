@@ -67,11 +67,19 @@ impl Passwords {
     }
 
     /// The argon2id PHC string of `password`.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` if hashing fails or its blocking task is lost.
     pub async fn hash(&self, password: String) -> Result<String> {
         self.blocking(move || hash_blocking(&password)).await
     }
 
     /// Whether `password` matches `hash`; with no hash, does the same work and says no.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` if its blocking task is lost (a malformed hash is simply no match).
     pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
         match hash {
             Some(hash) => {

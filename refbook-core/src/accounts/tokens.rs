@@ -85,6 +85,10 @@ impl Tokens {
     }
 
     /// A signed access token for the user's session.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` if the token cannot be signed.
     pub fn issue_access(&self, user_id: i64, session_id: i64, now: Timestamp) -> Result<String> {
         let iat = now.unix_seconds();
         let claims = Claims {
@@ -98,7 +102,7 @@ impl Tokens {
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(Error::internal)
     }
 
-    /// Checks signature, algorithm, expiry at `now` (with [`LEEWAY_SECS`] for clocks
+    /// Checks signature, algorithm, expiry at `now` (with `LEEWAY_SECS` for clocks
     /// apart) and type; the session check is the caller's.
     ///
     /// # Errors

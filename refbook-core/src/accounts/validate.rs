@@ -18,6 +18,10 @@ pub const API_KEY_NAME_MAX_CHARS: usize = 64;
 pub const AVATAR_URL_MAX_BYTES: usize = 2048;
 
 /// A username: NFKC-normalised, 3–32 characters of letters (any script), digits, `_ . -`.
+///
+/// # Errors
+///
+/// `InvalidInput` naming `username` when it does not fit those rules.
 pub fn username(raw: &str) -> Result<String> {
     let name: String = raw.trim().nfkc().collect();
     let count = name.chars().count();
@@ -40,6 +44,10 @@ pub fn username(raw: &str) -> Result<String> {
 }
 
 /// A password: 8–128 characters, taken as typed.
+///
+/// # Errors
+///
+/// `InvalidInput` naming `field` for a length out of bounds or a control character.
 pub fn password(field: &'static str, raw: &str) -> Result<()> {
     crate::text::refuse_controls(field, raw)?;
     let count = raw.chars().count();
@@ -54,6 +62,10 @@ pub fn password(field: &'static str, raw: &str) -> Result<()> {
 }
 
 /// An email that looks like one; `None` when empty.
+///
+/// # Errors
+///
+/// `InvalidInput` naming `email` when it does not look like an address or is too long.
 pub fn email(raw: &str) -> Result<Option<String>> {
     let email = raw.trim();
     if email.is_empty() {
@@ -93,6 +105,10 @@ fn short_name(raw: &str, max: usize) -> Option<String> {
 }
 
 /// A nickname: trimmed, 1–32 characters, no control characters.
+///
+/// # Errors
+///
+/// `InvalidInput` naming `nickname` when it does not fit those rules.
 pub fn nickname(raw: &str) -> Result<String> {
     short_name(raw, NICKNAME_MAX_CHARS).ok_or_else(|| {
         Error::invalid(
@@ -104,6 +120,10 @@ pub fn nickname(raw: &str) -> Result<String> {
 }
 
 /// An API key's name: trimmed, 1–64 characters, no control characters.
+///
+/// # Errors
+///
+/// `InvalidInput` naming `name` when it does not fit those rules.
 pub fn api_key_name(raw: &str) -> Result<String> {
     short_name(raw, API_KEY_NAME_MAX_CHARS).ok_or_else(|| {
         Error::invalid(
@@ -115,6 +135,10 @@ pub fn api_key_name(raw: &str) -> Result<String> {
 }
 
 /// An avatar URL (`http`/`https`, at most 2048 characters); `None` when empty.
+///
+/// # Errors
+///
+/// `InvalidInput` naming `avatar_url` for another scheme or a longer URL.
 pub fn avatar_url(raw: &str) -> Result<Option<String>> {
     let url = raw.trim();
     if url.is_empty() {

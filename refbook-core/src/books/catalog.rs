@@ -149,6 +149,10 @@ impl Entry {
 
 /// Parses a catalogue file. Every problem is reported (with its row or index); any
 /// problem means nothing should be imported.
+///
+/// # Errors
+///
+/// Every problem found, one line each.
 pub fn parse_catalog(
     text: &str,
     format: CatalogFormat,

@@ -7,6 +7,10 @@ use crate::timestamp::Timestamp;
 
 impl Books {
     /// Collects a book (looked up first; unknown `404`); adding twice is fine.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get) for an unknown book; `Internal` when the database fails.
     pub async fn collect(&self, user_id: i64, isbn: &Isbn) -> Result<CollectionItem> {
         let book = self.get(isbn).await?;
         let created_at = self
@@ -21,6 +25,10 @@ impl Books {
     }
 
     /// The user's collection, newest first.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
     pub async fn collection(
         &self,
         user_id: i64,
@@ -40,6 +48,10 @@ impl Books {
     }
 
     /// Removes a book from the collection (`404` if it was not there).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the book was not collected; `Internal` when the database fails.
     pub async fn uncollect(&self, user_id: i64, isbn: &Isbn) -> Result<()> {
         if !self.store.uncollect(user_id, isbn.as_str()).await? {
             return Err(Error::not_found("收藏", "Collection item"));

@@ -86,6 +86,10 @@ fn not_image(en: &str) -> Error {
 impl CoverFetcher {
     /// A fetcher for `allowed` hosts (empty: [`DEFAULT_COVER_HOSTS`]) of images up to
     /// `max_bytes`. Redirects are followed only to allowed hosts.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the HTTP client cannot be built.
     pub fn new(allowed: Vec<String>, max_bytes: usize, timeout: Duration) -> Result<Self, Error> {
         let allowed = if allowed.is_empty() {
             DEFAULT_COVER_HOSTS
@@ -122,6 +126,11 @@ impl CoverFetcher {
     }
 
     /// Fetches the image at `url`; `douban` adds the `Referer` Douban's hosts require.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a host not allowed, a missing image or one too large or not an image;
+    /// `UpstreamUnavailable` when the host fails.
     pub async fn fetch(&self, url: &str, douban: bool) -> Result<Cover, Error> {
         if !self.allows(url) {
             tracing::warn!(url, "cover host not on the allow-list");

@@ -116,6 +116,11 @@ impl BookLookup {
     }
 
     /// The book with this ISBN.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when no source has the book, `UpstreamUnavailable` when every source
+    /// failed and nothing is stored; `Internal` when the database fails.
     pub async fn lookup(&self, isbn: &Isbn) -> Result<Book, Error> {
         let inner = &self.inner;
         if let Some(kept) = inner.memory.get(isbn.as_str()) {

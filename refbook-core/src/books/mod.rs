@@ -51,6 +51,10 @@ impl std::fmt::Debug for Books {
 
 /// The configured sources, in order: `REFBOOK_BOOK_SOURCES`, with `catalog` first when not
 /// named, and Douban only when its base URL is configured.
+///
+/// # Errors
+///
+/// `Internal` for an unknown source name (a configuration mistake).
 pub fn configured_sources(
     config: &Config,
     store: &Arc<dyn Store>,
@@ -99,6 +103,10 @@ pub fn configured_sources(
 
 impl Books {
     /// The service over `store` with `sources` in order, configured by `config`.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the cover fetcher's HTTP client cannot be built.
     pub fn new(
         config: &Config,
         store: Arc<dyn Store>,
@@ -132,11 +140,20 @@ impl Books {
     }
 
     /// The book with this ISBN, as clients should see it.
+    ///
+    /// # Errors
+    ///
+    /// As the lookup: `NotFound`, `UpstreamUnavailable`, `Internal`.
     pub async fn get(&self, isbn: &Isbn) -> Result<Book> {
         Ok(self.present(self.lookup.lookup(isbn).await?))
     }
 
     /// Stored books whose title or author contains `query`: `(count, page)`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for control characters in `query`; `Internal` when the database
+    /// fails.
     pub async fn search(&self, query: &str, limit: i64, offset: i64) -> Result<(i64, Vec<Book>)> {
         crate::text::refuse_controls("q", query)?;
         let (count, books) = self.store.search_books(query.trim(), limit, offset).await?;
@@ -190,6 +207,10 @@ impl Books {
     }
 
     /// Adds books to the local catalogue (all or none); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails (then nothing is imported).
     pub async fn import_catalog(&self, entries: Vec<(Isbn, BookFields)>) -> Result<u64> {
         let now = Timestamp::now();
         let books: Vec<Book> = entries

@@ -46,6 +46,10 @@ pub(crate) mod bytes_body {
 
     /// Sends `request`; returns the status and body. Transport failures become
     /// [`SourceError`] without the URL (it may hold an API key).
+    ///
+    /// # Errors
+    ///
+    /// [`SourceError`] for a timeout, a refused connection or an unreadable body.
     pub async fn fetch(request: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), SourceError> {
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();

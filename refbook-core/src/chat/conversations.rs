@@ -17,6 +17,12 @@ impl Chat {
 
     /// Creates a conversation about a book (looked up first; unknown `404`). The title
     /// defaults to the book's.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a book no source has or a persona the user cannot see, `InvalidInput`
+    /// for a bad title, `UpstreamUnavailable` when every book source failed, `Internal`
+    /// when the database fails.
     pub async fn create_conversation(
         &self,
         user_id: i64,
@@ -42,6 +48,10 @@ impl Chat {
     }
 
     /// The user's conversations, most recently active first.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
     pub async fn conversations(
         &self,
         user_id: i64,
@@ -57,6 +67,11 @@ impl Chat {
     }
 
     /// One conversation of the user's.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the conversation is not the user's; `Internal` when the database
+    /// fails.
     pub async fn conversation(&self, user_id: i64, id: i64) -> Result<Conversation> {
         let conversation = self
             .store
@@ -67,6 +82,10 @@ impl Chat {
     }
 
     /// A conversation with its messages, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// As [`conversation`](Self::conversation).
     pub async fn conversation_with_messages(
         &self,
         user_id: i64,
@@ -78,6 +97,11 @@ impl Chat {
     }
 
     /// Renames and/or changes the persona (`Some(None)`: back to the default).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for another user's conversation or an unknown persona, `InvalidInput` for
+    /// a bad title; `Internal` when the database fails.
     pub async fn update_conversation(
         &self,
         user_id: i64,
@@ -99,6 +123,11 @@ impl Chat {
     }
 
     /// Deletes a conversation (stopping its reply first).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the conversation is not the user's; `Internal` when the database
+    /// fails.
     pub async fn delete_conversation(&self, user_id: i64, id: i64) -> Result<()> {
         self.conversation(user_id, id).await?;
         if let Some(reply) = self.replies.running(id) {
@@ -119,6 +148,11 @@ impl Chat {
     }
 
     /// Appends a message without asking the model (importing history).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` when the conversation is not the user's, `InvalidInput` for bad content;
+    /// `Internal` when the database fails.
     pub async fn append_message(
         &self,
         user_id: i64,
@@ -135,6 +169,12 @@ impl Chat {
     }
 
     /// Deletes a message (not one being generated: `409`).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for another user's conversation or an unknown message, `Conflict` for a
+    /// message being generated (here or on another instance); `Internal` when the database
+    /// fails.
     pub async fn delete_message(&self, user_id: i64, id: i64, message_id: i64) -> Result<()> {
         self.conversation(user_id, id).await?;
         // Generating here, or (as stored) on another instance.

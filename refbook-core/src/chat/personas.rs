@@ -7,11 +7,19 @@ use crate::timestamp::Timestamp;
 
 impl Chat {
     /// Built-in personas and the user's own.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
     pub async fn personas(&self, user_id: i64) -> Result<Vec<Persona>> {
         Ok(self.store.personas(user_id).await?)
     }
 
     /// One persona the user may see.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a persona the user cannot see; `Internal` when the database fails.
     pub async fn persona(&self, user_id: i64, id: i64) -> Result<Persona> {
         self.store
             .persona(id, user_id)
@@ -20,6 +28,11 @@ impl Chat {
     }
 
     /// Creates a custom persona (name 1–32 characters, description 1–2000).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a name or description out of bounds; `Internal` when the database
+    /// fails.
     pub async fn create_persona(
         &self,
         user_id: i64,
@@ -51,6 +64,11 @@ impl Chat {
     }
 
     /// Deletes one of the user's personas; built-ins cannot be deleted (`400`).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a persona the user cannot see, `InvalidInput` for a built-in one;
+    /// `Internal` when the database fails.
     pub async fn delete_persona(&self, user_id: i64, id: i64) -> Result<()> {
         let persona = self.persona(user_id, id).await?;
         if persona.builtin {

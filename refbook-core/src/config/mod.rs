@@ -83,6 +83,10 @@ macro_rules! config_fields {
             pub const KEYS: &'static [&'static str] = &[ $( stringify!($name), )* ];
 
             /// Sets one setting from its text form. `Ok(false)` if the key is unknown.
+            ///
+            /// # Errors
+            ///
+            /// [`ConfigError::Invalid`] when the text is not a value of the setting's type.
             pub fn set(&mut self, key: &str, text: &str) -> Result<bool, ConfigError> {
                 let invalid = |reason: String| ConfigError::invalid(key, reason);
                 match key {
@@ -274,6 +278,11 @@ impl Config {
 
     /// Defaults, then the TOML file (if any), then `REFBOOK_*` variables from `env`, then
     /// `overrides` (key, value) pairs such as command-line flags.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for an unreadable or unknown-keyed file, a value of the wrong form
+    /// (naming its variable), or settings that do not go together.
     pub fn load<I>(
         file: Option<&Path>,
         env: I,
@@ -287,6 +296,10 @@ impl Config {
 
     /// As [`load`](Self::load), starting from `base` instead of the defaults (a front end
     /// with defaults of its own, such as the CLI's database in the user's data folder).
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
     pub fn load_over<I>(
         base: Self,
         file: Option<&Path>,
@@ -314,6 +327,10 @@ impl Config {
     }
 
     /// Loads from the process environment (and optionally a file and overrides).
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
     pub fn from_env(
         file: Option<&Path>,
         overrides: &[(&str, String)],

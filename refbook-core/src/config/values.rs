@@ -63,7 +63,11 @@ impl ConfigValue for Option<LlmProvider> {
 
 /// A value that can be read from one configuration string.
 pub trait ConfigValue: Sized {
-    /// Parses the text form; the error says what was expected (never echoing the value).
+    /// Parses the text form.
+    ///
+    /// # Errors
+    ///
+    /// What was expected, as text (never echoing the value: it may be a secret).
     fn parse_value(text: &str) -> Result<Self, String>;
 }
 

@@ -38,6 +38,10 @@ impl From<IsbnError> for Error {
 impl Isbn {
     /// Parses every form seen in the wild: hyphens and spaces, `x`/`X`, full-width digits
     /// (NFKC), `ISBN`, `ISBN-10:`/`ISBN-13:` prefixes, surrounding whitespace.
+    ///
+    /// # Errors
+    ///
+    /// [`IsbnError`] for text that is no ISBN-10 or ISBN-13, or whose check digit is wrong.
     pub fn parse(text: &str) -> Result<Self, IsbnError> {
         let normal: String = text.nfkc().collect::<String>().to_uppercase();
         let body = strip_prefix(normal.trim());

@@ -58,7 +58,7 @@ pub struct Completion {
     /// The book talked about.
     pub book: Book,
     /// The model's events: text, reasoning, the finish reason, then exactly one
-    /// [`ModelEvent::Usage`] (the model's count, or an estimate) — or an error.
+    /// [`ModelEvent::Usage`](crate::llm::ModelEvent::Usage) (the model's count, or an estimate) — or an error.
     pub events: CompletionStream,
 }
 
@@ -173,6 +173,10 @@ impl Chat {
 
     /// The models a user may name first (`GET /v1/models`): the books of their
     /// conversations and collection with their latest activity, most recent first.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
     pub async fn recent_books(&self, user_id: i64, limit: i64) -> Result<Vec<(Isbn, Timestamp)>> {
         let books = self.store.recent_books(user_id, limit).await?;
         Ok(books

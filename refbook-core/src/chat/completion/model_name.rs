@@ -29,6 +29,10 @@ pub struct BookModel {
 impl BookModel {
     /// Parses a model name; `NOT_FOUND` (no such model) when it names no valid ISBN or an
     /// impossible persona.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` (no such model) as said above.
     pub fn parse(name: &str) -> Result<Self> {
         let not_found = || model_not_found(name);
         let (isbn, persona) = match name.rsplit_once(PERSONA_SEPARATOR) {

@@ -42,6 +42,10 @@ pub enum Backend {
 
 impl Backend {
     /// The backend a database URL names, by its scheme.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] for a URL that is neither `sqlite:` nor `postgres:`/`postgresql:`.
     pub fn of_url(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite)
@@ -68,6 +72,11 @@ pub struct SqlStore {
 impl SqlStore {
     /// Connects to `url` (`sqlite://path` — the file and its folder are created if missing —
     /// or `postgres://…`) and applies the embedded migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the URL names no supported database, the database cannot be
+    /// reached or created, or a migration fails.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(url)?;
