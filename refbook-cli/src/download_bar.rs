@@ -6,17 +6,42 @@ use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use refbook_core::llm::DownloadProgress;
+use refbook_core::Language;
 
-/// A progress bar for model downloads.
-#[derive(Debug, Default)]
+/// A progress bar for model downloads, worded in the user's language.
+#[derive(Debug)]
 pub struct DownloadBar {
     bar: Mutex<Option<ProgressBar>>,
+    language: Language,
+}
+
+impl DownloadBar {
+    /// A bar that speaks `language`.
+    pub fn new(language: Language) -> Self {
+        Self {
+            bar: Mutex::default(),
+            language,
+        }
+    }
+
+    fn say(&self, zh: String, en: String) -> String {
+        match self.language {
+            Language::Zh => zh,
+            Language::En => en,
+        }
+    }
 }
 
 impl DownloadProgress for DownloadBar {
     fn started(&self, name: &str, total: Option<u64>, done: u64) {
         if !std::io::stderr().is_terminal() {
-            eprintln!("downloading the local model {name} (first run only)…");
+            eprintln!(
+                "{}",
+                self.say(
+                    format!("首次使用：正在下载本地模型 {name}…"),
+                    format!("downloading the local model {name} (first run only)…"),
+                )
+            );
             return;
         }
         // A resume within the same run (the connection broke) moves the same bar back.
@@ -30,7 +55,7 @@ impl DownloadProgress for DownloadBar {
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(format!("downloading {name}"));
+        bar.set_message(self.say(format!("下载 {name}"), format!("downloading {name}")));
         bar.set_position(done);
         if let Ok(mut slot) = self.bar.lock() {
             *slot = Some(bar);
@@ -51,7 +76,13 @@ impl DownloadProgress for DownloadBar {
             bar.finish_and_clear();
         }
         if ok {
-            eprintln!("downloaded {name}; it stays in the cache for next time");
+            eprintln!(
+                "{}",
+                self.say(
+                    format!("已下载 {name}，以后直接从缓存读取"),
+                    format!("downloaded {name}; it stays in the cache for next time"),
+                )
+            );
         }
     }
 }

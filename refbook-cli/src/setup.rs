@@ -66,9 +66,9 @@ pub async fn refbook(config: Config) -> Result<Refbook, Failure> {
     let url = config.database_url.clone();
     let language = language(&config);
     Refbook::builder(config)
-        .download_progress(std::sync::Arc::new(
-            crate::download_bar::DownloadBar::default(),
-        ))
+        .download_progress(std::sync::Arc::new(crate::download_bar::DownloadBar::new(
+            language,
+        )))
         .build()
         .await
         .map_err(|e| match e.kind() {
