@@ -1,19 +1,15 @@
 //! Throttling per client IP and per account: login/register attempts, chat generations.
 //! With Redis the counts are shared by every instance; while Redis does not answer, each
-//! instance counts alone (and says so once in its log).
+//! instance counts alone (the cluster says so once in the log).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use refbook_core::cluster::Cluster;
 use refbook_core::{Error, ErrorKind};
-
-/// How long a shared count may take before this instance counts alone.
-const SHARED_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Counts actions per minute per client IP and per account key (GCRA: a burst of `n`,
 /// then one every `60/n` s).
@@ -24,8 +20,6 @@ pub struct RateLimiter {
     per_minute: u32,
     /// Shared counts: the cluster and this limiter's name in its keys.
     shared: Option<(Cluster, &'static str)>,
-    /// Whether the last shared count failed (logged once per outage).
-    shared_failing: AtomicBool,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -44,7 +38,6 @@ impl RateLimiter {
             clock: DefaultClock::default(),
             per_minute,
             shared: None,
-            shared_failing: AtomicBool::new(false),
         })
     }
 
@@ -63,20 +56,12 @@ impl RateLimiter {
             .map(|n| n.trim().to_lowercase())
             .filter(|n| !n.is_empty());
         if let Some((cluster, name)) = &self.shared {
-            let counted = tokio::time::timeout(
-                SHARED_TIMEOUT,
-                self.check_shared(cluster, name, ip, account.as_deref()),
-            )
-            .await;
-            match counted {
-                Ok(Ok(wait)) => {
-                    if self.shared_failing.swap(false, Ordering::Relaxed) {
-                        tracing::info!("Redis answers again: rate limits are shared again");
-                    }
-                    return wait.map_or(Ok(()), |wait| Err(limited(wait)));
-                }
-                Ok(Err(err)) => self.shared_failed(&err.to_string()),
-                Err(_) => self.shared_failed("no answer in time"),
+            // While Redis does not answer, count here (the cluster logs the outage).
+            if let Ok(wait) = self
+                .check_shared(cluster, name, ip, account.as_deref())
+                .await
+            {
+                return wait.map_or(Ok(()), |wait| Err(limited(wait)));
             }
         }
         let local =
@@ -109,15 +94,6 @@ impl RateLimiter {
                     .await
             }
             None => Ok(None),
-        }
-    }
-
-    fn shared_failed(&self, why: &str) {
-        if !self.shared_failing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                error = why,
-                "Redis does not answer: this instance counts rate limits alone until it does"
-            );
         }
     }
 

@@ -27,7 +27,7 @@ pub mod slots;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
@@ -38,6 +38,12 @@ pub use redis::RedisError;
 
 /// How long a command may wait for Redis before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a request waits on Redis for an answer it needs now (a rate count, a place)
+/// before it goes on without.
+const ANSWER_WITHIN: Duration = Duration::from_millis(500);
+/// After Redis failed to answer such a call, how long the next ones go straight to their
+/// fallback instead of waiting again (a hung Redis costs one wait, not one per request).
+const BACK_OFF: Duration = Duration::from_secs(2);
 
 /// Handles the notices of other instances.
 pub type NoticeHandler = Arc<dyn Fn(&Notice) + Send + Sync>;
@@ -65,6 +71,8 @@ struct Inner {
     handlers: Mutex<Vec<NoticeHandler>>,
     /// Followers of replies generating elsewhere, by message id.
     followers: Mutex<HashMap<i64, Vec<mpsc::UnboundedSender<Heard>>>>,
+    /// When Redis last failed to answer a call that waits for it (`None`: it answers).
+    failed_at: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -114,6 +122,7 @@ impl Cluster {
                 instance,
                 handlers: Mutex::default(),
                 followers: Mutex::default(),
+                failed_at: Mutex::default(),
             }),
         };
         tokio::spawn(dispatch(Arc::downgrade(&cluster.inner), heard));
@@ -140,29 +149,58 @@ impl Cluster {
         lock(&self.inner.handlers).push(handler);
     }
 
-    /// Tells every other instance (fire and forget: a failure is logged, and each kind of
-    /// notice has its fallback, see [`Notice`]).
+    /// Tells every other instance (fire and forget: while Redis does not answer the notice
+    /// is dropped, and each kind of notice has its fallback, see [`Notice`]).
     pub fn notify(&self, notice: Notice) {
         let payload = notice::encode(&self.inner.instance, &notice);
         let channel = self.control_channel();
-        let mut redis = self.redis();
+        let cluster = self.clone();
         tokio::spawn(async move {
-            let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(payload)
-                .query_async(&mut redis)
+            let mut redis = cluster.redis();
+            let sent = cluster
+                .answer(
+                    redis::cmd("PUBLISH")
+                        .arg(&channel)
+                        .arg(payload)
+                        .query_async::<i64>(&mut redis),
+                )
                 .await;
             if let Err(err) = sent {
-                tracing::warn!(error = %err, ?notice, "could not tell the other instances");
+                tracing::debug!(error = %err, ?notice, "a notice was not sent");
             }
         });
     }
 
-    /// Whether Redis answers now.
-    pub async fn ping(&self) -> bool {
-        let mut redis = self.redis();
-        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut redis).await;
-        pong.is_ok()
+    /// Runs `call`, a Redis call a request waits for, within [`ANSWER_WITHIN`]; for
+    /// [`BACK_OFF`] after one failed, fails at once. An outage is logged once, when it
+    /// begins, and once when Redis answers again; callers fall back quietly.
+    pub(crate) async fn answer<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        let failed_lately = lock(&self.inner.failed_at).is_some_and(|at| at.elapsed() < BACK_OFF);
+        if failed_lately {
+            return Err((redis::ErrorKind::Io, "Redis failed lately; not asked").into());
+        }
+        let result = match tokio::time::timeout(ANSWER_WITHIN, call).await {
+            Ok(result) => result,
+            Err(_) => Err((redis::ErrorKind::Io, "Redis did not answer in time").into()),
+        };
+        let mut failed_at = lock(&self.inner.failed_at);
+        match &result {
+            Ok(_) => {
+                if failed_at.take().is_some() {
+                    tracing::info!("Redis answers again: limits and notices are shared again");
+                }
+            }
+            Err(err) => {
+                if failed_at.is_none() {
+                    tracing::warn!(error = %err, "Redis does not answer: this instance counts limits alone and sends no notices until it does");
+                }
+                *failed_at = Some(Instant::now());
+            }
+        }
+        result
     }
 
     /// Starts hearing the publications of a reply generating elsewhere; dropping the

@@ -39,7 +39,8 @@ impl Cluster {
     ///
     /// # Errors
     ///
-    /// Redis did not answer (the caller falls back to counting alone).
+    /// Redis did not answer within [`ANSWER_WITHIN`](super::ANSWER_WITHIN), or failed
+    /// lately (the caller falls back to counting alone).
     pub async fn rate_check(
         &self,
         key: &str,
@@ -48,11 +49,14 @@ impl Cluster {
         let per_minute = per_minute.max(1);
         let period_ms = 60_000 / u64::from(per_minute);
         let mut redis = self.redis();
-        let wait_ms: u64 = script()
-            .key(self.key(&format!("rate:{key}")))
-            .arg(period_ms.max(1))
-            .arg(per_minute)
-            .invoke_async(&mut redis)
+        let wait_ms: u64 = self
+            .answer(
+                script()
+                    .key(self.key(&format!("rate:{key}")))
+                    .arg(period_ms.max(1))
+                    .arg(per_minute)
+                    .invoke_async(&mut redis),
+            )
             .await?;
         Ok((wait_ms > 0).then(|| Duration::from_millis(wait_ms)))
     }

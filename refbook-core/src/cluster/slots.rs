@@ -4,6 +4,7 @@
 //! and removes it when done, and the places of an instance that died expire with their
 //! lease.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rand::Rng;
@@ -36,6 +37,16 @@ end
 return 1
 ";
 
+fn take_script() -> &'static redis::Script {
+    static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(TAKE))
+}
+
+fn renew_script() -> &'static redis::Script {
+    static SCRIPT: OnceLock<redis::Script> = OnceLock::new();
+    SCRIPT.get_or_init(|| redis::Script::new(RENEW))
+}
+
 /// How long a place lasts unless renewed; it is renewed every third of that.
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -54,7 +65,8 @@ impl Cluster {
     ///
     /// # Errors
     ///
-    /// Redis did not answer (the caller falls back to counting alone).
+    /// Redis did not answer in time, or failed lately (the caller falls back to counting
+    /// alone).
     pub async fn take_place(
         &self,
         name: &str,
@@ -65,12 +77,15 @@ impl Cluster {
         let member = format!("{}-{nonce:016x}", self.inner.instance);
         let lease_ms = u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX);
         let mut redis = self.redis();
-        let taken: i64 = redis::Script::new(TAKE)
-            .key(&key)
-            .arg(max.max(1))
-            .arg(lease_ms)
-            .arg(&member)
-            .invoke_async(&mut redis)
+        let taken: i64 = self
+            .answer(
+                take_script()
+                    .key(&key)
+                    .arg(max.max(1))
+                    .arg(lease_ms)
+                    .arg(&member)
+                    .invoke_async(&mut redis),
+            )
             .await?;
         if taken == 0 {
             return Ok(None);
@@ -80,7 +95,7 @@ impl Cluster {
             async move {
                 loop {
                     tokio::time::sleep(LEASE / 3).await;
-                    let renewed: redis::RedisResult<i64> = redis::Script::new(RENEW)
+                    let renewed: redis::RedisResult<i64> = renew_script()
                         .key(&key)
                         .arg(lease_ms)
                         .arg(&member)

@@ -77,10 +77,6 @@ struct Exchange {
     question: String,
 }
 
-/// How long a shared count of running completions may take before this instance counts
-/// alone.
-const SHARED_SLOT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
-
 impl Chat {
     /// One of the user's places among completions running at once (`RATE_LIMIT` when all
     /// are taken): counted by every instance in Redis when they share it, else here (and
@@ -89,13 +85,11 @@ impl Chat {
         let max = self.limits.max_concurrent;
         if let Some(cluster) = &self.cluster {
             let name = format!("completions:{user_id}");
-            match tokio::time::timeout(SHARED_SLOT_TIMEOUT, cluster.take_place(&name, max)).await {
-                Ok(Ok(Some(place))) => return Ok(CompletionSlot::Shared { _place: place }),
-                Ok(Ok(None)) => return Err(super::generate::too_many_for_user()),
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "Redis: counting completions here alone");
-                }
-                Err(_) => tracing::warn!("Redis: no answer; counting completions here alone"),
+            // While Redis does not answer, count here (the cluster logs the outage).
+            match cluster.take_place(&name, max).await {
+                Ok(Some(place)) => return Ok(CompletionSlot::Shared { _place: place }),
+                Ok(None) => return Err(super::generate::too_many_for_user()),
+                Err(_) => {}
             }
         }
         self.completion_slots
