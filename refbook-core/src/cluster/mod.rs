@@ -171,7 +171,8 @@ impl Cluster {
         });
     }
 
-    /// Runs `call`, a Redis call a request waits for, within [`ANSWER_WITHIN`]; for
+    /// Runs `call`, a Redis call something waits for (a request, a reader), within
+    /// [`ANSWER_WITHIN`]; for
     /// [`BACK_OFF`] after one failed, fails at once. An outage is logged once, when it
     /// begins, and once when Redis answers again; callers fall back quietly.
     pub(crate) async fn answer<T>(
@@ -220,7 +221,8 @@ impl Cluster {
         };
         if first {
             let mut redis = self.redis();
-            redis.subscribe(self.key(&channel_name(message_id))).await?;
+            self.answer(redis.subscribe(self.key(&channel_name(message_id))))
+                .await?;
         }
         Ok(listening)
     }

@@ -154,7 +154,9 @@ async fn positions_hold_after_a_restart_and_on_another_instance(db: TestDatabase
 async fn two_instances_share_the_conversation_lock_and_the_cap(db: TestDatabase) {
     let app = spawn_app_with(db, |c| c.max_concurrent_generations = 2).await;
     let (t, id) = app.user_with_conversation("twins").await;
-    let (script, full) = slow_answer(40);
+    // Long enough (about 5 s) to still run when the third question comes, on a loaded
+    // machine too.
+    let (script, full) = slow_answer(80);
     app.llm.push(script);
     let streaming = app.spawn_ask(&t, id, "问A");
     wait_until_generating(&app, &t, id, 1).await;

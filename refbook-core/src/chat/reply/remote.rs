@@ -382,11 +382,14 @@ enum CaughtUp {
 /// Reads the reply's stream from its start and applies what continues the reply.
 async fn catch_up(cluster: &Cluster, reply: &Weak<Reply>, message_id: i64) -> CaughtUp {
     let mut redis = cluster.redis();
-    let read: redis::RedisResult<redis::streams::StreamRangeReply> = redis::cmd("XRANGE")
-        .arg(cluster.key(&channel_name(message_id)))
-        .arg("-")
-        .arg("+")
-        .query_async(&mut redis)
+    let read = cluster
+        .answer(
+            redis::cmd("XRANGE")
+                .arg(cluster.key(&channel_name(message_id)))
+                .arg("-")
+                .arg("+")
+                .query_async::<redis::streams::StreamRangeReply>(&mut redis),
+        )
         .await;
     let Some(reply) = reply.upgrade() else {
         return CaughtUp::Ended;
