@@ -39,8 +39,8 @@ impl Cluster {
     ///
     /// # Errors
     ///
-    /// Redis did not answer within [`ANSWER_WITHIN`](super::ANSWER_WITHIN), or failed
-    /// lately (the caller falls back to counting alone).
+    /// Redis did not answer within 500 ms, or failed lately (the caller falls back to
+    /// counting alone).
     pub async fn rate_check(
         &self,
         key: &str,
