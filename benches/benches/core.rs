@@ -9,6 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use refbook_core::accounts::{Passwords, Tokens};
 use refbook_core::books::{BookFields, Isbn};
 use refbook_core::chat::{prompt, Persona, ReplyEvent, Role};
+use refbook_core::domain::{ConversationId, MessageId, PersonaId, UserId};
 use refbook_core::timestamp::Timestamp;
 
 fn passwords(c: &mut Criterion) {
@@ -40,9 +41,15 @@ fn passwords(c: &mut Criterion) {
 
 fn tokens(c: &mut Criterion) {
     let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", 7200, 604_800);
-    let token = tokens.issue_access(42, 7, Timestamp::now()).unwrap();
+    let token = tokens
+        .issue_access(UserId::new(42), 7, Timestamp::now())
+        .unwrap();
     c.bench_function("jwt issue", |b| {
-        b.iter(|| tokens.issue_access(42, 7, Timestamp::now()).unwrap());
+        b.iter(|| {
+            tokens
+                .issue_access(UserId::new(42), 7, Timestamp::now())
+                .unwrap()
+        });
     });
     c.bench_function("jwt verify", |b| {
         b.iter(|| tokens.verify_access(&token, Timestamp::now()).unwrap())
@@ -59,7 +66,11 @@ fn isbns(c: &mut Criterion) {
 }
 
 fn sse_encoder(c: &mut Criterion) {
-    let reply = refbook_core::testing::sample_reply(7, 42, "deepseek-reasoner");
+    let reply = refbook_core::testing::sample_reply(
+        ConversationId::new(7),
+        MessageId::new(42),
+        "deepseek-reasoner",
+    );
     let content = ReplyEvent::Content(std::sync::Arc::from(
         "这是回答里的一句话，长度和真实模型的一块差不多。",
     ));
@@ -87,7 +98,7 @@ fn prompt_builder(c: &mut Criterion) {
     }
     .into_book(&Isbn::parse("9787536692930").unwrap(), "catalog", now);
     let persona = Persona {
-        id: 1,
+        id: PersonaId::new(1),
         key: Some("librarian".into()),
         name: "图书管理员".into(),
         description: String::new(),

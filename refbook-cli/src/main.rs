@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::failure::Failure;
+use refbook_core::domain::ConversationId;
 
 /// Talk with a book, look books up, manage the local catalogue.
 #[derive(Parser, Debug)]
@@ -52,14 +53,14 @@ enum Command {
         persona: Option<String>,
         /// Continue this conversation (see `refbook-cli history`).
         #[arg(long)]
-        conversation: Option<i64>,
+        conversation: Option<ConversationId>,
     },
     /// List your conversations.
     History,
     /// Print one conversation.
     Show {
         /// The conversation's id.
-        id: i64,
+        id: ConversationId,
     },
     /// Manage the local catalogue.
     Books {

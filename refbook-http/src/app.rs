@@ -17,6 +17,7 @@ use crate::handlers;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::routes::{RouteSpec, Router};
+use refbook_core::domain::UserId;
 
 /// The header carrying the request id.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -95,7 +96,7 @@ impl App {
     }
 
     /// Counts a generation against the chat limits (per user and per client IP).
-    pub async fn check_chat_rate(&self, ip: IpAddr, user_id: i64) -> Result<(), ApiError> {
+    pub async fn check_chat_rate(&self, ip: IpAddr, user_id: UserId) -> Result<(), ApiError> {
         match &self.inner.chat_limiter {
             Some(limiter) => limiter
                 .check(ip, Some(&user_id.to_string()))

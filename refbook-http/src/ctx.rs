@@ -74,8 +74,9 @@ impl Ctx {
             .ok_or_else(|| Error::unauthorized().into())
     }
 
-    /// A numeric path parameter; anything else is `404` (no such resource).
-    pub fn id_param(&self, name: &str) -> Result<i64, ApiError> {
+    /// A numeric path parameter as the id type it names (`ConversationId`, …); anything
+    /// else is `404` (no such resource).
+    pub fn id_param<T: std::str::FromStr>(&self, name: &str) -> Result<T, ApiError> {
         self.params
             .get(name)
             .parse()

@@ -37,15 +37,15 @@ impl ChunkEncoder {
     pub fn new(reply: &Reply) -> Self {
         let mut prefix = Vec::with_capacity(192);
         prefix.extend_from_slice(b"{\"id\":\"chatcmpl-");
-        prefix.extend_from_slice(reply.message_id.to_string().as_bytes());
+        prefix.extend_from_slice(reply.message_id().to_string().as_bytes());
         prefix.extend_from_slice(b"\",\"object\":\"chat.completion.chunk\",\"created\":");
-        push_json(&mut prefix, &reply.created);
+        push_json(&mut prefix, &reply.created());
         prefix.extend_from_slice(b",\"model\":");
-        push_json(&mut prefix, reply.model.as_str());
+        push_json(&mut prefix, reply.model());
         prefix.extend_from_slice(b",\"conversation_id\":");
-        push_json(&mut prefix, &reply.conversation_id);
+        push_json(&mut prefix, &reply.conversation_id());
         prefix.extend_from_slice(b",\"message_id\":");
-        push_json(&mut prefix, &reply.message_id);
+        push_json(&mut prefix, &reply.message_id());
         prefix.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
         Self {
             prefix: String::from_utf8_lossy(&prefix).into_owned(),
@@ -277,6 +277,7 @@ pub fn parse_position(raw: Option<&str>) -> Result<usize, crate::api_error::ApiE
 mod tests {
     use super::*;
     use refbook_core::chat::{FinishReason, MessageStatus, TokenUsage};
+    use refbook_core::domain::{ConversationId, MessageId};
     use serde_json::{json, Value};
 
     fn parsed(encoder: &ChunkEncoder, event: &ReplyEvent, position: Option<usize>) -> Value {
@@ -287,11 +288,15 @@ mod tests {
 
     #[test]
     fn chunks_are_the_contract_objects_with_text_escaped() {
-        let reply = refbook_core::testing::sample_reply(7, 42, "deep\"seek");
+        let reply = refbook_core::testing::sample_reply(
+            ConversationId::new(7),
+            MessageId::new(42),
+            "deep\"seek",
+        );
         let encoder = ChunkEncoder::new(&reply);
         let chunk = |delta: Value, finish: Value| {
             json!({
-                "id": "chatcmpl-42", "object": "chat.completion.chunk", "created": reply.created,
+                "id": "chatcmpl-42", "object": "chat.completion.chunk", "created": reply.created(),
                 "model": "deep\"seek", "conversation_id": 7, "message_id": 42,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
             })

@@ -16,6 +16,7 @@ use crate::failure::Failure;
 use crate::local_user::local_user;
 use crate::render;
 use crate::terminal::{out, Style, SPINNER};
+use refbook_core::domain::{ConversationId, PersonaId, UserId};
 
 /// What `chat` was asked for.
 pub struct ChatArgs {
@@ -24,13 +25,13 @@ pub struct ChatArgs {
     /// A persona key (`librarian`, `author`) or id.
     pub persona: Option<String>,
     /// A conversation to continue.
-    pub conversation: Option<i64>,
+    pub conversation: Option<ConversationId>,
 }
 
 struct Session<'a> {
     refbook: &'a Refbook,
     runtime: &'a Runtime,
-    user_id: i64,
+    user_id: UserId,
     book: Book,
     conversation: Conversation,
     style: Style,
@@ -62,8 +63,11 @@ pub fn run(
                     .map_err(fail)?
             }
         };
-        let isbn = Isbn::parse(&conversation.isbn).map_err(|e| fail(e.into()))?;
-        let book = refbook.books().get(&isbn).await.map_err(fail)?;
+        let book = refbook
+            .books()
+            .get(&conversation.isbn)
+            .await
+            .map_err(fail)?;
         Ok::<_, Failure>((user.id, book, conversation))
     })?;
     let mut session = Session {
@@ -82,7 +86,11 @@ pub fn run(
     }
 }
 
-async fn resolve_persona(refbook: &Refbook, user_id: i64, wanted: &str) -> Result<i64, Failure> {
+async fn resolve_persona(
+    refbook: &Refbook,
+    user_id: UserId,
+    wanted: &str,
+) -> Result<PersonaId, Failure> {
     let personas = refbook
         .chat()
         .personas(user_id)
@@ -194,7 +202,7 @@ impl Session<'_> {
             "/book" => out(&render::book(&self.book, self.language)),
             "/stop" => out("没有正在生成的回答（回答时按 Ctrl-C 停止）。\n"),
             "/new" => {
-                let isbn = Isbn::parse(&self.book.isbn).map_err(|e| fail(e.into()))?;
+                let isbn = self.book.isbn.clone();
                 let persona = self.conversation.persona_id;
                 self.conversation = self
                     .runtime

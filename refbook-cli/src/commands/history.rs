@@ -6,6 +6,7 @@ use crate::failure::Failure;
 use crate::local_user::local_user;
 use crate::render;
 use crate::terminal::{out, Style};
+use refbook_core::domain::ConversationId;
 
 /// Lists the local user's conversations.
 pub async fn list(refbook: &Refbook, language: Language) -> Result<(), Failure> {
@@ -33,7 +34,11 @@ pub async fn list(refbook: &Refbook, language: Language) -> Result<(), Failure> 
 }
 
 /// Prints one conversation.
-pub async fn show(refbook: &Refbook, id: i64, language: Language) -> Result<(), Failure> {
+pub async fn show(
+    refbook: &Refbook,
+    id: ConversationId,
+    language: Language,
+) -> Result<(), Failure> {
     let user = local_user(refbook).await?;
     let (conversation, messages) = refbook
         .chat()

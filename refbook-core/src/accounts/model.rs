@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::domain::UserId;
 use crate::store::{ApiKeyRecord, UserRecord};
 use crate::timestamp::Timestamp;
 
@@ -9,7 +10,7 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct User {
     /// Id.
-    pub id: i64,
+    pub id: UserId,
     /// Username, `null` for WeChat-only users.
     pub username: Option<String>,
     /// Display name.
@@ -39,7 +40,7 @@ impl From<&UserRecord> for User {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PublicUser {
     /// Id.
-    pub id: i64,
+    pub id: UserId,
     /// Username.
     pub username: Option<String>,
     /// Display name.
@@ -118,7 +119,7 @@ pub struct AuthUser {
 
 impl AuthUser {
     /// The user's id.
-    pub fn id(&self) -> i64 {
+    pub fn id(&self) -> UserId {
         self.user.id
     }
 

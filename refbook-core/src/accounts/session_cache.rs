@@ -16,6 +16,7 @@ use moka::sync::Cache;
 
 use super::model::AuthUser;
 use crate::cluster::{Cluster, Notice};
+use crate::domain::UserId;
 
 /// The most entries kept (each a user record, well under a kilobyte).
 const MAX_ENTRIES: u64 = 100_000;
@@ -33,7 +34,7 @@ pub(crate) struct SessionCache {
     /// By credential: a session id or an API key's hash.
     entries: Option<Cache<CacheKey, Entry>>,
     /// When each user's credentials were last revoked here.
-    revoked: Cache<i64, Instant>,
+    revoked: Cache<UserId, Instant>,
     /// The other instances, told of each revocation.
     cluster: Option<Cluster>,
 }
@@ -88,7 +89,7 @@ impl SessionCache {
 
     /// The cached caller for `key`, unless revoked since it was read. `user_id`, when
     /// known from the token, must match.
-    pub(crate) fn get(&self, key: &CacheKey, user_id: Option<i64>) -> Option<AuthUser> {
+    pub(crate) fn get(&self, key: &CacheKey, user_id: Option<UserId>) -> Option<AuthUser> {
         let entry = self.entries.as_ref()?.get(key)?;
         if user_id.is_some_and(|id| id != entry.user.id()) {
             return None;
@@ -115,7 +116,7 @@ impl SessionCache {
 
     /// Forgets every cached credential of the user, here and on the other instances
     /// (call *after* the database change).
-    pub(crate) fn revoke_user(&self, user_id: i64) {
+    pub(crate) fn revoke_user(&self, user_id: UserId) {
         self.revoke_here(user_id);
         if let Some(cluster) = &self.cluster {
             cluster.notify(Notice::Revoked { user_id });
@@ -123,7 +124,7 @@ impl SessionCache {
     }
 
     /// Forgets every cached credential of the user on this instance.
-    fn revoke_here(&self, user_id: i64) {
+    fn revoke_here(&self, user_id: UserId) {
         self.revoked.insert(user_id, Instant::now());
     }
 }
@@ -135,7 +136,7 @@ mod tests {
     use crate::store::UserRecord;
     use crate::timestamp::Timestamp;
 
-    fn user(id: i64) -> AuthUser {
+    fn user(id: UserId) -> AuthUser {
         AuthUser {
             user: UserRecord {
                 id,
@@ -157,24 +158,27 @@ mod tests {
         let cache = SessionCache::new(Duration::from_secs(60));
         let key = CacheKey::Session(7);
         let read_at = Instant::now();
-        cache.put(key.clone(), read_at, &user(1));
-        assert!(cache.get(&key, Some(1)).is_some());
-        assert!(cache.get(&key, Some(2)).is_none(), "another user's token");
+        cache.put(key.clone(), read_at, &user(UserId::new(1)));
+        assert!(cache.get(&key, Some(UserId::new(1))).is_some());
+        assert!(
+            cache.get(&key, Some(UserId::new(2))).is_none(),
+            "another user's token"
+        );
         // A read that started before the revocation and was stored after it.
         let racing_read = Instant::now();
-        cache.revoke_user(1);
-        cache.put(key.clone(), racing_read, &user(1));
-        assert!(cache.get(&key, Some(1)).is_none());
+        cache.revoke_user(UserId::new(1));
+        cache.put(key.clone(), racing_read, &user(UserId::new(1)));
+        assert!(cache.get(&key, Some(UserId::new(1))).is_none());
         // A read after the revocation is trusted again.
         std::thread::sleep(Duration::from_millis(2));
-        cache.put(key.clone(), Instant::now(), &user(1));
-        assert!(cache.get(&key, Some(1)).is_some());
+        cache.put(key.clone(), Instant::now(), &user(UserId::new(1)));
+        assert!(cache.get(&key, Some(UserId::new(1))).is_some());
     }
 
     #[test]
     fn a_zero_ttl_caches_nothing() {
         let cache = SessionCache::new(Duration::ZERO);
-        cache.put(CacheKey::Session(1), Instant::now(), &user(1));
+        cache.put(CacheKey::Session(1), Instant::now(), &user(UserId::new(1)));
         assert!(cache.get(&CacheKey::Session(1), None).is_none());
     }
 }

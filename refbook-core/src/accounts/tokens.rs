@@ -7,6 +7,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::UserId;
 use crate::error::{Error, Result};
 use crate::timestamp::Timestamp;
 
@@ -30,7 +31,7 @@ struct Claims {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccessClaims {
     /// The user.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// The login session it was issued in.
     pub session_id: i64,
 }
@@ -89,7 +90,7 @@ impl Tokens {
     /// # Errors
     ///
     /// `Internal` if the token cannot be signed.
-    pub fn issue_access(&self, user_id: i64, session_id: i64, now: Timestamp) -> Result<String> {
+    pub fn issue_access(&self, user_id: UserId, session_id: i64, now: Timestamp) -> Result<String> {
         let iat = now.unix_seconds();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -152,11 +153,11 @@ mod tests {
     #[test]
     fn access_tokens_round_trip() {
         let t = tokens();
-        let token = t.issue_access(7, 3, Timestamp::now()).unwrap();
+        let token = t.issue_access(UserId::new(7), 3, Timestamp::now()).unwrap();
         assert_eq!(
             t.verify_access(&token, Timestamp::now()).unwrap(),
             AccessClaims {
-                user_id: 7,
+                user_id: UserId::new(7),
                 session_id: 3
             }
         );
@@ -167,16 +168,21 @@ mod tests {
         let t = tokens();
         let old = Timestamp::now().plus_seconds(-7200 - 60);
         assert!(t
-            .verify_access(&t.issue_access(7, 3, old).unwrap(), Timestamp::now())
+            .verify_access(
+                &t.issue_access(UserId::new(7), 3, old).unwrap(),
+                Timestamp::now()
+            )
             .is_err());
         let other = Tokens::new(b"another-secret-another-secret-xx", 7200, 1);
         assert!(t
             .verify_access(
-                &other.issue_access(7, 3, Timestamp::now()).unwrap(),
+                &other
+                    .issue_access(UserId::new(7), 3, Timestamp::now())
+                    .unwrap(),
                 Timestamp::now()
             )
             .is_err());
-        let token = t.issue_access(7, 3, Timestamp::now()).unwrap();
+        let token = t.issue_access(UserId::new(7), 3, Timestamp::now()).unwrap();
         let mut tampered = token.clone();
         tampered.pop();
         tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
@@ -188,7 +194,7 @@ mod tests {
     fn expiry_is_checked_against_the_given_time_with_the_leeway() {
         let t = tokens();
         let issued = Timestamp::now();
-        let token = t.issue_access(7, 3, issued).unwrap();
+        let token = t.issue_access(UserId::new(7), 3, issued).unwrap();
         let at = |seconds| issued.plus_seconds(seconds);
         assert!(t.verify_access(&token, at(7200 + LEEWAY_SECS)).is_ok());
         assert!(t.verify_access(&token, at(7200 + LEEWAY_SECS + 1)).is_err());

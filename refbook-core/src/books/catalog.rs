@@ -33,7 +33,7 @@ impl BookSource for CatalogSource {
 
     async fn lookup(&self, isbn: &Isbn) -> Result<Option<Book>, SourceError> {
         self.store
-            .catalog_book(isbn.as_str())
+            .catalog_book(isbn)
             .await
             .map_err(|e| SourceError::Network(e.to_string()))
     }

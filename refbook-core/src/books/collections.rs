@@ -1,6 +1,7 @@
 //! A reader's collection: the books they saved, newest first.
 
 use super::Books;
+use crate::domain::UserId;
 use crate::domain::{CollectionItem, Isbn};
 use crate::error::{Error, Result};
 use crate::timestamp::Timestamp;
@@ -11,12 +12,9 @@ impl Books {
     /// # Errors
     ///
     /// As [`get`](Self::get) for an unknown book; `Internal` when the database fails.
-    pub async fn collect(&self, user_id: i64, isbn: &Isbn) -> Result<CollectionItem> {
+    pub async fn collect(&self, user_id: UserId, isbn: &Isbn) -> Result<CollectionItem> {
         let book = self.get(isbn).await?;
-        let created_at = self
-            .store
-            .collect(user_id, isbn.as_str(), Timestamp::now())
-            .await?;
+        let created_at = self.store.collect(user_id, isbn, Timestamp::now()).await?;
         Ok(CollectionItem {
             isbn: book.isbn.clone(),
             book,
@@ -31,7 +29,7 @@ impl Books {
     /// `Internal` when the database fails.
     pub async fn collection(
         &self,
-        user_id: i64,
+        user_id: UserId,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<CollectionItem>)> {
@@ -52,8 +50,8 @@ impl Books {
     /// # Errors
     ///
     /// `NotFound` when the book was not collected; `Internal` when the database fails.
-    pub async fn uncollect(&self, user_id: i64, isbn: &Isbn) -> Result<()> {
-        if !self.store.uncollect(user_id, isbn.as_str()).await? {
+    pub async fn uncollect(&self, user_id: UserId, isbn: &Isbn) -> Result<()> {
+        if !self.store.uncollect(user_id, isbn).await? {
             return Err(Error::not_found("收藏", "Collection item"));
         }
         Ok(())

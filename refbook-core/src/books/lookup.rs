@@ -129,7 +129,7 @@ impl BookLookup {
                 return Ok(kept.book);
             }
         }
-        let stored = inner.store.book(isbn.as_str()).await?;
+        let stored = inner.store.book(isbn).await?;
         if let Some(stored) = &stored {
             if inner.is_fresh(stored) {
                 inner.observe("cache", "fresh");
@@ -199,7 +199,7 @@ impl Inner {
             .await
             .map_err(|e| Failure::Internal(e.to_string()))?;
         self.memory.insert(
-            book.isbn.clone(),
+            book.isbn.as_str().to_owned(),
             StoredBook {
                 book: book.clone(),
                 fetched_at: now,
@@ -248,7 +248,7 @@ impl Inner {
 
     async fn fetch_from_sources(&self, isbn: &Isbn) -> Result<Book, Failure> {
         let internal = |e: crate::store::StoreError| Failure::Internal(e.to_string());
-        let stale = self.store.book(isbn.as_str()).await.map_err(internal)?;
+        let stale = self.store.book(isbn).await.map_err(internal)?;
         let (mut missed, mut failed) = (0usize, 0usize);
         for source in &self.sources {
             let answer =
@@ -257,7 +257,7 @@ impl Inner {
                 Ok(Ok(Some(mut book))) => {
                     self.observe(source.name(), "hit");
                     let now = Timestamp::now();
-                    book.isbn = isbn.as_str().to_owned();
+                    book.isbn = isbn.clone();
                     book.isbn10 = isbn.isbn10();
                     book.source = source.name().to_owned();
                     book.updated_at = now;

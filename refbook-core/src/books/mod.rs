@@ -170,10 +170,10 @@ impl Books {
     /// image; `UPSTREAM_UNAVAILABLE` when the cover host fails.
     pub async fn cover(&self, isbn: &Isbn) -> Result<Cover> {
         let no_cover = || Error::not_found("封面", "Cover");
-        let stored = self.store.book(isbn.as_str()).await?.ok_or_else(no_cover)?;
+        let stored = self.store.book(isbn).await?.ok_or_else(no_cover)?;
         let url = stored.book.cover_url.ok_or_else(no_cover)?;
         let kept = |cover: Option<Cover>| cover.filter(|c| c.source_url == url);
-        if let Some(cover) = kept(self.store.cover(isbn.as_str()).await?) {
+        if let Some(cover) = kept(self.store.cover(isbn).await?) {
             return Ok(cover);
         }
         if let Some(err) = self.cover_flights.recent_failure(&url) {
@@ -181,7 +181,7 @@ impl Books {
         }
         let _turn = self.cover_flights.turn(&url).await;
         // Whoever had the turn before may have fetched it, or failed.
-        if let Some(cover) = kept(self.store.cover(isbn.as_str()).await?) {
+        if let Some(cover) = kept(self.store.cover(isbn).await?) {
             return Ok(cover);
         }
         if let Some(err) = self.cover_flights.recent_failure(&url) {
@@ -194,9 +194,7 @@ impl Books {
             .await
         {
             Ok(cover) => {
-                self.store
-                    .put_cover(isbn.as_str(), &cover, Timestamp::now())
-                    .await?;
+                self.store.put_cover(isbn, &cover, Timestamp::now()).await?;
                 Ok(cover)
             }
             Err(err) => {
@@ -234,7 +232,7 @@ impl Books {
 
     /// What clients should load for a book's cover: the proxy path when proxying is on and
     /// the book has a cover, else the source URL as it is.
-    pub fn present_cover(&self, isbn: &str, source_url: Option<String>) -> Option<String> {
+    pub fn present_cover(&self, isbn: &Isbn, source_url: Option<String>) -> Option<String> {
         match source_url {
             Some(_) if self.cover_proxy => {
                 Some(format!("{}/api/books/{isbn}/cover/", self.public_url))

@@ -4,6 +4,7 @@
 use super::{not_found_conversation, Chat, TITLE_MAX_CHARS};
 use crate::cluster::Notice;
 use crate::domain::{Conversation, FinishReason, Isbn, Message, MessageStatus, NewMessage, Role};
+use crate::domain::{ConversationId, MessageId, PersonaId, UserId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::timestamp::Timestamp;
 
@@ -25,24 +26,17 @@ impl Chat {
     /// when the database fails.
     pub async fn create_conversation(
         &self,
-        user_id: i64,
+        user_id: UserId,
         isbn: &Isbn,
         title: Option<&str>,
-        persona_id: Option<i64>,
+        persona_id: Option<PersonaId>,
     ) -> Result<Conversation> {
         let book = self.books.get(isbn).await?;
         let title = clean_title(title)?.unwrap_or_else(|| book.title.clone());
         let persona_id = self.check_persona(user_id, persona_id).await?;
         let conversation = self
             .store
-            .create_conversation(
-                user_id,
-                isbn.as_str(),
-                &title,
-                persona_id,
-                "api",
-                Timestamp::now(),
-            )
+            .create_conversation(user_id, isbn, &title, persona_id, "api", Timestamp::now())
             .await?;
         Ok(self.present(conversation))
     }
@@ -54,14 +48,14 @@ impl Chat {
     /// `Internal` when the database fails.
     pub async fn conversations(
         &self,
-        user_id: i64,
+        user_id: UserId,
         isbn: Option<&Isbn>,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<Conversation>)> {
         let (count, list) = self
             .store
-            .conversations(user_id, isbn.map(Isbn::as_str), limit, offset)
+            .conversations(user_id, isbn, limit, offset)
             .await?;
         Ok((count, list.into_iter().map(|c| self.present(c)).collect()))
     }
@@ -72,7 +66,7 @@ impl Chat {
     ///
     /// `NotFound` when the conversation is not the user's; `Internal` when the database
     /// fails.
-    pub async fn conversation(&self, user_id: i64, id: i64) -> Result<Conversation> {
+    pub async fn conversation(&self, user_id: UserId, id: ConversationId) -> Result<Conversation> {
         let conversation = self
             .store
             .conversation(id, user_id)
@@ -88,8 +82,8 @@ impl Chat {
     /// As [`conversation`](Self::conversation).
     pub async fn conversation_with_messages(
         &self,
-        user_id: i64,
-        id: i64,
+        user_id: UserId,
+        id: ConversationId,
     ) -> Result<(Conversation, Vec<Message>)> {
         let conversation = self.conversation(user_id, id).await?;
         let messages = self.store.messages(id).await?;
@@ -104,10 +98,10 @@ impl Chat {
     /// a bad title; `Internal` when the database fails.
     pub async fn update_conversation(
         &self,
-        user_id: i64,
-        id: i64,
+        user_id: UserId,
+        id: ConversationId,
         title: Option<&str>,
-        persona_id: Option<Option<i64>>,
+        persona_id: Option<Option<PersonaId>>,
     ) -> Result<Conversation> {
         let title = clean_title(title)?;
         let persona_id = match persona_id {
@@ -128,7 +122,7 @@ impl Chat {
     ///
     /// `NotFound` when the conversation is not the user's; `Internal` when the database
     /// fails.
-    pub async fn delete_conversation(&self, user_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_conversation(&self, user_id: UserId, id: ConversationId) -> Result<()> {
         self.conversation(user_id, id).await?;
         if let Some(reply) = self.replies.running(id) {
             reply.cancel(FinishReason::Cancelled);
@@ -155,8 +149,8 @@ impl Chat {
     /// `Internal` when the database fails.
     pub async fn append_message(
         &self,
-        user_id: i64,
-        id: i64,
+        user_id: UserId,
+        id: ConversationId,
         role: Role,
         content: &str,
     ) -> Result<Message> {
@@ -175,7 +169,12 @@ impl Chat {
     /// `NotFound` for another user's conversation or an unknown message, `Conflict` for a
     /// message being generated (here or on another instance); `Internal` when the database
     /// fails.
-    pub async fn delete_message(&self, user_id: i64, id: i64, message_id: i64) -> Result<()> {
+    pub async fn delete_message(
+        &self,
+        user_id: UserId,
+        id: ConversationId,
+        message_id: MessageId,
+    ) -> Result<()> {
         self.conversation(user_id, id).await?;
         // Generating here, or (as stored) on another instance.
         let generating = match self.replies.running(id) {

@@ -17,6 +17,7 @@ use super::reply::remote;
 use super::{prompt, Chat, FinishReason, Message, Reply, Role};
 use crate::books::Isbn;
 use crate::cluster::Notice;
+use crate::domain::{ConversationId, MessageId, UserId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::llm::{ChatRequest, ModelError, ModelStream, Sampling};
 use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim, ReplyTarget, StoreError};
@@ -86,7 +87,7 @@ impl Chat {
             .map_err(|_| server_busy())
     }
 
-    pub(super) async fn check_quota(&self, user_id: i64) -> Result<()> {
+    pub(super) async fn check_quota(&self, user_id: UserId) -> Result<()> {
         if self.limits.daily_token_quota == 0 {
             return Ok(());
         }
@@ -130,7 +131,7 @@ impl Chat {
     }
 
     /// The conversation as generation needs it (`NOT_FOUND` when not the user's).
-    async fn reply_target(&self, user_id: i64, id: i64) -> Result<ReplyTarget> {
+    async fn reply_target(&self, user_id: UserId, id: ConversationId) -> Result<ReplyTarget> {
         self.store
             .reply_target(id, user_id)
             .await?
@@ -139,7 +140,7 @@ impl Chat {
 
     /// The usable history turns of a conversation: only as many of the newest as the
     /// prompt budget could hold.
-    async fn history_tail(&self, id: i64) -> Result<Vec<(Role, String)>> {
+    async fn history_tail(&self, id: ConversationId) -> Result<Vec<(Role, String)>> {
         // An estimated token is at most four characters.
         let max_chars = self.limits.prompt_budget().max(0).saturating_mul(4);
         Ok(prompt::history_of(
@@ -156,7 +157,7 @@ impl Chat {
     /// `NOT_FOUND` for another user's conversation, `INVALID_PARAMS` for bad content or a
     /// question too long for the model's context, `QUOTA_EXCEEDED`, `CONFLICT` while a
     /// reply generates there, `RATE_LIMIT` over the per-user cap, `MODEL_ERROR`.
-    pub async fn ask(&self, user_id: i64, id: i64, content: &str) -> Result<Started> {
+    pub async fn ask(&self, user_id: UserId, id: ConversationId, content: &str) -> Result<Started> {
         let content = self.clean_content(content)?;
         self.check_quota(user_id).await?;
         // Two light reads at once: the conversation (ownership, book, persona) and as
@@ -176,7 +177,7 @@ impl Chat {
     /// # Errors
     ///
     /// As [`ask`](Self::ask); `INVALID_PARAMS` when there is no question to answer.
-    pub async fn regenerate(&self, user_id: i64, id: i64) -> Result<Started> {
+    pub async fn regenerate(&self, user_id: UserId, id: ConversationId) -> Result<Started> {
         let conversation = self.conversation(user_id, id).await?;
         self.check_quota(user_id).await?;
         let messages = self.store.messages(id).await?;
@@ -187,7 +188,7 @@ impl Chat {
                 "There is no question to answer again",
             ));
         };
-        let replaced: Vec<i64> = messages[question_at + 1..]
+        let replaced: Vec<MessageId> = messages[question_at + 1..]
             .iter()
             .filter(|m| m.role == Role::Assistant)
             .map(|m| m.id)
@@ -271,7 +272,7 @@ impl Chat {
         target: &ReplyTarget,
         turn: &Turn<'_>,
     ) -> Result<(ModelStream, i64)> {
-        let book = self.books.get(&Isbn::parse(&target.isbn)?).await?;
+        let book = self.books.get(&target.isbn).await?;
         let persona = self.persona_of(target).await?;
         let system = prompt::system_prompt(&book, &persona, turn.question);
         let mut budget = self.limits.prompt_budget();
@@ -286,7 +287,7 @@ impl Chat {
             .map_err(|_| question_too_long())?;
             let prompt_estimate = prompt::estimate_prompt(&messages);
             tracing::debug!(
-                conversation_id = target.id,
+                conversation_id = %target.id,
                 prompt_messages = messages.len(),
                 prompt_estimate,
                 budget,
@@ -302,7 +303,7 @@ impl Chat {
                 Ok(stream) => return Ok((stream, prompt_estimate)),
                 Err(ModelError::ContextExceeded) if attempt == 0 => {
                     tracing::warn!(
-                        conversation_id = target.id,
+                        conversation_id = %target.id,
                         budget,
                         "the model said the prompt exceeds its context; trimming harder \
                          (check REFBOOK_LLM_CONTEXT_TOKENS against the model's context)"
@@ -310,7 +311,7 @@ impl Chat {
                     budget /= 2;
                 }
                 Err(err) => {
-                    tracing::warn!(conversation_id = target.id, error = %err, "the model refused");
+                    tracing::warn!(conversation_id = %target.id, error = %err, "the model refused");
                     return Err(err.into());
                 }
             }
@@ -325,7 +326,7 @@ impl Chat {
     ///
     /// `NOT_FOUND` when nothing is generating in the conversation (here, without shared
     /// replies).
-    pub async fn stop(&self, user_id: i64, id: i64) -> Result<Message> {
+    pub async fn stop(&self, user_id: UserId, id: ConversationId) -> Result<Message> {
         let not_generating = || Error::not_found("生成中的回复", "Reply being generated");
         self.reply_target(user_id, id).await?;
         if let Some(reply) = self.replies.running(id) {
@@ -348,19 +349,28 @@ impl Chat {
             .is_err()
         {
             tracing::warn!(
-                conversation_id = id,
+                conversation_id = %id,
                 "the instance generating this reply did not stop it in time"
             );
         }
         self.message(id, reply.message_id).await
     }
 
-    /// A stored message of a conversation.
+    /// The reply of a turn this caller started, as stored once it has ended (waits for
+    /// the end): what a client that does not stream is answered.
     ///
     /// # Errors
     ///
-    /// `NOT_FOUND` when the conversation has no such message.
-    pub async fn message(&self, id: i64, message_id: i64) -> Result<Message> {
+    /// `NOT_FOUND` when the conversation was deleted meanwhile; `Internal` when the
+    /// database fails.
+    pub async fn stored_reply(&self, started: &Started) -> Result<Message> {
+        started.reply.finished().await;
+        self.message(started.reply.conversation_id, started.reply.message_id)
+            .await
+    }
+
+    /// A stored message of a conversation (its owner already checked).
+    async fn message(&self, id: ConversationId, message_id: MessageId) -> Result<Message> {
         self.store
             .message(id, message_id)
             .await?
@@ -374,13 +384,13 @@ impl Chat {
     /// # Errors
     ///
     /// `NOT_FOUND` for another user's conversation or one without a reply.
-    pub async fn attach(&self, user_id: i64, id: i64) -> Result<Arc<Reply>> {
+    pub async fn attach(&self, user_id: UserId, id: ConversationId) -> Result<Arc<Reply>> {
         self.reply_target(user_id, id).await?;
         self.reply_of(id).await
     }
 
     /// The conversation's reply (see [`attach`](Self::attach)), its owner checked.
-    async fn reply_of(&self, id: i64) -> Result<Arc<Reply>> {
+    async fn reply_of(&self, id: ConversationId) -> Result<Arc<Reply>> {
         if let Some(reply) = self.replies.current(id) {
             return Ok(reply);
         }
@@ -427,18 +437,18 @@ impl Chat {
     /// As [`ask`](Self::ask); `INVALID_PARAMS` for a malformed exchange.
     pub async fn stateless(
         &self,
-        user_id: i64,
+        user_id: UserId,
         isbn: &Isbn,
         messages: &[(String, String)],
-        conversation_id: Option<i64>,
-    ) -> Result<(i64, Started)> {
+        conversation_id: Option<ConversationId>,
+    ) -> Result<(ConversationId, Started)> {
         let (turns, question) = self.stateless_turns(messages)?;
         let book = self.books.get(isbn).await?;
         self.check_quota(user_id).await?;
         let (conversation, created) = match conversation_id {
             Some(cid) => {
                 let conversation = self.conversation(user_id, cid).await?;
-                if conversation.isbn != isbn.as_str() {
+                if conversation.isbn != *isbn {
                     return Err(Error::invalid(
                         "conversation_id",
                         "该对话属于另一本书",
@@ -449,7 +459,7 @@ impl Chat {
             }
             None => {
                 self.store
-                    .stateless_conversation(user_id, isbn.as_str(), &book.title, Timestamp::now())
+                    .stateless_conversation(user_id, isbn, &book.title, Timestamp::now())
                     .await?
             }
         };
@@ -516,6 +526,11 @@ impl Chat {
             ));
         };
         Ok((turns, question))
+    }
+
+    /// How many replies this process is generating now.
+    pub fn generating(&self) -> usize {
+        self.replies.active_count()
     }
 
     /// At shutdown: waits up to `grace` for replies, then stops the rest and stores them

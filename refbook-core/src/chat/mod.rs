@@ -25,10 +25,11 @@ pub use completion::{
 };
 pub use generate::Started;
 pub use reply::{
-    GenerationObserver, GenerationReport, Positioned, Replies, Reply, ReplyEvent, ReplyListener,
+    GenerationObserver, GenerationReport, Positioned, Reply, ReplyEvent, ReplyListener,
 };
 
 use crate::books::Books;
+use reply::Replies;
 use crate::cluster::{Cluster, Notice};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -178,11 +179,6 @@ impl Chat {
         if let Some(cluster) = &self.cluster {
             cluster.notify(notice);
         }
-    }
-
-    /// The running and recent replies.
-    pub fn replies(&self) -> &Replies {
-        &self.replies
     }
 
     /// The model's name.

@@ -2,6 +2,7 @@
 
 use super::{Chat, DEFAULT_PERSONA, PERSONA_DESCRIPTION_MAX_CHARS, PERSONA_NAME_MAX_CHARS};
 use crate::domain::Persona;
+use crate::domain::{PersonaId, UserId};
 use crate::error::{Error, Result};
 use crate::timestamp::Timestamp;
 
@@ -11,7 +12,7 @@ impl Chat {
     /// # Errors
     ///
     /// `Internal` when the database fails.
-    pub async fn personas(&self, user_id: i64) -> Result<Vec<Persona>> {
+    pub async fn personas(&self, user_id: UserId) -> Result<Vec<Persona>> {
         Ok(self.store.personas(user_id).await?)
     }
 
@@ -20,7 +21,7 @@ impl Chat {
     /// # Errors
     ///
     /// `NotFound` for a persona the user cannot see; `Internal` when the database fails.
-    pub async fn persona(&self, user_id: i64, id: i64) -> Result<Persona> {
+    pub async fn persona(&self, user_id: UserId, id: PersonaId) -> Result<Persona> {
         self.store
             .persona(id, user_id)
             .await?
@@ -35,7 +36,7 @@ impl Chat {
     /// fails.
     pub async fn create_persona(
         &self,
-        user_id: i64,
+        user_id: UserId,
         name: &str,
         description: &str,
     ) -> Result<Persona> {
@@ -69,7 +70,7 @@ impl Chat {
     ///
     /// `NotFound` for a persona the user cannot see, `InvalidInput` for a built-in one;
     /// `Internal` when the database fails.
-    pub async fn delete_persona(&self, user_id: i64, id: i64) -> Result<()> {
+    pub async fn delete_persona(&self, user_id: UserId, id: PersonaId) -> Result<()> {
         let persona = self.persona(user_id, id).await?;
         if persona.builtin {
             return Err(Error::invalid(
@@ -84,9 +85,9 @@ impl Chat {
 
     pub(super) async fn check_persona(
         &self,
-        user_id: i64,
-        persona_id: Option<i64>,
-    ) -> Result<Option<i64>> {
+        user_id: UserId,
+        persona_id: Option<PersonaId>,
+    ) -> Result<Option<PersonaId>> {
         match persona_id {
             None => Ok(None),
             Some(id) => match self.store.persona(id, user_id).await? {

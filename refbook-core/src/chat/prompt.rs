@@ -101,7 +101,7 @@ pub fn system_prompt(book: &Book, persona: &Persona, question: &str) -> String {
         (!book.translators.is_empty()).then(|| book.translators.join(", ")),
         book.publisher.clone(),
         book.published.clone(),
-        Some(book.isbn.clone()),
+        Some(book.isbn.to_string()),
         book.introduction.as_deref().map(clip),
         book.author_intro.as_deref().map(clip),
     ];
@@ -247,6 +247,7 @@ pub fn estimate_prompt(messages: &[PromptMessage]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::PersonaId;
     use crate::timestamp::Timestamp;
 
     fn book() -> Book {
@@ -265,7 +266,7 @@ mod tests {
 
     fn persona(key: Option<&str>, builtin: bool) -> Persona {
         Persona {
-            id: 1,
+            id: PersonaId::new(1),
             key: key.map(str::to_owned),
             name: "福尔摩斯".into(),
             description: "一位爱推理的侦探".into(),

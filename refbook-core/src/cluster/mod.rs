@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::domain::MessageId;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
@@ -70,7 +71,7 @@ struct Inner {
     instance: String,
     handlers: Mutex<Vec<NoticeHandler>>,
     /// Followers of replies generating elsewhere, by message id.
-    followers: Mutex<HashMap<i64, Vec<mpsc::UnboundedSender<Heard>>>>,
+    followers: Mutex<HashMap<MessageId, Vec<mpsc::UnboundedSender<Heard>>>>,
     /// When Redis last failed to answer a call that waits for it (`None`: it answers).
     failed_at: Mutex<Option<Instant>>,
 }
@@ -206,7 +207,10 @@ impl Cluster {
 
     /// Starts hearing the publications of a reply generating elsewhere; dropping the
     /// [`Listening`] stops.
-    pub(crate) async fn listen_reply(&self, message_id: i64) -> redis::RedisResult<Listening> {
+    pub(crate) async fn listen_reply(
+        &self,
+        message_id: MessageId,
+    ) -> redis::RedisResult<Listening> {
         let (sender, heard) = mpsc::unbounded_channel();
         let first = {
             let mut followers = lock(&self.inner.followers);
@@ -227,7 +231,7 @@ impl Cluster {
         Ok(listening)
     }
 
-    fn stop_listening(&self, message_id: i64) {
+    fn stop_listening(&self, message_id: MessageId) {
         let last = {
             let mut followers = lock(&self.inner.followers);
             let Some(list) = followers.get_mut(&message_id) else {
@@ -259,7 +263,7 @@ impl Cluster {
 /// A follower's subscription to one remote reply.
 pub(crate) struct Listening {
     cluster: Cluster,
-    message_id: i64,
+    message_id: MessageId,
     heard: mpsc::UnboundedReceiver<Heard>,
 }
 
@@ -351,12 +355,12 @@ fn route(inner: &Inner, channel: &[u8], payload: bytes::Bytes) {
 }
 
 /// The name (after the prefix) of a reply's stream and channel.
-pub(crate) fn channel_name(message_id: i64) -> String {
+pub(crate) fn channel_name(message_id: MessageId) -> String {
     format!("reply:{message_id}")
 }
 
 /// The message id of a reply channel's name.
-fn message_of_channel(name: &str) -> Option<i64> {
+fn message_of_channel(name: &str) -> Option<MessageId> {
     name.strip_prefix("reply:")?.parse().ok()
 }
 
@@ -374,8 +378,8 @@ mod tests {
 
     #[test]
     fn reply_channels_name_their_message() {
-        assert_eq!(channel_name(42), "reply:42");
-        assert_eq!(message_of_channel("reply:42"), Some(42));
+        assert_eq!(channel_name(MessageId::new(42)), "reply:42");
+        assert_eq!(message_of_channel("reply:42"), Some(MessageId::new(42)));
         assert_eq!(message_of_channel("control"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! [`Notice`]: what one instance tells the others on the control channel, and its JSON
 //! form (`{"from": INSTANCE, "kind": …, …}`).
 
+use crate::domain::{ConversationId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// A notice to every other instance. Pub/Sub delivers it at once to instances connected
@@ -13,20 +14,20 @@ pub enum Notice {
     /// its end.
     Stop {
         /// The conversation.
-        conversation_id: i64,
+        conversation_id: ConversationId,
     },
     /// The conversation's messages changed (a new question, a regeneration, a deletion):
     /// forget its finished reply kept in memory. Missed, that copy expires after 10
     /// minutes.
     Changed {
         /// The conversation.
-        conversation_id: i64,
+        conversation_id: ConversationId,
     },
     /// The user's sessions or keys were revoked: forget their cached credentials. Missed,
     /// the cache's entries expire (`REFBOOK_AUTH_CACHE_SECS`).
     Revoked {
         /// The user.
-        user_id: i64,
+        user_id: UserId,
     },
 }
 
@@ -59,15 +60,26 @@ mod tests {
     #[test]
     fn notices_round_trip_and_name_their_sender() {
         for notice in [
-            Notice::Stop { conversation_id: 7 },
-            Notice::Changed { conversation_id: 8 },
-            Notice::Revoked { user_id: 9 },
+            Notice::Stop {
+                conversation_id: ConversationId::new(7),
+            },
+            Notice::Changed {
+                conversation_id: ConversationId::new(8),
+            },
+            Notice::Revoked {
+                user_id: UserId::new(9),
+            },
         ] {
             let text = encode("a-1", &notice);
             assert_eq!(decode(text.as_bytes()), Some(("a-1".into(), notice)));
         }
         assert_eq!(
-            encode("b", &Notice::Revoked { user_id: 3 }),
+            encode(
+                "b",
+                &Notice::Revoked {
+                    user_id: UserId::new(3)
+                }
+            ),
             r#"{"from":"b","kind":"revoked","user_id":3}"#
         );
         assert!(decode(b"{\"from\":\"b\",\"kind\":\"reboot\"}").is_none());

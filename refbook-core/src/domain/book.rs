@@ -10,8 +10,8 @@ pub const SOURCES: [&str; 4] = ["douban", "openlibrary", "googlebooks", "catalog
 /// A book record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Book {
-    /// ISBN-13, digits only.
-    pub isbn: String,
+    /// The ISBN (its ISBN-13 form is the key).
+    pub isbn: super::Isbn,
     /// ISBN-10 (978 books only).
     pub isbn10: Option<String>,
     /// Title.
@@ -73,7 +73,7 @@ struct BookJson<'a> {
 impl Serialize for Book {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         BookJson {
-            isbn: &self.isbn,
+            isbn: self.isbn.as_str(),
             isbn10: &self.isbn10,
             title: &self.title,
             subtitle: &self.subtitle,
@@ -135,7 +135,7 @@ impl BookFields {
     /// A book record of these fields for `isbn` from `source`.
     pub fn into_book(self, isbn: &super::Isbn, source: &str, now: Timestamp) -> Book {
         Book {
-            isbn: isbn.as_str().to_owned(),
+            isbn: isbn.clone(),
             isbn10: isbn.isbn10(),
             title: self.title,
             subtitle: self.subtitle,

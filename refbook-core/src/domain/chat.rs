@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::{ConversationId, Isbn, MessageId, PersonaId, UserId};
 use crate::timestamp::Timestamp;
 
 /// Who wrote a message.
@@ -165,9 +166,9 @@ impl TokenUsage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
     /// Id.
-    pub id: i64,
+    pub id: MessageId,
     /// Its conversation.
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     /// Author.
     pub role: Role,
     /// The text (the answer, for assistant messages).
@@ -228,13 +229,13 @@ pub struct BookBrief {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conversation {
     /// Id.
-    pub id: i64,
-    /// The book's ISBN-13.
-    pub isbn: String,
+    pub id: ConversationId,
+    /// The book's ISBN.
+    pub isbn: Isbn,
     /// Title.
     pub title: String,
     /// The persona spoken with (`null`: the default librarian).
-    pub persona_id: Option<i64>,
+    pub persona_id: Option<PersonaId>,
     /// The book in brief.
     pub book: BookBrief,
     /// How many messages.
@@ -247,14 +248,14 @@ pub struct Conversation {
     pub updated_at: Timestamp,
     /// The owner (not shown).
     #[serde(skip)]
-    pub user_id: i64,
+    pub user_id: UserId,
 }
 
 /// A persona.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Persona {
     /// Id.
-    pub id: i64,
+    pub id: PersonaId,
     /// `librarian` or `author` for built-ins, else `null`.
     pub key: Option<String>,
     /// Display name.
@@ -270,8 +271,8 @@ pub struct Persona {
 /// A collected book.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CollectionItem {
-    /// The ISBN-13.
-    pub isbn: String,
+    /// The ISBN.
+    pub isbn: Isbn,
     /// The book.
     pub book: super::Book,
     /// When it was collected.

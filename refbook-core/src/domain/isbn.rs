@@ -101,6 +101,51 @@ impl fmt::Display for Isbn {
     }
 }
 
+impl serde::Serialize for Isbn {
+    /// The canonical ISBN-13.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Stored as its ISBN-13 text; a stored text that is no ISBN fails to decode (an error,
+/// never a record with a wrong key).
+impl<DB: sqlx::Database> sqlx::Type<DB> for Isbn
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for Isbn
+where
+    String: sqlx::Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        self.0.encode_by_ref(buf)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for Isbn
+where
+    String: sqlx::Decode<'r, DB>,
+{
+    fn decode(
+        value: <DB as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Self::parse(&String::decode(value)?)?)
+    }
+}
+
 impl std::str::FromStr for Isbn {
     type Err = IsbnError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

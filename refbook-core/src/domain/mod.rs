@@ -5,6 +5,7 @@
 
 mod book;
 mod chat;
+mod ids;
 mod isbn;
 
 pub use book::{Book, BookFields, Cover, StoredBook, SOURCES};
@@ -12,4 +13,5 @@ pub use chat::{
     BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
     Persona, Role, TokenUsage,
 };
+pub use ids::{ConversationId, MessageId, PersonaId, UserId};
 pub use isbn::{Isbn, IsbnError};

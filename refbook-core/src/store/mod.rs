@@ -17,7 +17,10 @@ pub use records::{
 };
 pub use sql::{Backend, SqlStore};
 
-use crate::domain::{Book, Conversation, Cover, Message, NewMessage, Persona, StoredBook};
+use crate::domain::{
+    Book, Conversation, ConversationId, Cover, Isbn, Message, MessageId, NewMessage, Persona,
+    PersonaId, StoredBook, UserId,
+};
 use crate::timestamp::Timestamp;
 
 /// Users and their profiles.
@@ -26,7 +29,7 @@ pub trait UserStore: Send + Sync {
     /// Creates a user; `StoreError::Conflict` names the taken field.
     async fn create_user(&self, user: NewUser, now: Timestamp) -> Result<UserRecord, StoreError>;
     /// The user with this id.
-    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
     /// The user with this lower-cased username.
     async fn user_by_username_key(&self, key: &str) -> Result<Option<UserRecord>, StoreError>;
     /// The user with this lower-cased email.
@@ -36,19 +39,19 @@ pub trait UserStore: Send + Sync {
     /// Applies the present fields of `change`; `NotFound` if the user is gone.
     async fn update_profile(
         &self,
-        id: i64,
+        id: UserId,
         change: ProfileChange,
         now: Timestamp,
     ) -> Result<UserRecord, StoreError>;
     /// Replaces the password hash.
     async fn set_password_hash(
         &self,
-        id: i64,
+        id: UserId,
         hash: &str,
         now: Timestamp,
     ) -> Result<(), StoreError>;
     /// Deletes the user and, by cascade, everything that is theirs. `false` if absent.
-    async fn delete_user(&self, id: i64) -> Result<bool, StoreError>;
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
 }
 
 /// Login sessions and their rotating refresh tokens (stored as SHA-256 hashes).
@@ -57,7 +60,7 @@ pub trait SessionStore: Send + Sync {
     /// Starts a login session with its first refresh token; returns the session id.
     async fn create_session(
         &self,
-        user_id: i64,
+        user_id: UserId,
         refresh_hash: &str,
         refresh_expires_at: Timestamp,
         now: Timestamp,
@@ -66,7 +69,7 @@ pub trait SessionStore: Send + Sync {
     async fn session_user(
         &self,
         session_id: i64,
-        user_id: i64,
+        user_id: UserId,
     ) -> Result<Option<UserRecord>, StoreError>;
     /// Exchanges a refresh token for a new one in the same session, atomically. A token that
     /// was already exchanged ends its whole session (reuse detection).
@@ -81,13 +84,16 @@ pub trait SessionStore: Send + Sync {
         reuse_grace_ms: i64,
     ) -> Result<RefreshOutcome, StoreError>;
     /// The session a refresh token belongs to, with its owner: `(session_id, user_id)`.
-    async fn session_of_refresh_token(&self, hash: &str) -> Result<Option<(i64, i64)>, StoreError>;
+    async fn session_of_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(i64, UserId)>, StoreError>;
     /// Ends one session of the user (its tokens stop working). `false` if absent.
-    async fn delete_session(&self, session_id: i64, user_id: i64) -> Result<bool, StoreError>;
+    async fn delete_session(&self, session_id: i64, user_id: UserId) -> Result<bool, StoreError>;
     /// Ends every session of the user but `keep`; returns how many ended.
     async fn delete_user_sessions(
         &self,
-        user_id: i64,
+        user_id: UserId,
         keep: Option<i64>,
     ) -> Result<u64, StoreError>;
     /// Forgets sessions whose refresh tokens all expired before `now`.
@@ -101,16 +107,16 @@ pub trait ApiKeyStore: Send + Sync {
     /// inserted in one transaction).
     async fn create_api_key(
         &self,
-        user_id: i64,
+        user_id: UserId,
         name: &str,
         key_hash: &str,
         max_per_user: usize,
         now: Timestamp,
     ) -> Result<Result<ApiKeyRecord, TooManyApiKeys>, StoreError>;
     /// The user's keys, newest first.
-    async fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    async fn api_keys(&self, user_id: UserId) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// Deletes one of the user's keys. `false` if absent (or another user's).
-    async fn delete_api_key(&self, id: i64, user_id: i64) -> Result<bool, StoreError>;
+    async fn delete_api_key(&self, id: i64, user_id: UserId) -> Result<bool, StoreError>;
     /// The key with this hash and its user; records the use when the last one recorded
     /// is older than `touch_before` (so a busy key is not written on every request).
     async fn api_key_user(
@@ -135,20 +141,20 @@ pub trait UsageStore: Send + Sync {
     /// Adds tokens to the user's count for `day` (`YYYY-MM-DD`).
     async fn add_usage(
         &self,
-        user_id: i64,
+        user_id: UserId,
         day: &str,
         prompt_tokens: i64,
         completion_tokens: i64,
     ) -> Result<(), StoreError>;
     /// Total tokens the user used on `day`.
-    async fn usage_on(&self, user_id: i64, day: &str) -> Result<i64, StoreError>;
+    async fn usage_on(&self, user_id: UserId, day: &str) -> Result<i64, StoreError>;
 }
 
 /// Books, their covers, and the local catalogue.
 #[async_trait]
 pub trait BookStore: Send + Sync {
     /// The stored book with this ISBN-13, however old.
-    async fn book(&self, isbn: &str) -> Result<Option<StoredBook>, StoreError>;
+    async fn book(&self, isbn: &Isbn) -> Result<Option<StoredBook>, StoreError>;
     /// Stores (or replaces) a book fetched at `fetched_at`; a changed cover URL drops the
     /// kept cover image.
     async fn upsert_book(&self, book: &Book, fetched_at: Timestamp) -> Result<(), StoreError>;
@@ -161,13 +167,14 @@ pub trait BookStore: Send + Sync {
         offset: i64,
     ) -> Result<(i64, Vec<Book>), StoreError>;
     /// The kept cover image of a book.
-    async fn cover(&self, isbn: &str) -> Result<Option<Cover>, StoreError>;
+    async fn cover(&self, isbn: &Isbn) -> Result<Option<Cover>, StoreError>;
     /// Keeps a cover image (the book must be stored).
-    async fn put_cover(&self, isbn: &str, cover: &Cover, now: Timestamp) -> Result<(), StoreError>;
+    async fn put_cover(&self, isbn: &Isbn, cover: &Cover, now: Timestamp)
+        -> Result<(), StoreError>;
     /// Adds or replaces catalogue entries, all or none; returns how many.
     async fn import_catalog(&self, books: &[Book], now: Timestamp) -> Result<u64, StoreError>;
     /// The catalogue entry for an ISBN-13.
-    async fn catalog_book(&self, isbn: &str) -> Result<Option<Book>, StoreError>;
+    async fn catalog_book(&self, isbn: &Isbn) -> Result<Option<Book>, StoreError>;
 }
 
 /// Conversations and their messages. Every conversation access names its owner.
@@ -176,32 +183,39 @@ pub trait ChatStore: Send + Sync {
     /// Creates a conversation about a stored book. `origin` is `api` or `chat_stream`.
     async fn create_conversation(
         &self,
-        user_id: i64,
-        isbn: &str,
+        user_id: UserId,
+        isbn: &Isbn,
         title: &str,
-        persona_id: Option<i64>,
+        persona_id: Option<PersonaId>,
         origin: &str,
         now: Timestamp,
     ) -> Result<Conversation, StoreError>;
     /// The user's conversation with this id.
-    async fn conversation(&self, id: i64, user_id: i64)
-        -> Result<Option<Conversation>, StoreError>;
+    async fn conversation(
+        &self,
+        id: ConversationId,
+        user_id: UserId,
+    ) -> Result<Option<Conversation>, StoreError>;
     /// What generating a reply needs of the user's conversation (one light read).
-    async fn reply_target(&self, id: i64, user_id: i64) -> Result<Option<ReplyTarget>, StoreError>;
+    async fn reply_target(
+        &self,
+        id: ConversationId,
+        user_id: UserId,
+    ) -> Result<Option<ReplyTarget>, StoreError>;
     /// The conversation's newest finished or stopped messages with text, oldest first:
     /// as many as are needed to hold `max_chars` characters (the one crossing the limit
     /// included), for a prompt's history.
     async fn history_tail(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         max_chars: i64,
     ) -> Result<Vec<Message>, StoreError>;
     /// The user's conversations (optionally about one book), most recently active first:
     /// `(count, page)`.
     async fn conversations(
         &self,
-        user_id: i64,
-        isbn: Option<&str>,
+        user_id: UserId,
+        isbn: Option<&Isbn>,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<Conversation>), StoreError>;
@@ -210,51 +224,55 @@ pub trait ChatStore: Send + Sync {
     /// whether this call created it.
     async fn stateless_conversation(
         &self,
-        user_id: i64,
-        isbn: &str,
+        user_id: UserId,
+        isbn: &Isbn,
         title: &str,
         now: Timestamp,
     ) -> Result<(Conversation, bool), StoreError>;
     /// Deletes the conversation if it has no messages and no reply claim (a conversation
     /// created for a request that was then refused). `true` if deleted.
-    async fn delete_conversation_if_empty(&self, id: i64) -> Result<bool, StoreError>;
+    async fn delete_conversation_if_empty(&self, id: ConversationId) -> Result<bool, StoreError>;
     /// Changes title and/or persona (`Some(None)` clears the persona).
     async fn update_conversation(
         &self,
-        id: i64,
-        user_id: i64,
+        id: ConversationId,
+        user_id: UserId,
         title: Option<&str>,
-        persona_id: Option<Option<i64>>,
+        persona_id: Option<Option<PersonaId>>,
         now: Timestamp,
     ) -> Result<Option<Conversation>, StoreError>;
     /// Deletes a conversation and its messages. `false` if absent.
-    async fn delete_conversation(&self, id: i64, user_id: i64) -> Result<bool, StoreError>;
+    async fn delete_conversation(
+        &self,
+        id: ConversationId,
+        user_id: UserId,
+    ) -> Result<bool, StoreError>;
     /// Appends a message and marks the conversation active.
     async fn add_message(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         message: NewMessage,
         now: Timestamp,
     ) -> Result<Message, StoreError>;
     /// The conversation's messages, oldest first.
-    async fn messages(&self, conversation_id: i64) -> Result<Vec<Message>, StoreError>;
+    async fn messages(&self, conversation_id: ConversationId) -> Result<Vec<Message>, StoreError>;
     /// One message of the conversation.
     async fn message(
         &self,
-        conversation_id: i64,
-        message_id: i64,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     ) -> Result<Option<Message>, StoreError>;
     /// Deletes one message. `false` if absent.
     async fn delete_message(
         &self,
-        conversation_id: i64,
-        message_id: i64,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     ) -> Result<bool, StoreError>;
     /// The ISBNs of the books the user has conversations about or collected, each with
     /// its latest activity (conversation activity or collection time), most recent first.
     async fn recent_books(
         &self,
-        user_id: i64,
+        user_id: UserId,
         limit: i64,
     ) -> Result<Vec<(String, Timestamp)>, StoreError>;
 }
@@ -277,14 +295,14 @@ pub trait ReplyStore: Send + Sync {
     /// question stored with it (if any) and the claim.
     async fn abandon_reply(
         &self,
-        reply_id: i64,
-        question_id: Option<i64>,
+        reply_id: MessageId,
+        question_id: Option<MessageId>,
     ) -> Result<(), StoreError>;
     /// Stores the text so far (when given) and renews `owner`'s lease. `false` when the
     /// claim is no longer `owner`'s (it expired and was settled, or the reply is gone).
     async fn checkpoint_reply(
         &self,
-        reply_id: i64,
+        reply_id: MessageId,
         owner: &str,
         text: Option<(&str, Option<&str>)>,
         lease_until: Timestamp,
@@ -298,28 +316,32 @@ pub trait ReplyStore: Send + Sync {
     async fn settle_expired_replies(&self, now: Timestamp) -> Result<u64, StoreError>;
     /// Deletes these messages of the conversation at once (the replies a regeneration
     /// replaces).
-    async fn delete_messages(&self, conversation_id: i64, ids: &[i64]) -> Result<(), StoreError>;
+    async fn delete_messages(
+        &self,
+        conversation_id: ConversationId,
+        ids: &[MessageId],
+    ) -> Result<(), StoreError>;
 }
 
 /// Personas: built-ins and each user's own.
 #[async_trait]
 pub trait PersonaStore: Send + Sync {
     /// Built-ins, then the user's own, oldest first.
-    async fn personas(&self, user_id: i64) -> Result<Vec<Persona>, StoreError>;
+    async fn personas(&self, user_id: UserId) -> Result<Vec<Persona>, StoreError>;
     /// A persona the user may use (built in or theirs).
-    async fn persona(&self, id: i64, user_id: i64) -> Result<Option<Persona>, StoreError>;
+    async fn persona(&self, id: PersonaId, user_id: UserId) -> Result<Option<Persona>, StoreError>;
     /// A built-in persona by key.
     async fn builtin_persona(&self, key: &str) -> Result<Option<Persona>, StoreError>;
     /// Creates a persona of the user's.
     async fn create_persona(
         &self,
-        user_id: i64,
+        user_id: UserId,
         name: &str,
         description: &str,
         now: Timestamp,
     ) -> Result<Persona, StoreError>;
     /// Deletes one of the user's own personas. `false` if absent.
-    async fn delete_persona(&self, id: i64, user_id: i64) -> Result<bool, StoreError>;
+    async fn delete_persona(&self, id: PersonaId, user_id: UserId) -> Result<bool, StoreError>;
 }
 
 /// Books a user collected.
@@ -328,19 +350,19 @@ pub trait CollectionStore: Send + Sync {
     /// Collects a stored book (idempotent); returns when it was first collected.
     async fn collect(
         &self,
-        user_id: i64,
-        isbn: &str,
+        user_id: UserId,
+        isbn: &Isbn,
         now: Timestamp,
     ) -> Result<Timestamp, StoreError>;
     /// The user's collection, newest first: `(count, page)`.
     async fn collection(
         &self,
-        user_id: i64,
+        user_id: UserId,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<(Book, Timestamp)>), StoreError>;
     /// Removes a book from the collection. `false` if it was not there.
-    async fn uncollect(&self, user_id: i64, isbn: &str) -> Result<bool, StoreError>;
+    async fn uncollect(&self, user_id: UserId, isbn: &Isbn) -> Result<bool, StoreError>;
 }
 
 /// Everything Refbook persists; implemented by [`SqlStore`].

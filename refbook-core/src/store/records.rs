@@ -1,13 +1,16 @@
 //! Rows as the store hands them out and takes them in.
 
-use crate::domain::{FinishReason, Message, MessageStatus, TokenUsage};
+use crate::domain::{
+    ConversationId, FinishReason, Isbn, Message, MessageId, MessageStatus, PersonaId, TokenUsage,
+    UserId,
+};
 use crate::timestamp::Timestamp;
 
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// Id.
-    pub id: i64,
+    pub id: UserId,
     /// Username as registered (`None` for WeChat-only users).
     pub username: Option<String>,
     /// Email, if given.
@@ -62,12 +65,12 @@ pub enum RefreshOutcome {
         /// The login session.
         session_id: i64,
         /// Its user.
-        user_id: i64,
+        user_id: UserId,
     },
     /// The token had been exchanged before: its session has been ended.
     Reused {
         /// The session's user.
-        user_id: i64,
+        user_id: UserId,
     },
     /// Unknown or expired token (or its session ended).
     Invalid,
@@ -79,7 +82,7 @@ pub struct ApiKeyRecord {
     /// Id.
     pub id: i64,
     /// Whose key it is.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// The name its owner gave it.
     pub name: String,
     /// When it was created.
@@ -101,13 +104,13 @@ pub fn unique_key(value: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyTarget {
     /// The conversation.
-    pub id: i64,
+    pub id: ConversationId,
     /// Its owner.
-    pub user_id: i64,
-    /// Its book's ISBN-13.
-    pub isbn: String,
+    pub user_id: UserId,
+    /// Its book's ISBN.
+    pub isbn: Isbn,
     /// Its persona (`None`: the default).
-    pub persona_id: Option<i64>,
+    pub persona_id: Option<PersonaId>,
 }
 
 impl From<&crate::domain::Conversation> for ReplyTarget {
@@ -125,9 +128,9 @@ impl From<&crate::domain::Conversation> for ReplyTarget {
 #[derive(Debug, Clone, Copy)]
 pub struct ReplyClaim<'a> {
     /// The conversation to lock.
-    pub conversation_id: i64,
+    pub conversation_id: ConversationId,
     /// Its owner, whose parallel replies are counted.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// The instance that will generate the reply.
     pub owner: &'a str,
     /// When the claim expires unless renewed.
@@ -160,9 +163,9 @@ pub enum ClaimRefused {
 #[derive(Debug, Clone, Copy)]
 pub struct FinalReply<'a> {
     /// The assistant message.
-    pub reply_id: i64,
+    pub reply_id: MessageId,
     /// Whose usage it is.
-    pub user_id: i64,
+    pub user_id: UserId,
     /// The answer.
     pub content: &'a str,
     /// The reasoning, if any.

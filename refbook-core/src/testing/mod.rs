@@ -14,6 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Once;
 
+use crate::domain::{ConversationId, MessageId};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// The default PostgreSQL server for tests.
@@ -387,8 +388,8 @@ pub use mock_llm::{MockLlm, MockReply, Step};
 
 /// A reply being generated (started, nothing more), for benchmarks of what reads replies.
 pub fn sample_reply(
-    conversation_id: i64,
-    message_id: i64,
+    conversation_id: ConversationId,
+    message_id: MessageId,
     model: &str,
 ) -> std::sync::Arc<crate::chat::Reply> {
     let reply = crate::chat::Reply::new(conversation_id, message_id, model.to_owned());

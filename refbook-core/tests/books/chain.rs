@@ -135,7 +135,7 @@ async fn sources_are_asked_in_order_and_the_first_hit_is_stored(db: TestDatabase
     assert_eq!(book.source, "b", "the source's own name is recorded");
     assert_eq!(book.isbn10.as_deref(), Some("7536692935"));
     assert_eq!((a.calls(), b.calls(), c.calls()), (1, 1, 0));
-    let stored = store.book(SANTI).await.unwrap().unwrap();
+    let stored = store.book(&santi()).await.unwrap().unwrap();
     assert_eq!(stored.book, book);
 
     // Fresh in the database: no source is asked again.
@@ -167,7 +167,7 @@ async fn a_stale_copy_is_refreshed_or_served_when_sources_fail(db: TestDatabase)
     source.set(Answer::Miss);
     let kept = lookup.lookup(&santi()).await.unwrap();
     assert_eq!(kept.title, first.title, "a book we know does not vanish");
-    assert!(store.book(SANTI).await.unwrap().is_some());
+    assert!(store.book(&santi()).await.unwrap().is_some());
 }
 
 async fn failures_without_a_copy_are_unavailable_unless_someone_said_not_found(db: TestDatabase) {
@@ -285,7 +285,7 @@ async fn a_caller_that_leaves_does_not_cancel_the_lookup(db: TestDatabase) {
     // Nobody is waiting any more; the lookup still finishes and stores the book.
     let mut stored = false;
     for _ in 0..100 {
-        if store.book(SANTI).await.unwrap().is_some() {
+        if store.book(&santi()).await.unwrap().is_some() {
             stored = true;
             break;
         }

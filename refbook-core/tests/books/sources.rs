@@ -144,7 +144,7 @@ async fn openlibrary_follows_the_redirect_and_resolves_authors() {
     let server = openlibrary_server().await;
     let ol = OpenLibrary::new(client(), &server.uri(), "https://covers.openlibrary.org");
     let book = ol.lookup(&isbn("0140328726")).await.unwrap().unwrap();
-    assert_eq!(book.isbn, FOX);
+    assert_eq!(book.isbn.as_str(), FOX);
     assert_eq!(book.title, "Fantastic Mr. Fox");
     assert_eq!(book.authors, ["Roald Dahl"]);
     assert_eq!(book.author_intro.as_deref(), Some("British novelist."));

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use refbook_core::backend_tests;
 use refbook_core::books::{BookFields, Isbn};
 use refbook_core::chat::{FinishReason, MessageStatus, TokenUsage};
+use refbook_core::domain::{ConversationId, UserId};
 use refbook_core::store::{
     BookStore, ChatStore, ClaimRefused, FinalReply, NewUser, ProfileChange, RefreshOutcome,
     ReplyClaim, ReplyStore, SessionStore, SettingsStore, SqlStore, Store, StoreError, UsageStore,
@@ -51,7 +52,11 @@ async fn users_are_created_and_found_case_insensitively(db: TestDatabase) {
         alice.id
     );
     assert!(s.user_by_username_key("bob").await.unwrap().is_none());
-    assert!(s.user_by_id(alice.id + 1000).await.unwrap().is_none());
+    assert!(s
+        .user_by_id(UserId::new(alice.id.get() + 1000))
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn usernames_emails_and_openids_are_unique(db: TestDatabase) {
@@ -125,7 +130,7 @@ async fn profiles_update_partially(db: TestDatabase) {
         .unwrap()
         .is_none());
     assert!(matches!(
-        s.update_profile(u.id + 99, ProfileChange::default(), now)
+        s.update_profile(UserId::new(u.id.get() + 99), ProfileChange::default(), now)
             .await,
         Err(StoreError::NotFound)
     ));
@@ -139,7 +144,10 @@ async fn refresh_tokens_rotate_and_reuse_ends_the_session(db: TestDatabase) {
     let sid = s.create_session(u.id, "h1", later, now).await.unwrap();
     assert_eq!(s.session_user(sid, u.id).await.unwrap().unwrap().id, u.id);
     assert!(
-        s.session_user(sid, u.id + 1).await.unwrap().is_none(),
+        s.session_user(sid, UserId::new(u.id.get() + 1))
+            .await
+            .unwrap()
+            .is_none(),
         "owner checked"
     );
     assert_eq!(
@@ -317,7 +325,11 @@ async fn settings_keep_the_first_value(db: TestDatabase) {
 }
 
 /// A user with `n` conversations about one stored book: `(user id, conversation ids)`.
-async fn user_with_conversations(s: &SqlStore, name: &str, n: usize) -> (i64, Vec<i64>) {
+async fn user_with_conversations(
+    s: &SqlStore,
+    name: &str,
+    n: usize,
+) -> (UserId, Vec<ConversationId>) {
     let now = Timestamp::now();
     let isbn = Isbn::parse("9787536692930").unwrap();
     let book = BookFields {
@@ -330,7 +342,7 @@ async fn user_with_conversations(s: &SqlStore, name: &str, n: usize) -> (i64, Ve
     let mut ids = Vec::new();
     for _ in 0..n {
         let c = s
-            .create_conversation(user.id, isbn.as_str(), "t", None, "api", now)
+            .create_conversation(user.id, &isbn, "t", None, "api", now)
             .await
             .unwrap();
         ids.push(c.id);
@@ -339,8 +351,8 @@ async fn user_with_conversations(s: &SqlStore, name: &str, n: usize) -> (i64, Ve
 }
 
 fn claim<'a>(
-    conversation_id: i64,
-    user_id: i64,
+    conversation_id: ConversationId,
+    user_id: UserId,
     owner: &'a str,
     lease_secs: i64,
 ) -> ReplyClaim<'a> {
@@ -505,7 +517,7 @@ async fn claims_and_final_saves_made_at_once_keep_every_rule(db: TestDatabase) {
 }
 
 /// The first conversation of a user.
-async fn convs_first(s: &SqlStore, user: i64) -> i64 {
+async fn convs_first(s: &SqlStore, user: UserId) -> ConversationId {
     s.conversations(user, None, 1, 0).await.unwrap().1[0].id
 }
 

@@ -33,7 +33,7 @@ pub async fn register(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
             nickname: body.nickname,
         })
         .await?;
-    tracing::info!(user_id = payload.user.id, "user registered");
+    tracing::info!(user_id = %payload.user.id, "user registered");
     Ok(ok_json(&payload))
 }
 

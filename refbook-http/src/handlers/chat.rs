@@ -13,6 +13,7 @@ use crate::api_error::ApiError;
 use crate::body::{ok_json, Body};
 use crate::ctx::Ctx;
 use crate::sse;
+use refbook_core::domain::ConversationId;
 
 /// The configured keep-alive interval of SSE streams.
 fn keep_alive(ctx: &Ctx) -> std::time::Duration {
@@ -23,7 +24,6 @@ fn keep_alive(ctx: &Ctx) -> std::time::Duration {
 /// as JSON.
 async fn answer(
     ctx: &Ctx,
-    id: i64,
     started: Started,
     stream: Option<sse::Format>,
 ) -> Result<Response<Body>, ApiError> {
@@ -35,9 +35,7 @@ async fn answer(
             ctx.app.metrics().stream_opened(),
         ));
     }
-    started.reply.finished().await;
-    let chat = ctx.refbook().chat();
-    let assistant = chat.message(id, started.reply.message_id).await?;
+    let assistant = ctx.refbook().chat().stored_reply(&started).await?;
     Ok(ok_json(&json!({
         "user_message": started.user_message,
         "assistant_message": assistant,
@@ -80,7 +78,7 @@ pub async fn post_message(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     ctx.app.check_chat_rate(ctx.client_ip, user).await?;
     let started = chat.ask(user, id, &body.content).await?;
     let stream = sse::Format::wanted(&ctx.parts.headers, body.stream);
-    answer(&ctx, id, started, stream).await
+    answer(&ctx, started, stream).await
 }
 
 #[derive(Deserialize)]
@@ -96,7 +94,7 @@ pub async fn regenerate(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     ctx.app.check_chat_rate(ctx.client_ip, user).await?;
     let started = ctx.refbook().chat().regenerate(user, id).await?;
     let stream = sse::Format::wanted(&ctx.parts.headers, body.stream);
-    answer(&ctx, id, started, stream).await
+    answer(&ctx, started, stream).await
 }
 
 /// `POST /api/conversations/{id}/stop/`: the stored partial message.
@@ -139,7 +137,7 @@ pub async fn poll(ctx: Ctx) -> Result<Response<Body>, ApiError> {
         }
     }
     let mut body = json!({
-        "message_id": reply.message_id,
+        "message_id": reply.message_id(),
         "status": reply.status(),
         "delta": delta,
         "reasoning_delta": reasoning_delta,
@@ -161,7 +159,7 @@ struct Turn {
 struct Stateless {
     isbn: String,
     messages: Vec<Turn>,
-    conversation_id: Option<i64>,
+    conversation_id: Option<ConversationId>,
 }
 
 /// `POST /api/chat/stream/`: the mini-program's original endpoint; always streams, and
@@ -188,8 +186,9 @@ pub async fn stateless(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
         keep_alive(&ctx),
         ctx.app.metrics().stream_opened(),
     );
-    response
-        .headers_mut()
-        .insert("x-conversation-id", HeaderValue::from(conversation_id));
+    response.headers_mut().insert(
+        "x-conversation-id",
+        HeaderValue::from(conversation_id.get()),
+    );
     Ok(response)
 }

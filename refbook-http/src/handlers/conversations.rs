@@ -10,6 +10,7 @@ use crate::api_error::ApiError;
 use crate::body::{double_option, ok_json, ok_true, Body};
 use crate::ctx::Ctx;
 use crate::pagination::PageRequest;
+use refbook_core::domain::PersonaId;
 
 /// `GET /api/conversations/?isbn=` and `GET /api/user/history/`: most recently active first.
 pub async fn list(ctx: Ctx) -> Result<Response<Body>, ApiError> {
@@ -30,7 +31,7 @@ pub async fn list(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 struct NewConversation {
     isbn: String,
     title: Option<String>,
-    persona_id: Option<i64>,
+    persona_id: Option<PersonaId>,
 }
 
 /// `POST /api/conversations/`
@@ -75,7 +76,7 @@ pub async fn get(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 struct Change {
     title: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
-    persona_id: Option<Option<i64>>,
+    persona_id: Option<Option<PersonaId>>,
 }
 
 /// `PATCH /api/conversations/{id}/`

@@ -35,7 +35,7 @@ pub async fn readyz(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 
 /// `GET /metrics`: Prometheus text.
 pub fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
-    let generating = ctx.refbook().chat().replies().active_count();
+    let generating = ctx.refbook().chat().generating();
     let mut response = Response::new(crate::body::full(ctx.app.metrics().render(generating)));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

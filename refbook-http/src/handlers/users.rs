@@ -72,7 +72,7 @@ pub async fn delete_account(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
         .accounts()
         .delete_account(auth, body.password)
         .await?;
-    tracing::info!(user_id = auth.id(), "account deleted");
+    tracing::info!(user_id = %auth.id(), "account deleted");
     Ok(ok_true())
 }
 

@@ -13,6 +13,7 @@ pub(crate) use stream::UserSlots;
 
 use super::{prompt, Chat, Persona, Role};
 use crate::books::{Book, Isbn};
+use crate::domain::UserId;
 use crate::error::{Error, ErrorKind, Result};
 use crate::llm::{ChatRequest, ModelError, Sampling};
 use crate::timestamp::Timestamp;
@@ -81,7 +82,7 @@ impl Chat {
     /// One of the user's places among completions running at once (`RATE_LIMIT` when all
     /// are taken): counted by every instance in Redis when they share it, else here (and
     /// here while Redis does not answer).
-    async fn completion_slot(&self, user_id: i64) -> Result<CompletionSlot> {
+    async fn completion_slot(&self, user_id: UserId) -> Result<CompletionSlot> {
         let max = self.limits.max_concurrent;
         if let Some(cluster) = &self.cluster {
             let name = format!("completions:{user_id}");
@@ -108,7 +109,11 @@ impl Chat {
     /// `NOT_FOUND` for an unknown book or persona, `INVALID_PARAMS` for a malformed
     /// exchange, `QUOTA_EXCEEDED`, `RATE_LIMIT` over the per-user cap, `SERVER_BUSY` at
     /// the global cap, `MODEL_ERROR` when the model refuses.
-    pub async fn complete(&self, user_id: i64, request: CompletionRequest) -> Result<Completion> {
+    pub async fn complete(
+        &self,
+        user_id: UserId,
+        request: CompletionRequest,
+    ) -> Result<Completion> {
         let exchange = self.exchange(&request.messages)?;
         check_sampling(&request.sampling)?;
         let persona = self.chosen_persona(user_id, &request.model).await?;
@@ -157,7 +162,7 @@ impl Chat {
                 }
                 Err(ModelError::ContextExceeded) if attempt == 0 => budget /= 2,
                 Err(err) => {
-                    tracing::warn!(user_id, error = %err, "the model refused a completion");
+                    tracing::warn!(user_id = %user_id, error = %err, "the model refused a completion");
                     return Err(err.into());
                 }
             }
@@ -171,7 +176,11 @@ impl Chat {
     /// # Errors
     ///
     /// `Internal` when the database fails.
-    pub async fn recent_books(&self, user_id: i64, limit: i64) -> Result<Vec<(Isbn, Timestamp)>> {
+    pub async fn recent_books(
+        &self,
+        user_id: UserId,
+        limit: i64,
+    ) -> Result<Vec<(Isbn, Timestamp)>> {
         let books = self.store.recent_books(user_id, limit).await?;
         Ok(books
             .into_iter()
@@ -185,7 +194,7 @@ impl Chat {
     /// # Errors
     ///
     /// `NOT_FOUND` for an unknown book or persona.
-    pub async fn book_model(&self, user_id: i64, model: &BookModel) -> Result<Book> {
+    pub async fn book_model(&self, user_id: UserId, model: &BookModel) -> Result<Book> {
         self.chosen_persona(user_id, model).await?;
         self.model_book(model).await
     }
@@ -203,7 +212,7 @@ impl Chat {
     }
 
     /// The persona a model name chose (`NOT_FOUND` as for an unknown model).
-    async fn chosen_persona(&self, user_id: i64, model: &BookModel) -> Result<Persona> {
+    async fn chosen_persona(&self, user_id: UserId, model: &BookModel) -> Result<Persona> {
         let found = match &model.persona {
             PersonaChoice::Default => self.builtin_persona(super::DEFAULT_PERSONA).await?,
             PersonaChoice::Builtin(key) => self.builtin_persona(key).await?,

@@ -3,6 +3,7 @@
 
 use super::PERSONA_SEPARATOR;
 use crate::books::Isbn;
+use crate::domain::PersonaId;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Which persona a model name asks for.
@@ -13,7 +14,7 @@ pub enum PersonaChoice {
     /// A built-in persona by key (`librarian`, `author`).
     Builtin(String),
     /// One of the user's own personas (or a built-in) by id.
-    Id(i64),
+    Id(PersonaId),
 }
 
 /// A model name of the OpenAI-compatible face: an ISBN in any accepted form, optionally
@@ -92,7 +93,7 @@ mod tests {
         assert_eq!(plain.to_string(), "9787536692930");
         assert_eq!(
             BookModel::parse("7536692935@12").unwrap().persona,
-            PersonaChoice::Id(12)
+            PersonaChoice::Id(PersonaId::new(12))
         );
         for bad in [
             "gpt-4o",

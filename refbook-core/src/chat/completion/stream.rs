@@ -12,6 +12,7 @@ use futures::{Stream, StreamExt};
 use crate::chat::reply::event::floor_char_boundary;
 use crate::chat::tokens::{estimate_tokens, Calibration};
 use crate::domain::TokenUsage;
+use crate::domain::UserId;
 use crate::llm::{ModelError, ModelEvent, ModelStream};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
@@ -33,16 +34,16 @@ pub(super) enum CompletionSlot {
 
 /// Completions running per user in this process.
 #[derive(Debug, Default)]
-pub(crate) struct UserSlots(Mutex<HashMap<i64, usize>>);
+pub(crate) struct UserSlots(Mutex<HashMap<UserId, usize>>);
 
 /// One user's running completion; frees its place when dropped.
 pub(super) struct UserSlot {
     slots: Arc<UserSlots>,
-    user_id: i64,
+    user_id: UserId,
 }
 
 impl UserSlots {
-    pub(super) fn take(self: &Arc<Self>, user_id: i64, max: usize) -> Option<UserSlot> {
+    pub(super) fn take(self: &Arc<Self>, user_id: UserId, max: usize) -> Option<UserSlot> {
         let mut running = self
             .0
             .lock()
@@ -79,7 +80,7 @@ impl Drop for UserSlot {
 /// dropped because the client went away): its tokens against the user's quota.
 pub(super) struct Accounting {
     store: Arc<dyn Store>,
-    user_id: i64,
+    user_id: UserId,
     prompt_estimate: i64,
     calibration: Arc<Calibration>,
     completion_text_tokens: i64,
@@ -98,13 +99,13 @@ impl Accounting {
 }
 
 /// Adds a completion's tokens to the user's count for today.
-async fn add_usage(store: Arc<dyn Store>, user_id: i64, usage: TokenUsage) {
+async fn add_usage(store: Arc<dyn Store>, user_id: UserId, usage: TokenUsage) {
     let day = Timestamp::now().utc_day();
     let added = store
         .add_usage(user_id, &day, usage.prompt_tokens, usage.completion_tokens)
         .await;
     if let Err(err) = added {
-        tracing::error!(user_id, error = %err, "recording a completion's usage failed");
+        tracing::error!(user_id = %user_id, error = %err, "recording a completion's usage failed");
     }
 }
 
@@ -131,7 +132,7 @@ impl Drop for Accounting {
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(
-                user_id = self.user_id,
+                user_id = %self.user_id,
                 "no runtime to record a completion's usage"
             );
             return;
@@ -158,7 +159,7 @@ impl Accounting {
     /// until it ends.
     pub(super) fn new(
         store: Arc<dyn Store>,
-        user_id: i64,
+        user_id: UserId,
         prompt_estimate: i64,
         calibration: Arc<Calibration>,
         permit: tokio::sync::OwnedSemaphorePermit,

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use super::event::{Positioned, ReplyEvent, ReplyLog};
 use crate::chat::{FinishReason, Message, MessageStatus};
+use crate::domain::{ConversationId, MessageId};
 use crate::timestamp::Timestamp;
 
 /// The most events one [`ReplyListener::next`] hands out: a listener that never reads
@@ -28,15 +29,10 @@ struct ReplyState {
 /// A reply being generated (or recently finished, or rebuilt from the database).
 #[derive(Debug)]
 pub struct Reply {
-    /// Its conversation.
-    pub conversation_id: i64,
-    /// The assistant message it fills.
-    pub message_id: i64,
-    /// The model's name.
-    pub model: String,
-    /// Unix seconds when its message was stored (the chunks' `created`: the same on every
-    /// instance and after a rebuild).
-    pub created: i64,
+    pub(crate) conversation_id: ConversationId,
+    pub(crate) message_id: MessageId,
+    pub(crate) model: String,
+    pub(crate) created: i64,
     state: Mutex<ReplyState>,
     /// The last position, and whether the reply ended: listeners wait on changes.
     progress: watch::Sender<(usize, bool)>,
@@ -45,8 +41,33 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Its conversation.
+    pub fn conversation_id(&self) -> ConversationId {
+        self.conversation_id
+    }
+
+    /// The assistant message it fills.
+    pub fn message_id(&self) -> MessageId {
+        self.message_id
+    }
+
+    /// The model's name.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Unix seconds when its message was stored (the chunks' `created`: the same on every
+    /// instance and after a rebuild).
+    pub fn created(&self) -> i64 {
+        self.created
+    }
+
     /// An empty reply for a stored assistant message.
-    pub(crate) fn new(conversation_id: i64, message_id: i64, model: String) -> Arc<Self> {
+    pub(crate) fn new(
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        model: String,
+    ) -> Arc<Self> {
         Self::created_at(
             conversation_id,
             message_id,
@@ -55,7 +76,12 @@ impl Reply {
         )
     }
 
-    fn created_at(conversation_id: i64, message_id: i64, model: String, created: i64) -> Arc<Self> {
+    fn created_at(
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        model: String,
+        created: i64,
+    ) -> Arc<Self> {
         Arc::new(Self {
             conversation_id,
             message_id,
@@ -287,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn listeners_wait_for_events_and_end_after_the_last() {
-        let reply = Reply::new(1, 2, "m".into());
+        let reply = Reply::new(ConversationId::new(1), MessageId::new(2), "m".into());
         let mut early = reply.listen(0);
         reply.push(ReplyEvent::Start);
         assert_eq!(early.next().await.unwrap(), [(1, ReplyEvent::Start)]);
@@ -318,8 +344,8 @@ mod tests {
     #[test]
     fn a_stored_reply_rebuilds_with_its_ending() {
         let message = Message {
-            id: 9,
-            conversation_id: 3,
+            id: MessageId::new(9),
+            conversation_id: ConversationId::new(3),
             role: crate::chat::Role::Assistant,
             content: "答案".into(),
             reasoning: Some("想".into()),

@@ -15,6 +15,7 @@ use super::event::{floor_char_boundary, ReplyEvent};
 use super::registry::Replies;
 use crate::chat::tokens::{estimate_tokens, Calibration};
 use crate::chat::{FinishReason, MessageStatus, TokenUsage};
+use crate::domain::UserId;
 use crate::llm::{ModelEvent, ModelStream};
 use crate::store::{FinalReply, Store};
 use crate::timestamp::Timestamp;
@@ -51,7 +52,7 @@ pub(crate) struct Generation {
     /// This process's owner id on its claims.
     pub(crate) owner: Arc<str>,
     /// The user the reply is for (usage).
-    pub(crate) user_id: i64,
+    pub(crate) user_id: UserId,
     /// How long a claim lasts unless renewed.
     pub(crate) lease: Duration,
     /// How long the final save is retried.
@@ -91,8 +92,8 @@ impl Generation {
                 Ok(status) => status,
                 Err(_) => {
                     tracing::error!(
-                        conversation_id = reply.conversation_id,
-                        message_id = reply.message_id,
+                        conversation_id = %reply.conversation_id,
+                        message_id = %reply.message_id,
                         "a generation task panicked; its reply ends as failed"
                     );
                     if !reply.has_ending() {
@@ -119,7 +120,7 @@ impl Generation {
             .await;
         let outcome = streamed.unwrap_or_else(|_| {
             tracing::error!(
-                conversation_id = reply.conversation_id,
+                conversation_id = %reply.conversation_id,
                 "the model stream panicked; storing the reply as failed"
             );
             Outcome {
@@ -217,7 +218,7 @@ impl Generation {
                     None => break model_reason.map_or(FinishReason::Stop, |r: String| FinishReason::from_model(&r)),
                     Some(Ok(event @ (ModelEvent::Content(_) | ModelEvent::Reasoning(_)))) if event_len(&event) >= room => {
                         reply.push(cut_to(event, room));
-                        tracing::warn!(conversation_id = reply.conversation_id, max_bytes = self.max_reply_bytes, "a reply reached the size cap; ending it");
+                        tracing::warn!(conversation_id = %reply.conversation_id, max_bytes = self.max_reply_bytes, "a reply reached the size cap; ending it");
                         break CUT_AT_CAP;
                     }
                     Some(Ok(ModelEvent::Content(text))) => {
@@ -235,7 +236,7 @@ impl Generation {
                     Some(Ok(ModelEvent::Usage(u))) => usage = Some(u),
                     Some(Ok(ModelEvent::Finish(r))) => model_reason = Some(r),
                     Some(Err(err)) => {
-                        tracing::warn!(conversation_id = reply.conversation_id, error = %err, "the model failed mid-reply");
+                        tracing::warn!(conversation_id = %reply.conversation_id, error = %err, "the model failed mid-reply");
                         break FinishReason::Error;
                     }
                 },
@@ -269,7 +270,7 @@ impl Generation {
         {
             Ok(true) => {}
             Ok(false) => tracing::warn!(
-                conversation_id = reply.conversation_id,
+                conversation_id = %reply.conversation_id,
                 "this reply's claim was settled by another instance (its lease ran out); \
                  the final save still stores it"
             ),
@@ -333,7 +334,7 @@ async fn save_with_retry(store: &dyn Store, reply: FinalReply<'_>, timeout: Dura
             Ok(()) => {
                 if attempts > 1 {
                     tracing::info!(
-                        message_id = reply.reply_id,
+                        message_id = %reply.reply_id,
                         attempts,
                         "reply stored after retrying"
                     );
@@ -341,12 +342,12 @@ async fn save_with_retry(store: &dyn Store, reply: FinalReply<'_>, timeout: Dura
                 return true;
             }
             Err(err) if Instant::now() + pause < deadline => {
-                tracing::warn!(message_id = reply.reply_id, attempts, error = %err, "storing the reply failed; retrying");
+                tracing::warn!(message_id = %reply.reply_id, attempts, error = %err, "storing the reply failed; retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
             Err(err) => {
-                tracing::error!(message_id = reply.reply_id, attempts, error = %err, "storing the reply failed; giving up");
+                tracing::error!(message_id = %reply.reply_id, attempts, error = %err, "storing the reply failed; giving up");
                 return false;
             }
         }

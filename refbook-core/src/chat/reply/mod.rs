@@ -20,4 +20,4 @@ pub(crate) mod remote;
 pub use buffer::{Reply, ReplyListener};
 pub use driver::{GenerationObserver, GenerationReport};
 pub use event::{Positioned, ReplyEvent};
-pub use registry::Replies;
+pub(crate) use registry::Replies;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::buffer::Reply;
 use crate::chat::FinishReason;
+use crate::domain::ConversationId;
 
 /// How long a finished reply stays in memory. Positions do not depend on it: after it
 /// the reply is rebuilt from the database with the same positions.
@@ -19,12 +20,12 @@ const KEEP_FINISHED_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Debug, Default)]
 struct Registry {
     /// Replies generating here, by conversation.
-    running: HashMap<i64, Arc<Reply>>,
+    running: HashMap<ConversationId, Arc<Reply>>,
     /// Replies finished here lately, by conversation.
-    recent: HashMap<i64, Arc<Reply>>,
+    recent: HashMap<ConversationId, Arc<Reply>>,
     /// Replies generating elsewhere that readers here follow, by conversation: one
     /// follower serves every reader here, and stays until the reply ends.
-    following: HashMap<i64, Arc<Reply>>,
+    following: HashMap<ConversationId, Arc<Reply>>,
 }
 
 /// The replies of this process. Cheap to clone.
@@ -76,7 +77,7 @@ impl Replies {
 
     /// The reply generating in the conversation here, else the one that finished here
     /// lately.
-    pub fn current(&self, conversation_id: i64) -> Option<Arc<Reply>> {
+    pub fn current(&self, conversation_id: ConversationId) -> Option<Arc<Reply>> {
         let registry = self.lock();
         registry
             .running
@@ -86,12 +87,12 @@ impl Replies {
     }
 
     /// The reply generating in the conversation here.
-    pub fn running(&self, conversation_id: i64) -> Option<Arc<Reply>> {
+    pub fn running(&self, conversation_id: ConversationId) -> Option<Arc<Reply>> {
         self.lock().running.get(&conversation_id).cloned()
     }
 
     /// Forgets a conversation's finished reply (its messages changed).
-    pub(crate) fn forget(&self, conversation_id: i64) {
+    pub(crate) fn forget(&self, conversation_id: ConversationId) {
         let mut registry = self.lock();
         registry.recent.remove(&conversation_id);
         registry.following.remove(&conversation_id);
@@ -99,7 +100,7 @@ impl Replies {
 
     /// The reply of another instance that readers here follow in the conversation, while
     /// it has not ended.
-    pub(crate) fn followed(&self, conversation_id: i64) -> Option<Arc<Reply>> {
+    pub(crate) fn followed(&self, conversation_id: ConversationId) -> Option<Arc<Reply>> {
         let mut registry = self.lock();
         let reply = registry.following.get(&conversation_id)?.clone();
         if reply.is_finished() {
@@ -146,10 +147,10 @@ impl Replies {
 mod tests {
     use super::*;
     use crate::chat::reply::ReplyEvent;
-    use crate::domain::MessageStatus;
+    use crate::domain::{MessageId, MessageStatus};
 
-    fn finished(conversation_id: i64, text: &str) -> Arc<Reply> {
-        let reply = Reply::new(conversation_id, conversation_id * 10, "m".into());
+    fn finished(id: i64, text: &str) -> Arc<Reply> {
+        let reply = Reply::new(ConversationId::new(id), MessageId::new(id * 10), "m".into());
         reply.push(ReplyEvent::Content(text.into()));
         reply.finish(MessageStatus::Complete);
         reply
@@ -158,35 +159,41 @@ mod tests {
     #[test]
     fn a_reply_is_running_then_recent_then_forgotten() {
         let replies = Replies::default();
-        let reply = Reply::new(7, 70, "m".into());
+        let reply = Reply::new(ConversationId::new(7), MessageId::new(70), "m".into());
         replies.started(reply.clone());
-        assert!(Arc::ptr_eq(&replies.running(7).unwrap(), &reply));
+        assert!(Arc::ptr_eq(
+            &replies.running(ConversationId::new(7)).unwrap(),
+            &reply
+        ));
         assert_eq!(replies.active_count(), 1);
 
         reply.finish(MessageStatus::Complete);
         replies.ended(&reply);
-        assert!(replies.running(7).is_none(), "no longer generating");
         assert!(
-            Arc::ptr_eq(&replies.current(7).unwrap(), &reply),
+            replies.running(ConversationId::new(7)).is_none(),
+            "no longer generating"
+        );
+        assert!(
+            Arc::ptr_eq(&replies.current(ConversationId::new(7)).unwrap(), &reply),
             "kept for listeners that re-attach"
         );
         assert_eq!(replies.active_count(), 0);
 
-        replies.forget(7);
-        assert!(replies.current(7).is_none());
+        replies.forget(ConversationId::new(7));
+        assert!(replies.current(ConversationId::new(7)).is_none());
     }
 
     #[test]
     fn an_older_reply_ending_late_does_not_unseat_the_new_one() {
         let replies = Replies::default();
-        let old = Reply::new(3, 30, "m".into());
+        let old = Reply::new(ConversationId::new(3), MessageId::new(30), "m".into());
         replies.started(old.clone());
-        let new = Reply::new(3, 31, "m".into());
+        let new = Reply::new(ConversationId::new(3), MessageId::new(31), "m".into());
         replies.started(new.clone());
         old.finish(MessageStatus::Partial);
         replies.ended(&old);
         assert!(
-            Arc::ptr_eq(&replies.running(3).unwrap(), &new),
+            Arc::ptr_eq(&replies.running(ConversationId::new(3)).unwrap(), &new),
             "the regenerated reply still runs"
         );
     }
@@ -201,9 +208,12 @@ mod tests {
             replies.ended(&reply);
         }
         let kept = (0..count)
-            .filter(|id| replies.current(*id).is_some())
+            .filter(|id| replies.current(ConversationId::new(*id)).is_some())
             .count();
         assert_eq!(kept, KEEP_FINISHED_COUNT);
-        assert!(replies.current(count - 1).is_some(), "the newest stays");
+        assert!(
+            replies.current(ConversationId::new(count - 1)).is_some(),
+            "the newest stays"
+        );
     }
 }

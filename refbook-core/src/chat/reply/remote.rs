@@ -15,6 +15,7 @@ use super::buffer::Reply;
 use super::event::ReplyEvent;
 use super::follow::from_database;
 use crate::cluster::{channel_name, Cluster, Heard, Listening};
+use crate::domain::MessageId;
 use crate::domain::{FinishReason, Message, MessageStatus, TokenUsage};
 use crate::store::Store;
 
@@ -179,10 +180,10 @@ async fn publish(cluster: Cluster, reply: Arc<Reply>) {
                     .finished_at()
                     .is_some_and(|at| at.elapsed() > PUBLISH_PATIENCE);
                 if gave_up {
-                    tracing::warn!(error = %err, message_id = reply.message_id, "Redis: giving up publishing an ended reply (it is stored)");
+                    tracing::warn!(error = %err, message_id = %reply.message_id, "Redis: giving up publishing an ended reply (it is stored)");
                     return;
                 }
-                tracing::warn!(error = %err, message_id = reply.message_id, "Redis: publishing a reply failed; retrying from its start");
+                tracing::warn!(error = %err, message_id = %reply.message_id, "Redis: publishing a reply failed; retrying from its start");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
                 listener = reply.listen(0);
@@ -380,7 +381,7 @@ enum CaughtUp {
 }
 
 /// Reads the reply's stream from its start and applies what continues the reply.
-async fn catch_up(cluster: &Cluster, reply: &Weak<Reply>, message_id: i64) -> CaughtUp {
+async fn catch_up(cluster: &Cluster, reply: &Weak<Reply>, message_id: MessageId) -> CaughtUp {
     let mut redis = cluster.redis();
     let read = cluster
         .answer(
@@ -415,6 +416,7 @@ async fn catch_up(cluster: &Cluster, reply: &Weak<Reply>, message_id: i64) -> Ca
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ConversationId;
 
     fn content(p: usize, v: usize, text: &str) -> WireEvent {
         WireEvent {
@@ -426,7 +428,7 @@ mod tests {
 
     #[test]
     fn published_events_continue_a_reply_exactly_once() {
-        let reply = Reply::new(1, 2, "m".into());
+        let reply = Reply::new(ConversationId::new(1), MessageId::new(2), "m".into());
         let start = WireEvent {
             p: 1,
             v: 0,

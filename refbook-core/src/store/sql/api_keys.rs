@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use super::users::{select_users, user_from_row};
 use super::SqlStore;
+use crate::domain::UserId;
 use crate::store::{ApiKeyRecord, ApiKeyStore, StoreError, TooManyApiKeys, UserRecord};
 use crate::timestamp::Timestamp;
 
@@ -29,7 +30,7 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKeyRecord, sqlx::Error> {
 impl ApiKeyStore for SqlStore {
     async fn create_api_key(
         &self,
-        user_id: i64,
+        user_id: UserId,
         name: &str,
         key_hash: &str,
         max_per_user: usize,
@@ -68,7 +69,7 @@ impl ApiKeyStore for SqlStore {
         Ok(Ok(key))
     }
 
-    async fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    async fn api_keys(&self, user_id: UserId) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id DESC"
         ))
@@ -78,7 +79,7 @@ impl ApiKeyStore for SqlStore {
         Ok(rows.iter().map(key_from_row).collect::<Result<_, _>>()?)
     }
 
-    async fn delete_api_key(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
+    async fn delete_api_key(&self, id: i64, user_id: UserId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM api_keys WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)

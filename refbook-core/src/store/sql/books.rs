@@ -60,7 +60,7 @@ fn like_pattern(query: &str) -> String {
 
 #[async_trait]
 impl BookStore for SqlStore {
-    async fn book(&self, isbn: &str) -> Result<Option<StoredBook>, StoreError> {
+    async fn book(&self, isbn: &Isbn) -> Result<Option<StoredBook>, StoreError> {
         let row = sqlx::query(&format!("SELECT {BOOK_COLUMNS} FROM books WHERE isbn = $1"))
             .bind(isbn)
             .fetch_optional(&self.pool)
@@ -138,7 +138,7 @@ impl BookStore for SqlStore {
         Ok((count, books))
     }
 
-    async fn cover(&self, isbn: &str) -> Result<Option<Cover>, StoreError> {
+    async fn cover(&self, isbn: &Isbn) -> Result<Option<Cover>, StoreError> {
         let row =
             sqlx::query("SELECT source_url, content_type, bytes FROM book_covers WHERE isbn = $1")
                 .bind(isbn)
@@ -154,7 +154,12 @@ impl BookStore for SqlStore {
         .transpose()
     }
 
-    async fn put_cover(&self, isbn: &str, cover: &Cover, now: Timestamp) -> Result<(), StoreError> {
+    async fn put_cover(
+        &self,
+        isbn: &Isbn,
+        cover: &Cover,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO book_covers (isbn, source_url, content_type, bytes, fetched_at) \
              VALUES ($1, $2, $3, $4, $5) \
@@ -192,7 +197,7 @@ impl BookStore for SqlStore {
         Ok(books.len() as u64)
     }
 
-    async fn catalog_book(&self, isbn: &str) -> Result<Option<Book>, StoreError> {
+    async fn catalog_book(&self, isbn: &Isbn) -> Result<Option<Book>, StoreError> {
         let row = sqlx::query("SELECT data, imported_at FROM catalog_books WHERE isbn = $1")
             .bind(isbn)
             .fetch_optional(&self.pool)
@@ -201,8 +206,7 @@ impl BookStore for SqlStore {
         let data: String = row.try_get("data")?;
         let fields: BookFields = serde_json::from_str(&data)
             .map_err(|e| StoreError::Corrupt(format!("catalog_books.data: {e}")))?;
-        let isbn = Isbn::parse(isbn).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let imported = Timestamp::from_millis(row.try_get("imported_at")?);
-        Ok(Some(fields.into_book(&isbn, "catalog", imported)))
+        Ok(Some(fields.into_book(isbn, "catalog", imported)))
     }
 }

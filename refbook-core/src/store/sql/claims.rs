@@ -10,6 +10,7 @@ use sqlx::Row;
 use super::conversations::{message_from_row, MESSAGE_COLUMNS};
 use super::replies::settle;
 use super::{placeholders, Backend, SqlStore};
+use crate::domain::{ConversationId, UserId};
 use crate::domain::{Message, MessageStatus, Role};
 use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim, StoreError};
 use crate::timestamp::Timestamp;
@@ -17,8 +18,8 @@ use crate::timestamp::Timestamp;
 /// A claim, owned (to travel to the writer).
 #[derive(Debug, Clone)]
 pub(super) struct OwnedClaim {
-    conversation_id: i64,
-    user_id: i64,
+    conversation_id: ConversationId,
+    user_id: UserId,
     owner: String,
     lease_until: Timestamp,
     max_per_user: usize,
@@ -52,8 +53,8 @@ pub(super) enum ClaimOutcome {
 /// The claims of users' live replies: `(conversation, user, lease until)`.
 async fn claims_of(
     tx: &mut super::tx::WriteTx,
-    users: &[i64],
-) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    users: &[UserId],
+) -> Result<Vec<(ConversationId, UserId, i64)>, StoreError> {
     let sql = format!(
         "SELECT conversation_id, user_id, lease_until FROM reply_claims WHERE user_id IN ({})",
         placeholders(0, users.len())
@@ -100,9 +101,9 @@ impl SqlStore {
         }
         let mut owned = HashSet::new();
         for row in query.fetch_all(&mut *tx).await? {
-            owned.insert(row.try_get::<i64, _>("id")?);
+            owned.insert(row.try_get::<ConversationId, _>("id")?);
         }
-        let mut users: Vec<i64> = claims.iter().map(|c| c.user_id).collect();
+        let mut users: Vec<UserId> = claims.iter().map(|c| c.user_id).collect();
         users.sort_unstable();
         users.dedup();
         if self.backend() == Backend::Postgres {
@@ -120,7 +121,7 @@ impl SqlStore {
             query.execute(&mut *tx).await?;
         }
         let mut live = claims_of(&mut tx, &users).await?;
-        let expired: HashSet<i64> = live
+        let expired: HashSet<UserId> = live
             .iter()
             .filter(|(_, _, until)| *until < now.millis())
             .map(|(_, user, _)| *user)
@@ -133,11 +134,11 @@ impl SqlStore {
             }
             live = claims_of(&mut tx, &users).await?;
         }
-        let mut busy: HashSet<i64> = live
+        let mut busy: HashSet<ConversationId> = live
             .iter()
             .map(|(conversation, _, _)| *conversation)
             .collect();
-        let mut held: HashMap<i64, usize> = HashMap::new();
+        let mut held: HashMap<UserId, usize> = HashMap::new();
         for (_, user, _) in &live {
             *held.entry(*user).or_default() += 1;
         }
@@ -179,7 +180,7 @@ impl SqlStore {
     ) -> Result<Vec<ClaimedReply>, StoreError> {
         // Question before reply, in VALUES order: ids follow it, as positions assume.
         let mut rows = Vec::new();
-        let mut binds: Vec<(i64, Role, &str, MessageStatus)> = Vec::new();
+        let mut binds: Vec<(ConversationId, Role, &str, MessageStatus)> = Vec::new();
         for &at in granted {
             let claim = &claims[at];
             if let Some(question) = &claim.question {
@@ -214,7 +215,7 @@ impl SqlStore {
                 .bind(*content)
                 .bind(status.as_str());
         }
-        let mut by_turn: HashMap<(i64, Role), Message> = HashMap::new();
+        let mut by_turn: HashMap<(ConversationId, Role), Message> = HashMap::new();
         for row in query.fetch_all(&mut **tx).await? {
             let message = message_from_row(&row)?;
             by_turn.insert((message.conversation_id, message.role), message);

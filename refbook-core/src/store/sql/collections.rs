@@ -6,6 +6,7 @@ use sqlx::Row;
 use super::books::{stored_book_from_row, BOOK_COLUMNS};
 use super::SqlStore;
 use crate::domain::Book;
+use crate::domain::{Isbn, UserId};
 use crate::store::{CollectionStore, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -13,8 +14,8 @@ use crate::timestamp::Timestamp;
 impl CollectionStore for SqlStore {
     async fn collect(
         &self,
-        user_id: i64,
-        isbn: &str,
+        user_id: UserId,
+        isbn: &Isbn,
         now: Timestamp,
     ) -> Result<Timestamp, StoreError> {
         sqlx::query(
@@ -38,7 +39,7 @@ impl CollectionStore for SqlStore {
 
     async fn collection(
         &self,
-        user_id: i64,
+        user_id: UserId,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<(Book, Timestamp)>), StoreError> {
@@ -74,7 +75,7 @@ impl CollectionStore for SqlStore {
         Ok((count, items))
     }
 
-    async fn uncollect(&self, user_id: i64, isbn: &str) -> Result<bool, StoreError> {
+    async fn uncollect(&self, user_id: UserId, isbn: &Isbn) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM collections WHERE user_id = $1 AND isbn = $2")
             .bind(user_id)
             .bind(isbn)

@@ -11,6 +11,7 @@ use super::SqlStore;
 use crate::domain::{
     BookBrief, Conversation, FinishReason, Message, MessageStatus, NewMessage, Role, TokenUsage,
 };
+use crate::domain::{ConversationId, Isbn, MessageId, PersonaId, UserId};
 use crate::store::{ChatStore, ReplyTarget, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -94,7 +95,7 @@ impl SqlStore {
         for conversation in &list {
             query = query.bind(conversation.id);
         }
-        let mut last: HashMap<i64, Message> = HashMap::new();
+        let mut last: HashMap<ConversationId, Message> = HashMap::new();
         for row in query.fetch_all(&self.pool).await? {
             let message = message_from_row(&row)?;
             last.insert(message.conversation_id, message);
@@ -108,7 +109,7 @@ impl SqlStore {
     async fn one_conversation(
         &self,
         clause: &str,
-        binds: (i64, i64),
+        binds: (ConversationId, UserId),
     ) -> Result<Option<Conversation>, StoreError> {
         let row = sqlx::query(&format!("{CONVERSATION_SELECT} WHERE {clause}"))
             .bind(binds.0)
@@ -125,14 +126,14 @@ impl SqlStore {
 impl ChatStore for SqlStore {
     async fn create_conversation(
         &self,
-        user_id: i64,
-        isbn: &str,
+        user_id: UserId,
+        isbn: &Isbn,
         title: &str,
-        persona_id: Option<i64>,
+        persona_id: Option<PersonaId>,
         origin: &str,
         now: Timestamp,
     ) -> Result<Conversation, StoreError> {
-        let id: i64 = sqlx::query(
+        let id: ConversationId = sqlx::query(
             "INSERT INTO conversations (user_id, isbn, title, persona_id, origin, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
         )
@@ -152,14 +153,18 @@ impl ChatStore for SqlStore {
 
     async fn conversation(
         &self,
-        id: i64,
-        user_id: i64,
+        id: ConversationId,
+        user_id: UserId,
     ) -> Result<Option<Conversation>, StoreError> {
         self.one_conversation("c.id = $1 AND c.user_id = $2", (id, user_id))
             .await
     }
 
-    async fn reply_target(&self, id: i64, user_id: i64) -> Result<Option<ReplyTarget>, StoreError> {
+    async fn reply_target(
+        &self,
+        id: ConversationId,
+        user_id: UserId,
+    ) -> Result<Option<ReplyTarget>, StoreError> {
         let row = sqlx::query(
             "SELECT isbn, persona_id FROM conversations WHERE id = $1 AND user_id = $2",
         )
@@ -180,7 +185,7 @@ impl ChatStore for SqlStore {
 
     async fn history_tail(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         max_chars: i64,
     ) -> Result<Vec<Message>, StoreError> {
         // Newest first, each row with the characters of the newer rows before it; only
@@ -204,8 +209,8 @@ impl ChatStore for SqlStore {
 
     async fn conversations(
         &self,
-        user_id: i64,
-        isbn: Option<&str>,
+        user_id: UserId,
+        isbn: Option<&Isbn>,
         limit: i64,
         offset: i64,
     ) -> Result<(i64, Vec<Conversation>), StoreError> {
@@ -236,8 +241,8 @@ impl ChatStore for SqlStore {
 
     async fn stateless_conversation(
         &self,
-        user_id: i64,
-        isbn: &str,
+        user_id: UserId,
+        isbn: &Isbn,
         title: &str,
         now: Timestamp,
     ) -> Result<(Conversation, bool), StoreError> {
@@ -269,7 +274,7 @@ impl ChatStore for SqlStore {
         Ok((conversation, created))
     }
 
-    async fn delete_conversation_if_empty(&self, id: i64) -> Result<bool, StoreError> {
+    async fn delete_conversation_if_empty(&self, id: ConversationId) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "DELETE FROM conversations WHERE id = $1 \
                AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1) \
@@ -283,10 +288,10 @@ impl ChatStore for SqlStore {
 
     async fn update_conversation(
         &self,
-        id: i64,
-        user_id: i64,
+        id: ConversationId,
+        user_id: UserId,
         title: Option<&str>,
-        persona_id: Option<Option<i64>>,
+        persona_id: Option<Option<PersonaId>>,
         now: Timestamp,
     ) -> Result<Option<Conversation>, StoreError> {
         let (set_persona, persona) = match persona_id {
@@ -312,7 +317,11 @@ impl ChatStore for SqlStore {
         self.conversation(id, user_id).await
     }
 
-    async fn delete_conversation(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
+    async fn delete_conversation(
+        &self,
+        id: ConversationId,
+        user_id: UserId,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM conversations WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
@@ -323,7 +332,7 @@ impl ChatStore for SqlStore {
 
     async fn add_message(
         &self,
-        conversation_id: i64,
+        conversation_id: ConversationId,
         message: NewMessage,
         now: Timestamp,
     ) -> Result<Message, StoreError> {
@@ -359,7 +368,7 @@ impl ChatStore for SqlStore {
         Ok(stored)
     }
 
-    async fn messages(&self, conversation_id: i64) -> Result<Vec<Message>, StoreError> {
+    async fn messages(&self, conversation_id: ConversationId) -> Result<Vec<Message>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY id"
         ))
@@ -371,8 +380,8 @@ impl ChatStore for SqlStore {
 
     async fn message(
         &self,
-        conversation_id: i64,
-        message_id: i64,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     ) -> Result<Option<Message>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND id = $2"
@@ -386,8 +395,8 @@ impl ChatStore for SqlStore {
 
     async fn delete_message(
         &self,
-        conversation_id: i64,
-        message_id: i64,
+        conversation_id: ConversationId,
+        message_id: MessageId,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM messages WHERE conversation_id = $1 AND id = $2")
             .bind(conversation_id)
@@ -399,7 +408,7 @@ impl ChatStore for SqlStore {
 
     async fn recent_books(
         &self,
-        user_id: i64,
+        user_id: UserId,
         limit: i64,
     ) -> Result<Vec<(String, Timestamp)>, StoreError> {
         let rows = sqlx::query(

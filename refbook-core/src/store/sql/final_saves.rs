@@ -11,14 +11,15 @@ use std::collections::BTreeMap;
 use super::settings::add_usage_sql;
 use super::{placeholders, SqlStore};
 use crate::domain::{FinishReason, MessageStatus, TokenUsage};
+use crate::domain::{MessageId, UserId};
 use crate::store::{FinalReply, StoreError};
 use crate::timestamp::Timestamp;
 
 /// A final save, owned (to travel to the writer).
 #[derive(Debug, Clone)]
 pub(super) struct OwnedFinal {
-    reply_id: i64,
-    user_id: i64,
+    reply_id: MessageId,
+    user_id: UserId,
     content: String,
     reasoning: Option<String>,
     finish_reason: FinishReason,
@@ -79,14 +80,14 @@ impl SqlStore {
                 .bind(r.usage.completion_tokens)
                 .bind(r.usage.total_tokens);
         }
-        let saved: Vec<i64> = query
+        let saved: Vec<MessageId> = query
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(|row| sqlx::Row::try_get(row, "id"))
             .collect::<Result<_, _>>()?;
         // Usage once per user and day (one upsert may not touch a row twice).
-        let mut usage: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        let mut usage: BTreeMap<UserId, (i64, i64)> = BTreeMap::new();
         for r in replies.iter().filter(|r| saved.contains(&r.reply_id)) {
             let entry = usage.entry(r.user_id).or_default();
             entry.0 += r.usage.prompt_tokens;

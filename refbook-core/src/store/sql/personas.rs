@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use super::SqlStore;
 use crate::domain::Persona;
+use crate::domain::{PersonaId, UserId};
 use crate::store::{PersonaStore, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -25,7 +26,7 @@ fn persona_from_row(row: &AnyRow) -> Result<Persona, sqlx::Error> {
 
 #[async_trait]
 impl PersonaStore for SqlStore {
-    async fn personas(&self, user_id: i64) -> Result<Vec<Persona>, StoreError> {
+    async fn personas(&self, user_id: UserId) -> Result<Vec<Persona>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {PERSONA_COLUMNS} FROM personas WHERE user_id IS NULL OR user_id = $1 \
              ORDER BY CASE WHEN user_id IS NULL THEN 0 ELSE 1 END, id"
@@ -39,7 +40,7 @@ impl PersonaStore for SqlStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn persona(&self, id: i64, user_id: i64) -> Result<Option<Persona>, StoreError> {
+    async fn persona(&self, id: PersonaId, user_id: UserId) -> Result<Option<Persona>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {PERSONA_COLUMNS} FROM personas WHERE id = $1 AND (user_id IS NULL OR user_id = $2)"
         ))
@@ -62,7 +63,7 @@ impl PersonaStore for SqlStore {
 
     async fn create_persona(
         &self,
-        user_id: i64,
+        user_id: UserId,
         name: &str,
         description: &str,
         now: Timestamp,
@@ -80,7 +81,7 @@ impl PersonaStore for SqlStore {
         Ok(persona_from_row(&row)?)
     }
 
-    async fn delete_persona(&self, id: i64, user_id: i64) -> Result<bool, StoreError> {
+    async fn delete_persona(&self, id: PersonaId, user_id: UserId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM personas WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)

@@ -12,6 +12,8 @@ use super::claims::{ClaimOutcome, OwnedClaim};
 use super::final_saves::OwnedFinal;
 use super::tx::WriteTx;
 use super::SqlStore;
+use crate::domain::UserId;
+use crate::domain::{ConversationId, MessageId};
 use crate::store::{ClaimRefused, ClaimedReply, FinalReply, ReplyClaim, ReplyStore, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -20,7 +22,7 @@ use crate::timestamp::Timestamp;
 pub(super) async fn settle(
     tx: &mut WriteTx,
     now: Timestamp,
-    user: Option<i64>,
+    user: Option<UserId>,
 ) -> Result<u64, StoreError> {
     let claims = "lease_until < $1 AND ($2 IS NULL OR user_id = $2)";
     let settled = sqlx::query(&format!(
@@ -65,8 +67,8 @@ impl ReplyStore for SqlStore {
 
     async fn abandon_reply(
         &self,
-        reply_id: i64,
-        question_id: Option<i64>,
+        reply_id: MessageId,
+        question_id: Option<MessageId>,
     ) -> Result<(), StoreError> {
         // The claim goes with the reply (ON DELETE CASCADE).
         sqlx::query("DELETE FROM messages WHERE id = $1 OR id = $2")
@@ -79,7 +81,7 @@ impl ReplyStore for SqlStore {
 
     async fn checkpoint_reply(
         &self,
-        reply_id: i64,
+        reply_id: MessageId,
         owner: &str,
         text: Option<(&str, Option<&str>)>,
         lease_until: Timestamp,
@@ -132,7 +134,11 @@ impl ReplyStore for SqlStore {
         Ok(settled)
     }
 
-    async fn delete_messages(&self, conversation_id: i64, ids: &[i64]) -> Result<(), StoreError> {
+    async fn delete_messages(
+        &self,
+        conversation_id: ConversationId,
+        ids: &[MessageId],
+    ) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }

@@ -5,6 +5,7 @@ use sqlx::Row;
 
 use super::users::{select_users, user_from_row};
 use super::SqlStore;
+use crate::domain::UserId;
 use crate::store::{RefreshOutcome, SessionStore, StoreError, UserRecord};
 use crate::timestamp::Timestamp;
 
@@ -33,7 +34,7 @@ async fn insert_refresh_token(
 impl SessionStore for SqlStore {
     async fn create_session(
         &self,
-        user_id: i64,
+        user_id: UserId,
         refresh_hash: &str,
         refresh_expires_at: Timestamp,
         now: Timestamp,
@@ -57,7 +58,7 @@ impl SessionStore for SqlStore {
     async fn session_user(
         &self,
         session_id: i64,
-        user_id: i64,
+        user_id: UserId,
     ) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(&select_users(
             "FROM login_sessions JOIN users ON users.id = login_sessions.user_id \
@@ -97,7 +98,7 @@ impl SessionStore for SqlStore {
             return Ok(RefreshOutcome::Invalid);
         };
         let session_id: i64 = session.try_get("id")?;
-        let user_id: i64 = session.try_get("user_id")?;
+        let user_id: UserId = session.try_get("user_id")?;
         let token =
             sqlx::query("SELECT used_at, expires_at FROM refresh_tokens WHERE token_hash = $1")
                 .bind(old_hash)
@@ -138,7 +139,10 @@ impl SessionStore for SqlStore {
         Ok(outcome)
     }
 
-    async fn session_of_refresh_token(&self, hash: &str) -> Result<Option<(i64, i64)>, StoreError> {
+    async fn session_of_refresh_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(i64, UserId)>, StoreError> {
         let row = sqlx::query(
             "SELECT login_sessions.id AS session_id, login_sessions.user_id AS user_id \
              FROM refresh_tokens JOIN login_sessions ON login_sessions.id = refresh_tokens.session_id \
@@ -147,14 +151,14 @@ impl SessionStore for SqlStore {
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| -> Result<(i64, i64), sqlx::Error> {
+        row.map(|r| -> Result<(i64, UserId), sqlx::Error> {
             Ok((r.try_get("session_id")?, r.try_get("user_id")?))
         })
         .transpose()
         .map_err(StoreError::from)
     }
 
-    async fn delete_session(&self, session_id: i64, user_id: i64) -> Result<bool, StoreError> {
+    async fn delete_session(&self, session_id: i64, user_id: UserId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM login_sessions WHERE id = $1 AND user_id = $2")
             .bind(session_id)
             .bind(user_id)
@@ -165,7 +169,7 @@ impl SessionStore for SqlStore {
 
     async fn delete_user_sessions(
         &self,
-        user_id: i64,
+        user_id: UserId,
         keep: Option<i64>,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::SqlStore;
+use crate::domain::UserId;
 use crate::store::{SettingsStore, StoreError, UsageStore};
 
 #[async_trait]
@@ -45,7 +46,7 @@ pub(super) fn add_usage_sql(rows: usize) -> String {
 impl UsageStore for SqlStore {
     async fn add_usage(
         &self,
-        user_id: i64,
+        user_id: UserId,
         day: &str,
         prompt_tokens: i64,
         completion_tokens: i64,
@@ -60,7 +61,7 @@ impl UsageStore for SqlStore {
         Ok(())
     }
 
-    async fn usage_on(&self, user_id: i64, day: &str) -> Result<i64, StoreError> {
+    async fn usage_on(&self, user_id: UserId, day: &str) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS BIGINT) AS used \
              FROM usage_daily WHERE user_id = $1 AND day = $2",

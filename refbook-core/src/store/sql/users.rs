@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::SqlStore;
+use crate::domain::UserId;
 use crate::store::{unique_key, NewUser, ProfileChange, StoreError, UserRecord, UserStore};
 use crate::timestamp::Timestamp;
 
@@ -69,7 +70,7 @@ impl UserStore for SqlStore {
         Ok(user_from_row(&row)?)
     }
 
-    async fn user_by_id(&self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
         let row = sqlx::query(&select_users("FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -91,7 +92,7 @@ impl UserStore for SqlStore {
 
     async fn update_profile(
         &self,
-        id: i64,
+        id: UserId,
         change: ProfileChange,
         now: Timestamp,
     ) -> Result<UserRecord, StoreError> {
@@ -126,7 +127,7 @@ impl UserStore for SqlStore {
 
     async fn set_password_hash(
         &self,
-        id: i64,
+        id: UserId,
         hash: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
@@ -143,7 +144,7 @@ impl UserStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
