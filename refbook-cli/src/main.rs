@@ -95,9 +95,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
     let config = setup::config(cli.config.as_deref(), cli.database_url.as_deref())?;
-    setup::logging(&config);
-    let language = setup::language(&config);
-    let refbook = runtime.block_on(setup::refbook(config))?;
+    setup::logging(&config.cli);
+    let language = setup::language(&config.core);
+    setup::note_unused(&config, language);
+    let refbook = runtime.block_on(setup::refbook(config.core))?;
     match cli.command {
         Command::Book { isbn, json } => {
             runtime.block_on(commands::book::show(&refbook, &isbn, json, language))

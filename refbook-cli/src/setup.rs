@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
+use refbook_core::config::Layers;
 use refbook_core::{Config, ErrorKind, Language, Refbook};
 
 use crate::failure::Failure;
@@ -15,24 +16,66 @@ fn default_database_url() -> String {
     format!("sqlite://{}", dir.join("refbook.db").display())
 }
 
-/// The server's configuration layers over the CLI's defaults.
-pub fn config(file: Option<&Path>, database_url: Option<&str>) -> Result<Config, Failure> {
-    let base = Config {
-        database_url: default_database_url(),
-        ..Config::default()
-    };
+refbook_core::settings_group! {
+    /// What only the CLI reads.
+    pub struct CliSettings {
+        /// Log filter; the CLI writes log lines (on stderr) only when `REFBOOK_LOG` is set.
+        log ("log"): String = "info".to_owned();
+    }
+}
+
+/// The CLI's configuration: the core's settings, its own, and the file's keys it does not
+/// use (a server's, such as `bind`, or misspelt).
+#[derive(Debug)]
+pub struct CliConfig {
+    /// The core's settings.
+    pub core: Config,
+    /// The CLI's own.
+    pub cli: CliSettings,
+    /// Keys of the file that neither reads.
+    pub unused: Vec<String>,
+}
+
+/// The server's configuration layers (file, `REFBOOK_*`, flags) over the CLI's defaults.
+pub fn config(file: Option<&Path>, database_url: Option<&str>) -> Result<CliConfig, Failure> {
     let overrides: Vec<(&str, String)> = database_url
         .map(|url| ("database_url", url.to_owned()))
         .into_iter()
         .collect();
-    Config::load_over(base, file, std::env::vars(), &overrides)
-        .map_err(|e| Failure::plain(e.to_string()).hint("fix the setting named above"))
+    let mut core = Config::default();
+    core.database.url = default_database_url();
+    let mut cli = CliSettings::default();
+    let layered = (|| {
+        let layers = Layers::read(file, std::env::vars(), &overrides)?;
+        layers.apply(&mut core)?;
+        layers.apply(&mut cli)?;
+        core.validate()?;
+        Ok::<_, refbook_core::config::ConfigError>(layers.unknown(&[&core, &cli]))
+    })();
+    let unused =
+        layered.map_err(|e| Failure::plain(e.to_string()).hint("fix the setting named above"))?;
+    Ok(CliConfig { core, cli, unused })
+}
+
+/// A line on stderr naming the file's settings the CLI does not use (once per run; the
+/// file may be a server's).
+pub fn note_unused(config: &CliConfig, language: Language) {
+    if config.unused.is_empty() {
+        return;
+    }
+    let keys = config.unused.join(", ");
+    match language {
+        Language::Zh => eprintln!("提示：配置文件中的 {keys} 不是 refbook-cli 的设置（服务器的设置或拼写错误），已忽略"),
+        Language::En => eprintln!(
+            "note: {keys} in the configuration file is not a refbook-cli setting (a server's, or misspelt); ignored"
+        ),
+    }
 }
 
 /// Log lines only when `REFBOOK_LOG` asks for them, and then on stderr. By default none:
 /// the CLI reports every failure itself (an `error:` line and a `hint:`), and a log line
 /// would land in the middle of the conversation on the terminal.
-pub fn logging(config: &Config) {
+pub fn logging(config: &CliSettings) {
     let filter = if std::env::var_os("REFBOOK_LOG").is_some() {
         config.log.clone()
     } else {
@@ -48,7 +91,7 @@ pub fn logging(config: &Config) {
 /// `REFBOOK_LANGUAGE` when set, else the terminal's locale (`zh*` → Chinese, else English).
 pub fn language(config: &Config) -> Language {
     if std::env::var_os("REFBOOK_LANGUAGE").is_some() {
-        return config.language;
+        return config.general.language;
     }
     let locale = ["LC_ALL", "LC_MESSAGES", "LANG"]
         .iter()
@@ -63,7 +106,7 @@ pub fn language(config: &Config) -> Language {
 
 /// Builds Refbook (connecting to and migrating the database).
 pub async fn refbook(config: Config) -> Result<Refbook, Failure> {
-    let url = config.database_url.clone();
+    let url = config.database.url.clone();
     let language = language(&config);
     Refbook::builder(config)
         .download_progress(std::sync::Arc::new(crate::download_bar::DownloadBar::new(

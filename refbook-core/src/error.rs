@@ -63,7 +63,7 @@ pub enum Language {
     /// Simplified Chinese, the default.
     #[default]
     Zh,
-    /// English.
+    /// English, for requests that prefer it (`Accept-Language: en`).
     En,
 }
 

@@ -13,7 +13,8 @@
 //! - [`timestamp`] — stored times (Unix ms) and their ISO 8601 form.
 //! - [`domain`] — the records everything speaks in: [`Isbn`](domain::Isbn), books,
 //!   conversations, messages, personas, roles, statuses, token usage.
-//! - [`config`] — every setting, its `REFBOOK_*` variable and default; layered loading.
+//! - [`config`] — the core's settings grouped by service, each with its `REFBOOK_*`
+//!   variable and default; the layering (file, environment, flags) for any group.
 //! - [`upstream`] — how Refbook introduces itself upstream; answers read with a size limit.
 //! - [`text`] — text hygiene: no NUL or other C0 controls in stored text.
 //! - [`cluster`] — with Redis (`REFBOOK_REDIS_URL`): notices between instances, the
@@ -40,7 +41,7 @@
 //! use refbook_core::{accounts::Registration, Config, Refbook};
 //!
 //! let mut config = Config::default();
-//! config.database_url = "sqlite://demo.db".into();
+//! config.database.url = "sqlite://demo.db".into();
 //! let refbook = Refbook::builder(config).build().await?;
 //! let login = refbook
 //!     .accounts()

@@ -170,7 +170,7 @@ impl RefbookBuilder {
         let store: Arc<dyn Store> = match self.store {
             Some(store) => store,
             None => Arc::new(
-                SqlStore::connect(&config.database_url)
+                SqlStore::connect(&config.database.url)
                     .await
                     .map_err(Error::internal)?,
             ),
@@ -180,7 +180,7 @@ impl RefbookBuilder {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(Error::internal)?;
-        let secret = match &config.jwt_secret {
+        let secret = match &config.accounts.jwt_secret {
             Some(secret) => secret.expose().to_owned(),
             None => {
                 store
@@ -190,23 +190,23 @@ impl RefbookBuilder {
         };
         let tokens = Tokens::new(
             secret.as_bytes(),
-            config.access_ttl_secs,
-            config.refresh_ttl_secs,
+            config.accounts.access_ttl_secs,
+            config.accounts.refresh_ttl_secs,
         );
         let wechat = self.wechat.or_else(|| {
-            let appid = config.wechat_appid.clone()?;
-            let secret = config.wechat_secret.clone()?;
+            let appid = config.wechat.appid.clone()?;
+            let secret = config.wechat.secret.clone()?;
             let client: Arc<dyn WeChat> = Arc::new(HttpWeChat::new(
                 http.clone(),
-                config.wechat_base_url.clone(),
+                config.wechat.base_url.clone(),
                 appid,
                 secret,
             ));
             Some(client)
         });
-        let cluster = match &config.redis_url {
+        let cluster = match &config.cluster.url {
             Some(url) => Some(
-                Cluster::connect(url.expose(), &config.redis_prefix).map_err(|err| {
+                Cluster::connect(url.expose(), &config.cluster.prefix).map_err(|err| {
                     Error::invalid(
                         "redis_url",
                         format!("REFBOOK_REDIS_URL 无效：{err}"),
@@ -216,9 +216,12 @@ impl RefbookBuilder {
             ),
             None => None,
         };
-        let mut accounts = Accounts::new(store.clone(), tokens, wechat, config.daily_token_quota)
-            .with_refresh_reuse_grace(Duration::from_secs(config.refresh_reuse_grace_secs))
-            .with_auth_cache(Duration::from_secs(config.auth_cache_secs));
+        let mut accounts =
+            Accounts::new(store.clone(), tokens, wechat, config.chat.daily_token_quota)
+                .with_refresh_reuse_grace(Duration::from_secs(
+                    config.accounts.refresh_reuse_grace_secs,
+                ))
+                .with_auth_cache(Duration::from_secs(config.accounts.auth_cache_secs));
         if let Some(cluster) = &cluster {
             accounts = accounts.with_cluster(cluster.clone());
         }
@@ -227,10 +230,11 @@ impl RefbookBuilder {
         }
         let sources = match self.book_sources {
             Some(sources) => sources,
-            None => configured_sources(&config, &store, &http)?,
+            None => configured_sources(&config.books, &store, &http)?,
         };
         let books = Arc::new(Books::new(
-            &config,
+            &config.books,
+            config.general.public_url.as_deref(),
             store.clone(),
             sources,
             self.lookup_observer,
@@ -240,17 +244,17 @@ impl RefbookBuilder {
             (None, LlmProvider::Local) => local_model(&config, self.download_progress)?,
             (None, LlmProvider::OpenAi) => Arc::new(OpenAiCompatible::new(
                 http.clone(),
-                &config.llm_base_url,
-                config.llm_api_key.clone(),
-                &config.llm_model,
+                &config.llm.base_url,
+                config.llm.api_key.clone(),
+                &config.llm.model,
                 Timeouts {
-                    connect: Duration::from_secs(config.llm_connect_timeout_secs.max(1)),
-                    first_data: Duration::from_secs(config.llm_first_data_timeout_secs.max(1)),
-                    idle: Duration::from_secs(config.llm_idle_timeout_secs.max(1)),
+                    connect: Duration::from_secs(config.llm.connect_timeout_secs.max(1)),
+                    first_data: Duration::from_secs(config.llm.first_data_timeout_secs.max(1)),
+                    idle: Duration::from_secs(config.llm.idle_timeout_secs.max(1)),
                 },
             )),
             (None, LlmProvider::Off) => Arc::new(Unconfigured {
-                model: config.llm_model.clone(),
+                model: config.llm.model.clone(),
             }),
         };
         // Replies are settled by lease, not by process start: `Chat` sweeps at once and
@@ -259,7 +263,11 @@ impl RefbookBuilder {
             store.clone(),
             books.clone(),
             model,
-            ChatLimits::from_config(&config),
+            ChatLimits::new(
+                &config.chat,
+                config.model_window(),
+                config.llm.max_reply_bytes,
+            ),
             self.generation_observer,
         );
         if let Some(cluster) = &cluster {
@@ -287,10 +295,11 @@ fn local_model(
 ) -> Result<Arc<dyn ChatModel>> {
     use crate::llm::local::{Downloader, LazyLocalModel, LocalSettings, ModelRef};
     let reference = config
-        .local_model
+        .local
+        .model
         .as_deref()
         .unwrap_or(crate::llm::local::DEFAULT_LOCAL_MODEL);
-    let source = ModelRef::parse(reference, &config.hf_endpoint).map_err(|why| {
+    let source = ModelRef::parse(reference, &config.local.hf_endpoint).map_err(|why| {
         Error::invalid(
             "local_model",
             format!("REFBOOK_LOCAL_MODEL 无效：{why}"),
@@ -300,12 +309,12 @@ fn local_model(
     let downloader = Downloader::new(USER_AGENT).map_err(Error::internal)?;
     let model = LazyLocalModel::new(
         source,
-        config.local_model_cache.clone(),
+        config.local.cache.clone(),
         LocalSettings {
             path: std::path::PathBuf::new(),
-            threads: config.local_threads,
-            context_tokens: usize::try_from(config.local_context_tokens).unwrap_or(usize::MAX),
-            max_reply_tokens: usize::try_from(config.local_max_tokens).unwrap_or(usize::MAX),
+            threads: config.local.threads,
+            context_tokens: usize::try_from(config.local.context_tokens).unwrap_or(usize::MAX),
+            max_reply_tokens: usize::try_from(config.local.max_tokens).unwrap_or(usize::MAX),
         },
         downloader,
         progress.unwrap_or_else(|| Arc::new(LogProgress::default())),
@@ -321,6 +330,6 @@ fn local_model(
     _progress: Option<Arc<dyn DownloadProgress>>,
 ) -> Result<Arc<dyn ChatModel>> {
     Ok(Arc::new(Unconfigured {
-        model: config.llm_model.clone(),
+        model: config.llm.model.clone(),
     }))
 }

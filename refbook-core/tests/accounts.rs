@@ -9,11 +9,9 @@ use refbook_core::testing::TestDatabase;
 use refbook_core::{Config, ErrorKind, LlmProvider, Refbook};
 
 async fn refbook(db: &TestDatabase) -> Refbook {
-    let config = Config {
-        database_url: db.url().to_owned(),
-        llm_provider: Some(LlmProvider::Off),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.database.url = db.url().to_owned();
+    config.llm.provider = Some(LlmProvider::Off);
     Refbook::builder(config).build().await.expect("built")
 }
 

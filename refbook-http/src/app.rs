@@ -17,6 +17,7 @@ use crate::handlers;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::routes::{RouteSpec, Router};
+use crate::settings::HttpSettings;
 use refbook_core::domain::UserId;
 
 /// The header carrying the request id.
@@ -31,6 +32,7 @@ pub struct App {
 #[derive(Debug)]
 struct Inner {
     refbook: Refbook,
+    settings: HttpSettings,
     router: Router,
     login_limiter: Option<RateLimiter>,
     chat_limiter: Option<RateLimiter>,
@@ -40,9 +42,18 @@ struct Inner {
 }
 
 impl App {
-    /// The application over a built [`Refbook`], counting into `metrics` (the set the
-    /// Refbook was [`instrument`](crate::metrics::instrument)ed with, if it was).
-    pub fn new(refbook: Refbook, metrics: Arc<Metrics>) -> Result<Self, Error> {
+    /// The application over a built [`Refbook`] with the server's `settings`, counting
+    /// into `metrics` (the set the Refbook was [`instrument`](crate::metrics::instrument)ed
+    /// with, if it was).
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the route table does not build (a programming error).
+    pub fn new(
+        refbook: Refbook,
+        settings: HttpSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Error> {
         let router = Router::new().map_err(|e| Error::internal(e.to_string()))?;
         let limiter = |per_minute: u32, name: &'static str| {
             let limiter = RateLimiter::new(per_minute)?;
@@ -51,11 +62,12 @@ impl App {
                 None => limiter,
             })
         };
-        let login_limiter = limiter(refbook.config().login_rate_per_min, "login");
-        let chat_limiter = limiter(refbook.config().chat_rate_per_min, "chat");
+        let login_limiter = limiter(settings.login_rate_per_min, "login");
+        let chat_limiter = limiter(settings.chat_rate_per_min, "chat");
         Ok(Self {
             inner: Arc::new(Inner {
                 refbook,
+                settings,
                 router,
                 login_limiter,
                 chat_limiter,
@@ -68,6 +80,11 @@ impl App {
     /// The Refbook instance.
     pub fn refbook(&self) -> &Refbook {
         &self.inner.refbook
+    }
+
+    /// The server's own settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.inner.settings
     }
 
     /// This server's metrics.
@@ -125,9 +142,8 @@ impl App {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let request_id = request_id(req.headers());
-        let config = self.refbook().config();
-        let language = language(req.headers(), config.language);
-        let client_ip = client_ip(req.headers(), peer, config.trust_proxy_headers);
+        let language = language(req.headers(), self.refbook().config().general.language);
+        let client_ip = client_ip(req.headers(), peer, self.settings().trust_proxy_headers);
         let method = req.method().clone();
         let found = self.inner.router.find(req.uri().path());
         let route = found.as_ref().map_or("unmatched", |(spec, _)| spec.pattern);
@@ -236,8 +252,7 @@ impl App {
         let Some(origin) = origin.and_then(|o| o.to_str().ok()) else {
             return false;
         };
-        self.refbook()
-            .config()
+        self.settings()
             .cors_origins
             .iter()
             .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))

@@ -44,7 +44,7 @@ impl Ctx {
         client_ip: IpAddr,
         language: Language,
     ) -> Self {
-        let body_limit = app.refbook().config().body_limit_bytes;
+        let body_limit = app.settings().body_limit_bytes;
         Self {
             app,
             parts,
@@ -106,8 +106,7 @@ impl Ctx {
         let Some(body) = self.body.take() else {
             return Ok(bytes::Bytes::new());
         };
-        let limit =
-            std::time::Duration::from_secs(self.refbook().config().request_timeout_secs.max(1));
+        let limit = std::time::Duration::from_secs(self.app.settings().request_timeout_secs.max(1));
         tokio::time::timeout(
             limit,
             read_bytes(&self.parts.headers, body, self.body_limit),

@@ -35,9 +35,11 @@ pub mod pagination;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;
+pub mod settings;
 pub mod sse;
 pub mod telemetry;
 pub mod web;
 
 pub use app::App;
 pub use server::{serve, serve_with, shutdown_signal, RunningServer};
+pub use settings::{HttpSettings, ServerConfig};

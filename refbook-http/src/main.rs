@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use refbook_core::{Config, Refbook};
+use refbook_core::Refbook;
+use refbook_http::ServerConfig;
 
 /// mimalloc, chosen by measurement (benches/README.md): glibc's allocator kept 180–450 MB
 /// after the load runs (argon2's 19 MiB blocks and per-thread arenas), mimalloc keeps
@@ -52,16 +53,16 @@ async fn main() -> anyhow::Result<()> {
             .split_once('=')
             .with_context(|| format!("--set expects KEY=VALUE, got `{setting}`"))?;
         anyhow::ensure!(
-            Config::KEYS.contains(&key),
+            ServerConfig::default().is_key(key),
             "unknown setting `{key}` in --set"
         );
         overrides.push((key, value.to_owned()));
     }
-    let config = Config::from_env(args.config.as_deref(), &overrides)?;
-    refbook_http::telemetry::init(&config);
-    let bind = config.bind;
+    let ServerConfig { core, http } = ServerConfig::from_env(args.config.as_deref(), &overrides)?;
+    refbook_http::telemetry::init(&http);
+    let bind = http.bind;
     let metrics = refbook_http::metrics::Metrics::new();
-    let refbook = refbook_http::metrics::instrument(Refbook::builder(config), &metrics)
+    let refbook = refbook_http::metrics::instrument(Refbook::builder(core), &metrics)
         .build()
         .await
         .map_err(|e| anyhow::anyhow!("{e}: {}", e.cause_chain()))
@@ -80,9 +81,15 @@ async fn main() -> anyhow::Result<()> {
             Err(err) => tracing::error!(error = %err, "the model is not ready"),
         }
     });
-    refbook_http::serve_with(listener, refbook, metrics, refbook_http::shutdown_signal())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    refbook_http::serve_with(
+        listener,
+        refbook,
+        http,
+        metrics,
+        refbook_http::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!("stopped");
     Ok(())
 }

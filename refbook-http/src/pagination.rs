@@ -98,6 +98,7 @@ impl PageRequest {
 pub fn base_url(ctx: &Ctx) -> String {
     ctx.refbook()
         .config()
+        .general
         .public_url
         .as_deref()
         .map(|public| public.trim_end_matches('/').to_owned())

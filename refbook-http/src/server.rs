@@ -18,21 +18,27 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::connections;
 use crate::metrics::Metrics;
+use crate::settings::HttpSettings;
 
 /// How long shutdown waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How often expired sessions and idle rate-limit keys are dropped.
 const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
 
-/// Serves `refbook` on `listener` until `shutdown` resolves, then stops accepting and waits
-/// (bounded) for open connections to finish. Its metrics count requests and streams; use
-/// [`serve_with`] to count generations and lookups too.
+/// Serves `refbook` on `listener` with the server's `settings` until `shutdown` resolves,
+/// then stops accepting and waits (bounded) for open connections to finish. Its metrics
+/// count requests and streams; use [`serve_with`] to count generations and lookups too.
+///
+/// # Errors
+///
+/// `Internal` when the route table does not build (a programming error).
 pub async fn serve(
     listener: TcpListener,
     refbook: Refbook,
+    settings: HttpSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    serve_with(listener, refbook, Metrics::new(), shutdown).await
+    serve_with(listener, refbook, settings, Metrics::new(), shutdown).await
 }
 
 /// As [`serve`], counting into `metrics` (the set `refbook` was
@@ -40,11 +46,12 @@ pub async fn serve(
 pub async fn serve_with(
     listener: TcpListener,
     refbook: Refbook,
+    settings: HttpSettings,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let app = App::new(refbook, metrics)?;
-    let config = app.refbook().config();
+    let app = App::new(refbook, settings, metrics)?;
+    let config = app.settings();
     let idle = Duration::from_secs(config.idle_timeout_secs.max(1));
     let request = Duration::from_secs(config.request_timeout_secs.max(1));
     let open_files = connections::raise_open_file_limit();
@@ -118,7 +125,7 @@ pub async fn serve_with(
     tracing::info!("shutting down: finishing replies being generated");
     // Replies end first (finished, or stopped and stored as partial), so their streams
     // close with `[DONE]`; then the connections.
-    let grace = Duration::from_secs(app.refbook().config().shutdown_grace_secs);
+    let grace = Duration::from_secs(app.settings().shutdown_grace_secs);
     app.refbook().chat().shutdown(grace).await;
     tracing::info!("shutting down: waiting for open connections");
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
@@ -148,22 +155,37 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Binds `addr` (port 0 picks a free port) and serves `refbook` on a background task.
+    /// Binds `addr` (port 0 picks a free port) and serves `refbook` with the default
+    /// [`HttpSettings`] on a background task.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when `addr` cannot be bound.
     pub async fn start(refbook: Refbook, addr: SocketAddr) -> Result<Self, Error> {
-        Self::start_with(refbook, Metrics::new(), addr).await
+        let settings = HttpSettings {
+            bind: addr,
+            ..HttpSettings::default()
+        };
+        Self::start_with(refbook, settings, Metrics::new()).await
     }
 
-    /// As [`start`](Self::start), counting into `metrics` (the set `refbook` was
-    /// [`instrument`](crate::metrics::instrument)ed with).
+    /// Binds `settings.bind` and serves `refbook` with `settings`, counting into `metrics`
+    /// (the set `refbook` was [`instrument`](crate::metrics::instrument)ed with).
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the address cannot be bound.
     pub async fn start_with(
         refbook: Refbook,
+        settings: HttpSettings,
         metrics: Arc<Metrics>,
-        addr: SocketAddr,
     ) -> Result<Self, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(Error::internal)?;
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .map_err(Error::internal)?;
         let addr = listener.local_addr().map_err(Error::internal)?;
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(serve_with(listener, refbook, metrics, async {
+        let task = tokio::spawn(serve_with(listener, refbook, settings, metrics, async {
             let _ = stopped.await;
         }));
         Ok(Self {

@@ -2,11 +2,13 @@
 
 use std::io::IsTerminal;
 
-use refbook_core::config::{Config, LogFormat};
+use refbook_core::config::LogFormat;
+
+use crate::settings::HttpSettings;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber (once; later calls are ignored).
-pub fn init(config: &Config) {
+pub fn init(config: &HttpSettings) {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let format = config
         .log_format

@@ -108,7 +108,7 @@ pub fn playground_asset(ctx: &Ctx, name: &str) -> Result<Response<Body>, ApiErro
 
 /// `404` unless the pages are on.
 fn enabled(ctx: &Ctx) -> Result<(), ApiError> {
-    if ctx.refbook().config().web {
+    if ctx.app.settings().web {
         Ok(())
     } else {
         Err(ApiError::no_route())

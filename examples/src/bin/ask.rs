@@ -16,10 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let isbn = args.next().unwrap_or_else(|| "9787536692930".to_owned());
     let question = args.next().unwrap_or_else(|| "这本书讲了什么？".to_owned());
-    let config = Config {
-        database_url: "sqlite::memory:".into(),
-        ..Config::from_env(None, &[])?
-    };
+    let config = Config::from_env(None, &[("database_url", "sqlite::memory:".into())])?;
     let refbook = Refbook::builder(config).build().await?;
 
     // Conversations belong to a user: make one for this program.

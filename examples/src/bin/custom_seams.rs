@@ -63,10 +63,8 @@ impl ChatModel for Parrot {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config {
-        database_url: "sqlite::memory:".into(),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.database.url = "sqlite::memory:".into();
     let refbook = Refbook::builder(config)
         .book_sources(vec![Arc::new(Shelf)])
         .model(Arc::new(Parrot))

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
     // The same REFBOOK_* variables as the server; a SQLite file here by default.
     let mut config = Config::from_env(None, &[])?;
     if std::env::var_os("REFBOOK_DATABASE_URL").is_none() {
-        config.database_url = "sqlite://refbook-example.db".into();
+        config.database.url = "sqlite://refbook-example.db".into();
     }
     let refbook = Refbook::builder(config).build().await?;
     let book = refbook.books().get(&Isbn::parse(&isbn)?).await?;

@@ -9,7 +9,7 @@ use crate::timestamp::Timestamp;
 /// A user as the owner sees it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct User {
-    /// Id.
+    /// The user's key.
     pub id: UserId,
     /// Username, `null` for WeChat-only users.
     pub username: Option<String>,
@@ -17,7 +17,7 @@ pub struct User {
     pub nickname: String,
     /// Avatar URL.
     pub avatar_url: Option<String>,
-    /// Email.
+    /// Email, if the user gave one (shown to the user only).
     pub email: Option<String>,
     /// Creation time.
     pub created_at: Timestamp,
@@ -39,9 +39,9 @@ impl From<&UserRecord> for User {
 /// A user as anyone may see it (no email).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PublicUser {
-    /// Id.
+    /// The user's key.
     pub id: UserId,
-    /// Username.
+    /// Username, `null` for WeChat-only users.
     pub username: Option<String>,
     /// Display name.
     pub nickname: String,
@@ -176,7 +176,7 @@ pub struct NewApiKey {
 pub struct Registration {
     /// Wanted username.
     pub username: String,
-    /// Password.
+    /// The password as typed (hashed with argon2id before it is stored; never logged).
     pub password: String,
     /// Optional email.
     pub email: Option<String>,

@@ -25,7 +25,7 @@ pub use lookup::{BookLookup, LookupObserver, LookupPolicy};
 pub use openlibrary::OpenLibrary;
 pub use source::{BookSource, SourceError};
 
-use crate::config::Config;
+use crate::config::BookSettings;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
@@ -56,12 +56,12 @@ impl std::fmt::Debug for Books {
 ///
 /// `Internal` for an unknown source name (a configuration mistake).
 pub fn configured_sources(
-    config: &Config,
+    config: &BookSettings,
     store: &Arc<dyn Store>,
     client: &reqwest::Client,
 ) -> Result<Vec<Arc<dyn BookSource>>> {
     let mut names: Vec<String> = config
-        .book_sources
+        .sources
         .iter()
         .map(|n| n.trim().to_ascii_lowercase())
         .collect();
@@ -102,40 +102,37 @@ pub fn configured_sources(
 }
 
 impl Books {
-    /// The service over `store` with `sources` in order, configured by `config`.
+    /// The service over `store` with `sources` in order, configured by `config`; cover
+    /// links start with `public_url` when one is set.
     ///
     /// # Errors
     ///
     /// `Internal` when the cover fetcher's HTTP client cannot be built.
     pub fn new(
-        config: &Config,
+        config: &BookSettings,
+        public_url: Option<&str>,
         store: Arc<dyn Store>,
         sources: Vec<Arc<dyn BookSource>>,
         observer: Option<LookupObserver>,
     ) -> Result<Self> {
         let policy = LookupPolicy {
-            fresh_for: Duration::from_secs(config.book_ttl_days.saturating_mul(86_400)),
-            source_timeout: Duration::from_secs(config.book_source_timeout_secs.max(1)),
-            miss_ttl: Duration::from_secs(config.book_miss_ttl_secs),
+            fresh_for: Duration::from_secs(config.ttl_days.saturating_mul(86_400)),
+            source_timeout: Duration::from_secs(config.source_timeout_secs.max(1)),
+            miss_ttl: Duration::from_secs(config.miss_ttl_secs),
         };
         Ok(Self {
             lookup: BookLookup::new(store.clone(), sources, policy, observer),
             covers: CoverFetcher::new(
                 config.cover_hosts.clone(),
                 config.cover_max_bytes,
-                Duration::from_secs(config.book_source_timeout_secs.max(1)),
+                Duration::from_secs(config.source_timeout_secs.max(1)),
             )?,
             cover_flights: cover_flights::CoverFlights::new(Duration::from_secs(
-                config.book_source_timeout_secs.max(1),
+                config.source_timeout_secs.max(1),
             )),
             store,
             cover_proxy: config.cover_proxy,
-            public_url: config
-                .public_url
-                .as_deref()
-                .unwrap_or("")
-                .trim_end_matches('/')
-                .to_owned(),
+            public_url: public_url.unwrap_or("").trim_end_matches('/').to_owned(),
         })
     }
 

@@ -29,12 +29,12 @@ pub use reply::{
 };
 
 use crate::books::Books;
-use reply::Replies;
 use crate::cluster::{Cluster, Notice};
-use crate::config::Config;
+use crate::config::ChatSettings;
 use crate::error::{Error, Result};
 use crate::llm::ChatModel;
 use crate::store::Store;
+use reply::Replies;
 
 /// The persona of conversations that name none.
 const DEFAULT_PERSONA: &str = "librarian";
@@ -68,19 +68,21 @@ pub struct ChatLimits {
 }
 
 impl ChatLimits {
-    /// The limits in `config`.
-    pub fn from_config(config: &Config) -> Self {
+    /// The limits of `config`, for a model with this `(context, longest reply)` window in
+    /// tokens ([`Config::model_window`](crate::Config::model_window)) and replies of at most
+    /// `max_reply_bytes`.
+    pub fn new(config: &ChatSettings, window: (u64, u64), max_reply_bytes: usize) -> Self {
         Self {
             daily_token_quota: config.daily_token_quota,
             max_concurrent: config.max_concurrent_generations,
             max_message_chars: config.max_message_chars,
             max_messages: config.max_messages,
-            context_tokens: i64::try_from(config.model_window().0).unwrap_or(i64::MAX),
-            max_tokens: u32::try_from(config.model_window().1).unwrap_or(u32::MAX),
+            context_tokens: i64::try_from(window.0).unwrap_or(i64::MAX),
+            max_tokens: u32::try_from(window.1).unwrap_or(u32::MAX),
             reply_lease: Duration::from_secs(config.reply_lease_secs.max(3)),
             reply_save_timeout: Duration::from_secs(config.reply_save_timeout_secs),
             max_generations: config.max_generations.max(1),
-            max_reply_bytes: config.llm_max_reply_bytes.max(1),
+            max_reply_bytes: max_reply_bytes.max(1),
         }
     }
 

@@ -14,15 +14,15 @@ pub struct Book {
     pub isbn: super::Isbn,
     /// ISBN-10 (978 books only).
     pub isbn10: Option<String>,
-    /// Title.
+    /// The title as the source gives it.
     pub title: String,
-    /// Subtitle.
+    /// The subtitle, if the book has one.
     pub subtitle: Option<String>,
     /// Authors, in order.
     pub authors: Vec<String>,
-    /// Translators.
+    /// Translators, in order (empty for books in their original language).
     pub translators: Vec<String>,
-    /// Publisher.
+    /// The publisher's name.
     pub publisher: Option<String>,
     /// Publication date as the source wrote it (free text).
     pub published: Option<String>,
@@ -97,18 +97,18 @@ impl Serialize for Book {
 /// The fields of a book without its identity and bookkeeping, as kept in the catalogue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookFields {
-    /// Title.
+    /// The title as the source gives it.
     pub title: String,
-    /// Subtitle.
+    /// The subtitle, if the book has one.
     #[serde(default)]
     pub subtitle: Option<String>,
-    /// Authors.
+    /// Authors, in order.
     #[serde(default)]
     pub authors: Vec<String>,
-    /// Translators.
+    /// Translators, in order (empty for books in their original language).
     #[serde(default)]
     pub translators: Vec<String>,
-    /// Publisher.
+    /// The publisher's name.
     #[serde(default)]
     pub publisher: Option<String>,
     /// Publication date (free text).
@@ -117,7 +117,7 @@ pub struct BookFields {
     /// Page count.
     #[serde(default)]
     pub pages: Option<i64>,
-    /// Description.
+    /// What the book is about.
     #[serde(default)]
     pub introduction: Option<String>,
     /// About the author.
@@ -126,7 +126,7 @@ pub struct BookFields {
     /// Cover image URL.
     #[serde(default)]
     pub cover_url: Option<String>,
-    /// Tags.
+    /// Subject tags.
     #[serde(default)]
     pub tags: Vec<String>,
 }

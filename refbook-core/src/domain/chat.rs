@@ -165,11 +165,11 @@ impl TokenUsage {
 /// A message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
-    /// Id.
+    /// Its key (in paths and JSON, a number).
     pub id: MessageId,
     /// Its conversation.
     pub conversation_id: ConversationId,
-    /// Author.
+    /// Who wrote it: the reader, the model, or (imported history) instructions.
     pub role: Role,
     /// The text (the answer, for assistant messages).
     pub content: String,
@@ -189,15 +189,15 @@ pub struct Message {
 /// A message to store.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    /// Author.
+    /// Who wrote it: the reader, the model, or (imported history) instructions.
     pub role: Role,
-    /// Text.
+    /// The text to store.
     pub content: String,
-    /// Reasoning.
+    /// The model's reasoning, kept apart from the answer.
     pub reasoning: Option<String>,
-    /// Status.
+    /// Its generation status (`complete` for anything not generated).
     pub status: MessageStatus,
-    /// Usage.
+    /// Tokens used (replies only).
     pub usage: Option<TokenUsage>,
 }
 
@@ -217,7 +217,7 @@ impl NewMessage {
 /// The book as a conversation shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BookBrief {
-    /// Title.
+    /// The title shown in lists (the book's, unless the reader renamed it).
     pub title: String,
     /// Authors, `A, B`.
     pub author: String,
@@ -228,11 +228,11 @@ pub struct BookBrief {
 /// A conversation with its summary fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conversation {
-    /// Id.
+    /// Its key (in paths and JSON, a number).
     pub id: ConversationId,
     /// The book's ISBN.
     pub isbn: Isbn,
-    /// Title.
+    /// The title shown in lists (the book's, unless the reader renamed it).
     pub title: String,
     /// The persona spoken with (`null`: the default librarian).
     pub persona_id: Option<PersonaId>,
@@ -242,7 +242,7 @@ pub struct Conversation {
     pub message_count: i64,
     /// The newest message.
     pub last_message: Option<Message>,
-    /// Created.
+    /// When it was created.
     pub created_at: Timestamp,
     /// Last activity.
     pub updated_at: Timestamp,
@@ -254,7 +254,7 @@ pub struct Conversation {
 /// A persona.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Persona {
-    /// Id.
+    /// Its key (in paths and JSON, a number).
     pub id: PersonaId,
     /// `librarian` or `author` for built-ins, else `null`.
     pub key: Option<String>,
@@ -264,7 +264,7 @@ pub struct Persona {
     pub description: String,
     /// Built in (cannot be deleted).
     pub builtin: bool,
-    /// Created.
+    /// When it was created.
     pub created_at: Timestamp,
 }
 

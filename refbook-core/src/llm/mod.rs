@@ -21,7 +21,7 @@ use crate::error::{Error, ErrorKind};
 /// One message of a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptMessage {
-    /// Author.
+    /// Who says it: instructions, the reader or the model.
     pub role: Role,
     /// Text (never earlier reasoning).
     pub content: String,

@@ -9,7 +9,7 @@ use crate::timestamp::Timestamp;
 /// A stored user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
-    /// Id.
+    /// Its key.
     pub id: UserId,
     /// Username as registered (`None` for WeChat-only users).
     pub username: Option<String>,
@@ -79,7 +79,7 @@ pub enum RefreshOutcome {
 /// A stored personal API key (never the key itself: only its hash is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKeyRecord {
-    /// Id.
+    /// Its key.
     pub id: i64,
     /// Whose key it is.
     pub user_id: UserId,

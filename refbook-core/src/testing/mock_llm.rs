@@ -26,7 +26,7 @@ pub enum Step {
     Data(Value),
     /// `: keep-alive` (a comment: no event).
     KeepAlive,
-    /// Wait.
+    /// Wait this long before the next frame (a slow model).
     Sleep(Duration),
     /// `data: [DONE]`.
     Done,

@@ -17,7 +17,7 @@ use refbook_core::domain::ConversationId;
 
 /// The configured keep-alive interval of SSE streams.
 fn keep_alive(ctx: &Ctx) -> std::time::Duration {
-    std::time::Duration::from_secs(ctx.refbook().config().sse_keepalive_secs.max(1))
+    std::time::Duration::from_secs(ctx.app.settings().sse_keepalive_secs.max(1))
 }
 
 /// The stream of a started reply (SSE or NDJSON), or (not streaming) the finished turn

@@ -188,7 +188,7 @@ pub async fn chat_completions(mut ctx: Ctx) -> Result<Response<Body>, ApiError> 
     let completion = ctx.refbook().chat().complete(user, request).await?;
     if stream {
         let keep_alive =
-            std::time::Duration::from_secs(ctx.refbook().config().sse_keepalive_secs.max(1));
+            std::time::Duration::from_secs(ctx.app.settings().sse_keepalive_secs.max(1));
         return Ok(openai_wire::stream_response(
             meta,
             completion.events,

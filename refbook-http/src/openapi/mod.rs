@@ -203,10 +203,8 @@ mod tests {
 
     #[test]
     fn every_api_route_is_documented_with_its_limits() {
-        let config = Config {
-            max_message_chars: 1234,
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.chat.max_message_chars = 1234;
         let doc = document(&config);
         let paths = doc["paths"].as_object().unwrap();
         let documented: usize = paths

@@ -43,8 +43,8 @@ pub struct Limits {
 impl From<&Config> for Limits {
     fn from(config: &Config) -> Self {
         Self {
-            max_message_chars: config.max_message_chars,
-            max_messages: config.max_messages,
+            max_message_chars: config.chat.max_message_chars,
+            max_messages: config.chat.max_messages,
         }
     }
 }

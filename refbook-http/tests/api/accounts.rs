@@ -169,7 +169,7 @@ async fn oauth2_password_grant(db: TestDatabase) {
 }
 
 async fn a_retried_refresh_within_the_grace_keeps_the_session(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.refresh_reuse_grace_secs = 2).await;
+    let app = spawn_app_with(db, |c| c.core.accounts.refresh_reuse_grace_secs = 2).await;
     let first = app.register("tabs").await;
     // Two tabs (or a retry whose answer was lost) present one refresh token at once.
     let body = json!({"refresh_token": refresh(&first)});
@@ -205,7 +205,7 @@ async fn a_retried_refresh_within_the_grace_keeps_the_session(db: TestDatabase) 
 
 async fn refresh_rotates_and_reuse_ends_the_session(db: TestDatabase) {
     // No reuse grace: any second presentation is theft.
-    let app = spawn_app_with(db, |c| c.refresh_reuse_grace_secs = 0).await;
+    let app = spawn_app_with(db, |c| c.core.accounts.refresh_reuse_grace_secs = 0).await;
     let first = app.register("dave").await;
     let second = app
         .post(
@@ -262,7 +262,7 @@ async fn refresh_rotates_and_reuse_ends_the_session(db: TestDatabase) {
 
 async fn expired_access_tokens_are_refused(db: TestDatabase) {
     let app = spawn_app_with(db, |c| {
-        c.access_ttl_secs = 1;
+        c.core.accounts.access_ttl_secs = 1;
     })
     .await;
     let login = app.register("erin").await;
@@ -372,7 +372,7 @@ async fn someone_elses_refresh_token_is_not_logged_out(db: TestDatabase) {
 }
 
 async fn login_attempts_are_rate_limited(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.login_rate_per_min = 3).await;
+    let app = spawn_app_with(db, |c| c.http.login_rate_per_min = 3).await;
     for _ in 0..3 {
         app.login("ivan", "wrong password")
             .await
@@ -390,8 +390,8 @@ async fn tokens_survive_a_restart(db: TestDatabase) {
     // A second server on the same database (a restart) accepts the same tokens: the
     // generated secret is kept in the database.
     let mut config = crate::helpers::test_config(&app.db, &app.wechat, &app.books);
-    config.database_url = app.db_url.clone();
-    let refbook = refbook_core::Refbook::builder(config)
+    config.core.database.url = app.db_url.clone();
+    let refbook = refbook_core::Refbook::builder(config.core)
         .build()
         .await
         .unwrap();

@@ -331,7 +331,10 @@ async fn covers_are_proxied_once_with_the_douban_referer(db: TestDatabase) {
 }
 
 async fn covers_only_come_from_allowed_hosts_and_must_be_images(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.cover_hosts = vec!["covers.example.org".into()]).await;
+    let app = spawn_app_with(db, |c| {
+        c.core.books.cover_hosts = vec!["covers.example.org".into()]
+    })
+    .await;
     let cover = format!("{}/cover.jpg", app.books.uri());
     douban_hit(&app.books, SANTI, "三体", "刘慈欣", Some(cover)).await;
     Mock::given(path("/cover.jpg"))
@@ -353,7 +356,7 @@ async fn covers_only_come_from_allowed_hosts_and_must_be_images(db: TestDatabase
             .await
             .unwrap(),
         |c| {
-            c.cover_max_bytes = 1024;
+            c.core.books.cover_max_bytes = 1024;
         },
     )
     .await;
@@ -402,7 +405,7 @@ async fn covers_only_come_from_allowed_hosts_and_must_be_images(db: TestDatabase
 
 async fn an_allowed_host_without_a_port_allows_only_the_default_port(db: TestDatabase) {
     // The operator allows the mock's host by name, without its (random) port.
-    let app = spawn_app_with(db, |c| c.cover_hosts = vec!["127.0.0.1".into()]).await;
+    let app = spawn_app_with(db, |c| c.core.books.cover_hosts = vec!["127.0.0.1".into()]).await;
     let t = user(&app).await;
     // Another service on that host, on another port: never fetched, directly or by redirect.
     let internal = MockServer::start().await;

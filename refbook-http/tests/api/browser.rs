@@ -559,7 +559,7 @@ async fn the_pages_can_be_turned_off() {
     let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
         return;
     };
-    let off = spawn_app_with(db, |config| config.web = false).await;
+    let off = spawn_app_with(db, |config| config.http.web = false).await;
     for page in [
         "/docs",
         "/playground",

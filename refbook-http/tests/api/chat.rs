@@ -505,7 +505,7 @@ async fn an_upstream_refusing_at_once_is_a_json_error(db: TestDatabase) {
 
 async fn no_model_configured_says_how_to_configure_one(db: TestDatabase) {
     let app = spawn_app_with(db, |c| {
-        c.llm_provider = Some(refbook_core::LlmProvider::Off);
+        c.core.llm.provider = Some(refbook_core::LlmProvider::Off);
     })
     .await;
     let (t, id) = app.user_with_conversation("ken").await;
@@ -527,8 +527,8 @@ async fn no_model_configured_says_how_to_configure_one(db: TestDatabase) {
 
 async fn keep_alives_do_not_count_as_data(db: TestDatabase) {
     let app = spawn_app_with(db, |c| {
-        c.llm_first_data_timeout_secs = 1;
-        c.sse_keepalive_secs = 1;
+        c.core.llm.first_data_timeout_secs = 1;
+        c.http.sse_keepalive_secs = 1;
     })
     .await;
     let (t, id) = app.user_with_conversation("leo").await;
@@ -563,7 +563,7 @@ async fn keep_alives_do_not_count_as_data(db: TestDatabase) {
 }
 
 async fn the_daily_quota_is_enforced(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.daily_token_quota = 100).await;
+    let app = spawn_app_with(db, |c| c.core.chat.daily_token_quota = 100).await;
     let (t, id) = app.user_with_conversation("mia").await;
     app.ask_streaming(&t, id, "第一问").await;
     let profile = app.get("/api/user/profile/", Some(&t)).await;
@@ -582,8 +582,8 @@ async fn the_daily_quota_is_enforced(db: TestDatabase) {
 
 async fn limits_per_user_and_per_minute(db: TestDatabase) {
     let app = spawn_app_with(db, |c| {
-        c.max_concurrent_generations = 1;
-        c.chat_rate_per_min = 3;
+        c.core.chat.max_concurrent_generations = 1;
+        c.http.chat_rate_per_min = 3;
     })
     .await;
     let (t, id) = app.user_with_conversation("noah").await;
@@ -772,8 +772,8 @@ async fn shutdown_stores_replies_in_flight(db: TestDatabase) {
         server: refbook_http::RunningServer::start(
             refbook_core::Refbook::builder({
                 let mut c = crate::helpers::test_config(&db, &wechat, &books);
-                c.database_url = db_url.clone();
-                c
+                c.core.database.url = db_url.clone();
+                c.core
             })
             .build()
             .await

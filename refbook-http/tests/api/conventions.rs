@@ -134,7 +134,7 @@ async fn messages_follow_accept_language(db: TestDatabase) {
             .await
             .unwrap(),
         |c| {
-            c.language = refbook_core::Language::En;
+            c.core.general.language = refbook_core::Language::En;
         },
     )
     .await;
@@ -168,7 +168,7 @@ async fn health_and_readiness(db: TestDatabase) {
 
 async fn cors_preflight_is_answered_for_configured_origins(db: TestDatabase) {
     let app = spawn_app_with(db, |c| {
-        c.cors_origins = vec!["https://app.example.com".into()]
+        c.http.cors_origins = vec!["https://app.example.com".into()]
     })
     .await;
     let preflight = app

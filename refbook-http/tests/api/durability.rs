@@ -38,7 +38,7 @@ async fn endings_say_why_a_reply_ended(db: TestDatabase) {
 }
 
 async fn a_reply_cut_by_the_shutdown_grace_says_interrupted(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.shutdown_grace_secs = 0).await;
+    let app = spawn_app_with(db, |c| c.http.shutdown_grace_secs = 0).await;
     let (t, id) = app.user_with_conversation("grace").await;
     let (script, full) = slow_answer(40);
     app.llm.push(script);
@@ -152,7 +152,7 @@ async fn positions_hold_after_a_restart_and_on_another_instance(db: TestDatabase
 }
 
 async fn two_instances_share_the_conversation_lock_and_the_cap(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.max_concurrent_generations = 2).await;
+    let app = spawn_app_with(db, |c| c.core.chat.max_concurrent_generations = 2).await;
     let (t, id) = app.user_with_conversation("twins").await;
     // Long enough (about 5 s) to still run when the third question comes, on a loaded
     // machine too.
@@ -227,8 +227,8 @@ async fn two_instances_share_the_conversation_lock_and_the_cap(db: TestDatabase)
 
 async fn small_context_models_keep_conversations_alive(db: TestDatabase) {
     let app = spawn_app_with(db, |c| {
-        c.llm_context_tokens = 1200;
-        c.llm_max_tokens = 400;
+        c.core.llm.context_tokens = 1200;
+        c.core.llm.max_tokens = 400;
     })
     .await;
     let (t, id) = app.user_with_conversation("tiny").await;
@@ -340,7 +340,7 @@ async fn panics_in_embedder_code_end_the_reply_and_free_the_conversation(db: Tes
     let app = spawn_app(db).await;
     let (t, id) = app.user_with_conversation("panic").await;
     // An observer that panics after every reply.
-    let observed = refbook_core::Refbook::builder(app.config.clone())
+    let observed = refbook_core::Refbook::builder(app.config.core.clone())
         .generation_observer(std::sync::Arc::new(|_| panic!("an observer with a bug")))
         .build()
         .await
@@ -365,7 +365,7 @@ async fn panics_in_embedder_code_end_the_reply_and_free_the_conversation(db: Tes
     }
     server.stop().await.unwrap();
     // A model stream that panics mid-reply: the reply ends as failed, listeners wake.
-    let broken = refbook_core::Refbook::builder(app.config.clone())
+    let broken = refbook_core::Refbook::builder(app.config.core.clone())
         .model(std::sync::Arc::new(PanickingModel))
         .build()
         .await

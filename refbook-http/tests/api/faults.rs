@@ -42,8 +42,8 @@ async fn postgres_down_at_the_last_save_loses_nothing() {
         return;
     };
     let app = spawn_app_with(db, |c| {
-        c.reply_save_timeout_secs = 6;
-        c.reply_lease_secs = 3;
+        c.core.chat.reply_save_timeout_secs = 6;
+        c.core.chat.reply_lease_secs = 3;
     })
     .await;
     let (t, id) = app.user_with_conversation("outage").await;
@@ -157,7 +157,7 @@ async fn a_full_sqlite_disk_recovers_by_itself_and_acknowledged_writes_stay() {
     let TestApp { server, .. } = app;
     let restarted_config = {
         let mut c = crate::helpers::test_config_for_url(&dir.join("refbook.db"));
-        c.login_rate_per_min = 10_000;
+        c.http.login_rate_per_min = 10_000;
         c
     };
     server.stop().await.unwrap();

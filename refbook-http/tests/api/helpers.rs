@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use refbook_core::testing::TestDatabase;
-use refbook_core::{Config, Refbook};
-use refbook_http::RunningServer;
+use refbook_core::Refbook;
+use refbook_http::{RunningServer, ServerConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use wiremock::MockServer;
@@ -22,7 +22,7 @@ pub struct TestApp {
     pub llm: refbook_core::testing::MockLlm,
     pub db_url: String,
     /// The configuration the server runs with (for a second instance on the same database).
-    pub config: Config,
+    pub config: ServerConfig,
     /// The clock the server's accounts read: tests move it to expire tokens.
     pub clock: refbook_core::testing::ShiftedClock,
     // Dropped last: removes the database.
@@ -63,29 +63,29 @@ impl Reply {
 }
 
 /// A configuration for a server on the SQLite file at `path` with nothing else set.
-pub fn test_config_for_url(path: &std::path::Path) -> Config {
-    Config {
-        database_url: format!("sqlite://{}", path.display()),
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..Config::default()
-    }
+pub fn test_config_for_url(path: &std::path::Path) -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.core.database.url = format!("sqlite://{}", path.display());
+    config.http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config
 }
 
 /// Defaults for tests: generous login limits so ordinary tests never trip them.
-pub fn test_config(db: &TestDatabase, wechat: &MockServer, books: &MockServer) -> Config {
-    let mut config = Config::default();
-    config.database_url = db.url().to_owned();
-    config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.login_rate_per_min = 10_000;
-    config.wechat_appid = Some("wx-test-app".into());
-    config.wechat_secret = Some(refbook_core::config::Secret::new("wechat-app-secret-value"));
-    config.wechat_base_url = wechat.uri();
-    config.douban_base_url = Some(books.uri());
-    config.openlibrary_base_url = books.uri();
-    config.openlibrary_covers_url = books.uri();
-    config.googlebooks_base_url = books.uri();
-    config.cover_hosts = vec![books.address().to_string()];
-    config.book_source_timeout_secs = 2;
+pub fn test_config(db: &TestDatabase, wechat: &MockServer, books: &MockServer) -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.core.database.url = db.url().to_owned();
+    config.http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.login_rate_per_min = 10_000;
+    let core = &mut config.core;
+    core.wechat.appid = Some("wx-test-app".into());
+    core.wechat.secret = Some(refbook_core::config::Secret::new("wechat-app-secret-value"));
+    core.wechat.base_url = wechat.uri();
+    core.books.douban_base_url = Some(books.uri());
+    core.books.openlibrary_base_url = books.uri();
+    core.books.openlibrary_covers_url = books.uri();
+    core.books.googlebooks_base_url = books.uri();
+    core.books.cover_hosts = vec![books.address().to_string()];
+    core.books.source_timeout_secs = 2;
     config
 }
 
@@ -93,25 +93,25 @@ pub async fn spawn_app(db: TestDatabase) -> TestApp {
     spawn_app_with(db, |_| {}).await
 }
 
-pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
     let wechat = MockServer::start().await;
     let books = MockServer::start().await;
     let llm = refbook_core::testing::MockLlm::start().await;
     let mut config = test_config(&db, &wechat, &books);
-    config.llm_base_url = llm.url();
-    config.llm_api_key = Some(refbook_core::config::Secret::new("sk-test-key"));
-    config.llm_model = "deepseek-reasoner".into();
+    config.core.llm.base_url = llm.url();
+    config.core.llm.api_key = Some(refbook_core::config::Secret::new("sk-test-key"));
+    config.core.llm.model = "deepseek-reasoner".into();
     tweak(&mut config);
-    let bind = config.bind;
     let kept = config.clone();
+    let ServerConfig { core, http } = config;
     let clock = refbook_core::testing::ShiftedClock::default();
     let metrics = refbook_http::metrics::Metrics::new();
-    let refbook = refbook_http::metrics::instrument(Refbook::builder(config), &metrics)
+    let refbook = refbook_http::metrics::instrument(Refbook::builder(core), &metrics)
         .clock(std::sync::Arc::new(clock.clone()))
         .build()
         .await
         .expect("build refbook");
-    let server = RunningServer::start_with(refbook, metrics, bind)
+    let server = RunningServer::start_with(refbook, http, metrics)
         .await
         .expect("start server");
     TestApp {
@@ -131,12 +131,11 @@ pub async fn spawn_app_with(db: TestDatabase, tweak: impl FnOnce(&mut Config)) -
 }
 
 /// Starts a server with `config` on a free port.
-pub async fn start_server(config: Config) -> RunningServer {
-    let refbook = Refbook::builder(config)
-        .build()
-        .await
-        .expect("build refbook");
-    RunningServer::start(refbook, SocketAddr::from(([127, 0, 0, 1], 0)))
+pub async fn start_server(config: ServerConfig) -> RunningServer {
+    let ServerConfig { core, mut http } = config;
+    http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    let refbook = Refbook::builder(core).build().await.expect("build refbook");
+    RunningServer::start_with(refbook, http, refbook_http::metrics::Metrics::new())
         .await
         .expect("start server")
 }

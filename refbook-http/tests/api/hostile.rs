@@ -144,7 +144,7 @@ async fn json_routes_refuse_other_content_types(db: TestDatabase) {
 }
 
 async fn the_global_cap_on_generations_answers_server_busy(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.max_generations = 1).await;
+    let app = spawn_app_with(db, |c| c.core.chat.max_generations = 1).await;
     let (a, a_id) = app.user_with_conversation("first_in").await;
     let (script, _) = slow_answer(20);
     app.llm.push(script);
@@ -168,7 +168,7 @@ async fn the_global_cap_on_generations_answers_server_busy(db: TestDatabase) {
 }
 
 async fn a_reply_at_the_size_cap_ends_as_partial_length(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.llm_max_reply_bytes = 20).await;
+    let app = spawn_app_with(db, |c| c.core.llm.max_reply_bytes = 20).await;
     let (t, id) = app.user_with_conversation("capped").await;
     app.llm.push(MockReply::answer(
         &["想"],

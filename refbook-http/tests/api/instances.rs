@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use refbook_core::config::Secret;
 use refbook_core::testing::{MockReply, OwnRedis, TestDatabase, TestRedis};
-use refbook_core::Config;
 use refbook_http::RunningServer;
+use refbook_http::ServerConfig;
 use reqwest::Method;
 use serde_json::json;
 
@@ -23,11 +23,11 @@ async fn two_instances(
     db: TestDatabase,
     url: &str,
     prefix: &str,
-    tweak: impl FnOnce(&mut Config),
+    tweak: impl FnOnce(&mut ServerConfig),
 ) -> (TestApp, RunningServer) {
     let app = spawn_app_with(db, |c| {
-        c.redis_url = Some(Secret::new(url));
-        c.redis_prefix = prefix.to_owned();
+        c.core.cluster.url = Some(Secret::new(url));
+        c.core.cluster.prefix = prefix.to_owned();
         tweak(c);
     })
     .await;
@@ -234,7 +234,7 @@ async fn regenerate_and_delete_on_b_are_seen_on_a(db: TestDatabase, redis: TestR
 
 async fn rate_limits_are_shared(db: TestDatabase, redis: TestRedis) {
     let (app, b) = two_instances(db, redis.url(), redis.prefix(), |c| {
-        c.chat_rate_per_min = 4;
+        c.http.chat_rate_per_min = 4;
     })
     .await;
     let (t, id) = app.user_with_conversation("limited").await;
@@ -273,7 +273,7 @@ async fn rate_limits_are_shared(db: TestDatabase, redis: TestRedis) {
 
 async fn the_lock_and_the_cap_hold_across_instances(db: TestDatabase, redis: TestRedis) {
     let (app, b) = two_instances(db, redis.url(), redis.prefix(), |c| {
-        c.max_concurrent_generations = 1;
+        c.core.chat.max_concurrent_generations = 1;
     })
     .await;
     let (t, id) = app.user_with_conversation("locked").await;
@@ -311,7 +311,7 @@ async fn the_lock_and_the_cap_hold_across_instances(db: TestDatabase, redis: Tes
 
 async fn completions_share_the_per_user_cap_across_instances(db: TestDatabase, redis: TestRedis) {
     let (app, b) = two_instances(db, redis.url(), redis.prefix(), |c| {
-        c.max_concurrent_generations = 1;
+        c.core.chat.max_concurrent_generations = 1;
     })
     .await;
     let (t, _) = app.user_with_conversation("completer").await;
@@ -355,7 +355,7 @@ async fn logout_all_on_a_is_refused_on_b_at_once(db: TestDatabase, redis: TestRe
     // Credentials are cached for a minute: without the notice B would accept the token
     // for that long.
     let (app, b) = two_instances(db, redis.url(), redis.prefix(), |c| {
-        c.auth_cache_secs = 60;
+        c.core.accounts.auth_cache_secs = 60;
     })
     .await;
     let login = app.register("revoked").await;
@@ -487,7 +487,7 @@ async fn instances_serve_while_redis_is_down_and_share_again_when_it_returns(
 ) {
     redis.kill();
     let (app, b) = two_instances(db, &redis.url(), "refbook:", |c| {
-        c.chat_rate_per_min = 3;
+        c.http.chat_rate_per_min = 3;
     })
     .await;
     let (t, id) = app.user_with_conversation("degraded").await;
@@ -659,7 +659,7 @@ impl Drop for Nginx {
 
 async fn the_nginx_recipe_streams_replies_from_either_instance(db: TestDatabase, redis: TestRedis) {
     let (app, b) = two_instances(db, redis.url(), redis.prefix(), |c| {
-        c.trust_proxy_headers = true;
+        c.http.trust_proxy_headers = true;
     })
     .await;
     let Some(nginx) = Nginx::start(&app.server.url(), &b.url()) else {

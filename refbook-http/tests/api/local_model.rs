@@ -18,11 +18,11 @@ async fn local_app() -> Option<TestApp> {
     let db = TestDatabase::create(TestBackend::Sqlite).await?;
     Some(
         spawn_app_with(db, |config| {
-            config.llm_api_key = None;
-            config.llm_provider = Some(LlmProvider::Local);
-            config.local_model = Some(path);
-            config.local_threads = 2;
-            config.local_max_tokens = 48;
+            config.core.llm.api_key = None;
+            config.core.llm.provider = Some(LlmProvider::Local);
+            config.core.local.model = Some(path);
+            config.core.local.threads = 2;
+            config.core.local.max_tokens = 48;
         })
         .await,
     )

@@ -61,7 +61,7 @@ fn api_error(err: OpenAIError) -> (u16, async_openai::error::ApiError) {
 }
 
 async fn an_openai_client_talks_with_a_book(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.llm_max_tokens = 2000).await;
+    let app = spawn_app_with(db, |c| c.core.llm.max_tokens = 2000).await;
     let (t, key) = reader_with_key(&app, "sdk_reader").await;
     let client = openai(&app, &key);
 
@@ -250,8 +250,8 @@ async fn an_openai_client_gets_its_own_errors(db: TestDatabase) {
 
 async fn quota_and_rate_limits_surface_as_openai_errors(db: TestDatabase) {
     let app = spawn_app_with(db, |c| {
-        c.chat_rate_per_min = 3;
-        c.daily_token_quota = 300;
+        c.http.chat_rate_per_min = 3;
+        c.core.chat.daily_token_quota = 300;
     })
     .await;
     let (_, key) = reader_with_key(&app, "sdk_limits").await;
@@ -403,7 +403,7 @@ async fn the_wire_carries_reasoning_and_errors_as_openai_does(db: TestDatabase) 
 }
 
 async fn a_reply_over_the_byte_cap_ends_with_length(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.llm_max_reply_bytes = 10).await;
+    let app = spawn_app_with(db, |c| c.core.llm.max_reply_bytes = 10).await;
     let (_, key) = reader_with_key(&app, "sdk_cap").await;
     app.llm.push(MockReply::answer(
         &[],
@@ -422,7 +422,7 @@ async fn a_reply_over_the_byte_cap_ends_with_length(db: TestDatabase) {
 }
 
 async fn the_stream_keeps_alive_while_the_model_is_silent(db: TestDatabase) {
-    let app = spawn_app_with(db, |c| c.sse_keepalive_secs = 1).await;
+    let app = spawn_app_with(db, |c| c.http.sse_keepalive_secs = 1).await;
     let (_, key) = reader_with_key(&app, "sdk_quiet").await;
     app.llm.push(MockReply::steps(vec![
         MockReply::content("先说"),

@@ -24,7 +24,7 @@ async fn profile_shows_the_user_and_usage(db: TestDatabase) {
             .await
             .unwrap(),
         |c| {
-            c.daily_token_quota = 50_000;
+            c.core.chat.daily_token_quota = 50_000;
         },
     )
     .await;

@@ -186,7 +186,7 @@ async fn wechat_down_or_unconfigured_is_503(db: TestDatabase) {
             .await
             .unwrap(),
         |c| {
-            c.wechat_appid = None;
+            c.core.wechat.appid = None;
         },
     )
     .await;

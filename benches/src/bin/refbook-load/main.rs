@@ -15,6 +15,7 @@
 //! `instances` (the same chats with Redis, against one instance and then two instances on
 //! one database, the load spread over both, beside the mock called directly).
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use refbook_benches::latency::Latencies;
 use refbook_core::{Config, Refbook};
-use refbook_http::RunningServer;
+use refbook_http::{RunningServer, ServerConfig};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
@@ -99,24 +100,26 @@ fn temp_db() -> (std::path::PathBuf, String) {
     (dir, url)
 }
 
-fn config(options: &Options, database_url: String) -> Config {
-    Config {
-        database_url: options.database_url.clone().unwrap_or(database_url),
-        login_rate_per_min: 0,
-        chat_rate_per_min: 0,
-        max_concurrent_generations: 1000,
-        llm_base_url: options.llm.clone().unwrap_or_default(),
-        llm_api_key: options
-            .llm
-            .as_ref()
-            .map(|_| refbook_core::config::Secret::new("sk-load")),
-        book_sources: vec!["openlibrary".into()],
-        redis_url: options
-            .redis_url
-            .as_ref()
-            .map(refbook_core::config::Secret::new),
-        ..Config::default()
-    }
+/// The server under load: no rate limits, room for every client's replies at once.
+fn config(options: &Options, database_url: String) -> ServerConfig {
+    let mut config = ServerConfig::default();
+    config.http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.http.login_rate_per_min = 0;
+    config.http.chat_rate_per_min = 0;
+    let core = &mut config.core;
+    core.database.url = options.database_url.clone().unwrap_or(database_url);
+    core.chat.max_concurrent_generations = 1000;
+    core.llm.base_url = options.llm.clone().unwrap_or_default();
+    core.llm.api_key = options
+        .llm
+        .as_ref()
+        .map(|_| refbook_core::config::Secret::new("sk-load"));
+    core.books.sources = vec!["openlibrary".into()];
+    core.cluster.url = options
+        .redis_url
+        .as_ref()
+        .map(refbook_core::config::Secret::new);
+    config
 }
 
 #[tokio::main]
@@ -188,9 +191,10 @@ async fn books(base: &str, options: &Options) -> anyhow::Result<()> {
 
 /// The child process of `chat`: a server whose only book is in the catalogue.
 async fn serve(options: &Options, url: String) -> anyhow::Result<()> {
-    let refbook = build(config(options, url)).await?;
+    let ServerConfig { core, http } = config(options, url);
+    let refbook = build(core).await?;
     seed_catalogue(&refbook).await?;
-    let server = RunningServer::start(refbook, "127.0.0.1:0".parse()?)
+    let server = RunningServer::start_with(refbook, http, refbook_http::metrics::Metrics::new())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("listening {}", server.url());
