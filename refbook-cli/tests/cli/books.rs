@@ -188,7 +188,41 @@ async fn a_bad_setting_names_its_variable(db: TestDatabase) {
     assert_clean_failure(&out, "REFBOOK_BOOK_SOURCES");
 }
 
+/// A server's configuration file works for the CLI: the keys it reads apply, the
+/// server's own (`bind`) and a misspelt one are named once on stderr, and the run goes on.
+async fn a_servers_file_applies_and_names_what_the_cli_does_not_use(db: TestDatabase) {
+    let server = MockServer::start().await;
+    douban(&server).await;
+    let file = temp_file(
+        "refbook.toml",
+        "bind = \"0.0.0.0:9000\"\nbook_sources = [\"douban\"]\nbok_ttl_days = 3\n",
+    );
+    let out = cli(
+        db.url(),
+        &server,
+        &["--config", file.to_str().unwrap(), "book", "9787536692930"],
+        "",
+        &[],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("三体"), "{}", out.stdout);
+    let notes: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("note:"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{}", out.stderr);
+    assert!(
+        notes[0].contains("bind") && notes[0].contains("bok_ttl_days"),
+        "{}",
+        notes[0]
+    );
+    assert!(!notes[0].contains("book_sources"), "{}", notes[0]);
+}
+
 backend_tests!(
+    a_servers_file_applies_and_names_what_the_cli_does_not_use,
     book_prints_a_readable_summary_or_the_json,
     bad_isbns_and_unknown_books_fail_cleanly,
     a_catalogue_is_imported_and_used,

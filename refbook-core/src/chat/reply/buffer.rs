@@ -9,7 +9,6 @@ use tokio::sync::watch;
 use super::event::{Positioned, ReplyEvent, ReplyLog};
 use crate::chat::{FinishReason, Message, MessageStatus};
 use crate::domain::{ConversationId, MessageId};
-use crate::timestamp::Timestamp;
 
 /// The most events one [`ReplyListener::next`] hands out: a listener that never reads
 /// holds at most this many (shared) events.
@@ -62,7 +61,9 @@ impl Reply {
         self.created
     }
 
-    /// An empty reply for a stored assistant message.
+    /// An empty reply for a stored assistant message (tests; the engine builds replies
+    /// from their stored message with [`of_message`](Self::of_message)).
+    #[cfg(any(test, feature = "testing"))]
     pub(crate) fn new(
         conversation_id: ConversationId,
         message_id: MessageId,
@@ -72,7 +73,7 @@ impl Reply {
             conversation_id,
             message_id,
             model,
-            Timestamp::now().unix_seconds(),
+            crate::timestamp::Timestamp::now().unix_seconds(),
         )
     }
 
@@ -310,6 +311,7 @@ impl ReplyListener {
 mod tests {
     use super::*;
     use crate::chat::TokenUsage;
+    use crate::timestamp::Timestamp;
 
     #[tokio::test]
     async fn listeners_wait_for_events_and_end_after_the_last() {
