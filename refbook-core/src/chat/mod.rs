@@ -1,6 +1,6 @@
 //! Conversations and chat behind the [`Chat`] service, a file per concern: `personas.rs`,
 //! `conversations.rs` (conversations and messages as stored), `prompt.rs` and
-//! `tokens.rs`, `generate.rs` (server-owned generation; `reply/`: the reply engine), `completion/` (the
+//! `tokens.rs`, `generate.rs` (claiming a reply and starting it), `running.rs` (stop, attach, shutdown), `reply/` (the reply engine), `completion/` (the
 //! OpenAI-compatible face's stateless completions), `sweep.rs`.
 
 mod completion;
@@ -9,6 +9,7 @@ mod generate;
 mod personas;
 pub mod prompt;
 mod reply;
+mod running;
 mod sweep;
 pub mod tokens;
 
