@@ -285,7 +285,7 @@ async fn polling_reads_the_same_positions(db: TestDatabase) {
     app.llm.push(script);
     // A client that starts the reply and then only polls (its stream is abandoned).
     let abandoned = tokio::spawn(app.ask_request(&t, id, "问").send());
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_until_generating(&app, &t, id, 1).await;
     abandoned.abort();
     let (mut cursor, mut content, mut reasoning) = (0u64, String::new(), String::new());
     let mut saw_generating = false;
@@ -749,7 +749,7 @@ async fn shutdown_stores_replies_in_flight(db: TestDatabase) {
     let (script, _) = slow_answer(6);
     app.llm.push(script);
     let streaming = app.spawn_ask(&t, id, "问");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_until_generating(&app, &t, id, 1).await;
     let crate::helpers::TestApp {
         server,
         db,
