@@ -45,15 +45,10 @@ pub fn config(file: Option<&Path>, database_url: Option<&str>) -> Result<CliConf
     let mut core = Config::default();
     core.database.url = default_database_url();
     let mut cli = CliSettings::default();
-    let layered = (|| {
-        let layers = Layers::read(file, std::env::vars(), &overrides)?;
-        layers.apply(&mut core)?;
-        layers.apply(&mut cli)?;
-        core.validate()?;
-        Ok::<_, refbook_core::config::ConfigError>(layers.unknown(&[&core, &cli]))
-    })();
-    let unused =
-        layered.map_err(|e| Failure::plain(e.to_string()).hint("fix the setting named above"))?;
+    let unused = Layers::read(file, std::env::vars(), &overrides)
+        .and_then(|layers| layers.fill_ignoring_unknown(&mut [&mut core, &mut cli]))
+        .and_then(|unused| core.validate().map(|()| unused))
+        .map_err(|e| Failure::plain(e.to_string()).hint("fix the setting named above"))?;
     Ok(CliConfig { core, cli, unused })
 }
 

@@ -89,9 +89,7 @@ impl ServerConfig {
     {
         let layers = Layers::read(file, env, overrides)?;
         let mut config = Self::default();
-        layers.apply(&mut config.core)?;
-        layers.apply(&mut config.http)?;
-        layers.refuse_unknown(&[&config.core, &config.http])?;
+        layers.fill(&mut [&mut config.core, &mut config.http])?;
         config.core.validate()?;
         config.http.validate()?;
         Ok(config)

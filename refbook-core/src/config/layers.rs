@@ -74,25 +74,15 @@ impl Layers {
         Ok(())
     }
 
-    /// The keys in the file or the overrides that none of `groups` owns (misspelt, or
-    /// another front end's).
-    pub fn unknown(&self, groups: &[&dyn Settings]) -> Vec<String> {
-        let known: Vec<&'static str> = groups.iter().flat_map(|group| group.keys()).collect();
-        let file = self.file.iter().flat_map(|(_, settings)| settings.iter());
-        file.chain(self.overrides.iter())
-            .map(|(key, _)| key)
-            .filter(|key| !known.contains(&key.as_str()))
-            .cloned()
-            .collect()
-    }
-
-    /// Refuses a file or override naming a key that none of `groups` owns.
+    /// Applies the layers to each of `groups` and refuses a file or override key that none
+    /// of them owns: how a front end loads every group it holds.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::UnknownKey`] for the first such key.
-    pub fn refuse_unknown(&self, groups: &[&dyn Settings]) -> Result<(), ConfigError> {
-        match self.unknown(groups).into_iter().next() {
+    /// [`ConfigError::Invalid`] as [`apply`](Self::apply); [`ConfigError::UnknownKey`] for
+    /// the first key no group owns.
+    pub fn fill(&self, groups: &mut [&mut dyn Settings]) -> Result<(), ConfigError> {
+        match self.fill_ignoring_unknown(groups)?.into_iter().next() {
             None => Ok(()),
             Some(key) => {
                 let in_file = self
@@ -103,6 +93,33 @@ impl Layers {
                 Err(ConfigError::UnknownKey { key, file })
             }
         }
+    }
+
+    /// As [`fill`](Self::fill), returning the keys no group owns instead of refusing them
+    /// (a front end pointed at another's file, such as the CLI at a server's).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] as [`apply`](Self::apply).
+    pub fn fill_ignoring_unknown(
+        &self,
+        groups: &mut [&mut dyn Settings],
+    ) -> Result<Vec<String>, ConfigError> {
+        for group in groups.iter_mut() {
+            self.apply(&mut **group)?;
+        }
+        let known: Vec<&'static str> = groups.iter().flat_map(|group| group.keys()).collect();
+        Ok(self.unknown(&known))
+    }
+
+    /// The keys in the file or the overrides that are not in `known`.
+    fn unknown(&self, known: &[&'static str]) -> Vec<String> {
+        let file = self.file.iter().flat_map(|(_, settings)| settings.iter());
+        file.chain(self.overrides.iter())
+            .map(|(key, _)| key)
+            .filter(|key| !known.contains(&key.as_str()))
+            .cloned()
+            .collect()
     }
 }
 

@@ -105,7 +105,7 @@ pub trait Settings {
 ///     [("REFBOOK_MY_GREETING".to_owned(), "hi".to_owned())],
 ///     &[],
 /// )?;
-/// layers.apply(&mut mine)?;
+/// layers.fill(&mut [&mut mine])?;
 /// assert_eq!(mine.greeting, "hi");
 /// # Ok::<(), refbook_core::config::ConfigError>(())
 /// ```
@@ -269,8 +269,7 @@ impl Config {
     {
         let layers = Layers::read(file, env, overrides)?;
         let mut config = Self::default();
-        layers.apply(&mut config)?;
-        layers.refuse_unknown(&[&config])?;
+        layers.fill(&mut [&mut config])?;
         config.validate()?;
         Ok(config)
     }
@@ -289,7 +288,7 @@ impl Config {
 
     /// Checks settings that must agree with each other (each value was checked alone when
     /// it was read); [`load`](Self::load) calls it, a front end using [`Layers`] calls it
-    /// after [`Layers::apply`].
+    /// after [`Layers::fill`].
     ///
     /// # Errors
     ///

@@ -93,15 +93,18 @@ fn a_file_key_no_group_owns_is_refused_unless_another_group_is_loaded_beside() {
 
     let layers = Layers::read(Some(&file), env(&[("REFBOOK_BIND", "0.0.0.0:10")]), &[]).unwrap();
     let (mut core, mut front) = (Config::default(), FrontEnd::default());
-    layers.apply(&mut core).unwrap();
-    layers.apply(&mut front).unwrap();
-    layers.refuse_unknown(&[&core, &front]).unwrap();
+    layers.fill(&mut [&mut core, &mut front]).unwrap();
     assert_eq!(
         front.bind, "0.0.0.0:10",
         "the environment wins over the file"
     );
     assert_eq!(core.llm.model, "m");
-    assert_eq!(layers.unknown(&[&core]), ["bind"]);
+    let mut alone = Config::default();
+    assert_eq!(
+        layers.fill_ignoring_unknown(&mut [&mut alone]).unwrap(),
+        ["bind"]
+    );
+    assert_eq!(alone.llm.model, "m");
 }
 
 #[test]
