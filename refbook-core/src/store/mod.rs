@@ -274,7 +274,7 @@ pub trait ChatStore: Send + Sync {
         &self,
         user_id: UserId,
         limit: i64,
-    ) -> Result<Vec<(String, Timestamp)>, StoreError>;
+    ) -> Result<Vec<(Isbn, Timestamp)>, StoreError>;
 }
 
 /// The life of a generated reply: its claim (conversation lock, per-user cap, the owner's

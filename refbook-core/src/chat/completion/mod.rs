@@ -181,11 +181,7 @@ impl Chat {
         user_id: UserId,
         limit: i64,
     ) -> Result<Vec<(Isbn, Timestamp)>> {
-        let books = self.store.recent_books(user_id, limit).await?;
-        Ok(books
-            .into_iter()
-            .filter_map(|(isbn, at)| Some((Isbn::parse(&isbn).ok()?, at)))
-            .collect())
+        Ok(self.store.recent_books(user_id, limit).await?)
     }
 
     /// Checks that a model name names a book found through the lookup chain and a

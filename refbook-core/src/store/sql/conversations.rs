@@ -410,7 +410,7 @@ impl ChatStore for SqlStore {
         &self,
         user_id: UserId,
         limit: i64,
-    ) -> Result<Vec<(String, Timestamp)>, StoreError> {
+    ) -> Result<Vec<(Isbn, Timestamp)>, StoreError> {
         let rows = sqlx::query(
             "SELECT isbn, MAX(at) AS at FROM ( \
                  SELECT isbn, updated_at AS at FROM conversations WHERE user_id = $1 \
