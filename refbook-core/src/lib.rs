@@ -19,6 +19,8 @@
 //! - [`text`] — text hygiene: no NUL or other C0 controls in stored text.
 //! - [`cluster`] — with Redis (`REFBOOK_REDIS_URL`): notices between instances, the
 //!   channels that carry live replies, rate limits shared by every instance.
+//! - [`rate_limit`] — per-IP and per-account throttling (GCRA), counted in Redis by
+//!   every instance when they share one.
 //! - [`store`] — the [`Store`](store::Store) seam and [`SqlStore`](store::SqlStore)
 //!   (SQLite or PostgreSQL through sqlx, embedded migrations).
 //! - [`accounts`] — registration, password and WeChat logins, JWT access tokens, rotating
@@ -66,6 +68,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod llm;
+pub mod rate_limit;
 pub mod refbook;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 #[cfg(feature = "local-model")]
 use crate::llm::LogProgress;
 use crate::llm::{ChatModel, DownloadProgress, OpenAiCompatible, Timeouts, Unconfigured};
+use crate::rate_limit::RateLimiter;
 use crate::store::{SqlStore, Store};
 use crate::timestamp::Clock;
 
@@ -81,6 +82,17 @@ impl Refbook {
     /// The other instances, when they share replies and limits through Redis.
     pub fn cluster(&self) -> Option<&Cluster> {
         self.inner.cluster.as_ref()
+    }
+
+    /// A limiter of `per_minute` actions per client IP and per account (`None` when 0: no
+    /// limit), counted in Redis under keys named `name` when the instances share one, so
+    /// that every instance draws on one allowance.
+    pub fn rate_limiter(&self, per_minute: u32, name: &'static str) -> Option<RateLimiter> {
+        let limiter = RateLimiter::new(per_minute)?;
+        Some(match self.cluster() {
+            Some(cluster) => limiter.shared(cluster.clone(), name),
+            None => limiter,
+        })
     }
 
     /// The chat service.
@@ -178,6 +190,7 @@ impl RefbookBuilder {
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
+            .redirect(crate::upstream::same_origin_redirects())
             .build()
             .map_err(Error::internal)?;
         let secret = match &config.accounts.jwt_secret {

@@ -9,6 +9,42 @@ pub const USER_AGENT: &str = concat!(
     " (+https://example.invalid/refbook; ops@example.invalid)"
 );
 
+/// The most redirects an upstream request follows.
+const MAX_REDIRECTS: usize = 5;
+
+/// The redirect rule of the book sources' and WeChat's client: a redirect is followed only
+/// to the origin that was asked (same scheme, host and port; Open Library's `/isbn/…` →
+/// `/books/…` stays there), so an upstream's answer can never point the server at another
+/// host, an internal address, or plain HTTP.
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt.previous().first().is_some_and(|first| {
+            first.scheme() == attempt.url().scheme()
+                && first.host_str() == attempt.url().host_str()
+                && first.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if same_origin && attempt.previous().len() <= MAX_REDIRECTS {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
+/// The redirect rule of the model downloader: the hub sends the bytes from a CDN on
+/// another host, so any host is followed, but never from `https` down to `http`.
+pub fn no_downgrade_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade || attempt.previous().len() > MAX_REDIRECTS * 2 {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
 /// The most of a book source's answer read.
 pub const MAX_SOURCE_BODY: usize = 2 * 1024 * 1024;
 /// The most of a small JSON answer (WeChat) or an error body read.

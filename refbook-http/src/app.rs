@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use refbook_core::rate_limit::RateLimiter;
 use refbook_core::{Error, Language, Refbook};
 use tracing::Instrument;
 
@@ -15,7 +16,6 @@ use crate::body::{full, Body};
 use crate::ctx::Ctx;
 use crate::handlers;
 use crate::metrics::Metrics;
-use crate::rate_limit::RateLimiter;
 use crate::routes::{RouteSpec, Router};
 use crate::settings::HttpSettings;
 use refbook_core::domain::UserId;
@@ -55,15 +55,8 @@ impl App {
         metrics: Arc<Metrics>,
     ) -> Result<Self, Error> {
         let router = Router::new().map_err(|e| Error::internal(e.to_string()))?;
-        let limiter = |per_minute: u32, name: &'static str| {
-            let limiter = RateLimiter::new(per_minute)?;
-            Some(match refbook.cluster() {
-                Some(cluster) => limiter.shared(cluster.clone(), name),
-                None => limiter,
-            })
-        };
-        let login_limiter = limiter(settings.login_rate_per_min, "login");
-        let chat_limiter = limiter(settings.chat_rate_per_min, "chat");
+        let login_limiter = refbook.rate_limiter(settings.login_rate_per_min, "login");
+        let chat_limiter = refbook.rate_limiter(settings.chat_rate_per_min, "chat");
         Ok(Self {
             inner: Arc::new(Inner {
                 refbook,
@@ -100,16 +93,25 @@ impl App {
             .get_or_init(|| crate::openapi::document(self.refbook().config()))
     }
 
-    /// Counts a credential attempt against the login/register limits.
+    /// Counts a credential attempt against the login/register limits: per client IP, and
+    /// per account for `identifier` (a username or email as typed), every spelling of one
+    /// account counted together ([`Accounts::attempt_key`](refbook_core::accounts::Accounts::attempt_key)).
     pub async fn check_login_rate(
         &self,
         ip: IpAddr,
-        username: Option<&str>,
+        identifier: Option<&str>,
     ) -> Result<(), ApiError> {
-        match &self.inner.login_limiter {
-            Some(limiter) => limiter.check(ip, username).await.map_err(ApiError::from),
-            None => Ok(()),
-        }
+        let Some(limiter) = &self.inner.login_limiter else {
+            return Ok(());
+        };
+        let account = match identifier {
+            Some(identifier) => self.refbook().accounts().attempt_key(identifier).await?,
+            None => None,
+        };
+        limiter
+            .check(ip, account.as_deref())
+            .await
+            .map_err(ApiError::from)
     }
 
     /// Counts a generation against the chat limits (per user and per client IP).
@@ -149,6 +151,8 @@ impl App {
         let route = found.as_ref().map_or("unmatched", |(spec, _)| spec.pattern);
         let origin = req.headers().get(header::ORIGIN).cloned();
         let openai_face = is_openai_path(req.uri().path());
+        let private = found.as_ref().is_some_and(|(spec, _)| !spec.public)
+            || req.headers().contains_key(header::AUTHORIZATION);
         let span =
             tracing::info_span!("request", request_id = %request_id, method = %method, route);
 
@@ -197,6 +201,7 @@ impl App {
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             headers.insert(REQUEST_ID, value);
         }
+        security_headers(headers, private);
         self.add_cors(headers, origin.as_ref());
         response
     }
@@ -267,6 +272,32 @@ impl App {
             );
             headers.append(header::VARY, HeaderValue::from_static("Origin"));
         }
+    }
+}
+
+/// The security headers every answer carries (docs/API.md, "Headers on every answer"):
+/// `nosniff` always; where the handler set none, a policy that lets nothing load or frame
+/// the answer, no referrer, and `no-store` for an answer to a signed-in caller (it may
+/// hold their data; covers, pages and assets set their own caching).
+fn security_headers(headers: &mut HeaderMap, private: bool) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    if !headers.contains_key(header::REFERRER_POLICY) {
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+    if private && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
 }
 

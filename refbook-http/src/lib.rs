@@ -1,7 +1,7 @@
 //! # refbook-http
 //!
 //! A minimal hyper 1.x server exposing `refbook-core` as the JSON + SSE contract in
-//! `shared/API.md`.
+//! `docs/API.md`.
 //!
 //! ## Layout
 //!
@@ -18,7 +18,8 @@
 //!   stream.
 //! - [`metrics`] — Prometheus metrics and the hooks that feed them.
 //! - [`openapi`] — the OpenAPI 3.1 document, built from the route table.
-//! - [`rate_limit`] — login/register throttling; [`telemetry`] — log setup.
+//! - [`telemetry`] — log setup. (Rate limits of logins and generations come from the
+//!   core: `Refbook::rate_limiter`.)
 
 #![warn(missing_docs)]
 
@@ -32,7 +33,6 @@ pub mod metrics;
 pub mod openai_wire;
 pub mod openapi;
 pub mod pagination;
-pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod settings;

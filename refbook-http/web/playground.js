@@ -157,9 +157,16 @@ function setStreaming(on) {
 
 // ---- Flows ----------------------------------------------------------------
 
+// The book controls work only while signed in: a request without a token would fail.
+const BOOK_CONTROLS = ["isbn", "open-book", "persona", "question", "ask"];
+function enableBookControls(on) {
+  BOOK_CONTROLS.forEach((id) => { $(id).disabled = !on; });
+}
+
 async function signedIn() {
   const me = await api("GET", "/api/auth/me/");
   $("who").textContent = me.nickname || me.username || "";
+  enableBookControls(true);
   $("auth").hidden = true;
   $("main").hidden = false;
   $("logout").hidden = false;
@@ -173,6 +180,7 @@ function signOut() {
   if (state.streaming) state.streaming.abort();
   store.clear();
   state.conversation = null;
+  enableBookControls(false);
   $("auth").hidden = false;
   $("main").hidden = true;
   $("logout").hidden = true;
@@ -222,6 +230,7 @@ async function loadHistory() {
 }
 
 async function openBook(isbn) {
+  if (!store.token) return;
   showError(null);
   const book = await api("GET", "/api/books/" + encodeURIComponent(isbn.trim()) + "/");
   // A new book starts a new conversation at the first question.
@@ -275,6 +284,7 @@ async function ensureConversation() {
 }
 
 async function ask() {
+  if (!store.token) return;
   showError(null);
   const question = $("question").value.trim();
   if (!question) return;

@@ -178,6 +178,33 @@ impl Accounts {
         self.start_session(&user).await
     }
 
+    /// The key that a sign-in or sign-up attempt with `identifier` (a username or email, as
+    /// typed) counts against in the per-account limits: the account it resolves to, by
+    /// the same normalisation login uses (NFKC, case folding; an email to its account), so
+    /// every spelling of one account draws on one allowance. An identifier that resolves
+    /// to no account is keyed by its normalised form. `None` for an empty one.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
+    pub async fn attempt_key(&self, identifier: &str) -> Result<Option<String>> {
+        let trimmed = identifier.trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        if let Some(user) = self.find_by_login(trimmed).await? {
+            return Ok(Some(format!("user:{}", user.id)));
+        }
+        Ok(Some(if trimmed.contains('@') {
+            format!("email:{}", unique_key(trimmed))
+        } else {
+            match validate::username(trimmed) {
+                Ok(name) => format!("name:{}", unique_key(&name)),
+                Err(_) => format!("text:{}", unique_key(trimmed)),
+            }
+        }))
+    }
+
     async fn find_by_login(&self, identifier: &str) -> Result<Option<UserRecord>> {
         let identifier = identifier.trim();
         // Nothing stored can match (and PostgreSQL cannot compare NUL): an unknown user,

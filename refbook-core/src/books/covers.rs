@@ -1,12 +1,14 @@
 //! The cover proxy: fetches a book's cover image server-side once (with the `Referer`
-//! Douban demands), only from allowed hosts, only images, size-capped; the image is then
-//! kept in the database (`book_covers`).
+//! Douban demands), only from allowed hosts, only one accepted image type confirmed by the
+//! bytes ([`CoverType`]), size-capped; the image is then kept in the database
+//! (`book_covers`).
 
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
 use crate::upstream::USER_AGENT;
 
+use super::cover_type::CoverType;
 use super::Cover;
 
 /// The default allow-list: the image hosts of the known sources.
@@ -161,20 +163,14 @@ impl CoverFetcher {
         if !status.is_success() {
             return Err(not_image(&format!("HTTP {status}")));
         }
-        let content_type = response
+        let declared = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
-        if !content_type.starts_with("image/") || content_type == "image/svg+xml" {
-            return Err(not_image("not an image"));
+            .unwrap_or_default()
+            .to_owned();
+        if CoverType::declared(&declared).is_none() {
+            return Err(not_image("not one accepted image type"));
         }
         if response
             .content_length()
@@ -192,9 +188,13 @@ impl CoverFetcher {
         if bytes.is_empty() {
             return Err(not_image("empty image"));
         }
+        let Some(kind) = CoverType::checked(&declared, &bytes) else {
+            tracing::warn!(url, "cover bytes are not the image type declared");
+            return Err(not_image("the bytes are not the declared image type"));
+        };
         Ok(Cover {
             source_url: url.to_owned(),
-            content_type,
+            content_type: kind.as_str().to_owned(),
             bytes,
         })
     }

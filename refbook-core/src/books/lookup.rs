@@ -145,20 +145,35 @@ impl BookLookup {
         }
         let flight = {
             let mut flights = lock(&inner.flights);
-            flights
-                .entry(isbn.as_str().to_owned())
-                .or_insert_with(|| {
+            match flights.get(isbn.as_str()) {
+                Some(flight) => flight.clone(),
+                None => {
+                    // A flight may have landed since the reads above: it leaves its book in
+                    // memory (or its miss remembered) before it leaves the map, so look
+                    // again under the lock rather than start a second upstream call.
+                    if let Some(kept) = inner.memory.get(isbn.as_str()) {
+                        if inner.is_fresh(&kept) {
+                            inner.observe("cache", "fresh");
+                            return Ok(kept.book);
+                        }
+                    }
+                    if stored.is_none() && inner.is_recent_miss(isbn.as_str()) {
+                        inner.observe("cache", "negative");
+                        return Err(Failure::NotFound.into());
+                    }
                     // The fetch runs as its own task: a caller that goes away does not
                     // cancel it for the others.
                     let task = tokio::spawn(Inner::fetch(self.inner.clone(), isbn.clone()));
-                    async move {
+                    let flight = async move {
                         task.await
                             .unwrap_or_else(|e| Err(Failure::Internal(format!("lookup task: {e}"))))
                     }
                     .boxed()
-                    .shared()
-                })
-                .clone()
+                    .shared();
+                    flights.insert(isbn.as_str().to_owned(), flight.clone());
+                    flight
+                }
+            }
         };
         Ok(flight.await?)
     }

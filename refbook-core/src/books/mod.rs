@@ -5,6 +5,7 @@
 mod catalog;
 mod collections;
 mod cover_flights;
+mod cover_type;
 mod covers;
 mod douban;
 mod googlebooks;
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use crate::domain::{Book, BookFields, Cover, StoredBook, SOURCES};
 pub use crate::domain::{Isbn, IsbnError};
 pub use catalog::{parse_catalog, CatalogFormat, CatalogSource};
+pub use cover_type::CoverType;
 pub use covers::{host_allowed, url_allowed, CoverFetcher, DEFAULT_COVER_HOSTS};
 pub use douban::Douban;
 pub use googlebooks::GoogleBooks;
@@ -169,7 +171,15 @@ impl Books {
         let no_cover = || Error::not_found("封面", "Cover");
         let stored = self.store.book(isbn).await?.ok_or_else(no_cover)?;
         let url = stored.book.cover_url.ok_or_else(no_cover)?;
-        let kept = |cover: Option<Cover>| cover.filter(|c| c.source_url == url);
+        // A cover stored before the type rule (or altered in the database) is fetched
+        // again rather than served as whatever type it claims.
+        let kept = |cover: Option<Cover>| {
+            cover.filter(|c| {
+                c.source_url == url
+                    && CoverType::checked(&c.content_type, &c.bytes)
+                        .is_some_and(|t| t.as_str() == c.content_type)
+            })
+        };
         if let Some(cover) = kept(self.store.cover(isbn).await?) {
             return Ok(cover);
         }

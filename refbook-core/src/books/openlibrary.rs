@@ -82,16 +82,46 @@ impl OpenLibrary {
         }
     }
 
+    /// GETs the JSON at the path made of `segments` under the base URL. Each segment is
+    /// joined as one path segment (escaped), so nothing in it can reach the authority.
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
-        path: &str,
+        segments: &[&str],
     ) -> Result<Option<T>, SourceError> {
-        let url = format!("{}{path}", self.base_url);
+        let mut url = reqwest::Url::parse(&self.base_url)
+            .map_err(|e| SourceError::Network(format!("bad Open Library base URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| SourceError::Network("bad Open Library base URL".to_owned()))?
+            .pop_if_empty()
+            .extend(segments);
         match get_ok_or_404(self.client.get(url)).await? {
             Some(body) => decode(&body).map(Some),
             None => Ok(None),
         }
     }
+}
+
+/// The kinds of Open Library record a lookup follows, by their documented keys.
+#[derive(Clone, Copy)]
+enum RecordKind {
+    /// `/authors/OL…A`
+    Author,
+    /// `/works/OL…W`
+    Work,
+}
+
+/// The file (`OL23919A.json`) of a record whose key has its documented form
+/// (`/authors/OL23919A`, `/works/OL45883W`); `None` for anything else. The key comes from
+/// the upstream's JSON: it names a record, never a host or a path of its choosing.
+fn record_file(key: &str, kind: RecordKind) -> Option<String> {
+    let (folder, suffix) = match kind {
+        RecordKind::Author => ("/authors/", 'A'),
+        RecordKind::Work => ("/works/", 'W'),
+    };
+    let id = key.strip_prefix(folder)?;
+    let digits = id.strip_prefix("OL")?.strip_suffix(suffix)?;
+    let valid = (1..=12).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| format!("{id}.json"))
 }
 
 #[async_trait]
@@ -101,7 +131,10 @@ impl BookSource for OpenLibrary {
     }
 
     async fn lookup(&self, isbn: &Isbn) -> Result<Option<Book>, SourceError> {
-        let Some(edition) = self.get::<Edition>(&format!("/isbn/{isbn}.json")).await? else {
+        let Some(edition) = self
+            .get::<Edition>(&["isbn", &format!("{isbn}.json")])
+            .await?
+        else {
             return Ok(None);
         };
         let Some(title) = clean(edition.title) else {
@@ -110,7 +143,14 @@ impl BookSource for OpenLibrary {
         let mut authors = Vec::new();
         let mut author_intro = None;
         for author in &edition.authors {
-            if let Some(found) = self.get::<Author>(&format!("{}.json", author.key)).await? {
+            let Some(file) = record_file(&author.key, RecordKind::Author) else {
+                tracing::warn!(
+                    source = "openlibrary",
+                    "author key not of the documented form; skipped"
+                );
+                continue;
+            };
+            if let Some(found) = self.get::<Author>(&["authors", &file]).await? {
                 authors.extend(clean(found.name));
                 if author_intro.is_none() {
                     author_intro = clean(found.bio.map(Text::into_string));
@@ -119,10 +159,14 @@ impl BookSource for OpenLibrary {
         }
         let mut introduction = clean(edition.description.map(Text::into_string));
         let mut tags = clean_list(edition.subjects);
-        if let Some(work) = edition.works.first() {
+        let work_file = edition
+            .works
+            .first()
+            .and_then(|work| record_file(&work.key, RecordKind::Work));
+        if let Some(work_file) = work_file {
             if introduction.is_none() || tags.is_empty() {
                 // The work is optional detail: its failure does not fail the lookup.
-                if let Ok(Some(work)) = self.get::<Work>(&format!("{}.json", work.key)).await {
+                if let Ok(Some(work)) = self.get::<Work>(&["works", &work_file]).await {
                     introduction =
                         introduction.or_else(|| clean(work.description.map(Text::into_string)));
                     if tags.is_empty() {
@@ -153,5 +197,37 @@ impl BookSource for OpenLibrary {
             }
             .into_book(isbn, self.name(), Timestamp::now()),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{record_file, RecordKind};
+
+    #[test]
+    fn only_documented_record_keys_become_paths() {
+        assert_eq!(
+            record_file("/authors/OL23919A", RecordKind::Author).as_deref(),
+            Some("OL23919A.json")
+        );
+        assert_eq!(
+            record_file("/works/OL45883W", RecordKind::Work).as_deref(),
+            Some("OL45883W.json")
+        );
+        for hostile in [
+            "@127.0.0.1:9/x",
+            ".evil.example/x",
+            "/authors/OL1A/../../x",
+            "/authors/OL1A?x=1",
+            "/authors/OLA",
+            "/authors/OL12W",
+            "/works/OL12A",
+            "/authors/OL1234567890123A",
+            "//evil.example/authors/OL1A",
+            "",
+        ] {
+            assert_eq!(record_file(hostile, RecordKind::Author), None, "{hostile}");
+            assert_eq!(record_file(hostile, RecordKind::Work), None, "{hostile}");
+        }
     }
 }

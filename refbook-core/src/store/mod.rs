@@ -1,7 +1,8 @@
 //! Persistence: the [`Store`] seam and its records.
 //!
-//! The seam is split by subject ([`UserStore`], [`SessionStore`], [`SettingsStore`],
-//! [`UsageStore`]); [`Store`] is all of them. [`SqlStore`] implements it on SQLite and
+//! The seam is split by subject: [`UserStore`], [`SessionStore`], [`ApiKeyStore`],
+//! [`SettingsStore`], [`UsageStore`], [`BookStore`], [`ChatStore`], [`ReplyStore`],
+//! [`PersonaStore`] and [`CollectionStore`]; [`Store`] is all ten. [`SqlStore`] implements it on SQLite and
 //! PostgreSQL through sqlx, with one set of queries and one migration set per dialect.
 
 mod error;

@@ -257,6 +257,87 @@ async fn concurrent_lookups_share_one_upstream_call(db: TestDatabase) {
     assert_eq!(failing.calls(), 1);
 }
 
+/// A valid ISBN-13 `978 7 nnnnnnnn c` for a test number.
+fn numbered_isbn(n: u32) -> Isbn {
+    let body = format!("9787{n:08}");
+    let sum: u32 = body
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    Isbn::parse(&format!("{body}{}", (10 - sum % 10) % 10)).unwrap()
+}
+
+/// A source that says when it has answered (before the chain stores the book), so that
+/// callers can arrive exactly while a lookup lands.
+struct Landing {
+    calls: AtomicUsize,
+    answered: tokio::sync::watch::Sender<usize>,
+}
+
+#[async_trait]
+impl BookSource for Landing {
+    fn name(&self) -> &'static str {
+        "landing"
+    }
+
+    async fn lookup(&self, isbn: &Isbn) -> Result<Option<Book>, SourceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.answered.send_modify(|n| *n += 1);
+        Ok(Some(
+            BookFields {
+                title: "landed".to_owned(),
+                ..BookFields::default()
+            }
+            .into_book(isbn, "ignored", Timestamp::now()),
+        ))
+    }
+}
+
+/// Callers arriving while a lookup lands (its answer in, the book being stored) still make
+/// one upstream call: a caller whose reads missed the book but who then finds the flight
+/// gone takes the book the flight left rather than flying again. Repeated over many ISBNs
+/// to catch the window.
+async fn callers_arriving_as_a_lookup_lands_share_its_call(db: TestDatabase) {
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(db.url()).await.unwrap());
+    let (answered, watch) = tokio::sync::watch::channel(0usize);
+    let source = Arc::new(Landing {
+        calls: AtomicUsize::new(0),
+        answered,
+    });
+    let lookup = BookLookup::new(
+        store,
+        vec![source.clone() as Arc<dyn BookSource>],
+        policy(DAY, DAY),
+        None,
+    );
+    let rounds = 60;
+    for round in 0..rounds {
+        let isbn = numbered_isbn(round);
+        let late: Vec<_> = (0..8)
+            .map(|_| {
+                let (lookup, isbn, mut watch) = (lookup.clone(), isbn.clone(), watch.clone());
+                let round = round as usize;
+                tokio::spawn(async move {
+                    watch.wait_for(|n| *n > round).await.unwrap();
+                    lookup.lookup(&isbn).await
+                })
+            })
+            .collect();
+        assert_eq!(lookup.lookup(&isbn).await.unwrap().title, "landed");
+        for caller in late {
+            assert_eq!(caller.await.unwrap().unwrap().title, "landed");
+        }
+    }
+    assert_eq!(
+        source.calls.load(Ordering::SeqCst),
+        rounds as usize,
+        "one upstream call per ISBN"
+    );
+    drop(watch);
+}
+
 async fn a_slow_source_times_out_and_the_next_is_asked(db: TestDatabase) {
     let stuck = Scripted::slow("stuck", Answer::Hit, Duration::from_secs(5));
     let quick = Scripted::new("quick", Answer::Hit);
@@ -337,6 +418,7 @@ backend_tests!(
     failures_without_a_copy_are_unavailable_unless_someone_said_not_found,
     clean_misses_are_remembered_briefly,
     concurrent_lookups_share_one_upstream_call,
+    callers_arriving_as_a_lookup_lands_share_its_call,
     a_slow_source_times_out_and_the_next_is_asked,
     a_caller_that_leaves_does_not_cancel_the_lookup,
 );

@@ -2,7 +2,7 @@
 
 use refbook_core::backend_tests;
 use refbook_core::testing::TestDatabase;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::{refresh, spawn_app, spawn_app_with, token, PASSWORD};
 
@@ -384,6 +384,74 @@ async fn login_attempts_are_rate_limited(db: TestDatabase) {
     assert!((1..=60).contains(&retry), "{retry}");
 }
 
+/// The per-account limit counts accounts, not spellings: once `victim` is at its limit,
+/// full-width, mixed and upper-case spellings and the account's email are limited too (from
+/// other addresses, so the per-address limit is not what stops them), even with the right
+/// password; sign-up under another spelling of the name is limited likewise.
+async fn the_login_limit_counts_accounts_not_spellings(db: TestDatabase) {
+    let app = spawn_app_with(db, |c| {
+        c.http.login_rate_per_min = 3;
+        c.http.trust_proxy_headers = true;
+    })
+    .await;
+    let from = |n: u8, path: &str, body: Value| {
+        app.send(
+            app.client
+                .post(app.url(path))
+                .header("x-forwarded-for", format!("192.0.2.{n}"))
+                .json(&body),
+        )
+    };
+    from(
+        1,
+        "/api/auth/register/",
+        json!({"username": "victim", "password": "the right password", "email": "victim@example.com"}),
+    )
+    .await
+    .assert_ok();
+    for n in 2..5 {
+        from(
+            n,
+            "/api/auth/login/",
+            json!({"username": "victim", "password": "wrong password"}),
+        )
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    }
+    for (n, spelling) in [
+        (10, "victim"),
+        (11, "\u{ff56}\u{ff49}\u{ff43}\u{ff54}\u{ff49}\u{ff4d}"),
+        (12, "v\u{ff49}ctim"),
+        (13, "VICTIM"),
+        (14, " Victim "),
+        (15, "victim@example.com"),
+        (16, "VICTIM@EXAMPLE.COM"),
+    ] {
+        from(
+            n,
+            "/api/auth/login/",
+            json!({"username": spelling, "password": "the right password"}),
+        )
+        .await
+        .assert_error(429, "RATE_LIMIT");
+    }
+    from(
+        20,
+        "/api/auth/register/",
+        json!({"username": "\u{ff56}ictim", "password": "another password"}),
+    )
+    .await
+    .assert_error(429, "RATE_LIMIT");
+    // Another account is not affected.
+    from(
+        21,
+        "/api/auth/register/",
+        json!({"username": "bystander", "password": "a bystander password"}),
+    )
+    .await
+    .assert_ok();
+}
+
 async fn tokens_survive_a_restart(db: TestDatabase) {
     let app = spawn_app(db).await;
     let login = app.register("judy").await;
@@ -420,5 +488,6 @@ backend_tests!(
     logout_ends_one_session_or_all,
     someone_elses_refresh_token_is_not_logged_out,
     login_attempts_are_rate_limited,
+    the_login_limit_counts_accounts_not_spellings,
     tokens_survive_a_restart,
 );

@@ -9,6 +9,7 @@ use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::browser::tiny_png;
 use crate::helpers::{spawn_app, spawn_app_with, token, TestApp};
 
 const SANTI: &str = "9787536692930";
@@ -403,6 +404,146 @@ async fn covers_only_come_from_allowed_hosts_and_must_be_images(db: TestDatabase
         .assert_error(400, "INVALID_PARAMS");
 }
 
+const SCRIPT_PAGE: &str = "<html><body><script>document.title = 'pwned'</script></body></html>";
+const SCRIPT_SVG: &str =
+    "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>document.title = 'pwned'</script></svg>";
+
+/// The hostile covers of an allowed host: a list of types with HTML behind it, SVG inside
+/// a list, HTML under a plain image type; and one honest PNG. `(isbn, path)` each.
+pub async fn hostile_covers(app: &TestApp) -> [(&'static str, &'static str); 4] {
+    let covers = [
+        (SANTI, "/list.png"),
+        (FOX, "/svg-in-list.gif"),
+        ("9787020002207", "/html-as.png"),
+        ("9787544253994", "/honest.png"),
+    ];
+    let t = user(app).await;
+    for (isbn, file) in covers {
+        douban_hit(
+            &app.books,
+            isbn,
+            "书",
+            "作者",
+            Some(format!("{}{file}", app.books.uri())),
+        )
+        .await;
+        app.get(&format!("/api/books/{isbn}/"), Some(&t))
+            .await
+            .assert_ok();
+    }
+    let serve = |body: Vec<u8>, content_type: &'static str| {
+        ResponseTemplate::new(200)
+            .insert_header("content-type", content_type)
+            .set_body_bytes(body)
+    };
+    for (file, response) in [
+        (
+            "/list.png",
+            serve(SCRIPT_PAGE.into(), "image/png,text/html"),
+        ),
+        (
+            "/svg-in-list.gif",
+            serve(SCRIPT_SVG.into(), "image/gif, image/svg+xml"),
+        ),
+        ("/html-as.png", serve(SCRIPT_PAGE.into(), "image/png")),
+        ("/honest.png", serve(tiny_png(), "image/png")),
+    ] {
+        Mock::given(path(file))
+            .respond_with(response)
+            .mount(&app.books)
+            .await;
+    }
+    covers
+}
+
+async fn a_cover_is_one_image_type_its_bytes_confirm(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let covers = hostile_covers(&app).await;
+    for (isbn, _) in &covers[..3] {
+        let response = app
+            .client
+            .get(app.url(&format!("/api/books/{isbn}/cover/")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{isbn}");
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    }
+    let response = app
+        .client
+        .get(app.url(&format!("/api/books/{}/cover/", covers[3].0)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        "default-src 'none'; sandbox"
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), tiny_png());
+}
+
+async fn open_library_keys_never_steer_a_request(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    // The canary is another server on this machine: nothing may reach it.
+    let canary = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "Mallory"})))
+        .mount(&canary)
+        .await;
+    let canary_authority = canary.address().to_string();
+    douban_miss(&app.books).await;
+    google_miss(&app.books).await;
+    Mock::given(path(format!("/isbn/{FOX}.json")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "title": "Fantastic Mr. Fox",
+            "authors": [
+                {"key": format!("@{canary_authority}/x")},
+                {"key": ".evil.example/x"},
+                {"key": "/authors/OL1A/../../../x"},
+                {"key": "/authors/OL34184A"}
+            ],
+            "works": [{"key": format!("@{canary_authority}/w")}]
+        })))
+        .mount(&app.books)
+        .await;
+    Mock::given(path("/authors/OL34184A.json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"name": "Roald Dahl"})))
+        .mount(&app.books)
+        .await;
+    // An upstream's redirect to another host is not followed either.
+    Mock::given(path(format!("/isbn/{SANTI}.json")))
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("http://{canary_authority}/books/OL1M.json"),
+        ))
+        .mount(&app.books)
+        .await;
+    let t = user(&app).await;
+    let reply = app.get(&format!("/api/books/{FOX}/"), Some(&t)).await;
+    let book = reply.assert_ok();
+    assert_eq!(
+        book["author"], "Roald Dahl",
+        "only the documented key was followed"
+    );
+    let reply = app.get(&format!("/api/books/{SANTI}/"), Some(&t)).await;
+    assert_ne!(reply.status, 200);
+    assert!(
+        canary
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty(),
+        "the canary saw a request"
+    );
+}
+
 async fn an_allowed_host_without_a_port_allows_only_the_default_port(db: TestDatabase) {
     // The operator allows the mock's host by name, without its (random) port.
     let app = spawn_app_with(db, |c| c.core.books.cover_hosts = vec!["127.0.0.1".into()]).await;
@@ -468,4 +609,6 @@ backend_tests!(
     search_pages_through_stored_books,
     covers_are_proxied_once_with_the_douban_referer,
     covers_only_come_from_allowed_hosts_and_must_be_images,
+    a_cover_is_one_image_type_its_bytes_confirm,
+    open_library_keys_never_steer_a_request,
 );

@@ -222,7 +222,7 @@ async fn mount_book(app: &TestApp) {
 }
 
 /// A valid 2×3 PNG (one colour), built by hand: signature, IHDR, IDAT, IEND.
-fn tiny_png() -> Vec<u8> {
+pub fn tiny_png() -> Vec<u8> {
     fn crc32(bytes: &[u8]) -> u32 {
         let mut crc = 0xFFFF_FFFFu32;
         for &b in bytes {
@@ -526,6 +526,89 @@ async fn the_docs_page_renders_the_api_offline() {
         "every request went to the server"
     );
 
+    browser.close().await;
+}
+
+/// A cover host that sends HTML or SVG behind an image type (a list of types, SVG inside a
+/// list, HTML under `image/png`): opened in the browser on the API's own origin, nothing
+/// in it runs; an honest PNG opens as an image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_cover_runs_nothing_in_the_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
+        return;
+    };
+    let app = spawn_app(db).await;
+    let covers = crate::books::hostile_covers(&app).await;
+    let b = &browser;
+    for (isbn, file) in covers {
+        b.client
+            .goto(&app.url(&format!("/api/books/{isbn}/cover/")))
+            .await
+            .expect("open the cover");
+        let title = b.js("return document.title").await;
+        assert_ne!(title, json!("pwned"), "the script of {file} ran");
+        let script_ran = b
+            .js("return document.documentElement.outerHTML.includes('pwned') && document.scripts.length > 0")
+            .await;
+        assert_eq!(script_ran, json!(false), "{file} was rendered as a page");
+    }
+    let honest = b
+        .js("return document.images.length === 1 && document.images[0].naturalWidth === 2")
+        .await;
+    assert_eq!(honest, json!(true), "the honest PNG shows as an image");
+    browser.close().await;
+}
+
+/// The book controls work only once signed in: an "Open the book" clicked while sign-up is
+/// still on its way sends nothing without a token, and the page shows no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_book_controls_wait_for_the_sign_in() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
+        return;
+    };
+    let app = spawn_app(db).await;
+    mount_book(&app).await;
+    let b = &browser;
+    b.client
+        .goto(&app.url("/playground"))
+        .await
+        .expect("open the playground");
+    let disabled = b
+        .js("return ['isbn', 'open-book', 'ask'].every((id) => document.getElementById(id).disabled)")
+        .await;
+    assert_eq!(disabled, json!(true), "book controls start disabled");
+    b.type_into("username", "eager_reader").await;
+    b.type_into("password", "an eager password").await;
+    // Sign up, and at once (before the answer) try to open a book.
+    b.js(&format!(
+        "document.getElementById('isbn').value = '{SANTI}'; \
+         document.getElementById('register').click(); \
+         document.getElementById('open-book').click(); \
+         document.getElementById('book-form').requestSubmit(); return true;"
+    ))
+    .await;
+    b.until(
+        "the signed-in view",
+        "return !document.getElementById('main').hidden",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let error = b.text("error").await;
+    assert!(error.is_empty(), "the page shows an error: {error}");
+    // Signed in, the same controls work.
+    b.type_into("isbn", SANTI).await;
+    b.click("open-book").await;
+    b.until(
+        "the book card",
+        "return document.querySelector('[data-testid=\"book-title\"]').textContent === '三体'",
+    )
+    .await;
     browser.close().await;
 }
 

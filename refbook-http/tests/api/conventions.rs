@@ -305,12 +305,51 @@ async fn metrics_count_requests_lookups_and_tokens(db: TestDatabase) {
     }
 }
 
+/// `nosniff` on every answer; JSON answers may load and frame nothing; answers to a
+/// signed-in caller are not stored by caches; pages keep their own policy.
+async fn every_answer_carries_the_security_headers(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let login = app.register("headers").await;
+    let t = token(&login);
+    let signed_in = [
+        app.get("/api/auth/me/", Some(t)).await,
+        app.get("/api/conversations/", Some(t)).await,
+        app.get("/v1/models", Some(t)).await,
+        app.get("/api/conversations/999999/", Some(t)).await,
+    ];
+    for reply in &signed_in {
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(
+            reply.header("content-security-policy"),
+            Some("default-src 'none'; frame-ancestors 'none'")
+        );
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+        assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+    }
+    for reply in [
+        app.get("/healthz", None).await,
+        app.get("/api/openapi.json", None).await,
+        app.get("/api/no/such/thing/", None).await,
+        app.get("/api/auth/me/", None).await,
+    ] {
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert!(reply.header("content-security-policy").is_some());
+    }
+    let page = app.get("/playground", None).await;
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("default-src 'self'"));
+}
+
 backend_tests!(
     metrics_count_requests_lookups_and_tokens,
     health_and_readiness
 );
 
 database_independent_tests!(
+    every_answer_carries_the_security_headers,
     the_openapi_document_covers_every_route,
     trailing_slash_is_optional_and_never_redirects,
     unknown_routes_and_methods_are_contract_errors,

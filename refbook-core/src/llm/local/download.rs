@@ -99,7 +99,9 @@ impl Downloader {
                 .connect_timeout(Duration::from_secs(15))
         };
         Ok(Self {
-            client: builder().build()?,
+            client: builder()
+                .redirect(crate::upstream::no_downgrade_redirects())
+                .build()?,
             no_redirects: builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,

@@ -1,15 +1,17 @@
-//! Throttling per client IP and per account: login/register attempts, chat generations.
-//! With Redis the counts are shared by every instance; while Redis does not answer, each
-//! instance counts alone (the cluster says so once in the log).
+//! Throttling per client IP and per account (login/register attempts, chat generations),
+//! for front ends: [`Refbook::rate_limiter`](crate::Refbook::rate_limiter) hands one out,
+//! shared through Redis when the instances share one. With Redis the counts are shared
+//! by every instance; while Redis does not answer, each instance counts alone (the cluster
+//! says so once in the log).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::cluster::{Cluster, RedisError};
+use crate::error::{Error, ErrorKind};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use refbook_core::cluster::Cluster;
-use refbook_core::{Error, ErrorKind};
 
 /// Counts actions per minute per client IP and per account key (GCRA: a burst of `n`,
 /// then one every `60/n` s).
@@ -44,13 +46,17 @@ impl RateLimiter {
     /// Counts in `cluster`'s Redis, under keys named `name`, so that every instance
     /// draws on one allowance.
     #[must_use]
-    pub fn shared(mut self, cluster: Cluster, name: &'static str) -> Self {
+    pub(crate) fn shared(mut self, cluster: Cluster, name: &'static str) -> Self {
         self.shared = Some((cluster, name));
         self
     }
 
     /// Counts one action from `ip` (for `account`, if known: a username or user id);
     /// `429` with `Retry-After` once either key is over its quota.
+    ///
+    /// # Errors
+    ///
+    /// `RateLimited` (with the wait) once either key is over its quota.
     pub async fn check(&self, ip: IpAddr, account: Option<&str>) -> Result<(), Error> {
         let account = account
             .map(|n| n.trim().to_lowercase())
@@ -80,7 +86,7 @@ impl RateLimiter {
         name: &str,
         ip: IpAddr,
         account: Option<&str>,
-    ) -> Result<Option<Duration>, refbook_core::cluster::RedisError> {
+    ) -> Result<Option<Duration>, RedisError> {
         if let Some(wait) = cluster
             .rate_check(&format!("{name}:ip:{ip}"), self.per_minute)
             .await?
