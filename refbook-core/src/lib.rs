@@ -7,7 +7,7 @@
 //! ## Layout
 //!
 //! Leaves first; each module below uses only those above it (`.ci/module-graph` checks
-//! that no two modules import each other).
+//! that no two modules, and no two files anywhere, import each other).
 //!
 //! - [`error`] — [`Error`] with an [`ErrorKind`] front ends map, and bilingual messages.
 //! - [`timestamp`] — stored times (Unix ms) and their ISO 8601 form.
@@ -31,8 +31,10 @@
 //! - [`books`] — book sources (Douban v2 shape, Open Library, Google Books, local
 //!   catalogue), the cached single-flight lookup chain, cover proxy, search and
 //!   catalogue import, a reader's collection.
-//! - [`chat`] — personas, conversations, the prompt, server-owned generation with
-//!   resumable replies, usage and quota.
+//! - [`chat`] — two services: [`Conversations`](chat::Conversations) (conversations,
+//!   messages, personas as stored) and [`Answering`](chat::Answering) (every way of asking
+//!   the model, through one answering step; server-owned generation with resumable
+//!   replies, usage and quota).
 //! - [`refbook`] — the [`Refbook`] façade and its builder.
 //! - `testing` (feature `testing`) — throwaway SQLite and PostgreSQL databases for tests.
 //!

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::accounts::{Accounts, HttpWeChat, Tokens, WeChat};
 use crate::books::{configured_sources, BookSource, Books, LookupObserver};
-use crate::chat::{Chat, ChatLimits, GenerationObserver};
+use crate::chat::{Answering, ChatLimits, Conversations, GenerationObserver};
 use crate::cluster::Cluster;
 use crate::config::{Config, LlmProvider};
 use crate::error::{Error, Result};
@@ -33,7 +33,8 @@ struct Inner {
     store: Arc<dyn Store>,
     accounts: Accounts,
     books: Arc<Books>,
-    chat: Chat,
+    conversations: Conversations,
+    answering: Answering,
     cluster: Option<Cluster>,
 }
 
@@ -95,9 +96,15 @@ impl Refbook {
         })
     }
 
-    /// The chat service.
-    pub fn chat(&self) -> &Chat {
-        &self.inner.chat
+    /// Conversations, their messages and personas, as stored.
+    pub fn conversations(&self) -> &Conversations {
+        &self.inner.conversations
+    }
+
+    /// Asking the model: questions, regeneration, the stateless chat, completions, and
+    /// the replies once started.
+    pub fn answering(&self) -> &Answering {
+        &self.inner.answering
     }
 
     /// Closes the store (at shutdown).
@@ -270,9 +277,9 @@ impl RefbookBuilder {
                 model: config.llm.model.clone(),
             }),
         };
-        // Replies are settled by lease, not by process start: `Chat` sweeps at once and
-        // then periodically, and never touches a reply whose owner is alive.
-        let mut chat = Chat::new(
+        // Replies are settled by lease, not by process start: answering sweeps at once
+        // and then periodically, and never touches a reply whose owner is alive.
+        let (conversations, answering) = crate::chat::services(
             store.clone(),
             books.clone(),
             model,
@@ -282,17 +289,16 @@ impl RefbookBuilder {
                 config.llm.max_reply_bytes,
             ),
             self.generation_observer,
+            cluster.clone(),
         );
-        if let Some(cluster) = &cluster {
-            chat = chat.with_cluster(cluster.clone());
-        }
         Ok(Refbook {
             inner: Arc::new(Inner {
                 config,
                 store,
                 accounts,
                 books,
-                chat,
+                conversations,
+                answering,
                 cluster,
             }),
         })

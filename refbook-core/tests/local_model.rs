@@ -60,7 +60,7 @@ async fn collect(
         match event.expect("no error") {
             ModelEvent::Content(piece) => text.push_str(&piece),
             ModelEvent::Usage(u) => usage = Some((u.prompt_tokens, u.completion_tokens)),
-            ModelEvent::Finish(reason) => finish = reason,
+            ModelEvent::Finish(reason) => finish = reason.as_str().to_owned(),
             ModelEvent::Reasoning(_) => panic!("SmolLM2 does not reason"),
         }
     }

@@ -12,10 +12,28 @@ use crate::app::App;
 use serde::de::DeserializeOwned;
 
 use crate::api_error::ApiError;
-use crate::body::{
+use crate::request_body::{
     field_with_control, json_has_forbidden_control, parse_form, parse_json, read_bytes,
 };
-use crate::routes::Params;
+
+/// Path parameters of a matched route, by name.
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// The parameters `(name, value)`, values already percent-decoded.
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
+    /// The value of parameter `name` (empty if absent).
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
 
 /// One request as handlers see it.
 pub struct Ctx {

@@ -7,11 +7,14 @@
 //!
 //! - [`connections`] — open-file limit, connection cap, idle limit, accept backoff.
 //! - [`server`] — accept loop (HTTP/1.1 + HTTP/2), graceful shutdown, [`RunningServer`].
-//! - [`app`] — one request end to end: request id, language, CORS, auth, access log.
-//! - [`routes`] — the route table (paths, methods, public or not).
-//! - [`handlers`] — one module per part of the contract.
-//! - [`ctx`] — what a handler gets; [`body`] — JSON in and out; [`api_error`] — the
-//!   error body and the kind → status/code mapping.
+//! - [`pipeline`] — one request end to end: request id, language, CORS, auth, the
+//!   handler, security headers, access log.
+//! - [`routes`] — the route table: one row per path with its methods, handlers, access
+//!   and OpenAPI documentation; [`router`] — what a row is, and matching paths to rows.
+//! - [`handlers`] — one module per part of the contract; [`web`] — the browser pages.
+//! - [`app`] — the server's state; [`ctx`] — what a handler gets; [`request_body`] —
+//!   JSON and forms in; [`body`] — responses out; [`api_error`] — the error body and the
+//!   kind → status/code mapping.
 //! - [`pagination`] — `limit`/`offset` pages with `next`/`previous` links.
 //! - [`sse`] — the contract's Server-Sent Events encoding of replies.
 //! - [`openai_wire`] — the OpenAI-compatible face's `chat.completion` objects and chunk
@@ -33,6 +36,9 @@ pub mod metrics;
 pub mod openai_wire;
 pub mod openapi;
 pub mod pagination;
+pub mod pipeline;
+pub mod request_body;
+pub mod router;
 pub mod routes;
 pub mod server;
 pub mod settings;

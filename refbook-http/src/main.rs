@@ -76,8 +76,8 @@ async fn main() -> anyhow::Result<()> {
     // question need not wait for it; questions asked meanwhile wait for the same load.
     let warming = refbook.clone();
     tokio::spawn(async move {
-        match warming.chat().prepare_model().await {
-            Ok(()) => tracing::info!(model = warming.chat().model_name(), "model ready"),
+        match warming.answering().prepare_model().await {
+            Ok(()) => tracing::info!(model = warming.answering().model_name(), "model ready"),
             Err(err) => tracing::error!(error = %err, "the model is not ready"),
         }
     });

@@ -12,8 +12,7 @@ use futures::{stream, StreamExt};
 use http::{header, HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use refbook_core::chat::{CompletionStream, TokenUsage};
-use refbook_core::llm::{ModelError, ModelEvent};
+use refbook_core::chat::{CompletionEvent, CompletionStream, FinishReason, TokenUsage};
 use refbook_core::{Error, Language};
 use serde_json::{json, Value};
 
@@ -43,19 +42,18 @@ impl CompletionMeta {
     }
 }
 
-/// A finish reason OpenAI's SDKs know (`stop`, `length`, `content_filter`); anything
-/// else a model says is reported as `stop`.
-fn finish_reason(raw: &str) -> &'static str {
-    match raw {
-        "length" => "length",
-        "content_filter" => "content_filter",
+/// A finish reason OpenAI's SDKs know (`stop`, `length`, `content_filter`); a
+/// completion ends no other way, and anything else would be reported as `stop`.
+fn finish_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Length => "length",
+        FinishReason::ContentFilter => "content_filter",
         _ => "stop",
     }
 }
 
 /// The error object of a model failure, in the request's language.
-fn model_error(err: ModelError, language: Language) -> Value {
-    let err = Error::from(err);
+fn model_error(err: &Error, language: Language) -> Value {
     let code = crate::api_error::status_and_code(err.kind()).1;
     json!({"error": {
         "message": err.message().text(language),
@@ -74,11 +72,11 @@ pub async fn collect(
     let (mut content, mut reasoning) = (String::new(), String::new());
     let (mut finish, mut usage) = ("stop", TokenUsage::default());
     while let Some(event) = events.next().await {
-        match event.map_err(Error::from)? {
-            ModelEvent::Content(text) => content.push_str(&text),
-            ModelEvent::Reasoning(text) => reasoning.push_str(&text),
-            ModelEvent::Finish(reason) => finish = finish_reason(&reason),
-            ModelEvent::Usage(counted) => usage = counted,
+        match event? {
+            CompletionEvent::Content(text) => content.push_str(&text),
+            CompletionEvent::Reasoning(text) => reasoning.push_str(&text),
+            CompletionEvent::Finish(reason) => finish = finish_reason(reason),
+            CompletionEvent::Usage(counted) => usage = counted,
         }
     }
     events.record_usage().await;
@@ -147,28 +145,28 @@ struct Streaming {
 
 impl Streaming {
     /// Queues what one model event writes.
-    fn push(&mut self, event: Option<Result<ModelEvent, ModelError>>) {
+    fn push(&mut self, event: Option<Result<CompletionEvent, Error>>) {
         match event {
-            Some(Ok(ModelEvent::Content(text))) => {
+            Some(Ok(CompletionEvent::Content(text))) => {
                 let chunk = self.chunks.chunk(json!({"content": text}), None);
                 self.pending.push_back(chunk);
             }
-            Some(Ok(ModelEvent::Reasoning(text))) => {
+            Some(Ok(CompletionEvent::Reasoning(text))) => {
                 let chunk = self.chunks.chunk(json!({"reasoning_content": text}), None);
                 self.pending.push_back(chunk);
             }
-            Some(Ok(ModelEvent::Finish(reason))) => {
-                let chunk = self.chunks.chunk(json!({}), Some(finish_reason(&reason)));
+            Some(Ok(CompletionEvent::Finish(reason))) => {
+                let chunk = self.chunks.chunk(json!({}), Some(finish_reason(reason)));
                 self.pending.push_back(chunk);
             }
-            Some(Ok(ModelEvent::Usage(usage))) => {
+            Some(Ok(CompletionEvent::Usage(usage))) => {
                 if self.chunks.include_usage {
                     self.pending.push_back(self.chunks.usage(&usage));
                 }
             }
             Some(Err(err)) => {
                 self.pending
-                    .push_back(data_line(&model_error(err, self.language)));
+                    .push_back(data_line(&model_error(&err, self.language)));
             }
             None => {
                 self.pending.push_back(Bytes::from_static(DONE));
@@ -246,10 +244,13 @@ mod tests {
 
     #[test]
     fn finish_reasons_are_ones_sdks_know() {
-        assert_eq!(finish_reason("stop"), "stop");
-        assert_eq!(finish_reason("length"), "length");
-        assert_eq!(finish_reason("content_filter"), "content_filter");
-        assert_eq!(finish_reason("eos"), "stop");
+        assert_eq!(finish_reason(FinishReason::from_model("stop")), "stop");
+        assert_eq!(finish_reason(FinishReason::from_model("length")), "length");
+        assert_eq!(
+            finish_reason(FinishReason::from_model("content_filter")),
+            "content_filter"
+        );
+        assert_eq!(finish_reason(FinishReason::from_model("eos")), "stop");
     }
 
     #[test]

@@ -1,373 +1,327 @@
-//! The route table: every path the server answers, its methods, and whether it needs a
-//! bearer token. Paths are matched with and without their trailing slash.
+//! The route table: one row per path, holding everything about it — its name, pattern,
+//! who may call it, and for each method the handler and the OpenAPI documentation. Adding
+//! a route is one row here plus its handler. Paths are matched with and without their
+//! trailing slash ([`Router`](crate::router::Router)).
 
-use http::Method;
+use refbook_core::accounts::validate as rules;
+use refbook_core::chat::{PERSONA_DESCRIPTION_MAX_CHARS, PERSONA_NAME_MAX_CHARS, TITLE_MAX_CHARS};
+use serde_json::json;
 
-/// One endpoint of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// `GET /healthz`
-    Healthz,
-    /// `GET /readyz`
-    Readyz,
-    /// `GET /metrics`
-    Metrics,
-    /// `GET /api/openapi.json`
-    OpenApi,
-    /// `POST /api/auth/register/`
-    Register,
-    /// `POST /api/auth/login/`
-    Login,
-    /// `POST /api/auth/token/` (OAuth2 password grant)
-    Token,
-    /// `POST /api/auth/login/wechat/`
-    WeChatLogin,
-    /// `POST /api/auth/refresh/`
-    Refresh,
-    /// `POST /api/auth/logout/`
-    Logout,
-    /// `GET /api/auth/me/`
-    Me,
-    /// `GET|PUT|PATCH /api/user/profile/`
-    Profile,
-    /// `POST /api/user/password/`
-    Password,
-    /// `DELETE /api/user/`
-    DeleteAccount,
-    /// `GET /api/users/{username}/`
-    PublicProfile,
-    /// `GET /api/books/?q=`
-    Books,
-    /// `GET /api/books/{isbn}/`
-    Book,
-    /// `GET /api/books/{isbn}/cover/` (no auth)
-    BookCover,
-    /// `GET|POST /api/personas/`
-    Personas,
-    /// `GET|DELETE /api/personas/{id}/`
-    Persona,
-    /// `GET|POST /api/conversations/`
-    Conversations,
-    /// `GET|PATCH|DELETE /api/conversations/{id}/`
-    Conversation,
-    /// `POST /api/conversations/{id}/messages/`
-    Messages,
-    /// `DELETE /api/conversations/{id}/messages/{mid}/`
-    Message,
-    /// `POST /api/conversations/{id}/regenerate/`
-    Regenerate,
-    /// `POST /api/conversations/{id}/stop/`
-    Stop,
-    /// `GET /api/conversations/{id}/stream/`
-    Stream,
-    /// `GET /api/conversations/{id}/reply/`
-    ReplyPoll,
-    /// `POST /api/chat/stream/`
-    ChatStream,
-    /// `GET /api/user/history/`
-    History,
-    /// `DELETE /api/user/history/{id}/`
-    HistoryItem,
-    /// `GET|POST /api/user/collections/`
-    Collections,
-    /// `DELETE /api/user/collections/{isbn}/`
-    CollectionItem,
-    /// `GET|POST /api/user/api-keys/`
-    ApiKeys,
-    /// `DELETE /api/user/api-keys/{id}/`
-    ApiKey,
-    /// `GET /v1/models` (OpenAI-compatible)
-    OpenAiModels,
-    /// `GET /v1/models/{model}` (OpenAI-compatible)
-    OpenAiModel,
-    /// `POST /v1/chat/completions` (OpenAI-compatible)
-    OpenAiChatCompletions,
-    /// `GET /docs`: the interactive API reference (a web page)
-    DocsPage,
-    /// `GET /docs/{file}`: its assets
-    DocsAsset,
-    /// `GET /playground`: talk with a book in the browser (a web page)
-    Playground,
-    /// `GET /playground/{file}`: its assets
-    PlaygroundAsset,
-}
-
-impl Route {
-    /// A browser page or its asset: served outside the API (not in the OpenAPI document).
-    pub fn is_web_page(self) -> bool {
-        matches!(
-            self,
-            Self::DocsPage | Self::DocsAsset | Self::Playground | Self::PlaygroundAsset
-        )
-    }
-}
+use crate::handlers::{
+    accounts, api_keys, books, chat, collections, conversations, openai, ops, personas, users,
+};
+use crate::openapi::operations::{
+    completion_body, credential, json_ok, ok, op, question, stream_flag, Operation, Success,
+};
+use crate::openapi::schemas::{
+    body, email, free_text, id, isbn, nullable, page_of, password, schema, short_text, username,
+    NO_CONTROL,
+};
+use crate::router::Access::{self, Page, Public, Token};
+use crate::router::{Documentation, Endpoint, Handler, RouteSpec, Verb};
+use crate::web;
 
 /// The path prefix of the OpenAI-compatible face, whose errors take OpenAI's shape.
 pub const OPENAI_PREFIX: &str = "/v1/";
 
-/// A route with its path pattern, methods and authentication rule.
-#[derive(Debug)]
-pub struct RouteSpec {
-    /// Which endpoint.
-    pub route: Route,
-    /// The pattern without trailing slash (`{name}` for parameters); also the log label.
-    pub pattern: &'static str,
-    /// Methods served (OPTIONS is always answered too).
-    pub methods: &'static [Method],
-    /// Served without a bearer token.
-    pub public: bool,
+/// A handler function (`async fn(Ctx) -> Result<Response<Body>, ApiError>`) as a
+/// [`Handler`].
+macro_rules! handler {
+    ($function:path) => {
+        |ctx| Box::pin($function(ctx))
+    };
 }
 
-const fn spec(
-    route: Route,
+const fn route(
+    name: &'static str,
     pattern: &'static str,
-    methods: &'static [Method],
-    public: bool,
+    access: Access,
+    endpoints: &'static [Endpoint],
 ) -> RouteSpec {
     RouteSpec {
-        route,
+        name,
         pattern,
-        methods,
-        public,
+        access,
+        endpoints,
     }
 }
 
-/// Every route.
+const fn endpoint(verb: Verb, handler: Handler, doc: Documentation) -> Endpoint {
+    Endpoint { verb, handler, doc }
+}
+
+const fn get(handler: Handler, doc: Documentation) -> Endpoint {
+    endpoint(Verb::Get, handler, doc)
+}
+
+const fn post(handler: Handler, doc: Documentation) -> Endpoint {
+    endpoint(Verb::Post, handler, doc)
+}
+
+const fn put(handler: Handler, doc: Documentation) -> Endpoint {
+    endpoint(Verb::Put, handler, doc)
+}
+
+const fn patch(handler: Handler, doc: Documentation) -> Endpoint {
+    endpoint(Verb::Patch, handler, doc)
+}
+
+const fn delete(handler: Handler, doc: Documentation) -> Endpoint {
+    endpoint(Verb::Delete, handler, doc)
+}
+
+/// A browser page or asset (`GET`), outside the OpenAPI document.
+const fn page(handler: Handler) -> Endpoint {
+    endpoint(Verb::Get, handler, |_| {
+        op(
+            "A web page (not part of the API)",
+            "operations",
+            json_ok(json!({})),
+        )
+    })
+}
+
+/// Every route, in the order the OpenAPI document lists them.
+#[rustfmt::skip]
 pub static ROUTES: &[RouteSpec] = &[
-    spec(Route::Healthz, "/healthz", &[Method::GET], true),
-    spec(Route::Readyz, "/readyz", &[Method::GET], true),
-    spec(Route::Metrics, "/metrics", &[Method::GET], true),
-    spec(Route::OpenApi, "/api/openapi.json", &[Method::GET], true),
-    spec(Route::Register, "/api/auth/register", &[Method::POST], true),
-    spec(Route::Login, "/api/auth/login", &[Method::POST], true),
-    spec(Route::Token, "/api/auth/token", &[Method::POST], true),
-    spec(
-        Route::WeChatLogin,
-        "/api/auth/login/wechat",
-        &[Method::POST],
-        true,
-    ),
-    spec(Route::Refresh, "/api/auth/refresh", &[Method::POST], true),
-    spec(Route::Logout, "/api/auth/logout", &[Method::POST], false),
-    spec(Route::Me, "/api/auth/me", &[Method::GET], false),
-    spec(
-        Route::Profile,
-        "/api/user/profile",
-        &[Method::GET, Method::PUT, Method::PATCH],
-        false,
-    ),
-    spec(
-        Route::Password,
-        "/api/user/password",
-        &[Method::POST],
-        false,
-    ),
-    spec(Route::DeleteAccount, "/api/user", &[Method::DELETE], false),
-    spec(
-        Route::PublicProfile,
-        "/api/users/{username}",
-        &[Method::GET],
-        false,
-    ),
-    spec(Route::Books, "/api/books", &[Method::GET], false),
-    spec(Route::Book, "/api/books/{isbn}", &[Method::GET], false),
-    spec(
-        Route::BookCover,
-        "/api/books/{isbn}/cover",
-        &[Method::GET],
-        true,
-    ),
-    spec(
-        Route::Personas,
-        "/api/personas",
-        &[Method::GET, Method::POST],
-        false,
-    ),
-    spec(
-        Route::Persona,
-        "/api/personas/{id}",
-        &[Method::GET, Method::DELETE],
-        false,
-    ),
-    spec(
-        Route::Conversations,
-        "/api/conversations",
-        &[Method::GET, Method::POST],
-        false,
-    ),
-    spec(
-        Route::Conversation,
-        "/api/conversations/{id}",
-        &[Method::GET, Method::PATCH, Method::DELETE],
-        false,
-    ),
-    spec(
-        Route::Messages,
-        "/api/conversations/{id}/messages",
-        &[Method::POST],
-        false,
-    ),
-    spec(
-        Route::Message,
-        "/api/conversations/{id}/messages/{mid}",
-        &[Method::DELETE],
-        false,
-    ),
-    spec(
-        Route::Regenerate,
-        "/api/conversations/{id}/regenerate",
-        &[Method::POST],
-        false,
-    ),
-    spec(
-        Route::Stop,
-        "/api/conversations/{id}/stop",
-        &[Method::POST],
-        false,
-    ),
-    spec(
-        Route::Stream,
-        "/api/conversations/{id}/stream",
-        &[Method::GET],
-        false,
-    ),
-    spec(
-        Route::ReplyPoll,
-        "/api/conversations/{id}/reply",
-        &[Method::GET],
-        false,
-    ),
-    spec(
-        Route::ChatStream,
-        "/api/chat/stream",
-        &[Method::POST],
-        false,
-    ),
-    spec(Route::History, "/api/user/history", &[Method::GET], false),
-    spec(
-        Route::HistoryItem,
-        "/api/user/history/{id}",
-        &[Method::DELETE],
-        false,
-    ),
-    spec(
-        Route::Collections,
-        "/api/user/collections",
-        &[Method::GET, Method::POST],
-        false,
-    ),
-    spec(
-        Route::CollectionItem,
-        "/api/user/collections/{isbn}",
-        &[Method::DELETE],
-        false,
-    ),
-    spec(
-        Route::ApiKeys,
-        "/api/user/api-keys",
-        &[Method::GET, Method::POST],
-        false,
-    ),
-    spec(
-        Route::ApiKey,
-        "/api/user/api-keys/{id}",
-        &[Method::DELETE],
-        false,
-    ),
-    spec(Route::OpenAiModels, "/v1/models", &[Method::GET], false),
-    spec(
-        Route::OpenAiModel,
-        "/v1/models/{model}",
-        &[Method::GET],
-        false,
-    ),
-    spec(
-        Route::OpenAiChatCompletions,
-        "/v1/chat/completions",
-        &[Method::POST],
-        false,
-    ),
-    spec(Route::DocsPage, "/docs", &[Method::GET], true),
-    spec(Route::DocsAsset, "/docs/{file}", &[Method::GET], true),
-    spec(Route::Playground, "/playground", &[Method::GET], true),
-    spec(
-        Route::PlaygroundAsset,
-        "/playground/{file}",
-        &[Method::GET],
-        true,
-    ),
+    // `GET /healthz`
+    route("Healthz", "/healthz", Public, &[
+        get(handler!(ops::healthz), |_| op("Liveness", "operations", json_ok(schema("Health")))),
+    ]),
+    // `GET /readyz`
+    route("Readyz", "/readyz", Public, &[
+        get(handler!(ops::readyz), |_| op("Readiness: 200 while the database answers, else 503", "operations", json_ok(schema("Health")))),
+    ]),
+    // `GET /metrics`
+    route("Metrics", "/metrics", Public, &[
+        get(handler!(ops::metrics), |_| op("Prometheus metrics (OpenMetrics text)", "operations", Success::Metrics)),
+    ]),
+    // `GET /api/openapi.json`
+    route("OpenApi", "/api/openapi.json", Public, &[
+        get(handler!(ops::openapi), |_| op("This document", "operations", json_ok(json!({"type": "object"})))),
+    ]),
+    // `POST /api/auth/register/`
+    route("Register", "/api/auth/register", Public, &[
+        post(handler!(accounts::register), |_| op("Register with a username and password", "auth", json_ok(schema("LoginPayload")))
+                .body(body(&["username", "password"], json!({
+                    "username": username(), "password": password(), "email": email(),
+                    "nickname": nullable(short_text(rules::NICKNAME_MAX_CHARS))
+                })))
+                .errors(&[409, 429])),
+    ]),
+    // `POST /api/auth/login/`
+    route("Login", "/api/auth/login", Public, &[
+        post(handler!(accounts::login), |_| op("Log in with a username (or email) and password", "auth", json_ok(schema("LoginPayload")))
+                .body(body(&["username", "password"], json!({"username": credential(), "password": credential()})))
+                .errors(&[401, 429])),
+    ]),
+    // `POST /api/auth/token/` (OAuth2 password grant)
+    route("Token", "/api/auth/token", Public, &[
+        post(handler!(accounts::token), |_| Operation { form: true, ..op("OAuth2 password grant (a form; JSON is accepted too)", "auth", json_ok(schema("TokenGrant"))) }
+                .errors(&[401, 408, 413, 415, 429])),
+    ]),
+    // `POST /api/auth/login/wechat/`
+    route("WeChatLogin", "/api/auth/login/wechat", Public, &[
+        post(handler!(accounts::login_wechat), |_| op("Log in with a wx.login code (the first login creates the user)", "auth", json_ok(schema("LoginPayload")))
+                .body(body(&["code"], json!({"code": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9_-]+$"}})))
+                .errors(&[401, 429])),
+    ]),
+    // `POST /api/auth/refresh/`
+    route("Refresh", "/api/auth/refresh", Public, &[
+        post(handler!(accounts::refresh), |_| op("Exchange a refresh token (rotation; reuse ends the session)", "auth", json_ok(schema("LoginPayload")))
+                .body(body(&["refresh_token"], json!({"refresh_token": credential()})))
+                .errors(&[401])),
+    ]),
+    // `POST /api/auth/logout/`
+    route("Logout", "/api/auth/logout", Token, &[
+        post(handler!(accounts::logout), |_| op("End this session (or the refresh token's; with all: true every session)", "auth", ok())
+                .optional_body(body(&[], json!({"refresh_token": nullable(credential()), "all": {"type": ["boolean", "null"]}})))),
+    ]),
+    // `GET /api/auth/me/`
+    route("Me", "/api/auth/me", Token, &[
+        get(handler!(accounts::me), |_| op("The current user", "auth", json_ok(schema("User")))),
+    ]),
+    // `GET|PUT|PATCH /api/user/profile/`
+    route("Profile", "/api/user/profile", Token, &[
+        get(handler!(users::profile), |_| op("The current user with today's usage", "user", json_ok(schema("Profile")))),
+        put(handler!(users::update_profile), |_| op("Change nickname, avatar_url or email: only the fields sent (null or \"\" clears avatar_url and email)", "user", json_ok(schema("User")))
+                .optional_body(body(&[], json!({
+                    "nickname": nullable(short_text(rules::NICKNAME_MAX_CHARS)),
+                    "avatar_url": {"oneOf": [{"type": "string", "maxLength": rules::AVATAR_URL_MAX_BYTES, "pattern": "^(https?://[!-Z^-~]+)?$"}, {"type": "null"}]},
+                    "email": email()
+                })))
+                .errors(&[409])),
+        patch(handler!(users::update_profile), |_| op("Change nickname, avatar_url or email: only the fields sent (null or \"\" clears avatar_url and email)", "user", json_ok(schema("User")))
+                .optional_body(body(&[], json!({
+                    "nickname": nullable(short_text(rules::NICKNAME_MAX_CHARS)),
+                    "avatar_url": {"oneOf": [{"type": "string", "maxLength": rules::AVATAR_URL_MAX_BYTES, "pattern": "^(https?://[!-Z^-~]+)?$"}, {"type": "null"}]},
+                    "email": email()
+                })))
+                .errors(&[409])),
+    ]),
+    // `POST /api/user/password/`
+    route("Password", "/api/user/password", Token, &[
+        post(handler!(users::change_password), |_| op("Change the password; every other session ends", "user", json_ok(schema("LoginPayload")))
+                .body(body(&["old_password", "new_password"], json!({"old_password": credential(), "new_password": password()})))
+                .errors(&[401])),
+    ]),
+    // `DELETE /api/user/`
+    route("DeleteAccount", "/api/user", Token, &[
+        delete(handler!(users::delete_account), |_| op("Delete the account and all its data (the password, unless a WeChat-only user)", "user", ok())
+                .optional_body(body(&[], json!({"password": nullable(credential())})))),
+    ]),
+    // `GET /api/users/{username}/`
+    route("PublicProfile", "/api/users/{username}", Token, &[
+        get(handler!(users::public_profile), |_| op("A public profile", "user", json_ok(schema("PublicUser"))).errors(&[404])),
+    ]),
+    // `GET /api/books/?q=`
+    route("Books", "/api/books", Token, &[
+        get(handler!(books::search), |_| op("Stored books whose title or author matches ?q=", "books", json_ok(page_of("Book")))
+                .paginated()
+                .query("q", json!({"type": "string", "maxLength": 100, "pattern": NO_CONTROL}), "words of the title or author")),
+    ]),
+    // `GET /api/books/{isbn}/`
+    route("Book", "/api/books/{isbn}", Token, &[
+        get(handler!(books::book), |_| op("A book by ISBN-10 or ISBN-13 (any common form)", "books", json_ok(schema("Book"))).errors(&[404])),
+    ]),
+    // `GET /api/books/{isbn}/cover/` (no auth)
+    route("BookCover", "/api/books/{isbn}/cover", Public, &[
+        get(handler!(books::cover), |_| op("The cover image (no token needed)", "books", Success::Image).errors(&[404])),
+    ]),
+    // `GET|POST /api/personas/`
+    route("Personas", "/api/personas", Token, &[
+        get(handler!(personas::list), |_| op("Built-in and own personas", "personas", json_ok(json!({"type": "array", "items": schema("Persona")})))),
+        post(handler!(personas::create), |_| op("Create a persona", "personas", json_ok(schema("Persona")))
+                .body(body(&["name", "description"], json!({"name": short_text(PERSONA_NAME_MAX_CHARS), "description": free_text(PERSONA_DESCRIPTION_MAX_CHARS)})))),
+    ]),
+    // `GET|DELETE /api/personas/{id}/`
+    route("Persona", "/api/personas/{id}", Token, &[
+        get(handler!(personas::get), |_| op("A persona", "personas", json_ok(schema("Persona"))).errors(&[404])),
+        delete(handler!(personas::delete), |_| op("Delete an own persona (built-ins: 400)", "personas", ok()).errors(&[404])),
+    ]),
+    // `GET|POST /api/conversations/`
+    route("Conversations", "/api/conversations", Token, &[
+        get(handler!(conversations::list), |_| op("Conversations, most recently active first", "conversations", json_ok(page_of("Conversation")))
+                .paginated()
+                .query("isbn", isbn(), "only this book's")),
+        post(handler!(conversations::create), |_| op("Start a conversation about a book", "conversations", json_ok(schema("Conversation")))
+                .body(body(&["isbn"], json!({"isbn": isbn(), "title": nullable(short_text(TITLE_MAX_CHARS)), "persona_id": nullable(id())})))
+                .errors(&[404])),
+    ]),
+    // `GET|PATCH|DELETE /api/conversations/{id}/`
+    route("Conversation", "/api/conversations/{id}", Token, &[
+        get(handler!(conversations::get), |_| op("A conversation with its messages", "conversations", json_ok(schema("ConversationDetail"))).errors(&[404])),
+        patch(handler!(conversations::update), |_| op("Rename it or change its persona", "conversations", json_ok(schema("Conversation")))
+                .optional_body(body(&[], json!({"title": nullable(short_text(TITLE_MAX_CHARS)), "persona_id": nullable(id())})))
+                .errors(&[404])),
+        delete(handler!(conversations::delete), |_| op("Delete a conversation (a running reply is stopped first)", "conversations", ok()).errors(&[404])),
+    ]),
+    // `POST /api/conversations/{id}/messages/`
+    route("Messages", "/api/conversations/{id}/messages", Token, &[
+        post(handler!(chat::post_message), |limits| op("Ask the model (a stream with Accept: text/event-stream or stream: true): the turn; or with generate: false append a message as it is: the message", "chat", Success::Streamed(json!({"oneOf": [schema("Turn"), schema("Message")]})))
+                .body(body(&["content"], json!({
+                    "content": question(limits), "stream": stream_flag(),
+                    "role": {"enum": ["user", "assistant", "system", null]}, "generate": {"type": ["boolean", "null"]}
+                })))
+                .errors(&[402, 404, 409, 429])),
+    ]),
+    // `DELETE /api/conversations/{id}/messages/{mid}/`
+    route("Message", "/api/conversations/{id}/messages/{mid}", Token, &[
+        delete(handler!(conversations::delete_message), |_| op("Delete a message (409 for the reply being generated)", "conversations", ok()).errors(&[404, 409])),
+    ]),
+    // `POST /api/conversations/{id}/regenerate/`
+    route("Regenerate", "/api/conversations/{id}/regenerate", Token, &[
+        post(handler!(chat::regenerate), |_| op("Replace the last reply with a new one", "chat", Success::Streamed(schema("Turn")))
+                .optional_body(body(&[], json!({"stream": stream_flag()})))
+                .errors(&[402, 404, 409, 429])),
+    ]),
+    // `POST /api/conversations/{id}/stop/`
+    route("Stop", "/api/conversations/{id}/stop", Token, &[
+        post(handler!(chat::stop), |_| op("Stop the reply being generated; the stored (partial) message", "chat", json_ok(schema("Message"))).errors(&[404])),
+    ]),
+    // `GET /api/conversations/{id}/stream/`
+    route("Stream", "/api/conversations/{id}/stream", Token, &[
+        get(handler!(chat::stream), |_| op("Re-attach to the reply after Last-Event-ID or ?cursor=", "chat", Success::EventStream)
+                .query("cursor", json!({"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_991_i64}), "the position to follow from (0: the start)")
+                .errors(&[404])),
+    ]),
+    // `GET /api/conversations/{id}/reply/`
+    route("ReplyPoll", "/api/conversations/{id}/reply", Token, &[
+        get(handler!(chat::poll), |_| op("Poll the reply after ?cursor=", "chat", json_ok(schema("ReplyPoll")))
+                .query("cursor", json!({"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_991_i64}), "the position already shown")
+                .errors(&[404])),
+    ]),
+    // `POST /api/chat/stream/`
+    route("ChatStream", "/api/chat/stream", Token, &[
+        post(handler!(chat::stateless), |limits| op("Stateless chat (always a stream; X-Conversation-Id names where the turn was recorded)", "chat", Success::EventStream)
+                .body(body(&["isbn", "messages"], json!({
+                    "isbn": isbn(), "conversation_id": nullable(id()),
+                    "messages": {"type": "array", "minItems": 1, "maxItems": limits.max_messages,
+                                 "items": body(&["role", "content"], json!({"role": {"enum": ["user", "assistant"]}, "content": free_text(limits.max_message_chars)})),
+                                 "description": "the last one is the user's"}
+                })))
+                .errors(&[402, 404, 409, 429])),
+    ]),
+    // `GET /api/user/history/`
+    route("History", "/api/user/history", Token, &[
+        get(handler!(conversations::list), |_| op("Conversations, most recently active first", "conversations", json_ok(page_of("Conversation")))
+                .paginated()
+                .query("isbn", isbn(), "only this book's")),
+    ]),
+    // `DELETE /api/user/history/{id}/`
+    route("HistoryItem", "/api/user/history/{id}", Token, &[
+        delete(handler!(conversations::delete), |_| op("Delete a conversation (a running reply is stopped first)", "conversations", ok()).errors(&[404])),
+    ]),
+    // `GET|POST /api/user/collections/`
+    route("Collections", "/api/user/collections", Token, &[
+        get(handler!(collections::list), |_| op("Collected books, newest first", "user", json_ok(page_of("CollectionItem"))).paginated()),
+        post(handler!(collections::add), |_| op("Collect a book (adding twice is fine)", "user", json_ok(schema("CollectionItem")))
+                .body(body(&["isbn"], json!({"isbn": isbn()})))
+                .errors(&[404])),
+    ]),
+    // `DELETE /api/user/collections/{isbn}/`
+    route("CollectionItem", "/api/user/collections/{isbn}", Token, &[
+        delete(handler!(collections::remove), |_| op("Remove a collected book", "user", ok()).errors(&[404])),
+    ]),
+    // `GET|POST /api/user/api-keys/`
+    route("ApiKeys", "/api/user/api-keys", Token, &[
+        get(handler!(api_keys::list), |_| op("Your personal API keys, newest first (never the keys)", "user", json_ok(json!({"type": "array", "items": schema("ApiKey")})))),
+        post(handler!(api_keys::create), |_| Operation { status: 201, ..op("Create a personal API key (rbk_…); the key is shown only in this answer", "user", json_ok(schema("NewApiKey"))) }
+                .body(body(&["name"], json!({"name": short_text(rules::API_KEY_NAME_MAX_CHARS)})))
+                .errors(&[409])),
+    ]),
+    // `DELETE /api/user/api-keys/{id}/`
+    route("ApiKey", "/api/user/api-keys/{id}", Token, &[
+        delete(handler!(api_keys::revoke), |_| op("Revoke a personal API key at once", "user", ok()).errors(&[404])),
+    ]),
+    // `GET /v1/models` (OpenAI-compatible)
+    route("OpenAiModels", "/v1/models", Token, &[
+        get(handler!(openai::models), |_| op("The books of your conversations and collection as models, most recent first", "openai", json_ok(schema("OpenAiModelList")))),
+    ]),
+    // `GET /v1/models/{model}` (OpenAI-compatible)
+    route("OpenAiModel", "/v1/models/{model}", Token, &[
+        get(handler!(openai::model), |_| op("One book as a model (an ISBN in any form, optionally @persona)", "openai", json_ok(schema("OpenAiModel"))).errors(&[404])),
+    ]),
+    // `POST /v1/chat/completions` (OpenAI-compatible)
+    route("OpenAiChatCompletions", "/v1/chat/completions", Token, &[
+        post(handler!(openai::chat_completions), |limits| op("Chat completions: model = ISBN[@persona]; stream: true for chat.completion.chunk events", "openai", Success::Streamed(schema("OpenAiChatCompletion")))
+                .body(completion_body(limits))
+                .errors(&[402, 404, 429])),
+    ]),
+    // `GET /docs`: the interactive API reference (a web page)
+    route("DocsPage", "/docs", Page, &[
+        page(handler!(web::docs_page)),
+    ]),
+    // `GET /docs/{file}`: its assets
+    route("DocsAsset", "/docs/{file}", Page, &[
+        page(handler!(web::docs_asset)),
+    ]),
+    // `GET /playground`: talk with a book in the browser (a web page)
+    route("Playground", "/playground", Page, &[
+        page(handler!(web::playground_page)),
+    ]),
+    // `GET /playground/{file}`: its assets
+    route("PlaygroundAsset", "/playground/{file}", Page, &[
+        page(handler!(web::playground_asset)),
+    ]),
 ];
-
-/// Path parameters of a matched route, by name.
-#[derive(Debug, Default, Clone)]
-pub struct Params(Vec<(String, String)>);
-
-impl Params {
-    /// The value of parameter `name` (empty if absent).
-    pub fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
-
-/// Finds the route of a request path.
-#[derive(Debug)]
-pub struct Router(matchit::Router<&'static RouteSpec>);
-
-impl Router {
-    /// The router over [`ROUTES`].
-    pub fn new() -> Result<Self, matchit::InsertError> {
-        let mut router = matchit::Router::new();
-        for spec in ROUTES {
-            router.insert(spec.pattern, spec)?;
-        }
-        Ok(Self(router))
-    }
-
-    /// The route serving `path` (with or without one trailing slash) and its parameters.
-    pub fn find(&self, path: &str) -> Option<(&'static RouteSpec, Params)> {
-        let trimmed = match path.strip_suffix('/') {
-            Some(rest) if !rest.is_empty() => rest,
-            _ => path,
-        };
-        let matched = self.0.at(trimmed).ok()?;
-        let params = matched
-            .params
-            .iter()
-            .map(|(k, v)| (k.to_owned(), percent_decode(v)))
-            .collect();
-        Some((*matched.value, Params(params)))
-    }
-}
-
-/// Decodes `%XX` escapes (UTF-8, lossy) in a path segment.
-fn percent_decode(segment: &str) -> String {
-    percent_encoding::percent_decode_str(segment)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trailing_slash_is_optional() {
-        let router = Router::new().unwrap();
-        assert_eq!(router.find("/api/auth/me/").unwrap().0.route, Route::Me);
-        assert_eq!(router.find("/api/auth/me").unwrap().0.route, Route::Me);
-        assert!(router.find("/api/auth/me//").is_none());
-        assert!(router.find("/api/nope/").is_none());
-    }
-
-    #[test]
-    fn parameters_are_percent_decoded() {
-        let router = Router::new().unwrap();
-        let (spec, params) = router.find("/api/users/%E9%98%BF%E4%B9%A6/").unwrap();
-        assert_eq!(spec.route, Route::PublicProfile);
-        assert_eq!(params.get("username"), "阿书");
-        assert_eq!(percent_decode("a%2"), "a%2");
-    }
-}

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::app::App;
 use crate::connections;
 use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 use crate::settings::HttpSettings;
 
 /// How long shutdown waits for requests in flight.
@@ -50,7 +51,9 @@ pub async fn serve_with(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let app = App::new(refbook, settings, metrics)?;
+    let openapi = crate::openapi::document(refbook.config());
+    let app = App::new(refbook, settings, metrics, openapi);
+    let pipeline = Pipeline::new(app.clone())?;
     let config = app.settings();
     let idle = Duration::from_secs(config.idle_timeout_secs.max(1));
     let request = Duration::from_secs(config.request_timeout_secs.max(1));
@@ -94,10 +97,10 @@ pub async fn serve_with(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
+                let pipeline = pipeline.clone();
                 let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+                    let pipeline = pipeline.clone();
+                    async move { Ok::<_, Infallible>(pipeline.handle(req, peer).await) }
                 });
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
@@ -126,7 +129,7 @@ pub async fn serve_with(
     // Replies end first (finished, or stopped and stored as partial), so their streams
     // close with `[DONE]`; then the connections.
     let grace = Duration::from_secs(app.settings().shutdown_grace_secs);
-    app.refbook().chat().shutdown(grace).await;
+    app.refbook().answering().shutdown(grace).await;
     tracing::info!("shutting down: waiting for open connections");
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await

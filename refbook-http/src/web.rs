@@ -42,8 +42,8 @@ const PLAYGROUND_POLICY: &str = "default-src 'self'; img-src 'self' data: https:
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// `GET /docs`: the interactive API reference.
-pub fn docs_page(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    enabled(ctx)?;
+pub async fn docs_page(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    enabled(&ctx)?;
     static PAGE: OnceLock<Result<String, String>> = OnceLock::new();
     let page = PAGE.get_or_init(|| {
         let mut ui = SwaggerUi::new();
@@ -72,8 +72,9 @@ pub fn docs_page(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /docs/{file}`: one of Swagger UI's files.
-pub fn docs_asset(ctx: &Ctx, name: &str) -> Result<Response<Body>, ApiError> {
-    enabled(ctx)?;
+pub async fn docs_asset(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    enabled(&ctx)?;
+    let name = ctx.params.get("file");
     let (_, bytes) = SwaggerUi::static_files()
         .iter()
         .find(|(file, _)| file.file_name() == name)
@@ -87,8 +88,8 @@ pub fn docs_asset(ctx: &Ctx, name: &str) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /playground`: the page to talk with a book.
-pub fn playground_page(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
-    enabled(ctx)?;
+pub async fn playground_page(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    enabled(&ctx)?;
     Ok(page_response(
         "text/html; charset=utf-8",
         PLAYGROUND_HTML,
@@ -97,8 +98,9 @@ pub fn playground_page(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /playground/{file}`: the playground's script and style.
-pub fn playground_asset(ctx: &Ctx, name: &str) -> Result<Response<Body>, ApiError> {
-    enabled(ctx)?;
+pub async fn playground_asset(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    enabled(&ctx)?;
+    let name = ctx.params.get("file");
     let (_, content_type, bytes) = PLAYGROUND_FILES
         .iter()
         .find(|(file, _, _)| *file == name)

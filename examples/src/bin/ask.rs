@@ -24,11 +24,14 @@ async fn main() -> anyhow::Result<()> {
         .accounts()
         .local_user("example.local", "example")
         .await?;
-    let chat = refbook.chat();
-    let conversation = chat
+    let conversation = refbook
+        .conversations()
         .create_conversation(user.id, &Isbn::parse(&isbn)?, None, None)
         .await?;
-    let started = chat.ask(user.id, conversation.id, &question).await?;
+    let started = refbook
+        .answering()
+        .ask(user.id, conversation.id, &question)
+        .await?;
 
     // Any number of listeners can read a reply; this one prints it.
     let mut listener = started.reply.listen(0);

@@ -74,15 +74,16 @@ async fn main() -> anyhow::Result<()> {
         .accounts()
         .local_user("reader.local", "reader")
         .await?;
-    let chat = refbook.chat();
-    let conversation = chat
+    let conversation = refbook
+        .conversations()
         .create_conversation(user.id, &Isbn::parse("978-7-5057-1566-0")?, None, None)
         .await?;
     println!(
         "《{}》 by {}",
         conversation.book.title, conversation.book.author
     );
-    let started = chat
+    let started = refbook
+        .answering()
         .ask(user.id, conversation.id, "这本书最重要的一句话是什么？")
         .await?;
     let mut listener = started.reply.listen(0);

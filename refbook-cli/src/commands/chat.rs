@@ -49,16 +49,20 @@ pub fn run(
     let fail = |e: Error| Failure::from_error(&e, language);
     let (user_id, book, conversation) = runtime.block_on(async {
         let user = local_user(refbook).await?;
-        let chat = refbook.chat();
+        let conversations = refbook.conversations();
         let conversation = match args.conversation {
-            Some(id) => chat.conversation(user.id, id).await.map_err(fail)?,
+            Some(id) => conversations
+                .conversation(user.id, id)
+                .await
+                .map_err(fail)?,
             None => {
                 let isbn = Isbn::parse(&args.isbn).map_err(|e| fail(e.into()))?;
                 let persona = match &args.persona {
                     Some(p) => Some(resolve_persona(refbook, user.id, p).await?),
                     None => None,
                 };
-                chat.create_conversation(user.id, &isbn, None, persona)
+                conversations
+                    .create_conversation(user.id, &isbn, None, persona)
                     .await
                     .map_err(fail)?
             }
@@ -92,7 +96,7 @@ async fn resolve_persona(
     wanted: &str,
 ) -> Result<PersonaId, Failure> {
     let personas = refbook
-        .chat()
+        .conversations()
         .personas(user_id)
         .await
         .map_err(|e| Failure::plain(e.message().en.to_string()))?;
@@ -194,7 +198,7 @@ impl Session<'_> {
         let mut words = line.split_whitespace();
         let name = words.next().unwrap_or("");
         let rest: Vec<&str> = words.collect();
-        let chat = self.refbook.chat();
+        let conversations = self.refbook.conversations();
         let fail = |e: Error| Failure::from_error(&e, self.language);
         match name {
             "/quit" | "/exit" | "/q" => return Ok(false),
@@ -206,14 +210,17 @@ impl Session<'_> {
                 let persona = self.conversation.persona_id;
                 self.conversation = self
                     .runtime
-                    .block_on(chat.create_conversation(self.user_id, &isbn, None, persona))
+                    .block_on(conversations.create_conversation(self.user_id, &isbn, None, persona))
                     .map_err(fail)?;
                 out(&format!("新对话 #{}\n", self.conversation.id));
             }
             "/history" => {
                 let (_, messages) = self
                     .runtime
-                    .block_on(chat.conversation_with_messages(self.user_id, self.conversation.id))
+                    .block_on(
+                        conversations
+                            .conversation_with_messages(self.user_id, self.conversation.id),
+                    )
                     .map_err(fail)?;
                 out(&render::messages(&messages, self.style));
             }
@@ -221,7 +228,7 @@ impl Session<'_> {
                 None => {
                     let personas = self
                         .runtime
-                        .block_on(chat.personas(self.user_id))
+                        .block_on(conversations.personas(self.user_id))
                         .map_err(fail)?;
                     for p in personas {
                         let current = self.conversation.persona_id == Some(p.id)
@@ -244,7 +251,7 @@ impl Session<'_> {
                     ))?;
                     self.conversation = self
                         .runtime
-                        .block_on(chat.update_conversation(
+                        .block_on(conversations.update_conversation(
                             self.user_id,
                             self.conversation.id,
                             None,
@@ -263,9 +270,9 @@ impl Session<'_> {
     fn ask(&self, question: &str) -> Result<(), Failure> {
         let style = self.style;
         let language = self.language;
-        let chat = self.refbook.chat();
+        let answering = self.refbook.answering();
         self.runtime.block_on(async {
-            let started = chat
+            let started = answering
                 .ask(self.user_id, self.conversation.id, question)
                 .await
                 .map_err(|e| Failure::from_error(&e, language))?;

@@ -12,7 +12,7 @@ use refbook_core::domain::ConversationId;
 pub async fn list(refbook: &Refbook, language: Language) -> Result<(), Failure> {
     let user = local_user(refbook).await?;
     let (count, conversations) = refbook
-        .chat()
+        .conversations()
         .conversations(user.id, None, 100, 0)
         .await
         .map_err(|e| Failure::from_error(&e, language))?;
@@ -41,7 +41,7 @@ pub async fn show(
 ) -> Result<(), Failure> {
     let user = local_user(refbook).await?;
     let (conversation, messages) = refbook
-        .chat()
+        .conversations()
         .conversation_with_messages(user.id, id)
         .await
         .map_err(|e| {

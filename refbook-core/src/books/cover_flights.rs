@@ -22,33 +22,33 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Per-URL turns, an overall cap and remembered failures.
+/// Per-URL fetch slots, an overall cap and remembered failures.
 #[derive(Debug)]
 pub(crate) struct CoverFlights {
-    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    per_url: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     failures: Mutex<HashMap<String, (Instant, ErrorKind)>>,
     outbound: Arc<Semaphore>,
     /// How long to wait for an outbound slot.
     wait: Duration,
 }
 
-/// A caller's turn to fetch one URL; the next caller for it waits until this drops.
-pub(crate) struct Turn<'a> {
+/// A caller's slot to fetch one URL; the next caller for it waits until this drops.
+pub(crate) struct FetchSlot<'a> {
     flights: &'a CoverFlights,
     url: String,
     guard: Option<OwnedMutexGuard<()>>,
 }
 
-impl Drop for Turn<'_> {
+impl Drop for FetchSlot<'_> {
     fn drop(&mut self) {
         drop(self.guard.take());
-        let mut turns = lock(&self.flights.turns);
+        let mut per_url = lock(&self.flights.per_url);
         // The map holds one reference; nobody else waiting: forget the URL.
-        if turns
+        if per_url
             .get(&self.url)
             .is_some_and(|t| Arc::strong_count(t) == 1)
         {
-            turns.remove(&self.url);
+            per_url.remove(&self.url);
         }
     }
 }
@@ -57,18 +57,21 @@ impl CoverFlights {
     /// Rationing with outbound slots waited for at most `wait`.
     pub(crate) fn new(wait: Duration) -> Self {
         Self {
-            turns: Mutex::default(),
+            per_url: Mutex::default(),
             failures: Mutex::default(),
             outbound: Arc::new(Semaphore::new(MAX_OUTBOUND)),
             wait,
         }
     }
 
-    /// Waits for this caller's turn at `url`.
-    pub(crate) async fn turn(&self, url: &str) -> Turn<'_> {
-        let mutex = lock(&self.turns).entry(url.to_owned()).or_default().clone();
+    /// Waits for this caller's slot to fetch `url`.
+    pub(crate) async fn fetch_slot(&self, url: &str) -> FetchSlot<'_> {
+        let mutex = lock(&self.per_url)
+            .entry(url.to_owned())
+            .or_default()
+            .clone();
         let guard = mutex.lock_owned().await;
-        Turn {
+        FetchSlot {
             flights: self,
             url: url.to_owned(),
             guard: Some(guard),
@@ -128,16 +131,17 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn one_turn_per_url_and_failures_are_remembered() {
+    async fn one_fetch_per_url_and_failures_are_remembered() {
         let flights = CoverFlights::new(Duration::from_millis(50));
-        let first = flights.turn("u").await;
-        let waiting = tokio::time::timeout(Duration::from_millis(50), flights.turn("u")).await;
+        let first = flights.fetch_slot("u").await;
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(50), flights.fetch_slot("u")).await;
         assert!(waiting.is_err(), "the second caller waits");
-        let other = tokio::time::timeout(Duration::from_millis(50), flights.turn("v")).await;
+        let other = tokio::time::timeout(Duration::from_millis(50), flights.fetch_slot("v")).await;
         assert!(other.is_ok(), "other URLs do not");
         drop(other);
         drop(first);
-        assert!(lock(&flights.turns).is_empty(), "turns are forgotten");
+        assert!(lock(&flights.per_url).is_empty(), "slots are forgotten");
         assert!(flights.recent_failure("u").is_none());
         flights.failed("u", ErrorKind::NotFound);
         assert_eq!(

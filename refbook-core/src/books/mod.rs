@@ -186,7 +186,7 @@ impl Books {
         if let Some(err) = self.cover_flights.recent_failure(&url) {
             return Err(err);
         }
-        let _turn = self.cover_flights.turn(&url).await;
+        let _slot = self.cover_flights.fetch_slot(&url).await;
         // Whoever had the turn before may have fetched it, or failed.
         if let Some(cover) = kept(self.store.cover(isbn).await?) {
             return Ok(cover);

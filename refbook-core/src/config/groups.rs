@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
-use super::{LlmProvider, Secret, DEFAULT_LLM_BASE_URL};
+use super::values::{LlmProvider, Secret};
 use crate::error::Language;
+
+/// The LLM API used when none is named: DeepSeek.
+pub const DEFAULT_LLM_BASE_URL: &str = "https://api.deepseek.com";
 
 crate::settings_group! {
     /// The database.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{env_var_name, ConfigError, Settings};
+use super::settings::{env_var_name, ConfigError, Settings};
 
 /// Where settings come from, later wins: a TOML file, `REFBOOK_*` variables, overrides
 /// (command-line flags). Read once; applied to each group of settings a front end holds.

@@ -13,149 +13,19 @@
 
 mod groups;
 mod layers;
+mod settings;
+mod settings_group;
 mod values;
 
 pub use groups::{
     AccountSettings, BookSettings, ChatSettings, ClusterSettings, DatabaseSettings,
-    GeneralSettings, LlmSettings, LocalModelSettings, WechatSettings,
+    GeneralSettings, LlmSettings, LocalModelSettings, WechatSettings, DEFAULT_LLM_BASE_URL,
 };
 pub use layers::Layers;
+pub use settings::{env_var_name, ConfigError, Settings};
 pub use values::{ConfigValue, LlmProvider, LogFormat, Secret};
 
 use std::path::Path;
-
-/// The LLM API used when none is named: DeepSeek.
-pub const DEFAULT_LLM_BASE_URL: &str = "https://api.deepseek.com";
-
-/// A configuration value that could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A setting has a value of the wrong form.
-    #[error("invalid value for {variable} (`{key}`): {reason}")]
-    Invalid {
-        /// The environment variable of the setting.
-        variable: String,
-        /// The TOML key of the setting.
-        key: String,
-        /// What was expected.
-        reason: String,
-    },
-    /// The TOML file (or an override) names a setting that does not exist.
-    #[error("unknown setting `{key}` in {file}")]
-    UnknownKey {
-        /// The key as written.
-        key: String,
-        /// The file it was found in (or `overrides`).
-        file: String,
-    },
-    /// The TOML file could not be read or parsed.
-    #[error("cannot read configuration file {file}: {reason}")]
-    File {
-        /// The file.
-        file: String,
-        /// Why it could not be used.
-        reason: String,
-    },
-}
-
-impl ConfigError {
-    /// The setting `key` has an unusable value: says so naming its variable.
-    pub fn invalid(key: &str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            variable: env_var_name(key),
-            key: key.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// The environment variable of a setting key.
-pub fn env_var_name(key: &str) -> String {
-    format!("REFBOOK_{}", key.to_ascii_uppercase())
-}
-
-/// A group of settings that [`Layers`] can fill: the keys it owns, and how one is set from
-/// its text form. [`settings_group!`](crate::settings_group) writes both.
-pub trait Settings {
-    /// The key of every setting of the group.
-    fn keys(&self) -> Vec<&'static str>;
-
-    /// Sets one setting from its text form. `Ok(false)` if the key is not the group's.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] when the text is not a value of the setting's type.
-    fn set(&mut self, key: &str, text: &str) -> Result<bool, ConfigError>;
-}
-
-/// Declares a group of settings: a struct with one public field per setting (its key, type
-/// and default written beside it), its `Default`, and its [`Settings`] implementation.
-///
-/// ```
-/// refbook_core::settings_group! {
-///     /// What my front end reads.
-///     pub struct MySettings {
-///         /// Greeting shown at start.
-///         greeting ("my_greeting"): String = "hello".to_owned();
-///     }
-/// }
-/// let mut mine = MySettings::default();
-/// let layers = refbook_core::config::Layers::read(
-///     None,
-///     [("REFBOOK_MY_GREETING".to_owned(), "hi".to_owned())],
-///     &[],
-/// )?;
-/// layers.fill(&mut [&mut mine])?;
-/// assert_eq!(mine.greeting, "hi");
-/// # Ok::<(), refbook_core::config::ConfigError>(())
-/// ```
-#[macro_export]
-macro_rules! settings_group {
-    (
-        $(#[doc = $group_doc:literal])*
-        $vis:vis struct $group:ident {
-            $( $(#[doc = $doc:literal])* $field:ident ($key:literal) : $ty:ty = $default:expr ; )*
-        }
-    ) => {
-        $(#[doc = $group_doc])*
-        #[derive(Debug, Clone)]
-        $vis struct $group {
-            $(
-                $(#[doc = $doc])*
-                #[doc = ""]
-                #[doc = concat!("Key `", $key, "`.")]
-                pub $field: $ty,
-            )*
-        }
-
-        impl Default for $group {
-            fn default() -> Self {
-                Self { $( $field: $default, )* }
-            }
-        }
-
-        impl $crate::config::Settings for $group {
-            fn keys(&self) -> Vec<&'static str> {
-                vec![ $( $key, )* ]
-            }
-
-            fn set(
-                &mut self,
-                key: &str,
-                text: &str,
-            ) -> Result<bool, $crate::config::ConfigError> {
-                match key {
-                    $( $key => {
-                        self.$field = <$ty as $crate::config::ConfigValue>::parse_value(text)
-                            .map_err(|reason| $crate::config::ConfigError::invalid(key, reason))?;
-                        Ok(true)
-                    } )*
-                    _ => Ok(false),
-                }
-            }
-        }
-    };
-}
 
 /// Every setting of the core, one group per service. Front ends add their own groups
 /// beside it (see [`Layers`]).

@@ -15,7 +15,7 @@ use futures::Stream;
 pub use download_progress::{DownloadProgress, LogProgress};
 pub use openai::{OpenAiCompatible, Timeouts};
 
-use crate::domain::{Role, TokenUsage};
+use crate::domain::{FinishReason, Role, TokenUsage};
 use crate::error::{Error, ErrorKind};
 
 /// One message of a prompt.
@@ -61,8 +61,9 @@ pub enum ModelEvent {
     Reasoning(String),
     /// Token counts (usually at the end).
     Usage(TokenUsage),
-    /// Why the model stopped (`stop`, `length`, …).
-    Finish(String),
+    /// Why the model stopped, read by [`FinishReason::from_model`]: `Stop`, `Length` or
+    /// `ContentFilter`.
+    Finish(FinishReason),
 }
 
 /// A streamed reply.

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream};
 use crate::config::Secret;
-use crate::domain::TokenUsage;
+use crate::domain::{FinishReason, TokenUsage};
 
 /// The time limits of one reply.
 #[derive(Debug, Clone, Copy)]
@@ -243,7 +243,7 @@ fn parse_data(data: &str) -> Result<Option<Vec<ModelEvent>>, ModelError> {
             }
         }
         if let Some(reason) = choice.finish_reason {
-            events.push(ModelEvent::Finish(reason));
+            events.push(ModelEvent::Finish(FinishReason::from_model(&reason)));
         }
     }
     if let Some(usage) = chunk.usage {
@@ -390,7 +390,7 @@ mod tests {
             parse_data(content).unwrap().unwrap(),
             [
                 ModelEvent::Content("答".into()),
-                ModelEvent::Finish("stop".into())
+                ModelEvent::Finish(FinishReason::Stop)
             ]
         );
         let usage_empty = r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}"#;

@@ -289,7 +289,7 @@ pub trait ReplyStore: Send + Sync {
     /// `owner` until `lease_until`. `NotFound` when the conversation is gone.
     async fn claim_reply(
         &self,
-        claim: ReplyClaim<'_>,
+        claim: ReplyClaim,
         now: Timestamp,
     ) -> Result<Result<ClaimedReply, ClaimRefused>, StoreError>;
     /// Undoes a claim whose model refused before answering: deletes the empty reply, the

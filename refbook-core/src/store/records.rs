@@ -124,21 +124,26 @@ impl From<&crate::domain::Conversation> for ReplyTarget {
     }
 }
 
+// A reply's claim, in three types: a [`ReplyClaim`] asks for it; the store answers a
+// [`ClaimedReply`] (the question and empty reply it stored) or a [`ClaimRefused`] (why
+// not). The SQL store's batch writer carries the three answers, and "no such
+// conversation", as one internal `ClaimOutcome`.
+
 /// A claim for a new reply (see [`ReplyStore::claim_reply`](super::ReplyStore::claim_reply)).
-#[derive(Debug, Clone, Copy)]
-pub struct ReplyClaim<'a> {
+#[derive(Debug, Clone)]
+pub struct ReplyClaim {
     /// The conversation to lock.
     pub conversation_id: ConversationId,
     /// Its owner, whose parallel replies are counted.
     pub user_id: UserId,
     /// The instance that will generate the reply.
-    pub owner: &'a str,
+    pub owner: String,
     /// When the claim expires unless renewed.
     pub lease_until: Timestamp,
     /// The most replies the user may have generating at once.
     pub max_per_user: usize,
     /// The question to store with the claim (`None` for a regeneration).
-    pub question: Option<&'a str>,
+    pub question: Option<String>,
 }
 
 /// What a successful claim stored.

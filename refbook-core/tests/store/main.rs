@@ -350,19 +350,19 @@ async fn user_with_conversations(
     (user.id, ids)
 }
 
-fn claim<'a>(
+fn claim(
     conversation_id: ConversationId,
     user_id: UserId,
-    owner: &'a str,
+    owner: &str,
     lease_secs: i64,
-) -> ReplyClaim<'a> {
+) -> ReplyClaim {
     ReplyClaim {
         conversation_id,
         user_id,
-        owner,
+        owner: owner.to_owned(),
         lease_until: Timestamp::now().plus_seconds(lease_secs),
         max_per_user: 2,
-        question: Some("问"),
+        question: Some("问".to_owned()),
     }
 }
 

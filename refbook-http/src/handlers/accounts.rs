@@ -142,6 +142,6 @@ pub async fn logout(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /api/auth/me/`
-pub fn me(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+pub async fn me(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     Ok(ok_json(&User::from(&ctx.user()?.user)))
 }

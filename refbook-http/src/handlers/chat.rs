@@ -4,7 +4,7 @@
 
 use http::{HeaderValue, Response};
 use refbook_core::books::Isbn;
-use refbook_core::chat::{ReplyEvent, Role, Started};
+use refbook_core::chat::{ClientMessage, ReplyEvent, Role, Started};
 use refbook_core::Error;
 use serde::Deserialize;
 use serde_json::json;
@@ -35,7 +35,7 @@ async fn answer(
             ctx.app.metrics().stream_opened(),
         ));
     }
-    let assistant = ctx.refbook().chat().stored_reply(&started).await?;
+    let assistant = ctx.refbook().answering().stored_reply(&started).await?;
     Ok(ok_json(&json!({
         "user_message": started.user_message,
         "assistant_message": assistant,
@@ -56,7 +56,6 @@ pub async fn post_message(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     let body: PostMessage = ctx.json().await?;
     let user = ctx.user()?.id();
-    let chat = ctx.refbook().chat();
     if body.generate == Some(false) {
         let role = Role::parse(body.role.as_deref().unwrap_or("user")).ok_or_else(|| {
             ApiError::invalid(
@@ -65,7 +64,11 @@ pub async fn post_message(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
                 "role must be user, assistant or system",
             )
         })?;
-        let message = chat.append_message(user, id, role, &body.content).await?;
+        let message = ctx
+            .refbook()
+            .conversations()
+            .append_message(user, id, role, &body.content)
+            .await?;
         return Ok(ok_json(&message));
     }
     if body.role.as_deref().is_some_and(|r| r != "user") {
@@ -76,7 +79,11 @@ pub async fn post_message(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
         ));
     }
     ctx.app.check_chat_rate(ctx.client_ip, user).await?;
-    let started = chat.ask(user, id, &body.content).await?;
+    let started = ctx
+        .refbook()
+        .answering()
+        .ask(user, id, &body.content)
+        .await?;
     let stream = sse::Format::wanted(&ctx.parts.headers, body.stream);
     answer(&ctx, started, stream).await
 }
@@ -92,7 +99,7 @@ pub async fn regenerate(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: StreamFlag = ctx.json().await?;
     let user = ctx.user()?.id();
     ctx.app.check_chat_rate(ctx.client_ip, user).await?;
-    let started = ctx.refbook().chat().regenerate(user, id).await?;
+    let started = ctx.refbook().answering().regenerate(user, id).await?;
     let stream = sse::Format::wanted(&ctx.parts.headers, body.stream);
     answer(&ctx, started, stream).await
 }
@@ -100,7 +107,7 @@ pub async fn regenerate(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
 /// `POST /api/conversations/{id}/stop/`: the stored partial message.
 pub async fn stop(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
-    let message = ctx.refbook().chat().stop(ctx.user()?.id(), id).await?;
+    let message = ctx.refbook().answering().stop(ctx.user()?.id(), id).await?;
     Ok(ok_json(&message))
 }
 
@@ -108,7 +115,11 @@ pub async fn stop(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 pub async fn stream(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     let position = sse::resume_position(&ctx.parts.headers, ctx.query_param("cursor").as_deref())?;
-    let reply = ctx.refbook().chat().attach(ctx.user()?.id(), id).await?;
+    let reply = ctx
+        .refbook()
+        .answering()
+        .attach(ctx.user()?.id(), id)
+        .await?;
     let format = sse::Format::wanted(&ctx.parts.headers, None).unwrap_or(sse::Format::Sse);
     Ok(sse::response_as(
         format,
@@ -122,7 +133,11 @@ pub async fn stream(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 pub async fn poll(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     let cursor = sse::parse_position(ctx.query_param("cursor").as_deref())?;
-    let reply = ctx.refbook().chat().attach(ctx.user()?.id(), id).await?;
+    let reply = ctx
+        .refbook()
+        .answering()
+        .attach(ctx.user()?.id(), id)
+        .await?;
     let (events, _) = reply.events_after(cursor);
     let (mut delta, mut reasoning_delta) = (String::new(), String::new());
     let mut position = cursor;
@@ -149,8 +164,9 @@ pub async fn poll(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     Ok(ok_json(&body))
 }
 
+/// A message as the wire carries it, parsed by [`ClientMessage::parse`].
 #[derive(Deserialize)]
-struct Turn {
+struct WireMessage {
     role: String,
     content: String,
 }
@@ -158,7 +174,7 @@ struct Turn {
 #[derive(Deserialize)]
 struct Stateless {
     isbn: String,
-    messages: Vec<Turn>,
+    messages: Vec<WireMessage>,
     conversation_id: Option<ConversationId>,
 }
 
@@ -169,15 +185,15 @@ pub async fn stateless(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let isbn = Isbn::parse(&body.isbn).map_err(Error::from)?;
     let user = ctx.user()?.id();
     ctx.app.check_chat_rate(ctx.client_ip, user).await?;
-    let turns: Vec<(String, String)> = body
+    let messages = body
         .messages
         .into_iter()
-        .map(|t| (t.role, t.content))
-        .collect();
+        .map(|m| ClientMessage::parse(&m.role, m.content))
+        .collect::<Result<Vec<_>, Error>>()?;
     let (conversation_id, started) = ctx
         .refbook()
-        .chat()
-        .stateless(user, &isbn, &turns, body.conversation_id)
+        .answering()
+        .stateless(user, &isbn, messages, body.conversation_id)
         .await?;
     let format = sse::Format::wanted(&ctx.parts.headers, None).unwrap_or(sse::Format::Sse);
     let mut response = sse::response_as(

@@ -7,9 +7,10 @@ use refbook_core::Error;
 use serde::{Deserialize, Serialize};
 
 use crate::api_error::ApiError;
-use crate::body::{double_option, ok_json, ok_true, Body};
+use crate::body::{ok_json, ok_true, Body};
 use crate::ctx::Ctx;
 use crate::pagination::PageRequest;
+use crate::request_body::double_option;
 use refbook_core::domain::PersonaId;
 
 /// `GET /api/conversations/?isbn=` and `GET /api/user/history/`: most recently active first.
@@ -21,7 +22,7 @@ pub async fn list(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     };
     let (count, list) = ctx
         .refbook()
-        .chat()
+        .conversations()
         .conversations(ctx.user()?.id(), isbn.as_ref(), page.limit, page.offset)
         .await?;
     Ok(ok_json(&page.page(&ctx, count, list)))
@@ -40,7 +41,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let isbn = Isbn::parse(&body.isbn).map_err(Error::from)?;
     let conversation = ctx
         .refbook()
-        .chat()
+        .conversations()
         .create_conversation(
             ctx.user()?.id(),
             &isbn,
@@ -63,7 +64,7 @@ pub async fn get(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     let (conversation, messages) = ctx
         .refbook()
-        .chat()
+        .conversations()
         .conversation_with_messages(ctx.user()?.id(), id)
         .await?;
     Ok(ok_json(&Detail {
@@ -85,7 +86,7 @@ pub async fn update(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: Change = ctx.json().await?;
     let conversation = ctx
         .refbook()
-        .chat()
+        .conversations()
         .update_conversation(ctx.user()?.id(), id, body.title.as_deref(), body.persona_id)
         .await?;
     Ok(ok_json(&conversation))
@@ -95,7 +96,7 @@ pub async fn update(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
 pub async fn delete(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     ctx.refbook()
-        .chat()
+        .conversations()
         .delete_conversation(ctx.user()?.id(), id)
         .await?;
     Ok(ok_true())
@@ -106,7 +107,7 @@ pub async fn delete_message(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     let message_id = ctx.id_param("mid")?;
     ctx.refbook()
-        .chat()
+        .conversations()
         .delete_message(ctx.user()?.id(), id, message_id)
         .await?;
     Ok(ok_true())

@@ -1,10 +1,9 @@
 //! The OpenAI-compatible face: `GET /v1/models`, `GET /v1/models/{model}` and
 //! `POST /v1/chat/completions`, where each book (optionally `@persona`) is a model.
-//! Errors take OpenAI's shape (see `App::handle`).
+//! Errors take OpenAI's shape (see `Pipeline::handle`).
 
 use http::Response;
-use refbook_core::chat::{BookModel, ClientMessage, CompletionRequest};
-use refbook_core::llm::Sampling;
+use refbook_core::chat::{BookModel, ClientMessage, CompletionRequest, Sampling};
 use refbook_core::timestamp::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,7 +30,7 @@ fn model_object(id: &str, created: Timestamp) -> Value {
 pub async fn models(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let books = ctx
         .refbook()
-        .chat()
+        .answering()
         .recent_books(ctx.user()?.id(), MAX_LISTED_MODELS)
         .await?;
     let data: Vec<Value> = books
@@ -47,7 +46,7 @@ pub async fn model(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let model = BookModel::parse(ctx.params.get("model"))?;
     let book = ctx
         .refbook()
-        .chat()
+        .answering()
         .book_model(ctx.user()?.id(), &model)
         .await?;
     Ok(ok_json(&model_object(&model.to_string(), book.updated_at)))
@@ -148,12 +147,7 @@ impl ChatCompletionBody {
         let messages = self
             .messages
             .into_iter()
-            .map(|m| {
-                Ok(ClientMessage {
-                    role: m.role,
-                    content: text_of(m.content)?,
-                })
-            })
+            .map(|m| Ok(ClientMessage::parse(&m.role, text_of(m.content)?)?))
             .collect::<Result<Vec<_>, ApiError>>()?;
         let stop = match self.stop {
             None => Vec::new(),
@@ -185,7 +179,7 @@ pub async fn chat_completions(mut ctx: Ctx) -> Result<Response<Body>, ApiError> 
     let user = ctx.user()?.id();
     ctx.app.check_chat_rate(ctx.client_ip, user).await?;
     let meta = CompletionMeta::new(request.model.to_string());
-    let completion = ctx.refbook().chat().complete(user, request).await?;
+    let completion = ctx.refbook().answering().complete(user, request).await?;
     if stream {
         let keep_alive =
             std::time::Duration::from_secs(ctx.app.settings().sse_keepalive_secs.max(1));

@@ -10,7 +10,7 @@ use crate::body::{json_response, ok_json, Body};
 use crate::ctx::Ctx;
 
 /// `GET /healthz`: the process serves.
-pub fn healthz() -> Result<Response<Body>, ApiError> {
+pub async fn healthz(_ctx: Ctx) -> Result<Response<Body>, ApiError> {
     Ok(ok_json(&json!({ "status": "ok" })))
 }
 
@@ -34,8 +34,8 @@ pub async fn readyz(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /metrics`: Prometheus text.
-pub fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
-    let generating = ctx.refbook().chat().generating();
+pub async fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let generating = ctx.refbook().answering().generating();
     let mut response = Response::new(crate::body::full(ctx.app.metrics().render(generating)));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -47,6 +47,6 @@ pub fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 }
 
 /// `GET /api/openapi.json`: the OpenAPI 3.1 document of the API.
-pub fn openapi(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
+pub async fn openapi(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     Ok(ok_json(ctx.app.openapi_document()))
 }

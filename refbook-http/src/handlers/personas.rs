@@ -9,7 +9,11 @@ use crate::ctx::Ctx;
 
 /// `GET /api/personas/`: built-ins and the caller's own (a plain list).
 pub async fn list(ctx: Ctx) -> Result<Response<Body>, ApiError> {
-    let personas = ctx.refbook().chat().personas(ctx.user()?.id()).await?;
+    let personas = ctx
+        .refbook()
+        .conversations()
+        .personas(ctx.user()?.id())
+        .await?;
     Ok(ok_json(&personas))
 }
 
@@ -24,7 +28,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: NewPersona = ctx.json().await?;
     let persona = ctx
         .refbook()
-        .chat()
+        .conversations()
         .create_persona(ctx.user()?.id(), &body.name, &body.description)
         .await?;
     Ok(ok_json(&persona))
@@ -33,7 +37,11 @@ pub async fn create(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
 /// `GET /api/personas/{id}/`
 pub async fn get(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
-    let persona = ctx.refbook().chat().persona(ctx.user()?.id(), id).await?;
+    let persona = ctx
+        .refbook()
+        .conversations()
+        .persona(ctx.user()?.id(), id)
+        .await?;
     Ok(ok_json(&persona))
 }
 
@@ -41,7 +49,7 @@ pub async fn get(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 pub async fn delete(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let id = ctx.id_param("id")?;
     ctx.refbook()
-        .chat()
+        .conversations()
         .delete_persona(ctx.user()?.id(), id)
         .await?;
     Ok(ok_true())

@@ -5,8 +5,9 @@ use refbook_core::accounts::ProfileUpdate;
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
-use crate::body::{double_option, ok_json, ok_true, Body};
+use crate::body::{ok_json, ok_true, Body};
 use crate::ctx::Ctx;
+use crate::request_body::double_option;
 
 /// `GET /api/user/profile/`
 pub async fn profile(ctx: Ctx) -> Result<Response<Body>, ApiError> {

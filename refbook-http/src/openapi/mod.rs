@@ -3,14 +3,15 @@
 //! with (its constants and this server's configuration), so the two cannot drift apart.
 //! `.ci/fuzz` holds the server to it with schemathesis' response-conformance checks.
 
-mod operations;
-mod schemas;
+pub mod operations;
+pub mod schemas;
 
 use refbook_core::Config;
 use serde_json::{json, Map, Value};
 
-use crate::routes::{RouteSpec, ROUTES};
-use operations::{describe, Operation, Success};
+use crate::router::RouteSpec;
+use crate::routes::ROUTES;
+use operations::{Operation, Success};
 use schemas::schema;
 
 /// Every error code the API answers with.
@@ -51,7 +52,7 @@ fn error_description(status: u16) -> &'static str {
 /// The error statuses `spec`'s operation can answer.
 fn error_statuses(spec: &RouteSpec, operation: &Operation) -> Vec<u16> {
     let mut statuses = vec![400, 500, 503];
-    if !spec.public {
+    if !spec.is_public() {
         statuses.push(401);
     }
     if operation.body.is_some() || operation.form {
@@ -146,26 +147,27 @@ fn path_parameters(pattern: &str) -> Vec<Value> {
 pub fn document(config: &Config) -> Value {
     let limits = operations::Limits::from(config);
     let mut paths = Map::new();
-    for spec in ROUTES.iter().filter(|spec| !spec.route.is_web_page()) {
+    for spec in ROUTES.iter().filter(|spec| !spec.is_web_page()) {
         let path = if spec.pattern.starts_with("/api/") && !spec.pattern.ends_with(".json") {
             format!("{}/", spec.pattern)
         } else {
             spec.pattern.to_owned()
         };
         let mut item = Map::new();
-        for method in spec.methods {
-            let doc = describe(spec.route, method, &limits);
+        for endpoint in spec.endpoints {
+            let method = endpoint.verb;
+            let doc = (endpoint.doc)(&limits);
             let mut responses = Map::new();
             responses.insert(doc.status.to_string(), success_response(&doc.ok));
             for status in error_statuses(spec, &doc) {
                 responses.insert(status.to_string(), error_response(spec, status));
             }
-            let operation_id = format!("{}{:?}", method.as_str().to_ascii_lowercase(), spec.route);
+            let operation_id = format!("{}{}", method.as_str().to_ascii_lowercase(), spec.name);
             let mut operation = json!({
                 "operationId": operation_id, "summary": doc.summary, "tags": [doc.tag],
                 "responses": responses
             });
-            if !spec.public {
+            if !spec.is_public() {
                 operation["security"] = json!([{"bearer": []}, {"apiKey": []}]);
             }
             if let Some(body) = doc.body {
@@ -213,8 +215,8 @@ mod tests {
             .sum();
         let served: usize = ROUTES
             .iter()
-            .filter(|spec| !spec.route.is_web_page())
-            .map(|spec| spec.methods.len())
+            .filter(|spec| !spec.is_web_page())
+            .map(|spec| spec.endpoints.len())
             .sum();
         assert_eq!(documented, served);
         assert!(!paths.contains_key("/docs") && !paths.contains_key("/playground"));

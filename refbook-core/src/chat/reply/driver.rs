@@ -215,7 +215,7 @@ impl Generation {
                     changed = false;
                 }
                 event = stream.next() => match event {
-                    None => break model_reason.map_or(FinishReason::Stop, |r: String| FinishReason::from_model(&r)),
+                    None => break model_reason.unwrap_or(FinishReason::Stop),
                     Some(Ok(event @ (ModelEvent::Content(_) | ModelEvent::Reasoning(_)))) if event_len(&event) >= room => {
                         reply.push(cut_to(event, room));
                         tracing::warn!(conversation_id = %reply.conversation_id, max_bytes = self.max_reply_bytes, "a reply reached the size cap; ending it");

@@ -12,7 +12,7 @@ use crate::store::Store;
 
 /// The reply of a stored message; while it is `generating`, a task reads its checkpoints
 /// every `every` for as long as anyone holds the reply.
-pub(crate) fn follow(
+pub(crate) fn follow_stored(
     store: Arc<dyn Store>,
     message: &Message,
     model: String,

@@ -274,7 +274,7 @@ const FIRST_READ_TIMEOUT: Duration = Duration::from_millis(500);
 /// A reply generating on another instance: rebuilt from its stored message and brought
 /// up to date from its stream, then followed live through Redis and, underneath,
 /// through the database every `every`, until it ends or nobody holds it.
-pub(crate) async fn follow(
+pub(crate) async fn follow_live(
     cluster: Cluster,
     store: Arc<dyn Store>,
     message: &Message,

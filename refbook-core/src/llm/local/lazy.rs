@@ -11,7 +11,8 @@ use tokio::sync::OnceCell;
 
 use super::download::{DownloadError, Downloader};
 use super::model_ref::{cache_folder, ModelRef};
-use super::{LocalModel, LocalSettings};
+use super::settings::LocalSettings;
+use super::LocalModel;
 use crate::llm::{ChatModel, ChatRequest, DownloadProgress, ModelError, ModelStream};
 
 /// A local model loaded on first use.

@@ -8,10 +8,11 @@ mod download;
 mod gguf_vocab;
 mod lazy;
 mod model_ref;
+mod settings;
 mod weights;
 mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -21,20 +22,8 @@ pub use download::{DownloadError, Downloader};
 pub use gguf_vocab::GgufVocab;
 pub use lazy::LazyLocalModel;
 pub use model_ref::{cache_folder, ModelRef, Remote, DEFAULT_LOCAL_MODEL};
+pub use settings::LocalSettings;
 pub use weights::SUPPORTED as SUPPORTED_ARCHITECTURES;
-
-/// How to run a local model.
-#[derive(Debug, Clone)]
-pub struct LocalSettings {
-    /// The GGUF file.
-    pub path: PathBuf,
-    /// CPU threads for one generation (0: all cores).
-    pub threads: usize,
-    /// The context window in tokens: prompt and reply together.
-    pub context_tokens: usize,
-    /// The longest reply in tokens when a request names none.
-    pub max_reply_tokens: usize,
-}
 
 /// Requests that may wait for the model beyond the one it is answering.
 const QUEUE: usize = 64;

@@ -6,9 +6,10 @@ use candle_core::Device;
 use candle_transformers::generation::LogitsProcessor;
 use tokio::sync::{mpsc, oneshot};
 
+use super::settings::LocalSettings;
 use super::weights::Weights;
-use super::{GgufVocab, LocalSettings};
-use crate::domain::TokenUsage;
+use super::GgufVocab;
+use crate::domain::{FinishReason, TokenUsage};
 use crate::llm::{ChatRequest, ModelError, ModelEvent};
 
 /// One request and where its events go.
@@ -187,7 +188,7 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
     // The text sent so far is `text[..shown]`.
     let mut shown = 0;
     let mut text = String::new();
-    let mut finish = "length";
+    let mut finish = FinishReason::Length;
     let mut cut = false;
     while reply.len() < max_reply {
         let recent = &reply[reply.len().saturating_sub(REPEAT_WINDOW)..];
@@ -198,7 +199,7 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
             .sample(&logits_now)
             .map_err(|e| stream_error("sampling", e))?;
         if model.vocab.end_tokens.contains(&token) {
-            finish = "stop";
+            finish = FinishReason::Stop;
             break;
         }
         reply.push(token);
@@ -212,7 +213,7 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
             }
             shown = shown.max(end);
             if stop_hit {
-                (finish, cut) = ("stop", true);
+                (finish, cut) = (FinishReason::Stop, true);
                 break;
             }
         }
@@ -231,7 +232,7 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
         i64::try_from(reply.len()).unwrap_or(i64::MAX),
     );
     let _ = events.blocking_send(Ok(ModelEvent::Usage(usage)));
-    let _ = events.blocking_send(Ok(ModelEvent::Finish(finish.to_owned())));
+    let _ = events.blocking_send(Ok(ModelEvent::Finish(finish)));
     Ok(())
 }
 

@@ -7,47 +7,38 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
 
+use super::batch::ClaimOutcome;
 use super::conversations::{message_from_row, MESSAGE_COLUMNS};
-use super::replies::settle;
+use super::tx::WriteTx;
 use super::{placeholders, Backend, SqlStore};
 use crate::domain::{ConversationId, UserId};
 use crate::domain::{Message, MessageStatus, Role};
 use crate::store::{ClaimRefused, ClaimedReply, ReplyClaim, StoreError};
 use crate::timestamp::Timestamp;
 
-/// A claim, owned (to travel to the writer).
-#[derive(Debug, Clone)]
-pub(super) struct OwnedClaim {
-    conversation_id: ConversationId,
-    user_id: UserId,
-    owner: String,
-    lease_until: Timestamp,
-    max_per_user: usize,
-    question: Option<String>,
-}
-
-impl From<ReplyClaim<'_>> for OwnedClaim {
-    fn from(c: ReplyClaim<'_>) -> Self {
-        Self {
-            conversation_id: c.conversation_id,
-            user_id: c.user_id,
-            owner: c.owner.to_owned(),
-            lease_until: c.lease_until,
-            max_per_user: c.max_per_user,
-            question: c.question.map(str::to_owned),
-        }
-    }
-}
-
-/// What became of one claim.
-#[derive(Debug, Clone)]
-pub(super) enum ClaimOutcome {
-    /// Claimed: the stored question and empty reply.
-    Claimed(Box<ClaimedReply>),
-    /// Refused (busy conversation, or the user's cap).
-    Refused(ClaimRefused),
-    /// Not the user's conversation (or gone).
-    NotFound,
+/// Settles `generating` replies whose claims match `claims` (a condition on
+/// `reply_claims`, with `$1` = now and `$2` = an optional user) and drops those claims.
+pub(super) async fn settle(
+    tx: &mut WriteTx,
+    now: Timestamp,
+    user: Option<UserId>,
+) -> Result<u64, StoreError> {
+    let claims = "lease_until < $1 AND ($2 IS NULL OR user_id = $2)";
+    let settled = sqlx::query(&format!(
+        "UPDATE messages SET status = 'partial', finish_reason = 'interrupted' \
+         WHERE status = 'generating' AND id IN (SELECT message_id FROM reply_claims WHERE {claims})"
+    ))
+    .bind(now.millis())
+    .bind(user)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    sqlx::query(&format!("DELETE FROM reply_claims WHERE {claims}"))
+        .bind(now.millis())
+        .bind(user)
+        .execute(&mut **tx)
+        .await?;
+    Ok(settled)
 }
 
 /// The claims of users' live replies: `(conversation, user, lease until)`.
@@ -81,7 +72,7 @@ impl SqlStore {
     /// granted earlier in the batch), after settling that user's expired claims.
     pub(super) async fn claim_many(
         &self,
-        claims: &[OwnedClaim],
+        claims: &[ReplyClaim],
         now: Timestamp,
     ) -> Result<Vec<ClaimOutcome>, StoreError> {
         let mut tx = self.write().await?;
@@ -174,7 +165,7 @@ impl SqlStore {
     async fn store_granted(
         &self,
         tx: &mut super::tx::WriteTx,
-        claims: &[OwnedClaim],
+        claims: &[ReplyClaim],
         granted: &[usize],
         now: Timestamp,
     ) -> Result<Vec<ClaimedReply>, StoreError> {

@@ -8,38 +8,12 @@
 
 use std::collections::BTreeMap;
 
+use super::batch::OwnedFinal;
 use super::settings::add_usage_sql;
 use super::{placeholders, SqlStore};
-use crate::domain::{FinishReason, MessageStatus, TokenUsage};
 use crate::domain::{MessageId, UserId};
-use crate::store::{FinalReply, StoreError};
+use crate::store::StoreError;
 use crate::timestamp::Timestamp;
-
-/// A final save, owned (to travel to the writer).
-#[derive(Debug, Clone)]
-pub(super) struct OwnedFinal {
-    reply_id: MessageId,
-    user_id: UserId,
-    content: String,
-    reasoning: Option<String>,
-    finish_reason: FinishReason,
-    status: MessageStatus,
-    usage: TokenUsage,
-}
-
-impl From<FinalReply<'_>> for OwnedFinal {
-    fn from(r: FinalReply<'_>) -> Self {
-        Self {
-            reply_id: r.reply_id,
-            user_id: r.user_id,
-            content: r.content.to_owned(),
-            reasoning: r.reasoning.map(str::to_owned),
-            finish_reason: r.finish_reason,
-            status: r.status,
-            usage: r.usage,
-        }
-    }
-}
 
 impl SqlStore {
     /// Saves `replies` in one transaction. A reply already saved (`total_tokens` set: a

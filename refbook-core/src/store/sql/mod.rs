@@ -4,6 +4,7 @@
 //! SQLite too); only the migrations differ per dialect.
 
 mod api_keys;
+mod batch;
 mod books;
 mod claims;
 mod collections;
@@ -62,8 +63,8 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite: the turn of this process's write transactions.
-    turn: Option<writer::Turn>,
+    /// SQLite: the queue of this process's write transactions.
+    write_queue: Option<writer::WriteQueue>,
     /// SQLite: the thread that runs the hot write transactions (absent on the handle
     /// that thread itself uses).
     writer: Option<std::sync::Arc<writer::Writer>>,
@@ -122,7 +123,7 @@ impl SqlStore {
         let mut store = Self {
             pool,
             backend,
-            turn: (backend == Backend::Sqlite).then(Default::default),
+            write_queue: (backend == Backend::Sqlite).then(Default::default),
             writer: None,
         };
         if backend == Backend::Sqlite {

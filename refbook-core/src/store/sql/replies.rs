@@ -8,48 +8,20 @@
 
 use async_trait::async_trait;
 
-use super::claims::{ClaimOutcome, OwnedClaim};
-use super::final_saves::OwnedFinal;
-use super::tx::WriteTx;
+use super::batch::{BatchWrites, ClaimOutcome, OwnedFinal};
+use super::claims::settle;
 use super::SqlStore;
-use crate::domain::UserId;
 use crate::domain::{ConversationId, MessageId};
 use crate::store::{ClaimRefused, ClaimedReply, FinalReply, ReplyClaim, ReplyStore, StoreError};
 use crate::timestamp::Timestamp;
-
-/// Settles `generating` replies whose claims match `claims` (a condition on
-/// `reply_claims`, with `$1` = now and `$2` = an optional user) and drops those claims.
-pub(super) async fn settle(
-    tx: &mut WriteTx,
-    now: Timestamp,
-    user: Option<UserId>,
-) -> Result<u64, StoreError> {
-    let claims = "lease_until < $1 AND ($2 IS NULL OR user_id = $2)";
-    let settled = sqlx::query(&format!(
-        "UPDATE messages SET status = 'partial', finish_reason = 'interrupted' \
-         WHERE status = 'generating' AND id IN (SELECT message_id FROM reply_claims WHERE {claims})"
-    ))
-    .bind(now.millis())
-    .bind(user)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    sqlx::query(&format!("DELETE FROM reply_claims WHERE {claims}"))
-        .bind(now.millis())
-        .bind(user)
-        .execute(&mut **tx)
-        .await?;
-    Ok(settled)
-}
 
 #[async_trait]
 impl ReplyStore for SqlStore {
     async fn claim_reply(
         &self,
-        claim: ReplyClaim<'_>,
+        claim: ReplyClaim,
         now: Timestamp,
     ) -> Result<Result<ClaimedReply, ClaimRefused>, StoreError> {
-        let claim = OwnedClaim::from(claim);
         let outcome = match &self.writer {
             Some(writer) => writer.claim(claim).await?,
             None => self
@@ -151,5 +123,28 @@ impl ReplyStore for SqlStore {
         }
         query.execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl BatchWrites for SqlStore {
+    async fn write_claims(
+        &self,
+        claims: &[ReplyClaim],
+        now: Timestamp,
+    ) -> Result<Vec<ClaimOutcome>, StoreError> {
+        self.claim_many(claims, now).await
+    }
+
+    async fn undo_claim(
+        &self,
+        reply: MessageId,
+        question: Option<MessageId>,
+    ) -> Result<(), StoreError> {
+        self.abandon_reply(reply, question).await
+    }
+
+    async fn write_finals(&self, finals: &[OwnedFinal], now: Timestamp) -> Result<(), StoreError> {
+        self.save_finals(finals, now).await
     }
 }

@@ -23,19 +23,20 @@ pub(super) struct WriteTx {
     conn: PoolConnection<Any>,
     /// Until `COMMIT` succeeded: dropping closes the connection.
     open: bool,
-    /// SQLite: this process's turn to write (released after the connection is done).
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// SQLite: this process's place at the head of its write queue (released after the
+    /// connection is done).
+    _writing: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl SqlStore {
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite: it takes the write lock at
     /// once, so a transaction that reads before it writes never fails to upgrade).
     ///
-    /// On SQLite, write transactions of this process first queue for their turn (see
+    /// On SQLite, write transactions of this process first queue for the write lock (see
     /// [`Writer`](super::writer::Writer)).
     pub(super) async fn write(&self) -> Result<WriteTx, StoreError> {
-        let turn = match &self.turn {
-            Some(turn) => Some(super::writer::take_turn(turn).await),
+        let writing = match &self.write_queue {
+            Some(queue) => Some(super::writer::wait_to_write(queue).await),
             None => None,
         };
         let mut conn = self.pool.acquire().await?;
@@ -50,7 +51,7 @@ impl SqlStore {
         Ok(WriteTx {
             conn,
             open: true,
-            _turn: turn,
+            _writing: writing,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! SQLite has one writer at a time: every write transaction holds the database's write
 //! lock from `BEGIN IMMEDIATE` to `COMMIT`, and each statement in between is a round trip
 //! to the connection's own thread. So:
-//! - write transactions of this process queue for their turn ([`Turn`]) instead of
+//! - write transactions of this process queue ([`WriteQueue`]) instead of
 //!   finding the lock taken and sleeping in SQLite's busy handler (1, 2, 5, 10, … ms,
 //!   never woken when the lock frees);
 //! - the two hot writes of every reply — its claim and its final save — wait in a queue
@@ -16,21 +16,19 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex, OwnedMutexGuard};
 
-use super::claims::{ClaimOutcome, OwnedClaim};
-use super::final_saves::OwnedFinal;
-use super::SqlStore;
-use crate::store::{ReplyStore, StoreError};
+use super::batch::{BatchWrites, ClaimOutcome, OwnedFinal};
+use crate::store::{ReplyClaim, StoreError};
 use crate::timestamp::Timestamp;
 
 /// The most writes of one kind done in one transaction.
 const MAX_BATCH: usize = 64;
 
 /// One write transaction of this process at a time, in arrival order.
-pub(super) type Turn = Arc<Mutex<()>>;
+pub(super) type WriteQueue = Arc<Mutex<()>>;
 
-/// Waits for this process's turn to write.
-pub(super) async fn take_turn(turn: &Turn) -> OwnedMutexGuard<()> {
-    turn.clone().lock_owned().await
+/// Waits until this process's earlier write transactions are done.
+pub(super) async fn wait_to_write(queue: &WriteQueue) -> OwnedMutexGuard<()> {
+    queue.clone().lock_owned().await
 }
 
 /// The batched write path of one SQLite store; shared by its clones, stopped with the
@@ -38,7 +36,7 @@ pub(super) async fn take_turn(turn: &Turn) -> OwnedMutexGuard<()> {
 #[derive(Debug)]
 pub(super) struct Writer {
     /// Reply claims, written together.
-    claims: BatchQueue<OwnedClaim, Result<ClaimOutcome, String>>,
+    claims: BatchQueue<ReplyClaim, Result<ClaimOutcome, String>>,
     /// Final saves, written together.
     finals: BatchQueue<OwnedFinal, Result<(), String>>,
     /// Dropped with the last store clone: the thread ends.
@@ -47,8 +45,8 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the writer thread; its loops write through `store`, a handle to the same
-    /// database and turn that does not own this writer.
-    pub(super) fn start(store: SqlStore) -> Result<Self, StoreError> {
+    /// database and write queue that does not own this writer.
+    pub(super) fn start(store: impl BatchWrites) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -65,10 +63,10 @@ impl Writer {
         let (claiming, abandoning) = (store.clone(), store.clone());
         let claims = BatchQueue::start(
             &handle,
-            move |batch: Vec<OwnedClaim>| {
+            move |batch: Vec<ReplyClaim>| {
                 let store = claiming.clone();
                 async move {
-                    match store.claim_many(&batch, Timestamp::now()).await {
+                    match store.write_claims(&batch, Timestamp::now()).await {
                         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
                         Err(err) => vec![Err(describe(err)); batch.len()],
                     }
@@ -82,7 +80,7 @@ impl Writer {
                 async move {
                     if let Ok(ClaimOutcome::Claimed(claimed)) = lost {
                         let question = claimed.question.as_ref().map(|q| q.id);
-                        if let Err(err) = store.abandon_reply(claimed.reply.id, question).await {
+                        if let Err(err) = store.undo_claim(claimed.reply.id, question).await {
                             tracing::warn!(error = %err, "undoing an unused claim failed; its lease will settle it");
                         }
                     }
@@ -95,7 +93,7 @@ impl Writer {
                 let store = store.clone();
                 async move {
                     let outcome = store
-                        .save_finals(&batch, Timestamp::now())
+                        .write_finals(&batch, Timestamp::now())
                         .await
                         .map_err(describe);
                     vec![outcome; batch.len()]
@@ -112,7 +110,7 @@ impl Writer {
     }
 
     /// Claims a reply together with whatever other claims are waiting.
-    pub(super) async fn claim(&self, claim: OwnedClaim) -> Result<ClaimOutcome, StoreError> {
+    pub(super) async fn claim(&self, claim: ReplyClaim) -> Result<ClaimOutcome, StoreError> {
         self.claims.submit(claim).await?.map_err(failed)
     }
 

@@ -1,19 +1,25 @@
 //! Personas: the built-in ones (the librarian, the author) and a user's own.
 
-use super::{Chat, DEFAULT_PERSONA, PERSONA_DESCRIPTION_MAX_CHARS, PERSONA_NAME_MAX_CHARS};
+use super::Conversations;
+use crate::chat::answering::completion::{BookModel, PersonaChoice};
+use crate::chat::{PERSONA_DESCRIPTION_MAX_CHARS, PERSONA_NAME_MAX_CHARS};
 use crate::domain::Persona;
 use crate::domain::{PersonaId, UserId};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::ReplyTarget;
 use crate::timestamp::Timestamp;
 
-impl Chat {
+/// The persona of conversations that name none.
+const DEFAULT_PERSONA: &str = "librarian";
+
+impl Conversations {
     /// Built-in personas and the user's own.
     ///
     /// # Errors
     ///
     /// `Internal` when the database fails.
     pub async fn personas(&self, user_id: UserId) -> Result<Vec<Persona>> {
-        Ok(self.store.personas(user_id).await?)
+        Ok(self.shared.store.personas(user_id).await?)
     }
 
     /// One persona the user may see.
@@ -22,7 +28,8 @@ impl Chat {
     ///
     /// `NotFound` for a persona the user cannot see; `Internal` when the database fails.
     pub async fn persona(&self, user_id: UserId, id: PersonaId) -> Result<Persona> {
-        self.store
+        self.shared
+            .store
             .persona(id, user_id)
             .await?
             .ok_or_else(|| Error::not_found("角色", "Persona"))
@@ -59,6 +66,7 @@ impl Chat {
             ));
         }
         Ok(self
+            .shared
             .store
             .create_persona(user_id, name, description, Timestamp::now())
             .await?)
@@ -79,10 +87,11 @@ impl Chat {
                 "Built-in personas cannot be deleted",
             ));
         }
-        self.store.delete_persona(id, user_id).await?;
+        self.shared.store.delete_persona(id, user_id).await?;
         Ok(())
     }
 
+    /// `persona_id` when the user may use it (`INVALID_PARAMS` otherwise).
     pub(super) async fn check_persona(
         &self,
         user_id: UserId,
@@ -90,7 +99,7 @@ impl Chat {
     ) -> Result<Option<PersonaId>> {
         match persona_id {
             None => Ok(None),
-            Some(id) => match self.store.persona(id, user_id).await? {
+            Some(id) => match self.shared.store.persona(id, user_id).await? {
                 Some(_) => Ok(Some(id)),
                 None => Err(Error::invalid(
                     "persona_id",
@@ -101,9 +110,11 @@ impl Chat {
         }
     }
 
-    pub(super) async fn persona_of(&self, target: &crate::store::ReplyTarget) -> Result<Persona> {
+    /// The persona a conversation answers as: its own, or the librarian when it names
+    /// none (or one since deleted).
+    pub(crate) async fn persona_of(&self, target: &ReplyTarget) -> Result<Persona> {
         if let Some(id) = target.persona_id {
-            if let Some(persona) = self.store.persona(id, target.user_id).await? {
+            if let Some(persona) = self.shared.store.persona(id, target.user_id).await? {
                 return Ok(persona);
             }
         }
@@ -114,15 +125,36 @@ impl Chat {
 
     /// A built-in persona by key. Built-ins change only with a migration, so they are
     /// kept in memory once read.
-    pub(super) async fn builtin_persona(&self, key: &str) -> Result<Option<Persona>> {
+    async fn builtin_persona(&self, key: &str) -> Result<Option<Persona>> {
         if let Some(persona) = self.builtin_personas.get(key) {
             return Ok(Some(persona));
         }
-        let found = self.store.builtin_persona(key).await?;
+        let found = self.shared.store.builtin_persona(key).await?;
         if let Some(persona) = &found {
             self.builtin_personas
                 .insert(key.to_owned(), persona.clone());
         }
         Ok(found)
+    }
+
+    /// The persona a model name chose (`NOT_FOUND` as for an unknown model).
+    pub(crate) async fn chosen_persona(
+        &self,
+        user_id: UserId,
+        model: &BookModel,
+    ) -> Result<Persona> {
+        let found = match &model.persona {
+            PersonaChoice::Default => self.builtin_persona(DEFAULT_PERSONA).await?,
+            PersonaChoice::Builtin(key) => self.builtin_persona(key).await?,
+            PersonaChoice::Id(id) => self.shared.store.persona(*id, user_id).await?,
+        };
+        found.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                "模型名中的角色不存在",
+                "The persona named in the model does not exist",
+            )
+            .with_field("model")
+        })
     }
 }

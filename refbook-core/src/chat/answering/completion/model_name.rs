@@ -1,10 +1,12 @@
 //! Model names of the OpenAI-compatible face: an ISBN, optionally `@persona`
 //! (`9787536692930@author`, `…@12`).
 
-use super::PERSONA_SEPARATOR;
 use crate::books::Isbn;
 use crate::domain::PersonaId;
 use crate::error::{Error, ErrorKind, Result};
+
+/// The separator between an ISBN and a persona in a model name.
+pub const PERSONA_SEPARATOR: char = '@';
 
 /// Which persona a model name asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

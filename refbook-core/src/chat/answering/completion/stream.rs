@@ -11,9 +11,9 @@ use futures::{Stream, StreamExt};
 
 use crate::chat::reply::event::floor_char_boundary;
 use crate::chat::tokens::{estimate_tokens, Calibration};
-use crate::domain::TokenUsage;
-use crate::domain::UserId;
-use crate::llm::{ModelError, ModelEvent, ModelStream};
+use crate::domain::{FinishReason, TokenUsage, UserId};
+use crate::error::Error;
+use crate::llm::{ModelEvent, ModelStream};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 
@@ -141,6 +141,31 @@ impl Drop for Accounting {
     }
 }
 
+/// What a completion's stream hands out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompletionEvent {
+    /// More answer text.
+    Content(String),
+    /// More reasoning text.
+    Reasoning(String),
+    /// Why the answer ended (`Stop`, `Length` — the token or byte cap —, or
+    /// `ContentFilter`).
+    Finish(FinishReason),
+    /// The tokens used, exactly once, last: the model's count, or an estimate.
+    Usage(TokenUsage),
+}
+
+impl From<ModelEvent> for CompletionEvent {
+    fn from(event: ModelEvent) -> Self {
+        match event {
+            ModelEvent::Content(text) => Self::Content(text),
+            ModelEvent::Reasoning(text) => Self::Reasoning(text),
+            ModelEvent::Finish(reason) => Self::Finish(reason),
+            ModelEvent::Usage(usage) => Self::Usage(usage),
+        }
+    }
+}
+
 /// The model's stream with the reply's byte cap, usage always reported at the end, and
 /// the usage recorded when it ends or is dropped.
 pub struct CompletionStream {
@@ -149,7 +174,7 @@ pub struct CompletionStream {
     bytes: usize,
     max_bytes: usize,
     /// Events to hand out before reading on (the cut's finish, the closing usage).
-    queued: std::collections::VecDeque<ModelEvent>,
+    queued: std::collections::VecDeque<CompletionEvent>,
     ended: bool,
 }
 
@@ -208,10 +233,10 @@ impl CompletionStream {
 
     /// A text event within the byte cap; at the cap the rest is cut and the reply ends
     /// with finish reason `length`.
-    fn capped(&mut self, event: ModelEvent) -> Option<ModelEvent> {
+    fn capped(&mut self, event: CompletionEvent) -> Option<CompletionEvent> {
         let (text, reasoning) = match &event {
-            ModelEvent::Content(text) => (text, false),
-            ModelEvent::Reasoning(text) => (text, true),
+            CompletionEvent::Content(text) => (text, false),
+            CompletionEvent::Reasoning(text) => (text, true),
             _ => return Some(event),
         };
         let room = self.max_bytes.saturating_sub(self.bytes);
@@ -226,22 +251,22 @@ impl CompletionStream {
             return Some(event);
         }
         self.queued
-            .push_back(ModelEvent::Finish("length".to_owned()));
+            .push_back(CompletionEvent::Finish(FinishReason::Length));
         self.queued
-            .push_back(ModelEvent::Usage(self.accounting.usage()));
+            .push_back(CompletionEvent::Usage(self.accounting.usage()));
         self.ended = true;
         let piece = text[..keep].to_owned();
         let piece = if reasoning {
-            ModelEvent::Reasoning(piece)
+            CompletionEvent::Reasoning(piece)
         } else {
-            ModelEvent::Content(piece)
+            CompletionEvent::Content(piece)
         };
         (keep > 0).then_some(piece)
     }
 }
 
 impl Stream for CompletionStream {
-    type Item = std::result::Result<ModelEvent, ModelError>;
+    type Item = std::result::Result<CompletionEvent, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
@@ -256,19 +281,19 @@ impl Stream for CompletionStream {
                     self.ended = true;
                     if self.accounting.reported.is_none() {
                         let usage = self.accounting.usage();
-                        return Poll::Ready(Some(Ok(ModelEvent::Usage(usage))));
+                        return Poll::Ready(Some(Ok(CompletionEvent::Usage(usage))));
                     }
                 }
                 Some(Err(err)) => {
                     self.ended = true;
-                    return Poll::Ready(Some(Err(err)));
+                    return Poll::Ready(Some(Err(err.into())));
                 }
                 Some(Ok(ModelEvent::Usage(usage))) => {
                     self.accounting.reported = Some(usage);
-                    return Poll::Ready(Some(Ok(ModelEvent::Usage(usage))));
+                    return Poll::Ready(Some(Ok(CompletionEvent::Usage(usage))));
                 }
                 Some(Ok(event)) => {
-                    if let Some(event) = self.capped(event) {
+                    if let Some(event) = self.capped(event.into()) {
                         return Poll::Ready(Some(Ok(event)));
                     }
                 }

@@ -1,15 +1,15 @@
 //! A reply once started: stopping it (here or on another instance), re-attaching to it
 //! (live here, followed from another instance, or rebuilt from the database), waiting for
-//! it as stored, and the replies this process runs at shutdown.
+//! it as stored.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::generate::Started;
-use super::reply::driver::CHECKPOINT_EVERY;
-use super::reply::follow::follow;
-use super::reply::remote;
-use super::{Chat, FinishReason, Message, Reply, Role};
+use super::{Answering, Started};
+use crate::chat::reply::driver::CHECKPOINT_EVERY;
+use crate::chat::reply::follow::follow_stored;
+use crate::chat::reply::remote;
+use crate::chat::{FinishReason, Message, Reply, Role};
 use crate::cluster::Notice;
 use crate::domain::{ConversationId, MessageId, UserId};
 use crate::error::{Error, Result};
@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 /// answer (it died) leaves the reply to its lease, and the message is returned as stored.
 const REMOTE_STOP_WAIT: Duration = Duration::from_secs(10);
 
-impl Chat {
+impl Answering {
     /// Stops the reply being generated (here, or on another instance when they share
     /// replies); returns the stored (partial) message.
     ///
@@ -29,12 +29,12 @@ impl Chat {
     pub async fn stop(&self, user_id: UserId, id: ConversationId) -> Result<Message> {
         let not_generating = || Error::not_found("生成中的回复", "Reply being generated");
         self.reply_target(user_id, id).await?;
-        if let Some(reply) = self.replies.running(id) {
+        if let Some(reply) = self.replies().running(id) {
             reply.cancel(FinishReason::Cancelled);
             reply.finished().await;
             return self.message(id, reply.message_id).await;
         }
-        let Some(cluster) = &self.cluster else {
+        let Some(cluster) = &self.shared.cluster else {
             return Err(not_generating());
         };
         let reply = self.reply_of(id).await?;
@@ -71,7 +71,8 @@ impl Chat {
 
     /// A stored message of a conversation (its owner already checked).
     async fn message(&self, id: ConversationId, message_id: MessageId) -> Result<Message> {
-        self.store
+        self.shared
+            .store
             .message(id, message_id)
             .await?
             .ok_or_else(|| Error::not_found("消息", "Message"))
@@ -91,50 +92,38 @@ impl Chat {
 
     /// The conversation's reply (see [`attach`](Self::attach)), its owner checked.
     async fn reply_of(&self, id: ConversationId) -> Result<Arc<Reply>> {
-        if let Some(reply) = self.replies.current(id) {
+        if let Some(reply) = self.replies().current(id) {
             return Ok(reply);
         }
-        if let Some(reply) = self.replies.followed(id) {
+        if let Some(reply) = self.replies().followed(id) {
             return Ok(reply);
         }
-        let messages = self.store.messages(id).await?;
+        let messages = self.shared.store.messages(id).await?;
         let last = messages
             .iter()
             .rev()
             .find(|m| m.role == Role::Assistant)
             .ok_or_else(|| Error::not_found("回复", "Reply"))?;
         let model = self.model.model_name().to_owned();
-        let Some(cluster) = &self.cluster else {
-            return Ok(follow(
-                self.store.clone(),
+        let Some(cluster) = &self.shared.cluster else {
+            return Ok(follow_stored(
+                self.shared.store.clone(),
                 last,
                 model,
                 CHECKPOINT_EVERY / 2,
             ));
         };
-        let reply = remote::follow(
+        let reply = remote::follow_live(
             cluster.clone(),
-            self.store.clone(),
+            self.shared.store.clone(),
             last,
             model,
             CHECKPOINT_EVERY / 2,
         )
         .await;
         if !reply.is_finished() {
-            self.replies.follows(&reply);
+            self.replies().follows(&reply);
         }
         Ok(reply)
-    }
-
-    /// How many replies this process is generating now.
-    pub fn generating(&self) -> usize {
-        self.replies.active_count()
-    }
-
-    /// At shutdown: waits up to `grace` for replies, then stops the rest and stores them
-    /// as `partial` (`interrupted`).
-    pub async fn shutdown(&self, grace: Duration) {
-        let save = self.limits.reply_save_timeout.min(Duration::from_secs(30));
-        self.replies.shutdown(grace, save).await;
     }
 }

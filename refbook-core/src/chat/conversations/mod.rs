@@ -1,16 +1,49 @@
-//! Conversations and their messages as stored: create, list, read, rename, delete, and
-//! messages a client appends or deletes itself (generation is in `generate.rs`).
+//! The [`Conversations`] service: what a reader keeps — conversations (create, list,
+//! read, rename, delete, here), their messages as stored (`messages.rs`) and personas
+//! (`personas.rs`). Asking the model is [`Answering`](super::Answering)'s.
 
-use super::{not_found_conversation, Chat, TITLE_MAX_CHARS};
+mod messages;
+mod personas;
+
+use super::limits::TITLE_MAX_CHARS;
+use super::shared::Shared;
+use super::Persona;
 use crate::cluster::Notice;
-use crate::domain::{Conversation, FinishReason, Isbn, Message, MessageStatus, NewMessage, Role};
-use crate::domain::{ConversationId, MessageId, PersonaId, UserId};
-use crate::error::{Error, ErrorKind, Result};
+use crate::domain::{Conversation, FinishReason, Isbn, Message};
+use crate::domain::{ConversationId, PersonaId, UserId};
+use crate::error::{Error, Result};
 use crate::timestamp::Timestamp;
 
-impl Chat {
+/// `NOT_FOUND` for a conversation that is not the user's (or is gone).
+pub(crate) fn not_found_conversation() -> Error {
+    Error::not_found("对话", "Conversation")
+}
+
+/// Conversations, their messages and personas, as stored. Cheap to clone.
+#[derive(Clone)]
+pub struct Conversations {
+    shared: Shared,
+    /// Built-in personas by key, once read.
+    builtin_personas: moka::sync::Cache<String, Persona>,
+}
+
+impl std::fmt::Debug for Conversations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversations").finish_non_exhaustive()
+    }
+}
+
+impl Conversations {
+    pub(super) fn new(shared: Shared) -> Self {
+        Self {
+            shared,
+            builtin_personas: moka::sync::Cache::new(64),
+        }
+    }
+
     fn present(&self, mut conversation: Conversation) -> Conversation {
         conversation.book.cover_url = self
+            .shared
             .books
             .present_cover(&conversation.isbn, conversation.book.cover_url.take());
         conversation
@@ -31,10 +64,11 @@ impl Chat {
         title: Option<&str>,
         persona_id: Option<PersonaId>,
     ) -> Result<Conversation> {
-        let book = self.books.get(isbn).await?;
+        let book = self.shared.books.get(isbn).await?;
         let title = clean_title(title)?.unwrap_or_else(|| book.title.clone());
         let persona_id = self.check_persona(user_id, persona_id).await?;
         let conversation = self
+            .shared
             .store
             .create_conversation(user_id, isbn, &title, persona_id, "api", Timestamp::now())
             .await?;
@@ -54,6 +88,7 @@ impl Chat {
         offset: i64,
     ) -> Result<(i64, Vec<Conversation>)> {
         let (count, list) = self
+            .shared
             .store
             .conversations(user_id, isbn, limit, offset)
             .await?;
@@ -68,6 +103,7 @@ impl Chat {
     /// fails.
     pub async fn conversation(&self, user_id: UserId, id: ConversationId) -> Result<Conversation> {
         let conversation = self
+            .shared
             .store
             .conversation(id, user_id)
             .await?
@@ -86,7 +122,7 @@ impl Chat {
         id: ConversationId,
     ) -> Result<(Conversation, Vec<Message>)> {
         let conversation = self.conversation(user_id, id).await?;
-        let messages = self.store.messages(id).await?;
+        let messages = self.shared.store.messages(id).await?;
         Ok((conversation, messages))
     }
 
@@ -109,6 +145,7 @@ impl Chat {
             other => other,
         };
         let conversation = self
+            .shared
             .store
             .update_conversation(id, user_id, title.as_deref(), persona_id, Timestamp::now())
             .await?
@@ -124,105 +161,21 @@ impl Chat {
     /// fails.
     pub async fn delete_conversation(&self, user_id: UserId, id: ConversationId) -> Result<()> {
         self.conversation(user_id, id).await?;
-        if let Some(reply) = self.replies.running(id) {
+        if let Some(reply) = self.shared.replies.running(id) {
             reply.cancel(FinishReason::Cancelled);
             reply.finished().await;
         } else {
             // Generating on another instance, perhaps: its owner stops it.
-            self.notify(Notice::Stop {
+            self.shared.notify(Notice::Stop {
                 conversation_id: id,
             });
         }
-        self.store.delete_conversation(id, user_id).await?;
-        self.replies.forget(id);
-        self.notify(Notice::Changed {
+        self.shared.store.delete_conversation(id, user_id).await?;
+        self.shared.replies.forget(id);
+        self.shared.notify(Notice::Changed {
             conversation_id: id,
         });
         Ok(())
-    }
-
-    /// Appends a message without asking the model (importing history).
-    ///
-    /// # Errors
-    ///
-    /// `NotFound` when the conversation is not the user's, `InvalidInput` for bad content;
-    /// `Internal` when the database fails.
-    pub async fn append_message(
-        &self,
-        user_id: UserId,
-        id: ConversationId,
-        role: Role,
-        content: &str,
-    ) -> Result<Message> {
-        self.conversation(user_id, id).await?;
-        let content = self.clean_content(content)?;
-        Ok(self
-            .store
-            .add_message(id, NewMessage::complete(role, content), Timestamp::now())
-            .await?)
-    }
-
-    /// Deletes a message (not one being generated: `409`).
-    ///
-    /// # Errors
-    ///
-    /// `NotFound` for another user's conversation or an unknown message, `Conflict` for a
-    /// message being generated (here or on another instance); `Internal` when the database
-    /// fails.
-    pub async fn delete_message(
-        &self,
-        user_id: UserId,
-        id: ConversationId,
-        message_id: MessageId,
-    ) -> Result<()> {
-        self.conversation(user_id, id).await?;
-        // Generating here, or (as stored) on another instance.
-        let generating = match self.replies.running(id) {
-            Some(reply) if reply.message_id == message_id => true,
-            _ => self
-                .store
-                .message(id, message_id)
-                .await?
-                .is_some_and(|m| m.status == MessageStatus::Generating),
-        };
-        if generating {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "该消息正在生成，请先停止",
-                "That message is being generated; stop it first",
-            ));
-        }
-        if !self.store.delete_message(id, message_id).await? {
-            return Err(Error::not_found("消息", "Message"));
-        }
-        self.replies.forget(id);
-        self.notify(Notice::Changed {
-            conversation_id: id,
-        });
-        Ok(())
-    }
-
-    pub(super) fn clean_content(&self, content: &str) -> Result<String> {
-        crate::text::refuse_controls("content", content)?;
-        let trimmed = content.trim();
-        if trimmed.is_empty() {
-            return Err(Error::invalid(
-                "content",
-                "消息不能为空",
-                "content must not be empty",
-            ));
-        }
-        if content.chars().count() > self.limits.max_message_chars {
-            return Err(Error::invalid(
-                "content",
-                format!("消息不能超过 {} 个字符", self.limits.max_message_chars),
-                format!(
-                    "content must be at most {} characters",
-                    self.limits.max_message_chars
-                ),
-            ));
-        }
-        Ok(content.to_owned())
     }
 }
 

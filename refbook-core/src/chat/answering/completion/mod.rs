@@ -1,0 +1,241 @@
+//! Stateless completions for the OpenAI-compatible face: a book (and persona) named as a
+//! model, the client's whole exchange in, the model's stream out. Nothing is stored as a
+//! conversation; the tokens count toward the user's daily quota, and the same caps apply
+//! as to conversations (the global generation cap, and a per-user cap on completions
+//! running at once in this process).
+
+mod model_name;
+mod stream;
+
+pub use model_name::{BookModel, PersonaChoice, PERSONA_SEPARATOR};
+pub(crate) use stream::UserSlots;
+pub use stream::{CompletionEvent, CompletionStream};
+
+use super::step::{Opened, Question};
+use super::{too_many_for_user, Answering};
+use crate::books::{Book, Isbn};
+use crate::chat::exchange::{ClientMessage, Exchange, ExchangeRules};
+use crate::domain::UserId;
+use crate::error::{Error, ErrorKind, Result};
+use crate::llm::Sampling;
+use crate::timestamp::Timestamp;
+use model_name::model_not_found;
+use stream::{Accounting, CompletionSlot};
+
+/// The most messages one completion request may carry (the prompt keeps what fits).
+pub const MAX_COMPLETION_MESSAGES: usize = 1000;
+
+/// The most `stop` sequences (as OpenAI allows).
+pub const MAX_STOP_SEQUENCES: usize = 4;
+
+/// What a client asks of the OpenAI-compatible face.
+#[derive(Debug, Clone)]
+pub struct CompletionRequest {
+    /// The book and persona.
+    pub model: BookModel,
+    /// The exchange, oldest first; the last message must be the user's.
+    pub messages: Vec<ClientMessage>,
+    /// The longest reply in tokens (capped by the server's maximum).
+    pub max_tokens: Option<u32>,
+    /// Sampling settings passed to the model.
+    pub sampling: Sampling,
+}
+
+/// A started completion.
+pub struct Completion {
+    /// The book talked about.
+    pub book: Book,
+    /// The model's events: text, reasoning, the finish reason, then exactly one
+    /// [`CompletionEvent::Usage`] (the model's count, or an estimate) — or an error.
+    pub events: CompletionStream,
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completion")
+            .field("isbn", &self.book.isbn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Answering {
+    /// One of the user's places among completions running at once (`RATE_LIMIT` when all
+    /// are taken): counted by every instance in Redis when they share it, else here (and
+    /// here while Redis does not answer).
+    async fn completion_slot(&self, user_id: UserId) -> Result<CompletionSlot> {
+        let max = self.shared.limits.max_concurrent;
+        if let Some(cluster) = &self.shared.cluster {
+            let name = format!("completions:{user_id}");
+            // While Redis does not answer, count here (the cluster logs the outage).
+            match cluster.take_place(&name, max).await {
+                Ok(Some(place)) => return Ok(CompletionSlot::Shared { _place: place }),
+                Ok(None) => return Err(too_many_for_user()),
+                Err(_) => {}
+            }
+        }
+        self.completion_slots
+            .take(user_id, max)
+            .map(|place| CompletionSlot::Local { _place: place })
+            .ok_or_else(too_many_for_user)
+    }
+
+    /// Starts a completion for the OpenAI-compatible face: looks the book up (through
+    /// the whole chain), checks quota and caps, builds the prompt (the book's system
+    /// prompt, the client's `system` messages as extra instructions, as much of the
+    /// exchange as fits the budget) and opens the model's stream.
+    ///
+    /// # Errors
+    ///
+    /// `NOT_FOUND` for an unknown book or persona, `INVALID_PARAMS` for a malformed
+    /// exchange, `QUOTA_EXCEEDED`, `RATE_LIMIT` over the per-user cap, `SERVER_BUSY` at
+    /// the global cap, `MODEL_ERROR` when the model refuses.
+    pub async fn complete(
+        &self,
+        user_id: UserId,
+        request: CompletionRequest,
+    ) -> Result<Completion> {
+        let limits = &self.shared.limits;
+        let exchange = Exchange::check(
+            request.messages,
+            ExchangeRules {
+                max_messages: MAX_COMPLETION_MESSAGES,
+                max_message_chars: limits.max_message_chars,
+                instructions: true,
+            },
+        )?;
+        check_sampling(&request.sampling)?;
+        let persona = self
+            .conversations
+            .chosen_persona(user_id, &request.model)
+            .await?;
+        let book = self.model_book(&request.model).await?;
+        self.check_quota(user_id).await?;
+        let permit = self.generation_permit()?;
+        let slot = self.completion_slot(user_id).await?;
+        let max_tokens = request
+            .max_tokens
+            .map_or(limits.max_tokens, |asked| asked.min(limits.max_tokens));
+        let Opened {
+            stream,
+            prompt_estimate,
+        } = self
+            .open_answer(Question {
+                book: &book,
+                persona: &persona,
+                instructions: exchange.instructions.as_deref(),
+                history: &exchange.history,
+                question: &exchange.question,
+                user_id,
+                conversation_id: None,
+                max_tokens,
+                sampling: request.sampling,
+            })
+            .await?;
+        let accounting = Accounting::new(
+            self.shared.store.clone(),
+            user_id,
+            prompt_estimate,
+            self.calibration.clone(),
+            permit,
+            slot,
+        );
+        let events = CompletionStream::new(stream, accounting, limits.max_reply_bytes);
+        Ok(Completion { book, events })
+    }
+
+    /// The models a user may name first (`GET /v1/models`): the books of their
+    /// conversations and collection with their latest activity, most recent first.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
+    pub async fn recent_books(
+        &self,
+        user_id: UserId,
+        limit: i64,
+    ) -> Result<Vec<(Isbn, Timestamp)>> {
+        Ok(self.shared.store.recent_books(user_id, limit).await?)
+    }
+
+    /// Checks that a model name names a book found through the lookup chain and a
+    /// persona the user may use (`GET /v1/models/{model}`).
+    ///
+    /// # Errors
+    ///
+    /// `NOT_FOUND` for an unknown book or persona.
+    pub async fn book_model(&self, user_id: UserId, model: &BookModel) -> Result<Book> {
+        self.conversations.chosen_persona(user_id, model).await?;
+        self.model_book(model).await
+    }
+
+    /// The book a model names, through the whole lookup chain; an unknown book is an
+    /// unknown model.
+    async fn model_book(&self, model: &BookModel) -> Result<Book> {
+        self.shared.books.get(&model.isbn).await.map_err(|err| {
+            if err.kind() == ErrorKind::NotFound {
+                model_not_found(&model.to_string())
+            } else {
+                err
+            }
+        })
+    }
+}
+
+/// Checks sampling settings against OpenAI's ranges.
+fn check_sampling(sampling: &Sampling) -> Result<()> {
+    if sampling
+        .temperature
+        .is_some_and(|t| !(0.0..=2.0).contains(&t))
+    {
+        return Err(Error::invalid(
+            "temperature",
+            "temperature 须在 0 到 2 之间",
+            "temperature must be between 0 and 2",
+        ));
+    }
+    if sampling.top_p.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+        return Err(Error::invalid(
+            "top_p",
+            "top_p 须在 0 到 1 之间",
+            "top_p must be between 0 and 1",
+        ));
+    }
+    let bad_stop = sampling.stop.len() > MAX_STOP_SEQUENCES
+        || sampling.stop.iter().any(|s| {
+            s.is_empty() || s.chars().count() > 64 || crate::text::has_forbidden_control(s)
+        });
+    if bad_stop {
+        return Err(Error::invalid(
+            "stop",
+            format!("stop 最多 {MAX_STOP_SEQUENCES} 个、每个 1–64 个字符"),
+            format!("stop takes at most {MAX_STOP_SEQUENCES} sequences of 1–64 characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_is_checked_against_openai_ranges() {
+        assert!(check_sampling(&Sampling::default()).is_ok());
+        let hot = Sampling {
+            temperature: Some(2.5),
+            ..Sampling::default()
+        };
+        assert!(check_sampling(&hot).is_err());
+        let many = Sampling {
+            stop: vec!["a".into(); 5],
+            ..Sampling::default()
+        };
+        assert!(check_sampling(&many).is_err());
+        let fine = Sampling {
+            temperature: Some(0.3),
+            top_p: Some(0.9),
+            stop: vec!["\n\n".into()],
+        };
+        assert!(check_sampling(&fine).is_ok());
+    }
+}

@@ -1,0 +1,115 @@
+//! The one answering step every path takes — a question in a conversation, regeneration,
+//! the stateless endpoint, the OpenAI face's completions, the CLI: given the book (looked
+//! up by the caller), the persona, the earlier turns and the question, it builds the
+//! prompt within the budget and opens the model's stream. A model that says the prompt
+//! exceeds its context is asked once more with half the budget.
+
+use super::{question_too_long, Answering};
+use crate::books::Book;
+use crate::chat::{prompt, Persona, Role};
+use crate::domain::{ConversationId, UserId};
+use crate::error::Result;
+use crate::llm::{ChatRequest, ModelError, ModelStream, Sampling};
+
+/// Everything one answer needs.
+pub(super) struct Question<'a> {
+    /// The book talked about.
+    pub book: &'a Book,
+    /// Who answers.
+    pub persona: &'a Persona,
+    /// The client's own instructions (the OpenAI face's `system` messages), added to the
+    /// system prompt.
+    pub instructions: Option<&'a str>,
+    /// The earlier turns, oldest first (the prompt keeps the newest that fit).
+    pub history: &'a [(Role, String)],
+    /// The question.
+    pub question: &'a str,
+    /// Who asks (the model is told, for abuse tracking).
+    pub user_id: UserId,
+    /// The conversation it is asked in, if any (for the logs).
+    pub conversation_id: Option<ConversationId>,
+    /// The reply's longest length in tokens; the prompt gets the rest of the context.
+    pub max_tokens: u32,
+    /// Sampling settings for the model.
+    pub sampling: Sampling,
+}
+
+/// The model's stream, and the prompt's estimated size in tokens.
+pub(super) struct Opened {
+    pub stream: ModelStream,
+    pub prompt_estimate: i64,
+}
+
+impl Answering {
+    /// Builds the prompt of `question` within the budget and opens the model's stream.
+    ///
+    /// # Errors
+    ///
+    /// `INVALID_PARAMS` when the question alone does not fit (or the model still refuses
+    /// it after the retry); `MODEL_ERROR`/`UPSTREAM_UNAVAILABLE` as the model refuses.
+    pub(super) async fn open_answer(&self, question: Question<'_>) -> Result<Opened> {
+        let Question {
+            book,
+            persona,
+            instructions,
+            history,
+            question,
+            user_id,
+            conversation_id,
+            max_tokens,
+            sampling,
+        } = question;
+        let mut system = prompt::system_prompt(book, persona, question);
+        if let Some(instructions) = instructions {
+            system.push_str("\n读者的附加要求（Reader's instructions）：\n");
+            system.push_str(instructions);
+        }
+        let mut budget = self.shared.limits.context_tokens - i64::from(max_tokens);
+        for attempt in 0..2 {
+            let messages = prompt::build(
+                system.clone(),
+                history,
+                question,
+                budget,
+                self.calibration.ratio(),
+            )
+            .map_err(|_| question_too_long())?;
+            let prompt_estimate = prompt::estimate_prompt(&messages);
+            tracing::debug!(
+                ?conversation_id,
+                prompt_messages = messages.len(),
+                prompt_estimate,
+                budget,
+                "asking the model"
+            );
+            let request = ChatRequest {
+                messages,
+                user: user_id.to_string(),
+                max_tokens: Some(max_tokens),
+                sampling: sampling.clone(),
+            };
+            match self.model.stream(request).await {
+                Ok(stream) => {
+                    return Ok(Opened {
+                        stream,
+                        prompt_estimate,
+                    })
+                }
+                Err(ModelError::ContextExceeded) if attempt == 0 => {
+                    tracing::warn!(
+                        ?conversation_id,
+                        budget,
+                        "the model said the prompt exceeds its context; trimming harder \
+                         (check REFBOOK_LLM_CONTEXT_TOKENS against the model's context)"
+                    );
+                    budget /= 2;
+                }
+                Err(err) => {
+                    tracing::warn!(%user_id, ?conversation_id, error = %err, "the model refused");
+                    return Err(err.into());
+                }
+            }
+        }
+        Err(question_too_long())
+    }
+}
