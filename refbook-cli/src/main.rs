@@ -76,6 +76,11 @@ enum BooksCommand {
         /// The file: `.json` (an array of books) or CSV with a header row.
         file: PathBuf,
     },
+    /// Books' own texts, which answers are grounded in (the library's: every reader's).
+    Text {
+        #[command(subcommand)]
+        command: commands::texts::TextCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,6 +111,9 @@ fn run(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
         Command::Books {
             command: BooksCommand::Import { file },
         } => runtime.block_on(commands::book::import(&refbook, &file, language)),
+        Command::Books {
+            command: BooksCommand::Text { command },
+        } => runtime.block_on(commands::texts::run(&refbook, command, language)),
         Command::Chat {
             isbn,
             persona,

@@ -21,6 +21,8 @@
 //!   channels that carry live replies, rate limits shared by every instance.
 //! - [`rate_limit`] — per-IP and per-account throttling (GCRA), counted in Redis by
 //!   every instance when they share one.
+//! - [`book_text`] — a book's own text: decoded, cut into sections and chunks, indexed for
+//!   keyword search (pure functions; stored and searched by the books service).
 //! - [`store`] — the [`Store`](store::Store) seam and [`SqlStore`](store::SqlStore)
 //!   (SQLite or PostgreSQL through sqlx, embedded migrations).
 //! - [`accounts`] — registration, password and WeChat logins, JWT access tokens, rotating
@@ -63,6 +65,7 @@
 #![warn(clippy::missing_errors_doc)]
 
 pub mod accounts;
+pub mod book_text;
 pub mod books;
 pub mod chat;
 pub mod cluster;

@@ -3,3 +3,4 @@
 pub mod book;
 pub mod chat;
 pub mod history;
+pub mod texts;

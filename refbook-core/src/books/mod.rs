@@ -12,6 +12,7 @@ mod googlebooks;
 mod lookup;
 mod openlibrary;
 mod source;
+mod texts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use googlebooks::GoogleBooks;
 pub use lookup::{BookLookup, LookupObserver, LookupPolicy};
 pub use openlibrary::OpenLibrary;
 pub use source::{BookSource, SourceError};
+pub use texts::{AddedText, BookTexts, Passage, SectionRef};
 
 use crate::config::BookSettings;
 use crate::error::{Error, Result};
@@ -40,6 +42,7 @@ pub struct Books {
     cover_flights: cover_flights::CoverFlights,
     cover_proxy: bool,
     public_url: String,
+    texts: BookTexts,
 }
 
 impl std::fmt::Debug for Books {
@@ -132,10 +135,16 @@ impl Books {
             cover_flights: cover_flights::CoverFlights::new(Duration::from_secs(
                 config.source_timeout_secs.max(1),
             )),
+            texts: BookTexts::new(store.clone(), config),
             store,
             cover_proxy: config.cover_proxy,
             public_url: public_url.unwrap_or("").trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// Books' own texts: adding, listing, removing, searching.
+    pub fn texts(&self) -> &BookTexts {
+        &self.texts
     }
 
     /// The book with this ISBN, as clients should see it.

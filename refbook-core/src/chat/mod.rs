@@ -17,6 +17,7 @@
 mod answering;
 mod conversations;
 mod exchange;
+mod grounding;
 mod limits;
 pub mod prompt;
 mod reply;

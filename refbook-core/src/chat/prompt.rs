@@ -47,6 +47,11 @@ impl Tongue {
     }
 }
 
+/// Whether `question` is written in Chinese (as far as the prompt's language goes).
+pub(crate) fn is_chinese(question: &str) -> bool {
+    Tongue::of(question) == Tongue::Chinese
+}
+
 /// The system prompt for talking about `book` as `persona`, written in the language of
 /// `question`. Short on purpose: small local models follow a few plain sentences and the
 /// facts, not a page of instructions.

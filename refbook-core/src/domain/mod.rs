@@ -4,11 +4,13 @@
 //! and the model seam (`llm`) all depend on it, never on each other for these types.
 
 mod book;
+mod book_text;
 mod chat;
 mod ids;
 mod isbn;
 
 pub use book::{Book, BookFields, Cover, StoredBook, SOURCES};
+pub use book_text::{BookTextInfo, TextChunk, TextFormat, TextScope, TextSection};
 pub use chat::{
     BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
     Persona, Role, TokenUsage,

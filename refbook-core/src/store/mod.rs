@@ -2,7 +2,7 @@
 //!
 //! The seam is split by subject: [`UserStore`], [`SessionStore`], [`ApiKeyStore`],
 //! [`SettingsStore`], [`UsageStore`], [`BookStore`], [`ChatStore`], [`ReplyStore`],
-//! [`PersonaStore`] and [`CollectionStore`]; [`Store`] is all ten. [`SqlStore`] implements it on SQLite and
+//! [`PersonaStore`], [`CollectionStore`] and [`BookTextStore`]; [`Store`] is all eleven. [`SqlStore`] implements it on SQLite and
 //! PostgreSQL through sqlx, with one set of queries and one migration set per dialect.
 
 mod error;
@@ -13,14 +13,14 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use records::{
-    unique_key, ApiKeyRecord, ClaimRefused, ClaimedReply, FinalReply, NewUser, ProfileChange,
-    RefreshOutcome, ReplyClaim, ReplyTarget, TooManyApiKeys, UserRecord,
+    unique_key, ApiKeyRecord, ClaimRefused, ClaimedReply, FinalReply, NewBookText, NewUser,
+    ProfileChange, RefreshOutcome, ReplyClaim, ReplyTarget, TooManyApiKeys, UserRecord,
 };
 pub use sql::{Backend, SqlStore};
 
 use crate::domain::{
-    Book, Conversation, ConversationId, Cover, Isbn, Message, MessageId, NewMessage, Persona,
-    PersonaId, StoredBook, UserId,
+    Book, BookTextInfo, Conversation, ConversationId, Cover, Isbn, Message, MessageId, NewMessage,
+    Persona, PersonaId, StoredBook, TextChunk, TextScope, TextSection, UserId,
 };
 use crate::timestamp::Timestamp;
 
@@ -366,6 +366,40 @@ pub trait CollectionStore: Send + Sync {
     async fn uncollect(&self, user_id: UserId, isbn: &Isbn) -> Result<bool, StoreError>;
 }
 
+/// Books' own texts: the library's, and readers' own copies.
+#[async_trait]
+pub trait BookTextStore: Send + Sync {
+    /// Stores a text whole — with its sections and chunks — replacing the previous text of
+    /// the book in the same scope, in one transaction: readers see the old text or the new,
+    /// never a part. A reader's copy needs the reader to exist (`NotFound`).
+    async fn put_book_text(
+        &self,
+        text: NewBookText<'_>,
+        now: Timestamp,
+    ) -> Result<BookTextInfo, StoreError>;
+    /// The text of a book in one scope.
+    async fn book_text(
+        &self,
+        isbn: &Isbn,
+        scope: TextScope,
+    ) -> Result<Option<BookTextInfo>, StoreError>;
+    /// The text a reader's conversations use: their own copy, else the library's.
+    async fn reader_book_text(
+        &self,
+        isbn: &Isbn,
+        reader: UserId,
+    ) -> Result<Option<BookTextInfo>, StoreError>;
+    /// Every text of one scope, by ISBN.
+    async fn book_texts(&self, scope: TextScope) -> Result<Vec<BookTextInfo>, StoreError>;
+    /// The sections and chunks of a stored text, in reading order.
+    async fn book_text_parts(
+        &self,
+        text_id: i64,
+    ) -> Result<(Vec<TextSection>, Vec<TextChunk>), StoreError>;
+    /// Deletes the text of a book in one scope; `false` when there was none.
+    async fn delete_book_text(&self, isbn: &Isbn, scope: TextScope) -> Result<bool, StoreError>;
+}
+
 /// Everything Refbook persists; implemented by [`SqlStore`].
 #[async_trait]
 pub trait Store:
@@ -379,6 +413,7 @@ pub trait Store:
     + ReplyStore
     + PersonaStore
     + CollectionStore
+    + BookTextStore
 {
     /// Answers when the database takes writes (readiness): a small real write, so a full
     /// disk or a read-only server is not reported ready.

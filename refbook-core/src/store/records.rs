@@ -182,3 +182,25 @@ pub struct FinalReply<'a> {
     /// Tokens used.
     pub usage: TokenUsage,
 }
+
+/// A book's text to store whole (see
+/// [`BookTextStore::put_book_text`](super::BookTextStore::put_book_text)).
+#[derive(Debug, Clone, Copy)]
+pub struct NewBookText<'a> {
+    /// The book.
+    pub isbn: &'a crate::domain::Isbn,
+    /// Whose it is.
+    pub scope: crate::domain::TextScope,
+    /// The SHA-256 of the file (hex).
+    pub sha256: &'a str,
+    /// The format it was read as.
+    pub format: crate::domain::TextFormat,
+    /// The normalised text.
+    pub text: &'a str,
+    /// Its length in characters.
+    pub chars: usize,
+    /// Its sections.
+    pub sections: &'a [crate::domain::TextSection],
+    /// Its chunks.
+    pub chunks: &'a [crate::domain::TextChunk],
+}

@@ -14,6 +14,7 @@ mod conversations;
 mod durability;
 mod faults;
 mod front_door;
+mod grounding;
 mod helpers;
 mod hostile;
 mod instances;

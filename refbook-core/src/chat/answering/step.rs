@@ -1,11 +1,15 @@
 //! The one answering step every path takes — a question in a conversation, regeneration,
 //! the stateless endpoint, the OpenAI face's completions, the CLI: given the book (looked
-//! up by the caller), the persona, the earlier turns and the question, it builds the
-//! prompt within the budget and opens the model's stream. A model that says the prompt
-//! exceeds its context is asked once more with half the budget.
+//! up by the caller), the persona, the earlier turns and the question, it finds the
+//! passages of the book's own text the question is about (the text the asker sees), builds
+//! the prompt within the budget — system, facts, passages, the newest history that fits,
+//! the question — and opens the model's stream. A model that says the prompt exceeds its
+//! context is asked once more with half the budget.
 
 use super::{question_too_long, Answering};
 use crate::books::Book;
+use crate::chat::grounding::{ground, search_query, PASSAGES_PER_QUESTION};
+use crate::chat::tokens::estimate_tokens;
 use crate::chat::{prompt, Persona, Role};
 use crate::domain::{ConversationId, UserId};
 use crate::error::Result;
@@ -59,24 +63,38 @@ impl Answering {
             max_tokens,
             sampling,
         } = question;
-        let mut system = prompt::system_prompt(book, persona, question);
-        if let Some(instructions) = instructions {
-            system.push_str("\n读者的附加要求（Reader's instructions）：\n");
-            system.push_str(instructions);
-        }
+        let passages = self
+            .shared
+            .books
+            .texts()
+            .search(
+                &book.isbn,
+                Some(user_id),
+                &search_query(history, question),
+                PASSAGES_PER_QUESTION,
+            )
+            .await?;
+        let facts = prompt::system_prompt(book, persona, question);
         let mut budget = self.shared.limits.context_tokens - i64::from(max_tokens);
         for attempt in 0..2 {
-            let messages = prompt::build(
-                system.clone(),
-                history,
-                question,
-                budget,
-                self.calibration.ratio(),
-            )
-            .map_err(|_| question_too_long())?;
+            // Passages may take half of what the system prompt and question leave.
+            let ratio = self.calibration.ratio().max(0.1);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            let raw_budget = (budget as f64 / ratio) as i64;
+            let allowance = (raw_budget - estimate_tokens(&facts) - estimate_tokens(question)) / 2;
+            let mut system = facts.clone();
+            let grounded = ground(&mut system, passages.clone(), question, allowance);
+            if let Some(instructions) = instructions {
+                system.push_str("\n读者的附加要求（Reader's instructions）：\n");
+                system.push_str(instructions);
+            }
+            let messages =
+                prompt::build(system, history, question, budget, self.calibration.ratio())
+                    .map_err(|_| question_too_long())?;
             let prompt_estimate = prompt::estimate_prompt(&messages);
             tracing::debug!(
                 ?conversation_id,
+                passages = grounded.len(),
                 prompt_messages = messages.len(),
                 prompt_estimate,
                 budget,

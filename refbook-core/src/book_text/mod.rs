@@ -1,0 +1,65 @@
+//! A book's own text, prepared for reading and search: decoded (UTF-8, or GB18030/GBK),
+//! normalised, cut into sections (chapters, acts, headings) and chunks (a few sentences,
+//! never across a section), and indexed for keyword search (BM25 over words and, for
+//! Chinese, single characters and character pairs). Pure functions: storing the result
+//! and serving searches is [`BookTexts`](crate::books::BookTexts)'.
+//!
+//! Positions are character offsets (not bytes) into the normalised text; they never change
+//! meaning once a text is stored.
+
+mod chunks;
+mod decode;
+mod index;
+mod sections;
+mod terms;
+
+pub use chunks::{chunk_section, CJK_CHUNK_CHARS, LATIN_CHUNK_CHARS};
+pub use decode::{decode, normalise};
+pub use index::{Bm25Index, Hit};
+pub use sections::sections;
+pub use terms::terms;
+
+use crate::domain::{TextChunk, TextFormat, TextSection};
+use crate::error::{Error, Result};
+
+/// A text ready to store: the normalised text, its sections and its chunks.
+#[derive(Debug, Clone)]
+pub struct PreparedText {
+    /// The normalised text.
+    pub text: String,
+    /// Its length in characters.
+    pub chars: usize,
+    /// Its sections, in reading order (at least one).
+    pub sections: Vec<TextSection>,
+    /// Its chunks, in reading order.
+    pub chunks: Vec<TextChunk>,
+}
+
+/// Decodes, normalises and cuts a file of `format`.
+///
+/// # Errors
+///
+/// `INVALID_PARAMS` (field `file`) for bytes that are neither UTF-8 nor GB18030, or a
+/// text with nothing but whitespace.
+pub fn prepare(bytes: &[u8], format: TextFormat) -> Result<PreparedText> {
+    let text = normalise(&decode(bytes)?);
+    if text.trim().is_empty() {
+        return Err(Error::invalid(
+            "file",
+            "文本是空的",
+            "The text is empty (or only whitespace)",
+        ));
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let sections = sections(&chars, format);
+    let chunks = sections
+        .iter()
+        .flat_map(|section| chunk_section(&chars, section))
+        .collect();
+    Ok(PreparedText {
+        chars: chars.len(),
+        text,
+        sections,
+        chunks,
+    })
+}

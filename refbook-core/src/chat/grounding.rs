@@ -1,0 +1,162 @@
+//! Grounding: the passages of the book's own text that a question is about, numbered in
+//! the system prompt with the instruction to answer from them and cite them as `[n]` —
+//! or, for a book with no text, a line saying the model has none to quote.
+
+use std::fmt::Write;
+
+use super::prompt::is_chinese;
+use super::tokens::{estimate_tokens, MESSAGE_OVERHEAD};
+use super::Role;
+use crate::books::Passage;
+
+/// Passages looked up for one question.
+pub(crate) const PASSAGES_PER_QUESTION: usize = 5;
+
+/// The longest passage quoted in the prompt, in characters (a chunk is about 300 Chinese
+/// or 800 Latin characters, so this only trims the unusual one).
+const MAX_PASSAGE_CHARS: usize = 1200;
+
+/// What to search the book for: the question, with the reader's previous question before
+/// it, so that a follow-up ("and then what did he do?") finds its subject.
+pub(crate) fn search_query(history: &[(Role, String)], question: &str) -> String {
+    match history.iter().rev().find(|(role, _)| *role == Role::User) {
+        Some((_, previous)) => format!("{previous}\n{question}"),
+        None => question.to_owned(),
+    }
+}
+
+/// Adds the grounding to `system`: the passages (best first, as many as fit `allowance`
+/// estimated tokens) with how to use them, or — `passages` being `None` — that the book's
+/// text is not available. Returns the passages put in, numbered from 1 in that order.
+pub(crate) fn ground(
+    system: &mut String,
+    passages: Option<Vec<Passage>>,
+    question: &str,
+    allowance: i64,
+) -> Vec<Passage> {
+    let chinese = is_chinese(question);
+    let Some(passages) = passages else {
+        system.push_str(if chinese {
+            "\n没有这本书的原文可供查阅：只能依据书目信息和你已知的内容回答，不要假装引用原文。\n"
+        } else {
+            "\nYou do not have the book's text: answer from the facts above and what you know, \
+             and do not pretend to quote it.\n"
+        });
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    let mut room = allowance;
+    for passage in passages {
+        let text = clip(&passage.text);
+        let cost = estimate_tokens(&text) + MESSAGE_OVERHEAD;
+        if cost > room {
+            continue;
+        }
+        room -= cost;
+        kept.push(Passage { text, ..passage });
+    }
+    if kept.is_empty() {
+        system.push_str(if chinese {
+            "\n书中没有找到与这个问题相关的段落；如果书目信息也回答不了，就直说书里没有找到。\n"
+        } else {
+            "\nNo passage of the book's text matches this question; if the facts above do not \
+             answer it either, say that the book does not seem to say.\n"
+        });
+        return kept;
+    }
+    system.push_str(if chinese {
+        "\n书中与问题相关的段落：\n"
+    } else {
+        "\nPassages from the book's text:\n"
+    });
+    for (n, passage) in kept.iter().enumerate() {
+        let title = &passage.section.title;
+        if title.is_empty() {
+            let _ = writeln!(system, "[{}] {}", n + 1, passage.text);
+        } else {
+            // A section's first passage starts with its heading: said once.
+            let text = passage
+                .text
+                .strip_prefix(title.as_str())
+                .map_or(passage.text.as_str(), str::trim_start);
+            let _ = writeln!(system, "[{}] （{}）{}", n + 1, title, text);
+        }
+    }
+    system.push_str(if chinese {
+        "请依据这些段落回答，在用到某段的句子后标注它的编号，如 [1]；段落里没有答案时就直说。\n"
+    } else {
+        "Answer from these passages and put the number of each passage you use after the \
+         sentence that uses it, like [1]; if they do not contain the answer, say so.\n"
+    });
+    kept
+}
+
+fn clip(text: &str) -> String {
+    if text.chars().count() <= MAX_PASSAGE_CHARS {
+        return text.to_owned();
+    }
+    let mut clipped: String = text.chars().take(MAX_PASSAGE_CHARS).collect();
+    clipped.push('…');
+    clipped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::books::SectionRef;
+
+    fn passage(title: &str, text: &str) -> Passage {
+        Passage {
+            section: SectionRef {
+                index: 0,
+                title: title.to_owned(),
+            },
+            start: 0,
+            end: text.chars().count(),
+            text: text.to_owned(),
+            score: 1.0,
+        }
+    }
+
+    #[test]
+    fn passages_are_numbered_with_their_sections_within_the_allowance() {
+        let mut system = String::from("你是图书管理员。");
+        let kept = ground(
+            &mut system,
+            Some(vec![
+                passage("第二十七回", "第二十七回\n黛玉葬花。"),
+                passage("", &"长".repeat(2000)),
+                passage("第一回", "甄士隐梦幻识通灵。"),
+            ]),
+            "黛玉在哪里葬花？",
+            200,
+        );
+        assert_eq!(kept.len(), 2, "the long one does not fit");
+        assert!(system.contains("[1] （第二十七回）黛玉葬花。"));
+        assert!(system.contains("[2] （第一回）甄士隐梦幻识通灵。"));
+        assert!(system.contains("[1]；"));
+    }
+
+    #[test]
+    fn no_text_and_no_match_are_said() {
+        let mut none = String::new();
+        assert!(ground(&mut none, None, "Who is Darcy?", 500).is_empty());
+        assert!(none.contains("do not have the book's text"));
+        let mut unmatched = String::new();
+        assert!(ground(&mut unmatched, Some(Vec::new()), "谁？", 500).is_empty());
+        assert!(unmatched.contains("没有找到"));
+    }
+
+    #[test]
+    fn follow_ups_search_with_the_previous_question() {
+        let history = vec![
+            (Role::User, "Who is Mr Darcy?".to_owned()),
+            (Role::Assistant, "A gentleman.".to_owned()),
+        ];
+        assert_eq!(
+            search_query(&history, "And then what did he do?"),
+            "Who is Mr Darcy?\nAnd then what did he do?"
+        );
+        assert_eq!(search_query(&[], "Q"), "Q");
+    }
+}

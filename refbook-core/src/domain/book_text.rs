@@ -1,0 +1,101 @@
+//! A book's own text as stored: its format, sections, chunks, and who it belongs to.
+
+use serde::Serialize;
+
+use super::{Isbn, UserId};
+use crate::timestamp::Timestamp;
+
+/// The formats a book's text is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextFormat {
+    /// Plain text (UTF-8, GB18030 or GBK).
+    Plain,
+    /// Markdown (`#` headings are sections).
+    Markdown,
+}
+
+impl TextFormat {
+    /// The stored and shown name (`plain`, `markdown`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Markdown => "markdown",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "plain" => Some(Self::Plain),
+            "markdown" => Some(Self::Markdown),
+            _ => None,
+        }
+    }
+
+    /// The format of a file named `name` (`.md`/`.markdown`: Markdown, else plain text).
+    pub fn of_file_name(name: &str) -> Self {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".md") || lower.ends_with(".markdown") {
+            Self::Markdown
+        } else {
+            Self::Plain
+        }
+    }
+}
+
+/// A part of a book's text (a chapter, an act, a heading's span), in reading order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TextSection {
+    /// Its place in reading order, from 0.
+    pub index: u32,
+    /// Its heading (empty for text before the first heading).
+    pub title: String,
+    /// Where it starts, in characters.
+    pub start: usize,
+    /// Where it ends (exclusive), in characters.
+    pub end: usize,
+}
+
+/// A few sentences of one section: what search finds and the model is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextChunk {
+    /// The section it belongs to.
+    pub section: u32,
+    /// Where it starts, in characters.
+    pub start: usize,
+    /// Where it ends (exclusive), in characters.
+    pub end: usize,
+    /// Its text.
+    pub text: String,
+}
+
+/// Whose a stored text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextScope {
+    /// The library's: every reader's conversations about the book use it.
+    Library,
+    /// A reader's own copy: theirs only, and it wins over the library's for them.
+    Reader(UserId),
+}
+
+/// A stored text's description (not its content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookTextInfo {
+    /// Its id.
+    pub id: i64,
+    /// The book.
+    pub isbn: Isbn,
+    /// Whose it is.
+    pub scope: TextScope,
+    /// The SHA-256 of the file it was read from (hex).
+    pub sha256: String,
+    /// The format it was read as.
+    pub format: TextFormat,
+    /// Its length in characters.
+    pub chars: usize,
+    /// How many chunks it was cut into.
+    pub chunks: usize,
+    /// When it was added.
+    pub created_at: Timestamp,
+}
