@@ -134,6 +134,23 @@ impl ApiError {
         }))
     }
 
+    /// `415 UNSUPPORTED_MEDIA_TYPE`: a file route sent a media type it does not take.
+    pub fn unsupported_file_type(accepted: &[&str]) -> Self {
+        let list = accepted.join(", ");
+        Self(Box::new(Repr {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "UNSUPPORTED_MEDIA_TYPE",
+            message: Message::new(
+                format!("文件类型须为 {list} 之一（Content-Type）"),
+                format!("The file's Content-Type must be one of {list}"),
+            ),
+            field: None,
+            retry_after: None,
+            allow: None,
+            cause: None,
+        }))
+    }
+
     /// `415 UNSUPPORTED_MEDIA_TYPE`: a JSON route sent another content type.
     pub fn unsupported_media_type() -> Self {
         Self(Box::new(Repr {

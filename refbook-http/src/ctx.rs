@@ -133,6 +133,28 @@ impl Ctx {
         .map_err(|_| ApiError::request_timeout())?
     }
 
+    /// A file sent as the whole body, of one of `accepted` media types (`415` otherwise),
+    /// at most `limit` bytes (`413`, before the rest is read).
+    pub async fn file(
+        &mut self,
+        accepted: &[&'static str],
+        limit: usize,
+    ) -> Result<(&'static str, bytes::Bytes), ApiError> {
+        let media_type = self
+            .content_type()
+            .and_then(|given| accepted.iter().find(|t| **t == given).copied())
+            .ok_or_else(|| ApiError::unsupported_file_type(accepted))?;
+        let Some(body) = self.body.take() else {
+            return Ok((media_type, bytes::Bytes::new()));
+        };
+        let timeout =
+            std::time::Duration::from_secs(self.app.settings().request_timeout_secs.max(1));
+        let bytes = tokio::time::timeout(timeout, read_bytes(&self.parts.headers, body, limit))
+            .await
+            .map_err(|_| ApiError::request_timeout())??;
+        Ok((media_type, bytes))
+    }
+
     /// The request's content type, lower-cased, without parameters.
     fn content_type(&self) -> Option<String> {
         let value = self.parts.headers.get(http::header::CONTENT_TYPE)?;

@@ -7,6 +7,7 @@ use refbook_core::accounts::validate as rules;
 use refbook_core::chat::{PERSONA_DESCRIPTION_MAX_CHARS, PERSONA_NAME_MAX_CHARS, TITLE_MAX_CHARS};
 use serde_json::json;
 
+use crate::handlers::book_texts::{self, TEXT_MEDIA_TYPES};
 use crate::handlers::{
     accounts, api_keys, books, chat, collections, conversations, openai, ops, personas, users,
 };
@@ -187,6 +188,22 @@ pub static ROUTES: &[RouteSpec] = &[
     // `GET /api/books/{isbn}/cover/` (no auth)
     route("BookCover", "/api/books/{isbn}/cover", Public, &[
         get(handler!(books::cover), |_| op("The cover image (no token needed)", "books", Success::Image).errors(&[404])),
+    ]),
+    // `GET|PUT|DELETE /api/books/{isbn}/text/`: the text a reader's questions use
+    route("BookText", "/api/books/{isbn}/text", Token, &[
+        get(handler!(book_texts::get), |_| op("The text of the book your questions use: your own copy, else the library's", "books", json_ok(schema("BookText")))
+                .errors(&[404])),
+        put(handler!(book_texts::put), |_| Operation { status: 202, ..op("Upload your own copy of the book's text (the file as the body); it wins over the library's for you", "books", json_ok(schema("BookText"))) }
+                .file_body(TEXT_MEDIA_TYPES)
+                .errors(&[404, 409, 413, 415, 429])),
+        delete(handler!(book_texts::delete), |_| op("Delete your own copy of the book's text", "books", ok()).errors(&[404])),
+    ]),
+    // `GET /api/books/{isbn}/passages/?q=`: search inside the book's text
+    route("Passages", "/api/books/{isbn}/passages", Token, &[
+        get(handler!(book_texts::passages), |_| op("The passages of the book's text that best match ?q=, best first", "books", json_ok(schema("Passages")))
+                .query("q", json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": NO_CONTROL}), "what to look for")
+                .query("limit", json!({"type": "integer", "minimum": 1, "default": 5}), "how many (at most 20 are served)")
+                .errors(&[404])),
     ]),
     // `GET|POST /api/personas/`
     route("Personas", "/api/personas", Token, &[

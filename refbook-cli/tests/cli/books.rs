@@ -221,7 +221,78 @@ async fn a_servers_file_applies_and_names_what_the_cli_does_not_use(db: TestData
     assert!(!notes[0].contains("book_sources"), "{}", notes[0]);
 }
 
+async fn a_books_text_is_added_listed_searched_and_removed(db: TestDatabase) {
+    let server = MockServer::start().await;
+    let play = temp_file(
+        "hamlet.md",
+        "# Hamlet\n\n## ACT III\n\n### SCENE IV. The Queen's closet.\n\n\
+         POLONIUS hides behind the arras. Hamlet stabs through the arras and kills Polonius.\n\n\
+         ## ACT V\n\n### SCENE II. A hall in the castle.\n\nThe duel with Laertes; the poisoned cup.\n",
+    );
+    let run = |args: Vec<String>| {
+        let server = &server;
+        let url = db.url().to_owned();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&url, server, &args, "", &[]).await
+        }
+    };
+    let add = vec![
+        "books".to_owned(),
+        "text".to_owned(),
+        "add".to_owned(),
+        "--isbn".to_owned(),
+        "9780140714548".to_owned(),
+        play.to_str().unwrap().to_owned(),
+    ];
+    let added = run(add.clone()).await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert!(added.stdout.contains("sections"), "{}", added.stdout);
+    let again = run(add).await;
+    assert!(again.stdout.contains("nothing changed"), "{}", again.stdout);
+    let listed = run(vec!["books".into(), "text".into(), "list".into()]).await;
+    assert!(listed.stdout.contains("9780140714548"), "{}", listed.stdout);
+    assert!(listed.stdout.contains("markdown"), "{}", listed.stdout);
+    let found = run(vec![
+        "books".into(),
+        "text".into(),
+        "search".into(),
+        "--isbn".into(),
+        "978-0-14-071454-8".into(),
+        "who killed Polonius".into(),
+    ])
+    .await;
+    assert_eq!(found.code, 0, "{}", found.stderr);
+    assert!(
+        found
+            .stdout
+            .starts_with("[1] SCENE IV. The Queen's closet."),
+        "{}",
+        found.stdout
+    );
+    let removed = run(vec![
+        "books".into(),
+        "text".into(),
+        "remove".into(),
+        "--isbn".into(),
+        "9780140714548".into(),
+    ])
+    .await;
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    let gone = run(vec![
+        "books".into(),
+        "text".into(),
+        "search".into(),
+        "--isbn".into(),
+        "9780140714548".into(),
+        "Polonius".into(),
+    ])
+    .await;
+    assert_clean_failure(&gone, "has no text");
+}
+
 backend_tests!(
+    a_books_text_is_added_listed_searched_and_removed,
     a_servers_file_applies_and_names_what_the_cli_does_not_use,
     book_prints_a_readable_summary_or_the_json,
     bad_isbns_and_unknown_books_fail_cleanly,

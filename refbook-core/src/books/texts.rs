@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::book_text::{prepare, Bm25Index};
 use crate::config::BookSettings;
 use crate::domain::{BookTextInfo, Isbn, TextChunk, TextFormat, TextScope, TextSection, UserId};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::store::{NewBookText, Store};
 use crate::timestamp::Timestamp;
 
@@ -72,6 +72,7 @@ impl LoadedText {
 pub struct BookTexts {
     store: Arc<dyn Store>,
     max_bytes: usize,
+    per_reader: usize,
     /// Loaded texts by id (a replaced text has a new id, so nothing stale is served).
     loaded: moka::sync::Cache<i64, Arc<LoadedText>>,
 }
@@ -91,6 +92,7 @@ impl BookTexts {
         Self {
             store,
             max_bytes: config.text_max_bytes,
+            per_reader: config.texts_per_user,
             loaded: moka::sync::Cache::builder()
                 .max_capacity(budget)
                 .weigher(|_, text: &Arc<LoadedText>| {
@@ -107,7 +109,8 @@ impl BookTexts {
     /// # Errors
     ///
     /// `INVALID_PARAMS` for an undecodable or empty text or a file over
-    /// `REFBOOK_BOOK_TEXT_MAX_BYTES`, `NOT_FOUND` for a reader who no longer exists;
+    /// `REFBOOK_BOOK_TEXT_MAX_BYTES`, `CONFLICT` for a reader's new copy beyond
+    /// `REFBOOK_BOOK_TEXTS_PER_USER`, `NOT_FOUND` for a reader who no longer exists;
     /// `Internal` when the database fails.
     pub async fn add(
         &self,
@@ -120,12 +123,26 @@ impl BookTexts {
             return Err(too_large(self.max_bytes));
         }
         let sha256 = hex(&Sha256::digest(&bytes));
-        if let Some(info) = self.store.book_text(isbn, scope).await? {
-            if info.sha256 == sha256 {
-                return Ok(AddedText {
-                    info,
-                    replaced: false,
-                });
+        let current = self.store.book_text(isbn, scope).await?;
+        if let Some(info) = current.clone().filter(|info| info.sha256 == sha256) {
+            return Ok(AddedText {
+                info,
+                replaced: false,
+            });
+        }
+        if let (TextScope::Reader(_), None) = (scope, &current) {
+            if self.store.book_texts(scope).await?.len() >= self.per_reader {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "最多只能保存 {} 本书的文本，请先删除不用的",
+                        self.per_reader
+                    ),
+                    format!(
+                        "At most {} texts of your own; delete one first",
+                        self.per_reader
+                    ),
+                ));
             }
         }
         let prepared = tokio::task::spawn_blocking(move || prepare(&bytes, format))
@@ -152,6 +169,11 @@ impl BookTexts {
             info,
             replaced: true,
         })
+    }
+
+    /// The largest file [`add`](Self::add) takes, in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// The book's text in `scope`, if any.

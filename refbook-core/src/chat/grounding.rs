@@ -75,10 +75,12 @@ pub(crate) fn ground(
             let _ = writeln!(system, "[{}] {}", n + 1, passage.text);
         } else {
             // A section's first passage starts with its heading: said once.
-            let text = passage
-                .text
-                .strip_prefix(title.as_str())
-                .map_or(passage.text.as_str(), str::trim_start);
+            let (first, rest) = passage.text.split_once('\n').unwrap_or((&passage.text, ""));
+            let text = if first.trim_start_matches('#').trim() == title {
+                rest.trim_start()
+            } else {
+                passage.text.as_str()
+            };
             let _ = writeln!(system, "[{}] （{}）{}", n + 1, title, text);
         }
     }
@@ -126,7 +128,7 @@ mod tests {
             Some(vec![
                 passage("第二十七回", "第二十七回\n黛玉葬花。"),
                 passage("", &"长".repeat(2000)),
-                passage("第一回", "甄士隐梦幻识通灵。"),
+                passage("第一回", "## 第一回\n甄士隐梦幻识通灵。"),
             ]),
             "黛玉在哪里葬花？",
             200,

@@ -148,6 +148,8 @@ crate::settings_group! {
         cover_max_bytes ("cover_max_bytes"): usize = 2 * 1024 * 1024;
         /// Largest book text file read, in bytes.
         text_max_bytes ("book_text_max_bytes"): usize = 50 * 1024 * 1024;
+        /// Texts of their own one reader may keep.
+        texts_per_user ("book_texts_per_user"): usize = 20;
         /// Memory for the search indexes of books' texts kept loaded, in MiB (least
         /// recently searched dropped first).
         index_cache_mb ("book_index_cache_mb"): u64 = 256;

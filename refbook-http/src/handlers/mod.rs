@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod book_texts;
 pub mod books;
 pub mod chat;
 pub mod collections;

@@ -173,6 +173,19 @@ pub fn document(config: &Config) -> Value {
             if let Some(body) = doc.body {
                 operation["requestBody"] = json!({"required": doc.body_required, "content": {"application/json": {"schema": body}}});
             }
+            if !doc.file.is_empty() {
+                let content: Map<String, Value> = doc
+                    .file
+                    .iter()
+                    .map(|t| {
+                        (
+                            (*t).to_owned(),
+                            json!({"schema": {"type": "string", "minLength": 1}}),
+                        )
+                    })
+                    .collect();
+                operation["requestBody"] = json!({"required": true, "content": content});
+            }
             if doc.form {
                 operation["requestBody"] = json!({"required": true, "content": {
                     "application/x-www-form-urlencoded": {"schema": operations::token_form()}

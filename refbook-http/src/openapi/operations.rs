@@ -69,6 +69,8 @@ pub struct Operation {
     pub body_required: bool,
     /// The body is an `application/x-www-form-urlencoded` form (the token grant).
     pub form: bool,
+    /// The body is a file sent as it is, of one of these media types.
+    pub file: &'static [&'static str],
     /// Its query parameters (OpenAPI parameter objects).
     pub query: Vec<Value>,
     /// What it answers on success.
@@ -87,6 +89,7 @@ pub fn op(summary: &'static str, tag: &'static str, ok: Success) -> Operation {
         body: None,
         body_required: true,
         form: false,
+        file: &[],
         query: Vec::new(),
         ok,
         status: 200,
@@ -108,6 +111,14 @@ impl Operation {
         Self {
             body: Some(body),
             body_required: false,
+            ..self
+        }
+    }
+
+    /// With a file as the whole body, of one of these media types.
+    pub fn file_body(self, media_types: &'static [&'static str]) -> Self {
+        Self {
+            file: media_types,
             ..self
         }
     }

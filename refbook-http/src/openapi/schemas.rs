@@ -200,6 +200,16 @@ pub fn components(error_codes: &[&str]) -> Value {
             "delta": s, "reasoning_delta": s, "cursor": {"type": "integer", "minimum": 0},
             "error": object(&["code", "message"], json!({"code": s, "message": s}))
         })),
+        "BookText": object(&["status", "scope", "format", "chars", "sections", "chunks", "progress", "error"], json!({
+            "status": {"enum": ["indexing", "ready", "failed"]}, "scope": {"enum": ["library", "mine"]},
+            "format": {"enum": ["plain", "markdown"]}, "chars": int, "chunks": int,
+            "sections": {"type": "array", "items": object(&["index", "title", "start", "end"], json!({"index": int, "title": s, "start": int, "end": int}))},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1}, "error": ns
+        })),
+        "Passages": object(&["results"], json!({"results": {"type": "array", "items": object(&["section", "start", "end", "text", "score"], json!({
+            "section": object(&["index", "title"], json!({"index": int, "title": s})),
+            "start": int, "end": int, "text": s, "score": {"type": "number"}
+        }))}})),
         "CollectionItem": object(&["isbn", "book", "created_at"], json!({"isbn": s, "book": schema("Book"), "created_at": time()})),
         "ChatChunk": chat_chunk(),
         "SseEvent": {

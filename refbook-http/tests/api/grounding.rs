@@ -12,7 +12,7 @@ use refbook_core::store::{SqlStore, Store};
 use refbook_core::testing::TestDatabase;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp, SANTI};
+use crate::helpers::{spawn_app, spawn_app_with, token, Reply, TestApp, SANTI};
 
 const NOVEL: &str = "第一章 科学边界\n汪淼是纳米材料研究者。他在倒计时的幻觉里度过了许多天。\n\n\
 第二章 红岸\n叶文洁在红岸基地负责监听和发射信号。她按下了发射键，太阳放大了她的声音。\n\n\
@@ -99,4 +99,108 @@ async fn every_path_to_the_model_is_grounded_in_the_text(db: TestDatabase) {
         .contains("（第一章 科学边界）汪淼是纳米材料研究者"));
 }
 
-backend_tests!(every_path_to_the_model_is_grounded_in_the_text);
+async fn put_text(app: &TestApp, token: &str, isbn: &str, media_type: &str, body: &[u8]) -> Reply {
+    app.send(
+        app.client
+            .put(app.url(&format!("/api/books/{isbn}/text/")))
+            .bearer_auth(token)
+            .header("content-type", media_type)
+            .body(body.to_vec()),
+    )
+    .await
+}
+
+async fn a_readers_copy_is_uploaded_searched_and_theirs_alone(db: TestDatabase) {
+    let app = spawn_app_with(db, |config| config.core.books.text_max_bytes = 4096).await;
+    let (me, id) = app.user_with_conversation("reader").await;
+    let other = token(&app.register("other").await).to_owned();
+    let text_path = format!("/api/books/{SANTI}/text/");
+    app.get(&text_path, Some(&me))
+        .await
+        .assert_error(404, "NOT_FOUND");
+
+    let mine = "# 我的笔记\n\n面壁计划是人类对三体危机的回应。罗辑是第四位面壁者。\n";
+    let uploaded = put_text(
+        &app,
+        &me,
+        SANTI,
+        "text/markdown; charset=utf-8",
+        mine.as_bytes(),
+    )
+    .await;
+    assert_eq!(uploaded.status.as_u16(), 202, "{}", uploaded.text);
+    assert_eq!(uploaded.body["status"], "ready");
+    assert_eq!(uploaded.body["scope"], "mine");
+    assert_eq!(uploaded.body["format"], "markdown");
+    assert_eq!(uploaded.body["sections"][0]["title"], "我的笔记");
+    assert_eq!(
+        app.get(&text_path, Some(&me)).await.assert_ok()["scope"],
+        "mine"
+    );
+    app.get(&text_path, Some(&other))
+        .await
+        .assert_error(404, "NOT_FOUND");
+
+    let found = app
+        .get(
+            &format!("/api/books/{SANTI}/passages/?q=%E9%9D%A2%E5%A3%81%E8%80%85&limit=50"),
+            Some(&me),
+        )
+        .await;
+    let results = found.assert_ok()["results"].as_array().unwrap().clone();
+    assert_eq!(results[0]["section"]["title"], "我的笔记");
+    assert!(results[0]["text"].as_str().unwrap().contains("面壁者"));
+    app.get(&format!("/api/books/{SANTI}/passages/?q=x"), Some(&other))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.get(&format!("/api/books/{SANTI}/passages/"), Some(&me))
+        .await
+        .assert_error(400, "INVALID_PARAMS");
+    app.get(
+        &format!("/api/books/{SANTI}/passages/?q=x&limit=0"),
+        Some(&me),
+    )
+    .await
+    .assert_error(400, "INVALID_PARAMS");
+
+    // My questions are answered from my copy.
+    app.ask_streaming(&me, id, "谁是面壁者？").await;
+    assert!(system_of(&app, 0).contains("[1] （我的笔记）面壁计划"));
+
+    // Bad uploads: refused, my copy stays.
+    for (media_type, body, status) in [
+        ("application/pdf", mine.as_bytes().to_vec(), 415),
+        ("application/json", mine.as_bytes().to_vec(), 415),
+        ("text/plain", b" \n\t ".to_vec(), 400),
+        ("text/plain", vec![0x81, 0x20, 0xff, 0xfe], 400),
+        ("text/plain", "长".repeat(2000).into_bytes(), 413),
+    ] {
+        let refused = put_text(&app, &me, SANTI, media_type, &body).await;
+        assert_eq!(
+            refused.status.as_u16(),
+            status,
+            "{media_type}: {}",
+            refused.text
+        );
+    }
+    put_text(&app, &me, "12345", "text/plain", b"text")
+        .await
+        .assert_error(400, "INVALID_PARAMS");
+    assert_eq!(
+        app.get(&text_path, Some(&me)).await.assert_ok()["sections"][0]["title"],
+        "我的笔记"
+    );
+
+    app.delete(&text_path, Some(&me)).await.assert_ok();
+    app.delete(&text_path, Some(&me))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.get(&text_path, Some(&me))
+        .await
+        .assert_error(404, "NOT_FOUND");
+}
+
+backend_tests!(
+    every_path_to_the_model_is_grounded_in_the_text,
+    a_readers_copy_is_uploaded_searched_and_theirs_alone,
+);

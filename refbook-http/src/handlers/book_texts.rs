@@ -1,0 +1,135 @@
+//! `/api/books/{isbn}/text/` (a reader's own copy of a book's text, and what text the
+//! reader's questions use) and `/api/books/{isbn}/passages/` (search inside it).
+
+use http::{Response, StatusCode};
+use refbook_core::books::{BookTexts, Isbn};
+use refbook_core::domain::{BookTextInfo, TextFormat, TextScope, UserId};
+use refbook_core::Error;
+use serde_json::{json, Value};
+
+use crate::api_error::ApiError;
+use crate::body::{json_response, ok_json, ok_true, Body};
+use crate::ctx::Ctx;
+
+/// The media types a reader's copy may be sent as.
+pub const TEXT_MEDIA_TYPES: &[&str] = &["text/plain", "text/markdown"];
+
+/// Passages a search returns unless `limit` says otherwise.
+const DEFAULT_PASSAGES: usize = 5;
+
+fn isbn(ctx: &Ctx) -> Result<Isbn, ApiError> {
+    Isbn::parse(ctx.params.get("isbn")).map_err(|e| ApiError::from(Error::from(e)))
+}
+
+fn no_text() -> ApiError {
+    ApiError::from(Error::not_found("这本书的文本", "Text of this book"))
+}
+
+/// The status object of a stored text, as `reader` sees it.
+async fn status(texts: &BookTexts, text: &BookTextInfo, reader: UserId) -> Result<Value, ApiError> {
+    let sections = texts.sections(text).await?;
+    let scope = match text.scope {
+        TextScope::Reader(owner) if owner == reader => "mine",
+        _ => "library",
+    };
+    Ok(json!({
+        "status": "ready",
+        "scope": scope,
+        "format": text.format.as_str(),
+        "chars": text.chars,
+        "sections": sections,
+        "chunks": text.chunks,
+        "progress": 1.0,
+        "error": null,
+    }))
+}
+
+/// `PUT /api/books/{isbn}/text/`: the reader's own copy (the raw file as the body),
+/// indexed before the answer (`202` with its status).
+pub async fn put(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let isbn = isbn(&ctx)?;
+    let user = ctx.user()?.id();
+    ctx.app.check_chat_rate(ctx.client_ip, user).await?;
+    let limit = ctx.refbook().books().texts().max_bytes();
+    let (media_type, bytes) = ctx.file(TEXT_MEDIA_TYPES, limit).await?;
+    // The book must be one the lookup chain knows (404 otherwise).
+    ctx.refbook().books().get(&isbn).await?;
+    let format = if media_type == "text/markdown" {
+        TextFormat::Markdown
+    } else {
+        TextFormat::Plain
+    };
+    let texts = ctx.refbook().books().texts();
+    let added = texts
+        .add(&isbn, TextScope::Reader(user), format, bytes.to_vec())
+        .await?;
+    let body = status(texts, &added.info, user).await?;
+    Ok(json_response(StatusCode::ACCEPTED, &body))
+}
+
+/// `GET /api/books/{isbn}/text/`: the text the reader's questions use (their copy, else
+/// the library's); `404` when there is none.
+pub async fn get(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let isbn = isbn(&ctx)?;
+    let user = ctx.user()?.id();
+    let texts = ctx.refbook().books().texts();
+    let text = texts
+        .seen_by(&isbn, Some(user))
+        .await?
+        .ok_or_else(no_text)?;
+    Ok(ok_json(&status(texts, &text, user).await?))
+}
+
+/// `DELETE /api/books/{isbn}/text/`: removes the reader's own copy (`404` when they have
+/// none; the library's text is the operator's).
+pub async fn delete(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let isbn = isbn(&ctx)?;
+    let user = ctx.user()?.id();
+    let removed = ctx
+        .refbook()
+        .books()
+        .texts()
+        .remove(&isbn, TextScope::Reader(user))
+        .await?;
+    if !removed {
+        return Err(no_text());
+    }
+    Ok(ok_true())
+}
+
+/// `GET /api/books/{isbn}/passages/?q=…&limit=N`: the passages of the text the reader
+/// sees that best match `q`, best first (`limit` 1–20, default 5; more is served as 20).
+pub async fn passages(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let isbn = isbn(&ctx)?;
+    let user = ctx.user()?.id();
+    let query = ctx.query_param("q").unwrap_or_default();
+    refbook_core::text::refuse_controls("q", &query)?;
+    if query.trim().is_empty() || query.chars().count() > 1000 {
+        return Err(ApiError::invalid(
+            Some("q"),
+            "q 须为 1–1000 个字符",
+            "q must be 1–1000 characters",
+        ));
+    }
+    let limit = match ctx.query_param("limit") {
+        None => DEFAULT_PASSAGES,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(ApiError::invalid(
+                    Some("limit"),
+                    "limit 须为正整数",
+                    "limit must be a positive integer",
+                ))
+            }
+        },
+    };
+    let found = ctx
+        .refbook()
+        .books()
+        .texts()
+        .search(&isbn, Some(user), &query, limit)
+        .await?
+        .ok_or_else(no_text)?;
+    Ok(ok_json(&json!({ "results": found })))
+}
