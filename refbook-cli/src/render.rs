@@ -93,6 +93,36 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
+/// The longest quote of a source shown under an answer, in characters.
+const QUOTE_CHARS: usize = 60;
+
+/// Sources as lines under an answer: `[n] section · the start of the passage…`.
+pub fn sources(sources: &[&refbook_core::chat::Source]) -> String {
+    let mut out = String::new();
+    for source in sources {
+        let quote: String = source
+            .quote
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(QUOTE_CHARS)
+            .collect();
+        let more = if source.quote.chars().count() > QUOTE_CHARS {
+            "…"
+        } else {
+            ""
+        };
+        let section = if source.section.title.is_empty() {
+            String::new()
+        } else {
+            format!("{} · ", source.section.title)
+        };
+        out.push_str(&format!("[{}] {section}{quote}{more}\n", source.n));
+    }
+    out
+}
+
 /// Messages, oldest first, with who said what.
 pub fn messages(messages: &[refbook_core::chat::Message], style: crate::terminal::Style) -> String {
     use refbook_core::chat::{MessageStatus, Role};

@@ -12,7 +12,9 @@ use futures::{stream, StreamExt};
 use http::{header, HeaderValue, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use refbook_core::chat::{CompletionEvent, CompletionStream, FinishReason, TokenUsage};
+use refbook_core::chat::{
+    citations_in, CompletionEvent, CompletionStream, FinishReason, Source, TokenUsage,
+};
 use refbook_core::{Error, Language};
 use serde_json::{json, Value};
 
@@ -68,6 +70,7 @@ fn model_error(err: &Error, language: Language) -> Value {
 pub async fn collect(
     meta: &CompletionMeta,
     mut events: CompletionStream,
+    sources: &[Source],
 ) -> Result<Value, ApiError> {
     let (mut content, mut reasoning) = (String::new(), String::new());
     let (mut finish, mut usage) = ("stop", TokenUsage::default());
@@ -84,14 +87,20 @@ pub async fn collect(
     if !reasoning.is_empty() {
         message["reasoning_content"] = Value::String(reasoning);
     }
-    Ok(json!({
+    let citations = citations_in(&content, sources.len());
+    let mut answer = json!({
         "id": meta.id,
         "object": "chat.completion",
         "created": meta.created,
         "model": meta.model,
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "usage": usage,
-    }))
+    });
+    if !sources.is_empty() {
+        answer["sources"] = json!(sources);
+        answer["citations"] = json!(citations);
+    }
+    Ok(answer)
 }
 
 /// How one streamed completion is written.
@@ -102,6 +111,10 @@ struct Chunks {
 
 impl Chunks {
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
+        data_line(&self.chunk_value(delta, finish))
+    }
+
+    fn chunk_value(&self, delta: Value, finish: Option<&str>) -> Value {
         let mut value = json!({
             "id": self.meta.id,
             "object": "chat.completion.chunk",
@@ -112,7 +125,7 @@ impl Chunks {
         if self.include_usage {
             value["usage"] = Value::Null;
         }
-        data_line(&value)
+        value
     }
 
     fn usage(&self, usage: &TokenUsage) -> Bytes {
@@ -135,6 +148,10 @@ struct Streaming {
     _open: crate::metrics::StreamGuard,
     events: CompletionStream,
     chunks: Chunks,
+    /// How many sources the model was given (0: none), and the answer so far when there
+    /// are some (for the citations on the last chunk).
+    sources: usize,
+    content: String,
     language: Language,
     keep_alive: Duration,
     /// The one keep-alive timer of this stream, pushed back whenever something is sent.
@@ -148,6 +165,9 @@ impl Streaming {
     fn push(&mut self, event: Option<Result<CompletionEvent, Error>>) {
         match event {
             Some(Ok(CompletionEvent::Content(text))) => {
+                if self.sources > 0 {
+                    self.content.push_str(&text);
+                }
                 let chunk = self.chunks.chunk(json!({"content": text}), None);
                 self.pending.push_back(chunk);
             }
@@ -156,8 +176,13 @@ impl Streaming {
                 self.pending.push_back(chunk);
             }
             Some(Ok(CompletionEvent::Finish(reason))) => {
-                let chunk = self.chunks.chunk(json!({}), Some(finish_reason(reason)));
-                self.pending.push_back(chunk);
+                let mut chunk = self
+                    .chunks
+                    .chunk_value(json!({}), Some(finish_reason(reason)));
+                if self.sources > 0 {
+                    chunk["citations"] = json!(citations_in(&self.content, self.sources));
+                }
+                self.pending.push_back(data_line(&chunk));
             }
             Some(Ok(CompletionEvent::Usage(usage))) => {
                 if self.chunks.include_usage {
@@ -183,6 +208,7 @@ impl Streaming {
 pub fn stream_response(
     meta: CompletionMeta,
     events: CompletionStream,
+    sources: &[Source],
     include_usage: bool,
     language: Language,
     keep_alive: Duration,
@@ -192,15 +218,24 @@ pub fn stream_response(
         meta,
         include_usage,
     };
-    let first = chunks.chunk(json!({"role": "assistant", "content": ""}), None);
+    let mut pending =
+        VecDeque::from([chunks.chunk(json!({"role": "assistant", "content": ""}), None)]);
+    if !sources.is_empty() {
+        // Before the first content, with an empty delta.
+        let mut with_sources = chunks.chunk_value(json!({}), None);
+        with_sources["sources"] = json!(sources);
+        pending.push_back(data_line(&with_sources));
+    }
     let state = Streaming {
         _open: open,
         events,
         chunks,
+        sources: sources.len(),
+        content: String::new(),
         language,
         keep_alive,
         silence: Box::pin(tokio::time::sleep(keep_alive)),
-        pending: VecDeque::from([first]),
+        pending,
         ended: false,
     };
     let frames = stream::unfold(state, |mut state| async move {

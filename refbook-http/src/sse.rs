@@ -70,12 +70,20 @@ impl ChunkEncoder {
                     b"{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]",
                 );
             }
+            ReplyEvent::Sources(sources) => {
+                // Before the first content, with an empty delta: clients that read only
+                // `delta.content` show nothing new.
+                out.extend_from_slice(self.prefix.as_bytes());
+                out.extend_from_slice(b"{},\"finish_reason\":null}],\"sources\":");
+                push_json(out, &**sources);
+            }
             ReplyEvent::Reasoning(text) => delta(out, "reasoning_content", text),
             ReplyEvent::Content(text) => delta(out, "content", text),
             ReplyEvent::Finish {
                 reason,
                 status,
                 usage,
+                citations,
             } => {
                 out.extend_from_slice(self.prefix.as_bytes());
                 out.extend_from_slice(b"{},\"finish_reason\":");
@@ -84,6 +92,10 @@ impl ChunkEncoder {
                 push_json(out, usage);
                 out.extend_from_slice(b",\"status\":");
                 push_json(out, status);
+                if let Some(citations) = citations {
+                    out.extend_from_slice(b",\"citations\":");
+                    push_json(out, &**citations);
+                }
             }
             ReplyEvent::Error { code, message } => {
                 out.extend_from_slice(b"{\"error\":{\"code\":");
@@ -322,6 +334,7 @@ mod tests {
             reason: FinishReason::Length,
             status: MessageStatus::Partial,
             usage: TokenUsage::new(3, 4),
+            citations: None,
         };
         let mut expected = chunk(json!({}), json!("length"));
         expected["usage"] = json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7});

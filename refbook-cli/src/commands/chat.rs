@@ -7,7 +7,7 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use refbook_core::books::{Book, Isbn};
-use refbook_core::chat::{Conversation, ReplyEvent};
+use refbook_core::chat::{Conversation, ReplyEvent, Source};
 use refbook_core::{Error, Language, Refbook};
 use rustyline::error::ReadlineError;
 use tokio::runtime::Runtime;
@@ -36,6 +36,8 @@ struct Session<'a> {
     conversation: Conversation,
     style: Style,
     language: Language,
+    /// The passages of the book's text the last answer was given.
+    last_sources: std::cell::RefCell<Vec<Source>>,
 }
 
 /// Runs the chat until `/quit`, Ctrl-D or the end of piped input.
@@ -82,6 +84,7 @@ pub fn run(
         conversation,
         style,
         language,
+        last_sources: std::cell::RefCell::default(),
     };
     if style.interactive {
         session.interactive()
@@ -205,6 +208,14 @@ impl Session<'_> {
             "/help" => out(HELP),
             "/book" => out(&render::book(&self.book, self.language)),
             "/stop" => out("没有正在生成的回答（回答时按 Ctrl-C 停止）。\n"),
+            "/sources" => {
+                let sources = self.last_sources.borrow();
+                if sources.is_empty() {
+                    out("上一个回答没有引用书中的段落（这本书没有原文，或还没有提问）。\n");
+                } else {
+                    out(&render::sources(&sources.iter().collect::<Vec<_>>()));
+                }
+            }
             "/new" => {
                 let isbn = self.book.isbn.clone();
                 let persona = self.conversation.persona_id;
@@ -281,6 +292,7 @@ impl Session<'_> {
             let mut spinner = tokio::time::interval(Duration::from_millis(90));
             let (mut frame, mut waiting, mut in_reasoning) = (0usize, style.interactive, false);
             let mut failed = None;
+            let (mut sources, mut citations): (Vec<Source>, Vec<u32>) = Default::default();
             let ctrl_c = tokio::signal::ctrl_c();
             tokio::pin!(ctrl_c);
             let mut stopping = false;
@@ -303,6 +315,14 @@ impl Session<'_> {
                                 }
                                 ReplyEvent::Error { message, .. } => {
                                     failed = Some(message);
+                                    continue;
+                                }
+                                ReplyEvent::Sources(given) => {
+                                    sources = given.to_vec();
+                                    continue;
+                                }
+                                ReplyEvent::Finish { citations: Some(cited), .. } => {
+                                    citations = cited.to_vec();
                                     continue;
                                 }
                                 ReplyEvent::Start | ReplyEvent::Finish { .. } => continue,
@@ -328,6 +348,11 @@ impl Session<'_> {
                 out("\r\x1b[K");
             }
             out("\n");
+            let cited: Vec<&Source> = sources.iter().filter(|s| citations.contains(&s.n)).collect();
+            if !cited.is_empty() {
+                out(&style.dim(&render::sources(&cited)));
+            }
+            *self.last_sources.borrow_mut() = sources;
             if stopping {
                 out(&style.dim("（已停止，已保存的部分回答保留在对话中）\n"));
             }
@@ -346,6 +371,7 @@ const HELP: &str = "\
 /help             这份说明
 /new              就这本书开始新对话
 /book             显示书目信息
+/sources          上一个回答依据的书中段落
 /history          显示本对话的消息
 /persona [KEY|ID] 列出或切换角色（librarian、author 或自定义角色的编号）
 /stop 或 Ctrl-C   停止正在生成的回答（保留已生成的部分）

@@ -17,6 +17,7 @@ mod texts;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::domain::SectionRef;
 pub use crate::domain::{Book, BookFields, Cover, StoredBook, SOURCES};
 pub use crate::domain::{Isbn, IsbnError};
 pub use catalog::{parse_catalog, CatalogFormat, CatalogSource};
@@ -27,7 +28,7 @@ pub use googlebooks::GoogleBooks;
 pub use lookup::{BookLookup, LookupObserver, LookupPolicy};
 pub use openlibrary::OpenLibrary;
 pub use source::{BookSource, SourceError};
-pub use texts::{AddedText, BookTexts, Passage, SectionRef};
+pub use texts::{AddedText, BookTexts, Passage};
 
 use crate::config::BookSettings;
 use crate::error::{Error, Result};

@@ -12,22 +12,15 @@ use sha2::{Digest, Sha256};
 
 use crate::book_text::{prepare, Bm25Index};
 use crate::config::BookSettings;
-use crate::domain::{BookTextInfo, Isbn, TextChunk, TextFormat, TextScope, TextSection, UserId};
+use crate::domain::{
+    BookTextInfo, Isbn, SectionRef, TextChunk, TextFormat, TextScope, TextSection, UserId,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{NewBookText, Store};
 use crate::timestamp::Timestamp;
 
 /// The most passages one search returns.
 pub const MAX_PASSAGES: usize = 20;
-
-/// Which section a passage is in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SectionRef {
-    /// The section's place in reading order, from 0.
-    pub index: u32,
-    /// Its heading (empty for text before the first heading).
-    pub title: String,
-}
 
 /// A passage of a book's text found by a search.
 #[derive(Debug, Clone, PartialEq, Serialize)]

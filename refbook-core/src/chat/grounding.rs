@@ -8,6 +8,7 @@ use super::prompt::is_chinese;
 use super::tokens::{estimate_tokens, MESSAGE_OVERHEAD};
 use super::Role;
 use crate::books::Passage;
+use crate::domain::Source;
 
 /// Passages looked up for one question.
 pub(crate) const PASSAGES_PER_QUESTION: usize = 5;
@@ -93,6 +94,61 @@ pub(crate) fn ground(
     kept
 }
 
+/// The passages put in a prompt as the reply's numbered sources.
+pub(crate) fn sources_of(passages: &[Passage]) -> Vec<Source> {
+    passages
+        .iter()
+        .zip(1..)
+        .map(|(passage, n)| Source {
+            n,
+            section: passage.section.clone(),
+            start: passage.start,
+            end: passage.end,
+            quote: passage.text.clone(),
+        })
+        .collect()
+}
+
+/// The source numbers `text` cites (`[2]`, `［2］`, `[1, 3]`, `[1][3]`), among `1..=count`,
+/// ascending, each once.
+pub fn citations_in(text: &str, count: usize) -> Vec<u32> {
+    let mut found = std::collections::BTreeSet::new();
+    if count == 0 {
+        return Vec::new();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut at = 0;
+    while at < chars.len() {
+        if !matches!(chars[at], '[' | '［' | '【') {
+            at += 1;
+            continue;
+        }
+        let close = chars[at + 1..]
+            .iter()
+            .take(24)
+            .position(|c| matches!(c, ']' | '］' | '】'));
+        let Some(close) = close else {
+            at += 1;
+            continue;
+        };
+        let inside: String = chars[at + 1..at + 1 + close].iter().collect();
+        let numbers: Vec<Option<u32>> = inside
+            .split([',', '，', '、', ' '])
+            .filter(|part| !part.trim().is_empty())
+            .map(|part| part.trim().parse::<u32>().ok())
+            .collect();
+        if !numbers.is_empty() && numbers.iter().all(Option::is_some) {
+            for n in numbers.into_iter().flatten() {
+                if (1..=count).contains(&(n as usize)) {
+                    found.insert(n);
+                }
+            }
+        }
+        at += close + 2;
+    }
+    found.into_iter().collect()
+}
+
 fn clip(text: &str) -> String {
     if text.chars().count() <= MAX_PASSAGE_CHARS {
         return text.to_owned();
@@ -147,6 +203,16 @@ mod tests {
         let mut unmatched = String::new();
         assert!(ground(&mut unmatched, Some(Vec::new()), "谁？", 500).is_empty());
         assert!(unmatched.contains("没有找到"));
+    }
+
+    #[test]
+    fn citations_are_the_source_numbers_the_answer_uses() {
+        assert_eq!(
+            citations_in("葬花在沁芳闸[2]。又见[1][2]，另见［3］、[1, 4]。", 3),
+            [1, 2, 3]
+        );
+        assert_eq!(citations_in("see [a] and [7] and [2", 3), Vec::<u32>::new());
+        assert!(citations_in("[1]", 0).is_empty());
     }
 
     #[test]

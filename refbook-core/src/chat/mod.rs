@@ -31,6 +31,7 @@ pub use crate::domain::{
     BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
     Persona, Role, TokenUsage,
 };
+pub use crate::domain::{SectionRef, Source};
 pub use crate::llm::Sampling;
 pub use answering::completion::{
     BookModel, Completion, CompletionEvent, CompletionRequest, CompletionStream, PersonaChoice,
@@ -39,11 +40,12 @@ pub use answering::completion::{
 pub use answering::{Answering, Started};
 pub use conversations::Conversations;
 pub use exchange::{ClientMessage, MAX_INSTRUCTIONS_CHARS};
+pub use grounding::citations_in;
 pub use limits::{
     ChatLimits, PERSONA_DESCRIPTION_MAX_CHARS, PERSONA_NAME_MAX_CHARS, TITLE_MAX_CHARS,
 };
 pub use reply::{
-    GenerationObserver, GenerationReport, Positioned, Reply, ReplyEvent, ReplyListener,
+    GenerationObserver, GenerationReport, Grounding, Positioned, Reply, ReplyEvent, ReplyListener,
 };
 
 use crate::books::Books;

@@ -1,6 +1,6 @@
 //! A book's own text as stored: its format, sections, chunks, and who it belongs to.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Isbn, UserId};
 use crate::timestamp::Timestamp;
@@ -98,4 +98,29 @@ pub struct BookTextInfo {
     pub chunks: usize,
     /// When it was added.
     pub created_at: Timestamp,
+}
+
+/// Which section of a book's text something is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionRef {
+    /// The section's place in reading order, from 0.
+    pub index: u32,
+    /// Its heading (empty for text before the first heading).
+    pub title: String,
+}
+
+/// A passage of the book's text a reply was given, numbered as the reply cites it
+/// (`[n]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// Its number, from 1.
+    pub n: u32,
+    /// Where it is.
+    pub section: SectionRef,
+    /// Its start in the book's text, in characters.
+    pub start: usize,
+    /// Its end (exclusive), in characters.
+    pub end: usize,
+    /// The passage as the model was given it.
+    pub quote: String,
 }

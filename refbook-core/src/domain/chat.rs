@@ -182,6 +182,11 @@ pub struct Message {
     pub finish_reason: Option<FinishReason>,
     /// Token usage (assistant messages).
     pub usage: Option<TokenUsage>,
+    /// The passages of the book's text the reply was given, numbered (empty when it was
+    /// given none, and for every other message).
+    pub sources: Vec<super::Source>,
+    /// The numbers of `sources` the reply cites (`[n]` in its text), ascending.
+    pub citations: Vec<u32>,
     /// When it was created.
     pub created_at: Timestamp,
 }

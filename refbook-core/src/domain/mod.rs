@@ -10,7 +10,9 @@ mod ids;
 mod isbn;
 
 pub use book::{Book, BookFields, Cover, StoredBook, SOURCES};
-pub use book_text::{BookTextInfo, TextChunk, TextFormat, TextScope, TextSection};
+pub use book_text::{
+    BookTextInfo, SectionRef, Source, TextChunk, TextFormat, TextScope, TextSection,
+};
 pub use chat::{
     BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
     Persona, Role, TokenUsage,

@@ -181,6 +181,10 @@ pub struct FinalReply<'a> {
     pub status: MessageStatus,
     /// Tokens used.
     pub usage: TokenUsage,
+    /// The passages the reply was given (empty: none).
+    pub sources: &'a [crate::domain::Source],
+    /// The ones it cites.
+    pub citations: &'a [u32],
 }
 
 /// A book's text to store whole (see

@@ -406,6 +406,8 @@ async fn reply_claims_lock_conversations_and_cap_users(db: TestDatabase) {
         finish_reason: FinishReason::Stop,
         status: MessageStatus::Complete,
         usage: TokenUsage::new(10, 5),
+        sources: &[],
+        citations: &[],
     };
     s.finish_reply(done, now).await.unwrap();
     s.finish_reply(done, now).await.unwrap();
@@ -487,6 +489,8 @@ async fn claims_and_final_saves_made_at_once_keep_every_rule(db: TestDatabase) {
                     finish_reason: FinishReason::Stop,
                     status: MessageStatus::Complete,
                     usage: TokenUsage::new(10, 5),
+                    sources: &[],
+                    citations: &[],
                 };
                 store.finish_reply(done, now).await
             })

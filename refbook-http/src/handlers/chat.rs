@@ -148,9 +148,10 @@ pub async fn poll(ctx: Ctx) -> Result<Response<Body>, ApiError> {
             ReplyEvent::Content(text) => delta.push_str(&text),
             ReplyEvent::Reasoning(text) => reasoning_delta.push_str(&text),
             ReplyEvent::Error { code, message } => error = Some((code, message)),
-            ReplyEvent::Start | ReplyEvent::Finish { .. } => {}
+            ReplyEvent::Start | ReplyEvent::Sources(_) | ReplyEvent::Finish { .. } => {}
         }
     }
+    let grounding = reply.grounding();
     let mut body = json!({
         "message_id": reply.message_id(),
         "status": reply.status(),
@@ -158,6 +159,10 @@ pub async fn poll(ctx: Ctx) -> Result<Response<Body>, ApiError> {
         "reasoning_delta": reasoning_delta,
         "cursor": position,
     });
+    if let Some(sources) = grounding.sources {
+        body["sources"] = json!(&*sources);
+        body["citations"] = json!(grounding.citations.as_deref());
+    }
     if let Some((code, message)) = error {
         body["error"] = json!({"code": code, "message": &*message});
     }

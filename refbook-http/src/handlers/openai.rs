@@ -186,12 +186,13 @@ pub async fn chat_completions(mut ctx: Ctx) -> Result<Response<Body>, ApiError> 
         return Ok(openai_wire::stream_response(
             meta,
             completion.events,
+            &completion.sources,
             include_usage,
             ctx.language,
             keep_alive,
             ctx.app.metrics().stream_opened(),
         ));
     }
-    let answer = openai_wire::collect(&meta, completion.events).await?;
+    let answer = openai_wire::collect(&meta, completion.events, &completion.sources).await?;
     Ok(ok_json(&answer))
 }

@@ -123,6 +123,8 @@ pub fn components(error_codes: &[&str]) -> Value {
             "status",
             "finish_reason",
             "usage",
+            "sources",
+            "citations",
             "created_at",
         ],
         json!({
@@ -130,7 +132,10 @@ pub fn components(error_codes: &[&str]) -> Value {
             "content": s, "reasoning": ns,
             "status": {"enum": ["complete", "generating", "partial", "failed"]},
             "finish_reason": {"enum": ["stop", "length", "content_filter", "cancelled", "interrupted", "error", null]},
-            "usage": nullable(schema("Usage")), "created_at": time()
+            "usage": nullable(schema("Usage")),
+            "sources": {"type": "array", "items": schema("Source")},
+            "citations": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            "created_at": time()
         }),
     );
     let conversation_fields = json!({
@@ -198,7 +203,14 @@ pub fn components(error_codes: &[&str]) -> Value {
         "ReplyPoll": object(&["message_id", "status", "delta", "reasoning_delta", "cursor"], json!({
             "message_id": int, "status": {"enum": ["complete", "generating", "partial", "failed"]},
             "delta": s, "reasoning_delta": s, "cursor": {"type": "integer", "minimum": 0},
-            "error": object(&["code", "message"], json!({"code": s, "message": s}))
+            "error": object(&["code", "message"], json!({"code": s, "message": s})),
+            "sources": {"type": "array", "items": schema("Source")},
+            "citations": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}}
+        })),
+        "Source": object(&["n", "section", "start", "end", "quote"], json!({
+            "n": {"type": "integer", "minimum": 1},
+            "section": object(&["index", "title"], json!({"index": int, "title": s})),
+            "start": int, "end": int, "quote": s
         })),
         "BookText": object(&["status", "scope", "format", "chars", "sections", "chunks", "progress", "error"], json!({
             "status": {"enum": ["indexing", "ready", "failed"]}, "scope": {"enum": ["library", "mine"]},
@@ -261,7 +273,9 @@ fn chat_chunk() -> Value {
                     "finish_reason": {"enum": ["stop", "length", "content_filter", "cancelled", "interrupted", "error", null]}
                 }))},
                 "usage": nullable(schema("Usage")),
-                "status": {"enum": ["complete", "partial", "failed"]}
+                "status": {"enum": ["complete", "partial", "failed"]},
+                "sources": {"type": "array", "items": schema("Source"), "description": "a grounded reply's passages, on a chunk of its own (empty delta) before the first content"},
+                "citations": {"type": "array", "items": {"type": "integer", "minimum": 1}, "description": "on the final chunk of a grounded reply: the sources its answer cites"}
             }
         },
         object(&["error"], json!({"error": object(&["code", "message"], json!({"code": s, "message": s}))}))
@@ -285,7 +299,9 @@ fn key_and_openai_schemas() -> Value {
                 "message": object(&["role", "content"], json!({"role": {"const": "assistant"}, "content": s, "reasoning_content": s})),
                 "finish_reason": {"enum": ["stop", "length", "content_filter"]}
             }))},
-            "usage": schema("OpenAiUsage")
+            "usage": schema("OpenAiUsage"),
+            "sources": {"type": "array", "items": schema("Source")},
+            "citations": {"type": "array", "items": {"type": "integer", "minimum": 1}}
         })),
         "OpenAiError": object(&["error"], json!({"error": object(&["message", "type", "code"], json!({"message": s, "type": s, "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))}))
     })

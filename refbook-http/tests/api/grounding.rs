@@ -12,7 +12,13 @@ use refbook_core::store::{SqlStore, Store};
 use refbook_core::testing::TestDatabase;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, token, Reply, TestApp, SANTI};
+use std::time::Duration;
+
+use refbook_core::testing::MockReply;
+
+use crate::helpers::{
+    parse_sse, spawn_app, spawn_app_with, texts, token, Reply, Sse, TestApp, SANTI,
+};
 
 const NOVEL: &str = "第一章 科学边界\n汪淼是纳米材料研究者。他在倒计时的幻觉里度过了许多天。\n\n\
 第二章 红岸\n叶文洁在红岸基地负责监听和发射信号。她按下了发射键，太阳放大了她的声音。\n\n\
@@ -200,7 +206,179 @@ async fn a_readers_copy_is_uploaded_searched_and_theirs_alone(db: TestDatabase) 
         .assert_error(404, "NOT_FOUND");
 }
 
+/// The events of an SSE body, with their ids.
+fn events(body: &str) -> Vec<(u64, Value)> {
+    parse_sse(body)
+        .into_iter()
+        .filter_map(|e| match e {
+            Sse::Event(id, data) => Some((id, data)),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn sources_and_citations_travel_with_the_reply(db: TestDatabase) {
+    let app = spawn_app(db).await;
+    let (t, id) = app.user_with_conversation("reader").await;
+    add_library_text(&app).await;
+    let answer = "她在红岸基地负责监听和发射信号[1]。";
+    app.llm.push(MockReply::answer(
+        &[],
+        &["她在红岸基地", "负责监听和发射信号[1]。"],
+        Duration::ZERO,
+    ));
+    let live = app.ask_streaming(&t, id, "叶文洁在红岸基地做什么？").await;
+    let live_events = events(&live.text);
+    let sources_at = live_events
+        .iter()
+        .position(|(_, e)| e.get("sources").is_some())
+        .expect(&live.text);
+    let first_content = live_events
+        .iter()
+        .position(|(_, e)| {
+            e["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        })
+        .unwrap();
+    assert!(
+        sources_at < first_content,
+        "the sources come before the answer"
+    );
+    let (_, with_sources) = &live_events[sources_at];
+    assert_eq!(with_sources["choices"][0]["delta"], json!({}));
+    let sources = with_sources["sources"].clone();
+    assert_eq!(sources[0]["n"], 1);
+    assert_eq!(sources[0]["section"]["title"], "第二章 红岸");
+    assert!(sources[0]["quote"]
+        .as_str()
+        .unwrap()
+        .contains("叶文洁在红岸基地"));
+    let start = sources[0]["start"].as_u64().unwrap() as usize;
+    let end = sources[0]["end"].as_u64().unwrap() as usize;
+    assert_eq!(
+        NOVEL
+            .chars()
+            .skip(start)
+            .take(end - start)
+            .collect::<String>(),
+        sources[0]["quote"].as_str().unwrap(),
+        "start and end are character offsets into the text"
+    );
+    let last = &live_events.last().unwrap().1;
+    assert_eq!(last["citations"], json!([1]));
+    assert_eq!(
+        texts(&parse_sse(&live.text)).0,
+        answer,
+        "delta.content is exactly the answer"
+    );
+
+    // Stored on the message, and replayed the same by a resume from the start.
+    let conversation = app
+        .get(&format!("/api/conversations/{id}/"), Some(&t))
+        .await;
+    let stored = conversation.assert_ok()["messages"][1].clone();
+    assert_eq!(stored["content"], answer);
+    assert_eq!(stored["sources"], sources);
+    assert_eq!(stored["citations"], json!([1]));
+    let resumed = app
+        .send(
+            app.client
+                .get(app.url(&format!("/api/conversations/{id}/stream/")))
+                .bearer_auth(&t)
+                .header("last-event-id", "0"),
+        )
+        .await;
+    assert_eq!(
+        events(&resumed.text),
+        live_events,
+        "a resume replays the same events"
+    );
+    let poll = app
+        .get(
+            &format!("/api/conversations/{id}/reply/?cursor=0"),
+            Some(&t),
+        )
+        .await;
+    assert_eq!(poll.assert_ok()["sources"], sources);
+    assert_eq!(poll.body["citations"], json!([1]));
+    assert_eq!(poll.body["delta"], answer);
+    let ndjson = app
+        .send(
+            app.client
+                .get(app.url(&format!("/api/conversations/{id}/stream/")))
+                .bearer_auth(&t)
+                .header("accept", "application/x-ndjson"),
+        )
+        .await;
+    let lines: Vec<Value> = ndjson
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|l| l["sources"] == sources));
+    assert!(lines.iter().any(|l| l["citations"] == json!([1])));
+
+    // The OpenAI face: on the chunks when streamed, at the top level when not.
+    app.llm.push(MockReply::answer(
+        &[],
+        &["汪淼是纳米材料研究者[1]。"],
+        Duration::ZERO,
+    ));
+    let whole = app
+        .post(
+            "/v1/chat/completions",
+            Some(&t),
+            json!({"model": SANTI, "messages": [{"role": "user", "content": "汪淼是做什么的？"}]}),
+        )
+        .await;
+    assert_eq!(
+        whole.assert_ok()["sources"][0]["section"]["title"],
+        "第一章 科学边界"
+    );
+    assert_eq!(whole.body["citations"], json!([1]));
+    app.llm.push(MockReply::answer(
+        &[],
+        &["汪淼是纳米材料研究者[1]。"],
+        Duration::ZERO,
+    ));
+    let streamed = app
+        .post(
+            "/v1/chat/completions",
+            Some(&t),
+            json!({"model": SANTI, "stream": true, "messages": [{"role": "user", "content": "汪淼是做什么的？"}]}),
+        )
+        .await;
+    let chunks: Vec<Value> = streamed
+        .text
+        .split("\n\n")
+        .filter_map(|b| b.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let with_sources = chunks
+        .iter()
+        .position(|c| c.get("sources").is_some())
+        .expect(&streamed.text);
+    let first_text = chunks
+        .iter()
+        .position(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        })
+        .unwrap();
+    assert!(with_sources < first_text);
+    assert_eq!(chunks[with_sources]["choices"][0]["delta"], json!({}));
+    let finish = chunks
+        .iter()
+        .find(|c| c["choices"][0]["finish_reason"].is_string())
+        .unwrap();
+    assert_eq!(finish["citations"], json!([1]));
+}
+
 backend_tests!(
     every_path_to_the_model_is_grounded_in_the_text,
+    sources_and_citations_travel_with_the_reply,
     a_readers_copy_is_uploaded_searched_and_theirs_alone,
 );

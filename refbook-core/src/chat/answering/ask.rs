@@ -190,6 +190,7 @@ impl Answering {
         let Opened {
             stream,
             prompt_estimate,
+            sources,
         } = match opened {
             Ok(opened) => opened,
             Err(err) => {
@@ -216,6 +217,7 @@ impl Answering {
             calibration: self.calibration.clone(),
             max_reply_bytes: self.shared.limits.max_reply_bytes,
             observer: self.observer.clone(),
+            sources: sources.into(),
             _permit: permit,
         }
         .spawn(buffer.clone(), stream);

@@ -8,10 +8,10 @@
 
 use super::{question_too_long, Answering};
 use crate::books::Book;
-use crate::chat::grounding::{ground, search_query, PASSAGES_PER_QUESTION};
+use crate::chat::grounding::{ground, search_query, sources_of, PASSAGES_PER_QUESTION};
 use crate::chat::tokens::estimate_tokens;
 use crate::chat::{prompt, Persona, Role};
-use crate::domain::{ConversationId, UserId};
+use crate::domain::{ConversationId, Source, UserId};
 use crate::error::Result;
 use crate::llm::{ChatRequest, ModelError, ModelStream, Sampling};
 
@@ -38,10 +38,12 @@ pub(super) struct Question<'a> {
     pub sampling: Sampling,
 }
 
-/// The model's stream, and the prompt's estimated size in tokens.
+/// The model's stream, the prompt's estimated size in tokens, and the passages of the
+/// book's text it was given, numbered as the answer cites them.
 pub(super) struct Opened {
     pub stream: ModelStream,
     pub prompt_estimate: i64,
+    pub sources: Vec<Source>,
 }
 
 impl Answering {
@@ -111,6 +113,7 @@ impl Answering {
                     return Ok(Opened {
                         stream,
                         prompt_estimate,
+                        sources: sources_of(&grounded),
                     })
                 }
                 Err(ModelError::ContextExceeded) if attempt == 0 => {

@@ -114,6 +114,9 @@ impl Reply {
     pub(crate) fn from_stored(message: &Message, model: String) -> Arc<Self> {
         let reply = Self::of_message(message, model);
         reply.push(ReplyEvent::Start);
+        if !message.sources.is_empty() {
+            reply.push(ReplyEvent::Sources(message.sources.clone().into()));
+        }
         reply.push_stored_text(message, "", "");
         if message.status != MessageStatus::Generating {
             reply.push_stored_ending(message);
@@ -150,6 +153,7 @@ impl Reply {
             reason,
             status: message.status,
             usage: message.usage.unwrap_or_default(),
+            citations: (!message.sources.is_empty()).then(|| message.citations.clone().into()),
         });
         if message.status == MessageStatus::Failed {
             self.push(ReplyEvent::Error {
@@ -207,6 +211,12 @@ impl Reply {
     /// When the reply ended, if it did.
     pub(crate) fn finished_at(&self) -> Option<Instant> {
         self.lock().finished_at
+    }
+
+    /// The passages of the book's text a grounded reply was given (`None`: none), and the
+    /// ones its answer cites once it ended.
+    pub fn grounding(&self) -> super::event::Grounding {
+        self.lock().log.grounding()
     }
 
     /// Events after position `cursor` (at most a batch), and whether the reply ended.
@@ -331,6 +341,7 @@ mod tests {
             reason: FinishReason::Stop,
             status: MessageStatus::Complete,
             usage: TokenUsage::default(),
+            citations: None,
         });
         reply.finish(MessageStatus::Complete);
         let rest = waiting.await.unwrap();
@@ -354,6 +365,8 @@ mod tests {
             status: MessageStatus::Partial,
             finish_reason: Some(FinishReason::Cancelled),
             usage: None,
+            sources: Vec::new(),
+            citations: Vec::new(),
             created_at: Timestamp::now(),
         };
         let reply = Reply::from_stored(&message, "m".into());
@@ -367,7 +380,8 @@ mod tests {
                 ReplyEvent::Finish {
                     reason: FinishReason::Cancelled,
                     status: MessageStatus::Partial,
-                    usage: TokenUsage::default()
+                    usage: TokenUsage::default(),
+                    citations: None,
                 }
             )
         );

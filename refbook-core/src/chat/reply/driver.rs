@@ -13,9 +13,10 @@ use tokio::sync::watch;
 use super::buffer::{Reply, FAILED_REPLY};
 use super::event::{floor_char_boundary, ReplyEvent};
 use super::registry::Replies;
+use crate::chat::grounding::citations_in;
 use crate::chat::tokens::{estimate_tokens, Calibration};
 use crate::chat::{FinishReason, MessageStatus, TokenUsage};
-use crate::domain::UserId;
+use crate::domain::{Source, UserId};
 use crate::llm::{ModelEvent, ModelStream};
 use crate::store::{FinalReply, Store};
 use crate::timestamp::Timestamp;
@@ -65,6 +66,8 @@ pub(crate) struct Generation {
     pub(crate) max_reply_bytes: usize,
     /// Called with each finished reply's report.
     pub(crate) observer: Option<GenerationObserver>,
+    /// The passages of the book's text the model was given, numbered (empty: none).
+    pub(crate) sources: Arc<[Source]>,
     /// Counts this generation against the process's cap until the task ends.
     pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -143,6 +146,7 @@ impl Generation {
             )
         });
         let status = outcome.status;
+        let citations = citations_in(&content, self.sources.len());
         let stored = save_with_retry(
             store.as_ref(),
             FinalReply {
@@ -153,6 +157,8 @@ impl Generation {
                 finish_reason: outcome.reason,
                 status,
                 usage,
+                sources: &self.sources,
+                citations: &citations,
             },
             self.save_timeout,
         )
@@ -162,6 +168,7 @@ impl Generation {
                 reason: outcome.reason,
                 status,
                 usage,
+                citations: (!self.sources.is_empty()).then(|| citations.into()),
             });
             if status == MessageStatus::Failed {
                 reply.push(ReplyEvent::Error {
@@ -206,6 +213,9 @@ impl Generation {
         let mut changed = false;
         let mut room = self.max_reply_bytes;
         reply.push(ReplyEvent::Start);
+        if !self.sources.is_empty() {
+            reply.push(ReplyEvent::Sources(self.sources.clone()));
+        }
         let reason = loop {
             tokio::select! {
                 biased;

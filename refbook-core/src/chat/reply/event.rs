@@ -6,9 +6,11 @@
 //! from a counter, so it means the same live, rebuilt from the database after a restart
 //! or after the in-memory buffer expired, and on any instance:
 //!
-//! - the start event is position 1;
-//! - a reasoning or content event ends at `1 + R + C`, where `R` and `C` are the bytes of
-//!   reasoning and answer produced up to and including it;
+//! - the start event is position 1, and the sources of a grounded reply (right after it)
+//!   position 2;
+//! - a reasoning or content event ends at `B + R + C`, where `B` is the position of the
+//!   start (1), or of the sources when there are some (2), and `R` and `C` are the bytes
+//!   of reasoning and answer produced up to and including it;
 //! - the final chunk is the last position + 1, and an error event after it + 1 more.
 //!
 //! Reading after position `p` yields exactly the text after `p` bytes, even when the events
@@ -20,12 +22,16 @@
 use std::sync::Arc;
 
 use crate::chat::{FinishReason, MessageStatus, TokenUsage};
+use crate::domain::Source;
 
 /// One event of a reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyEvent {
     /// The reply began (`delta: {"role": "assistant", "content": ""}`).
     Start,
+    /// The passages of the book's text the reply was given, numbered as it cites them
+    /// (right after the start, only for a grounded reply).
+    Sources(Arc<[Source]>),
     /// Reasoning text.
     Reasoning(Arc<str>),
     /// Answer text.
@@ -38,6 +44,9 @@ pub enum ReplyEvent {
         status: MessageStatus,
         /// Token counts.
         usage: TokenUsage,
+        /// The sources the answer cites (`[n]` in its text); `None` for a reply given no
+        /// sources.
+        citations: Option<Arc<[u32]>>,
     },
     /// Something failed after the reply began (the model, or storing the reply).
     Error {
@@ -46,6 +55,15 @@ pub enum ReplyEvent {
         /// A message for people.
         message: Arc<str>,
     },
+}
+
+/// What a grounded reply carries beside its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grounding {
+    /// The passages of the book's text it was given (`None`: it was given none).
+    pub sources: Option<Arc<[Source]>>,
+    /// The ones its answer cites, once it ended.
+    pub citations: Option<Arc<[u32]>>,
 }
 
 /// An event with its position.
@@ -63,6 +81,8 @@ pub(crate) struct ReplyLog {
     /// Bytes of reasoning and of answer so far.
     reasoning_len: usize,
     content_len: usize,
+    /// The position text counts from: the start's, or the sources' after it.
+    text_base: usize,
 }
 
 impl ReplyLog {
@@ -77,15 +97,20 @@ impl ReplyLog {
             ReplyEvent::Reasoning(text) | ReplyEvent::Content(text) if text.is_empty() => return,
             ReplyEvent::Reasoning(text) => {
                 self.reasoning_len += text.len();
-                1 + self.reasoning_len + self.content_len
+                self.text_base.max(1) + self.reasoning_len + self.content_len
             }
             ReplyEvent::Content(text) => {
                 self.content_len += text.len();
-                1 + self.reasoning_len + self.content_len
+                self.text_base.max(1) + self.reasoning_len + self.content_len
             }
-            ReplyEvent::Start | ReplyEvent::Finish { .. } | ReplyEvent::Error { .. } => {
-                self.last_position() + 1
+            ReplyEvent::Start | ReplyEvent::Sources(_) => {
+                let position = self.last_position() + 1;
+                if self.reasoning_len + self.content_len == 0 {
+                    self.text_base = position;
+                }
+                position
             }
+            ReplyEvent::Finish { .. } | ReplyEvent::Error { .. } => self.last_position() + 1,
         };
         self.entries.push((position, event));
     }
@@ -122,6 +147,24 @@ impl ReplyLog {
             }
         }
         out
+    }
+
+    /// The sources of a grounded reply, and the citations once it ended.
+    pub(crate) fn grounding(&self) -> Grounding {
+        let sources = self.entries.iter().take(3).find_map(|(_, e)| match e {
+            ReplyEvent::Sources(sources) => Some(sources.clone()),
+            _ => None,
+        });
+        let citations = self
+            .entries
+            .iter()
+            .rev()
+            .take(3)
+            .find_map(|(_, e)| match e {
+                ReplyEvent::Finish { citations, .. } => citations.clone(),
+                _ => None,
+            });
+        Grounding { sources, citations }
     }
 
     /// The reasoning and answer text so far.
@@ -193,6 +236,7 @@ mod tests {
             reason: FinishReason::Stop,
             status: MessageStatus::Complete,
             usage: TokenUsage::default(),
+            citations: None,
         });
         log
     }
@@ -206,6 +250,7 @@ mod tests {
             reason: FinishReason::Stop,
             status: MessageStatus::Complete,
             usage: TokenUsage::default(),
+            citations: None,
         });
         log
     }
@@ -247,6 +292,7 @@ mod tests {
             reason: FinishReason::Stop,
             status: MessageStatus::Complete,
             usage: TokenUsage::default(),
+            citations: None,
         });
         let (mut cursor, mut read, mut reads) = (0, String::new(), 0);
         loop {

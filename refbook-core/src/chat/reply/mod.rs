@@ -19,5 +19,5 @@ pub(crate) mod remote;
 
 pub use buffer::{Reply, ReplyListener};
 pub use driver::{GenerationObserver, GenerationReport};
-pub use event::{Positioned, ReplyEvent};
+pub use event::{Grounding, Positioned, ReplyEvent};
 pub(crate) use registry::Replies;

@@ -16,7 +16,7 @@ use super::event::ReplyEvent;
 use super::follow::from_database;
 use crate::cluster::{channel_name, Cluster, Heard, Listening};
 use crate::domain::MessageId;
-use crate::domain::{FinishReason, Message, MessageStatus, TokenUsage};
+use crate::domain::{FinishReason, Message, MessageStatus, Source, TokenUsage};
 use crate::store::Store;
 
 /// The most batches a reply's stream keeps (approximately; the oldest go first). A
@@ -43,6 +43,9 @@ pub(crate) struct WireEvent {
 #[serde(tag = "k", rename_all = "snake_case")]
 enum WireKind {
     Start,
+    Sources {
+        s: Vec<Source>,
+    },
     Reasoning {
         t: String,
     },
@@ -53,6 +56,8 @@ enum WireKind {
         reason: FinishReason,
         status: MessageStatus,
         usage: TokenUsage,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        citations: Option<Vec<u32>>,
     },
     Error {
         code: String,
@@ -68,6 +73,9 @@ impl WireKind {
     fn of(event: &ReplyEvent) -> Self {
         match event {
             ReplyEvent::Start => Self::Start,
+            ReplyEvent::Sources(sources) => Self::Sources {
+                s: sources.to_vec(),
+            },
             ReplyEvent::Reasoning(text) => Self::Reasoning {
                 t: text.to_string(),
             },
@@ -78,10 +86,12 @@ impl WireKind {
                 reason,
                 status,
                 usage,
+                citations,
             } => Self::Finish {
                 reason: *reason,
                 status: *status,
                 usage: *usage,
+                citations: citations.as_deref().map(<[u32]>::to_vec),
             },
             ReplyEvent::Error { code, message } => Self::Error {
                 code: (*code).to_owned(),
@@ -93,16 +103,19 @@ impl WireKind {
     fn into_event(self) -> Option<ReplyEvent> {
         Some(match self {
             Self::Start => ReplyEvent::Start,
+            Self::Sources { s } => ReplyEvent::Sources(s.into()),
             Self::Reasoning { t } => ReplyEvent::Reasoning(t.into()),
             Self::Content { t } => ReplyEvent::Content(t.into()),
             Self::Finish {
                 reason,
                 status,
                 usage,
+                citations,
             } => ReplyEvent::Finish {
                 reason,
                 status,
                 usage,
+                citations: citations.map(Into::into),
             },
             Self::Error { code, message } => ReplyEvent::Error {
                 code: known_code(&code),
@@ -463,12 +476,32 @@ mod tests {
     fn the_wire_form_round_trips_every_event() {
         let events = [
             ReplyEvent::Start,
+            ReplyEvent::Sources(
+                vec![Source {
+                    n: 1,
+                    section: crate::domain::SectionRef {
+                        index: 2,
+                        title: "第二章 红岸".into(),
+                    },
+                    start: 40,
+                    end: 80,
+                    quote: "叶文洁在红岸基地。".into(),
+                }]
+                .into(),
+            ),
             ReplyEvent::Reasoning("想".into()),
             ReplyEvent::Content("答".into()),
             ReplyEvent::Finish {
                 reason: FinishReason::Cancelled,
                 status: MessageStatus::Partial,
                 usage: TokenUsage::new(3, 4),
+                citations: None,
+            },
+            ReplyEvent::Finish {
+                reason: FinishReason::Stop,
+                status: MessageStatus::Complete,
+                usage: TokenUsage::new(3, 4),
+                citations: Some(vec![1, 3].into()),
             },
             ReplyEvent::Error {
                 code: "MODEL_ERROR",

@@ -29,6 +29,10 @@ pub(super) struct OwnedFinal {
     pub finish_reason: FinishReason,
     pub status: MessageStatus,
     pub usage: TokenUsage,
+    /// The sources as JSON (`None`: none).
+    pub sources: Option<String>,
+    /// The citations as JSON (`None` with no sources).
+    pub citations: Option<String>,
 }
 
 impl From<FinalReply<'_>> for OwnedFinal {
@@ -41,6 +45,10 @@ impl From<FinalReply<'_>> for OwnedFinal {
             finish_reason: r.finish_reason,
             status: r.status,
             usage: r.usage,
+            sources: (!r.sources.is_empty())
+                .then(|| serde_json::to_string(r.sources).unwrap_or_default()),
+            citations: (!r.sources.is_empty())
+                .then(|| serde_json::to_string(r.citations).unwrap_or_default()),
         }
     }
 }

@@ -22,7 +22,21 @@ const CONVERSATION_SELECT: &str = "SELECT c.id, c.user_id, c.isbn, c.title, c.pe
     FROM conversations c JOIN books b ON b.isbn = c.isbn";
 
 pub(super) const MESSAGE_COLUMNS: &str = "id, conversation_id, role, content, reasoning, status, \
-    finish_reason, prompt_tokens, completion_tokens, total_tokens, created_at";
+    finish_reason, prompt_tokens, completion_tokens, total_tokens, sources, citations, created_at";
+
+/// A JSON column (`NULL`: the default value).
+fn json_column<T: serde::de::DeserializeOwned + Default>(
+    row: &AnyRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    match text {
+        None => Ok(T::default()),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+        }
+    }
+}
 
 fn conversation_from_row(row: &AnyRow) -> Result<Conversation, StoreError> {
     Ok(Conversation {
@@ -73,6 +87,8 @@ pub(super) fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
             }
             _ => None,
         },
+        sources: json_column(row, "sources")?,
+        citations: json_column(row, "citations")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
     })
 }

@@ -28,16 +28,17 @@ impl SqlStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        // The messages, from a VALUES list (its columns are column1…column8 in both
+        // The messages, from a VALUES list (its columns are column1…column10 in both
         // dialects); RETURNING names the ones this save changed.
         let rows = (0..replies.len())
-            .map(|i| format!("({})", placeholders(i * 8, 8)))
+            .map(|i| format!("({})", placeholders(i * 10, 10)))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
             "UPDATE messages SET content = v.column2, reasoning = v.column3, status = v.column4, \
                finish_reason = v.column5, prompt_tokens = v.column6, \
-               completion_tokens = v.column7, total_tokens = v.column8 \
+               completion_tokens = v.column7, total_tokens = v.column8, \
+               sources = v.column9, citations = v.column10 \
              FROM (VALUES {rows}) AS v \
              WHERE messages.id = v.column1 AND messages.total_tokens IS NULL \
              RETURNING messages.id AS id"
@@ -52,7 +53,9 @@ impl SqlStore {
                 .bind(r.finish_reason.as_str())
                 .bind(r.usage.prompt_tokens)
                 .bind(r.usage.completion_tokens)
-                .bind(r.usage.total_tokens);
+                .bind(r.usage.total_tokens)
+                .bind(r.sources.as_deref())
+                .bind(r.citations.as_deref());
         }
         let saved: Vec<MessageId> = query
             .fetch_all(&mut *tx)

@@ -45,6 +45,9 @@ pub struct CompletionRequest {
 pub struct Completion {
     /// The book talked about.
     pub book: Book,
+    /// The passages of the book's text the model was given, numbered as the answer cites
+    /// them (empty: none; see [`citations_in`](crate::chat::citations_in)).
+    pub sources: Vec<crate::domain::Source>,
     /// The model's events: text, reasoning, the finish reason, then exactly one
     /// [`CompletionEvent::Usage`] (the model's count, or an estimate) — or an error.
     pub events: CompletionStream,
@@ -118,6 +121,7 @@ impl Answering {
         let Opened {
             stream,
             prompt_estimate,
+            sources,
         } = self
             .open_answer(Question {
                 book: &book,
@@ -140,7 +144,11 @@ impl Answering {
             slot,
         );
         let events = CompletionStream::new(stream, accounting, limits.max_reply_bytes);
-        Ok(Completion { book, events })
+        Ok(Completion {
+            book,
+            sources,
+            events,
+        })
     }
 
     /// The models a user may name first (`GET /v1/models`): the books of their
