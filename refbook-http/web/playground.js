@@ -47,16 +47,17 @@ async function refreshToken() {
 }
 
 // One API call; JSON in and out. `raw: true` hands back the Response (for streams).
-async function api(method, path, body, { raw = false, signal, retried = false, headers = {} } = {}) {
+async function api(method, path, body, { raw = false, signal, retried = false, headers = {}, file } = {}) {
   const init = { method, headers: { ...headers }, signal };
   if (store.token) init.headers.authorization = "Bearer " + store.token;
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
+  if (file !== undefined) init.body = file;
   const res = await fetch(path, init);
   if (res.status === 401 && store.token && !retried && await refreshToken()) {
-    return api(method, path, body, { raw, signal, retried: true, headers });
+    return api(method, path, body, { raw, signal, retried: true, headers, file });
   }
   if (!res.ok) {
     let err = null;
@@ -117,13 +118,46 @@ function messageElement(message) {
     const meta = document.createElement("div");
     meta.className = "meta";
     meta.textContent = describeEnd(message.status, message.finish_reason);
-    el.append(reasoning, content, meta);
+    const sources = document.createElement("div");
+    sources.className = "sources";
+    sources.dataset.testid = "sources";
+    el.append(reasoning, content, sources, meta);
+    renderSources(el, message.sources || [], message.citations || []);
   } else {
     el.textContent = message.content;
   }
   $("messages").append(el);
   el.scrollIntoView({ block: "end" });
   return el;
+}
+
+// The passages of the book's text a reply was given, as numbered chips under it; a chip
+// opens its passage. Cited ones (the answer's [n]) are marked.
+function renderSources(el, sources, citations) {
+  const box = el.querySelector(".sources");
+  if (!box) return;
+  box.replaceChildren();
+  for (const source of sources) {
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.className = "chip" + (citations.includes(source.n) ? " cited" : "");
+    chip.dataset.testid = "source-chip";
+    chip.textContent = `[${source.n}] ${source.section.title || "…"}`;
+    const quote = document.createElement("blockquote");
+    quote.className = "quote";
+    quote.dataset.testid = "source-quote";
+    quote.hidden = true;
+    quote.textContent = source.quote;
+    chip.addEventListener("click", () => { quote.hidden = !quote.hidden; });
+    box.append(chip, quote);
+  }
+}
+
+function markCited(el, citations) {
+  el.querySelectorAll('[data-testid="source-chip"]').forEach((chip) => {
+    const n = Number((chip.textContent.match(/^\[(\d+)\]/) || [])[1]);
+    chip.classList.toggle("cited", citations.includes(n));
+  });
 }
 
 // Marks the content element of `el` as the current answer (one at a time).
@@ -158,7 +192,7 @@ function setStreaming(on) {
 // ---- Flows ----------------------------------------------------------------
 
 // The book controls work only while signed in: a request without a token would fail.
-const BOOK_CONTROLS = ["isbn", "open-book", "persona", "question", "ask"];
+const BOOK_CONTROLS = ["isbn", "open-book", "persona", "question", "ask", "text-file", "upload-text"];
 function enableBookControls(on) {
   BOOK_CONTROLS.forEach((id) => { $(id).disabled = !on; });
 }
@@ -315,6 +349,8 @@ async function follow(el, open) {
       if (data === "[DONE]") return;
       if (data.error) { showError(data.error); return; }
       if (data.message_id) el.dataset.messageId = data.message_id;
+      if (data.sources) renderSources(el, data.sources, []);
+      if (data.citations) markCited(el, data.citations);
       const choice = data.choices && data.choices[0];
       if (!choice) return;
       if (choice.delta.reasoning_content) reasoning.textContent += choice.delta.reasoning_content;
@@ -343,6 +379,24 @@ async function stop() {
   }
 }
 
+// Uploads the reader's own copy of the open book's text (theirs only; it grounds their
+// answers).
+async function uploadText() {
+  const file = $("text-file").files[0];
+  if (!file || !state.book) return;
+  showError(null);
+  const name = file.name.toLowerCase();
+  const type = name.endsWith(".epub") ? "application/epub+zip" : name.endsWith(".md") ? "text/markdown" : "text/plain";
+  setStatus("indexing the text…");
+  try {
+    const text = await api("PUT", `/api/books/${state.book.isbn}/text/`, undefined, {
+      headers: { "content-type": type }, file,
+    });
+    $("text-status").textContent = `Your copy: ${text.sections.length} sections, ${text.chunks} passages`;
+    setStatus("");
+  } catch (err) { setStatus(""); showError(err); }
+}
+
 // ---- Wiring ---------------------------------------------------------------
 
 $("auth-form").addEventListener("submit", (e) => { e.preventDefault(); authenticate("login"); });
@@ -357,5 +411,6 @@ $("question").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); ask(); }
 });
 $("stop").addEventListener("click", stop);
+$("upload-text").addEventListener("click", uploadText);
 
 if (store.token) signedIn().catch((err) => { showError(err); });

@@ -10,8 +10,9 @@ use crate::failure::Failure;
 
 #[derive(Subcommand, Debug)]
 pub enum TextCommand {
-    /// Store a book's text (plain text in UTF-8 or GB18030/GBK, or Markdown by its `.md`
-    /// name); the same file again changes nothing, another replaces the old text.
+    /// Store a book's text (plain text in UTF-8 or GB18030/GBK, Markdown by its `.md` name,
+    /// EPUB by its `.epub` name); the same file again changes nothing, another replaces
+    /// the old text.
     Add {
         /// The book's ISBN.
         #[arg(long)]

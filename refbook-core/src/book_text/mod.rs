@@ -1,4 +1,5 @@
-//! A book's own text, prepared for reading and search: decoded (UTF-8, or GB18030/GBK),
+//! A book's own text, prepared for reading and search: decoded (UTF-8, or GB18030/GBK;
+//! an EPUB's chapters read from its spine),
 //! normalised, cut into sections (chapters, acts, headings) and chunks (a few sentences,
 //! never across a section), and indexed for keyword search (BM25 over words and, for
 //! Chinese, single characters and character pairs). Pure functions: storing the result
@@ -9,12 +10,16 @@
 
 mod chunks;
 mod decode;
+mod epub;
 mod index;
 mod sections;
 mod terms;
 
 pub use chunks::{chunk_section, CJK_CHUNK_CHARS, LATIN_CHUNK_CHARS};
 pub use decode::{decode, normalise};
+pub use epub::{
+    read_epub, Chapter, MAX_ENTRIES as EPUB_MAX_ENTRIES, MAX_UNPACKED as EPUB_MAX_UNPACKED,
+};
 pub use index::{Bm25Index, Hit};
 pub use sections::sections;
 pub use terms::terms;
@@ -39,19 +44,63 @@ pub struct PreparedText {
 ///
 /// # Errors
 ///
-/// `INVALID_PARAMS` (field `file`) for bytes that are neither UTF-8 nor GB18030, or a
-/// text with nothing but whitespace.
+/// `INVALID_PARAMS` (field `file`) for bytes that are neither UTF-8 nor GB18030, an EPUB
+/// that cannot be read (see [`read_epub`]), or a text with nothing but whitespace.
 pub fn prepare(bytes: &[u8], format: TextFormat) -> Result<PreparedText> {
+    if format == TextFormat::Epub {
+        return prepare_chapters(read_epub(bytes)?);
+    }
     let text = normalise(&decode(bytes)?);
     if text.trim().is_empty() {
-        return Err(Error::invalid(
-            "file",
-            "文本是空的",
-            "The text is empty (or only whitespace)",
-        ));
+        return Err(empty_text());
     }
     let chars: Vec<char> = text.chars().collect();
     let sections = sections(&chars, format);
+    let chunks = sections
+        .iter()
+        .flat_map(|section| chunk_section(&chars, section))
+        .collect();
+    Ok(PreparedText {
+        chars: chars.len(),
+        text,
+        sections,
+        chunks,
+    })
+}
+
+fn empty_text() -> Error {
+    Error::invalid(
+        "file",
+        "文本是空的",
+        "The text is empty (or only whitespace)",
+    )
+}
+
+/// An EPUB's chapters as one text: each chapter a section, in reading order.
+fn prepare_chapters(chapters: Vec<epub::Chapter>) -> Result<PreparedText> {
+    let mut text = String::new();
+    let mut sections = Vec::new();
+    let mut at = 0;
+    for (index, chapter) in chapters.into_iter().enumerate() {
+        let body = normalise(&chapter.text);
+        if !text.is_empty() {
+            text.push_str("\n\n");
+            at += 2;
+        }
+        let length = body.chars().count();
+        sections.push(TextSection {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            title: normalise(&chapter.title),
+            start: at,
+            end: at + length,
+        });
+        text.push_str(&body);
+        at += length;
+    }
+    if text.trim().is_empty() {
+        return Err(empty_text());
+    }
+    let chars: Vec<char> = text.chars().collect();
     let chunks = sections
         .iter()
         .flat_map(|section| chunk_section(&chars, section))

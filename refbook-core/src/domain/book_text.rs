@@ -13,6 +13,8 @@ pub enum TextFormat {
     Plain,
     /// Markdown (`#` headings are sections).
     Markdown,
+    /// EPUB (the spine's chapters are sections).
+    Epub,
 }
 
 impl TextFormat {
@@ -21,6 +23,7 @@ impl TextFormat {
         match self {
             Self::Plain => "plain",
             Self::Markdown => "markdown",
+            Self::Epub => "epub",
         }
     }
 
@@ -29,15 +32,19 @@ impl TextFormat {
         match text {
             "plain" => Some(Self::Plain),
             "markdown" => Some(Self::Markdown),
+            "epub" => Some(Self::Epub),
             _ => None,
         }
     }
 
-    /// The format of a file named `name` (`.md`/`.markdown`: Markdown, else plain text).
+    /// The format of a file named `name` (`.md`/`.markdown`: Markdown, `.epub`: EPUB, else
+    /// plain text).
     pub fn of_file_name(name: &str) -> Self {
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".md") || lower.ends_with(".markdown") {
             Self::Markdown
+        } else if lower.ends_with(".epub") {
+            Self::Epub
         } else {
             Self::Plain
         }

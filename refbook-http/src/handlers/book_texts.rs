@@ -12,7 +12,7 @@ use crate::body::{json_response, ok_json, ok_true, Body};
 use crate::ctx::Ctx;
 
 /// The media types a reader's copy may be sent as.
-pub const TEXT_MEDIA_TYPES: &[&str] = &["text/plain", "text/markdown"];
+pub const TEXT_MEDIA_TYPES: &[&str] = &["text/plain", "text/markdown", "application/epub+zip"];
 
 /// Passages a search returns unless `limit` says otherwise.
 const DEFAULT_PASSAGES: usize = 5;
@@ -54,10 +54,10 @@ pub async fn put(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let (media_type, bytes) = ctx.file(TEXT_MEDIA_TYPES, limit).await?;
     // The book must be one the lookup chain knows (404 otherwise).
     ctx.refbook().books().get(&isbn).await?;
-    let format = if media_type == "text/markdown" {
-        TextFormat::Markdown
-    } else {
-        TextFormat::Plain
+    let format = match media_type {
+        "text/markdown" => TextFormat::Markdown,
+        "application/epub+zip" => TextFormat::Epub,
+        _ => TextFormat::Plain,
     };
     let texts = ctx.refbook().books().texts();
     let added = texts

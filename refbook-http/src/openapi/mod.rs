@@ -42,7 +42,7 @@ fn error_description(status: u16) -> &'static str {
         408 => "REQUEST_TIMEOUT: the body did not arrive in time",
         409 => "CONFLICT: taken, already generating, or over a limit",
         413 => "PAYLOAD_TOO_LARGE: the body is over the limit",
-        415 => "UNSUPPORTED_MEDIA_TYPE: the body is not JSON",
+        415 => "UNSUPPORTED_MEDIA_TYPE: the body is not of a type the operation takes",
         429 => "RATE_LIMIT: too many requests (see Retry-After)",
         500 => "SERVER_ERROR: something unexpected (logged with the request id)",
         _ => "MODEL_ERROR, UPSTREAM_UNAVAILABLE or SERVER_BUSY (see Retry-After)",
@@ -55,7 +55,7 @@ fn error_statuses(spec: &RouteSpec, operation: &Operation) -> Vec<u16> {
     if !spec.is_public() {
         statuses.push(401);
     }
-    if operation.body.is_some() || operation.form {
+    if operation.body.is_some() || operation.form || !operation.file.is_empty() {
         statuses.extend([408, 413, 415]);
     }
     statuses.extend(operation.errors.iter().copied());

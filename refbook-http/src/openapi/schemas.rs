@@ -214,7 +214,7 @@ pub fn components(error_codes: &[&str]) -> Value {
         })),
         "BookText": object(&["status", "scope", "format", "chars", "sections", "chunks", "progress", "error"], json!({
             "status": {"enum": ["indexing", "ready", "failed"]}, "scope": {"enum": ["library", "mine"]},
-            "format": {"enum": ["plain", "markdown"]}, "chars": int, "chunks": int,
+            "format": {"enum": ["plain", "markdown", "epub"]}, "chars": int, "chunks": int,
             "sections": {"type": "array", "items": object(&["index", "title", "start", "end"], json!({"index": int, "title": s, "start": int, "end": int}))},
             "progress": {"type": "number", "minimum": 0, "maximum": 1}, "error": ns
         })),

@@ -565,6 +565,84 @@ async fn a_hostile_cover_runs_nothing_in_the_browser() {
 /// The book controls work only once signed in: an "Open the book" clicked while sign-up is
 /// still on its way sends nothing without a token, and the page shows no error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_shows_the_sources_and_takes_a_readers_copy() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
+        return;
+    };
+    let app = spawn_app(db).await;
+    mount_book(&app).await;
+    crate::grounding::add_library_text(&app).await;
+    app.llm.push(MockReply::answer(
+        &[],
+        &["她负责监听和发射信号[1]。"],
+        Duration::ZERO,
+    ));
+    let b = &browser;
+    b.client.goto(&app.url("/playground")).await.expect("open");
+    b.type_into("username", "chip_reader").await;
+    b.type_into("password", "a chip password").await;
+    b.click("register").await;
+    b.until(
+        "signed in",
+        "return !document.getElementById('main').hidden",
+    )
+    .await;
+    b.type_into("isbn", SANTI).await;
+    b.click("open-book").await;
+    b.until(
+        "the book card",
+        "return document.querySelector('[data-testid=\"book-title\"]').textContent === '三体'",
+    )
+    .await;
+    b.type_into("question", "叶文洁在红岸基地做什么？").await;
+    b.click("ask").await;
+    b.until(
+        "a cited source chip",
+        "const c = document.querySelector('[data-testid=\"source-chip\"]'); \
+         return !!c && c.classList.contains('cited') && c.textContent.startsWith('[1] 第二章 红岸')",
+    )
+    .await;
+    assert_eq!(b.text("answer").await, "她负责监听和发射信号[1]。");
+    let hidden = b
+        .js("return document.querySelector('[data-testid=\"source-quote\"]').hidden")
+        .await;
+    assert_eq!(hidden, json!(true), "a passage opens on demand");
+    b.click_css("[data-testid=\"source-chip\"]").await;
+    let quote = b
+        .until(
+            "the opened passage",
+            "const q = document.querySelector('[data-testid=\"source-quote\"]'); \
+             return !q.hidden && q.textContent",
+        )
+        .await;
+    assert!(
+        quote.as_str().unwrap().contains("叶文洁在红岸基地负责监听"),
+        "{quote}"
+    );
+    b.screenshot("playground-sources").await;
+
+    // The reader's own copy, uploaded from the page.
+    let mine = std::env::temp_dir().join(format!("refbook-mine-{}.md", std::process::id()));
+    std::fs::write(&mine, "# 我的笔记\n\n面壁计划是人类对三体危机的回应。\n").unwrap();
+    b.testid("text-file")
+        .await
+        .send_keys(mine.to_str().unwrap())
+        .await
+        .expect("choose the file");
+    b.click("upload-text").await;
+    b.until(
+        "the upload's status",
+        "return document.querySelector('[data-testid=\"text-status\"]').textContent.startsWith('Your copy: 1 sections')",
+    )
+    .await;
+    let _ = std::fs::remove_file(&mine);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_book_controls_wait_for_the_sign_in() {
     let Some(browser) = Browser::start().await else {
         return;

@@ -34,7 +34,7 @@ fn system_of(app: &TestApp, n: usize) -> String {
 
 /// Adds the library's text the way `refbook-cli books text add` does: another process,
 /// the same database.
-async fn add_library_text(app: &TestApp) {
+pub(crate) async fn add_library_text(app: &TestApp) {
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&app.db_url).await.unwrap());
     BookTexts::new(store.clone(), &BookSettings::default())
         .add(
@@ -176,6 +176,7 @@ async fn a_readers_copy_is_uploaded_searched_and_theirs_alone(db: TestDatabase) 
     // Bad uploads: refused, my copy stays.
     for (media_type, body, status) in [
         ("application/pdf", mine.as_bytes().to_vec(), 415),
+        ("application/octet-stream", mine.as_bytes().to_vec(), 415),
         ("application/json", mine.as_bytes().to_vec(), 415),
         ("text/plain", b" \n\t ".to_vec(), 400),
         ("text/plain", vec![0x81, 0x20, 0xff, 0xfe], 400),
