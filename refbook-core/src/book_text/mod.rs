@@ -50,12 +50,23 @@ pub fn prepare(bytes: &[u8], format: TextFormat) -> Result<PreparedText> {
     if format == TextFormat::Epub {
         return prepare_chapters(read_epub(bytes)?);
     }
-    let text = normalise(&decode(bytes)?);
+    cut(normalise(&decode(bytes)?), |chars| sections(chars, format))
+}
+
+/// `text` cut into the sections `sections_of` finds in it, and those into chunks.
+fn cut(
+    text: String,
+    sections_of: impl FnOnce(&[char]) -> Vec<TextSection>,
+) -> Result<PreparedText> {
     if text.trim().is_empty() {
-        return Err(empty_text());
+        return Err(Error::invalid(
+            "file",
+            "文本是空的",
+            "The text is empty (or only whitespace)",
+        ));
     }
     let chars: Vec<char> = text.chars().collect();
-    let sections = sections(&chars, format);
+    let sections = sections_of(&chars);
     let chunks = sections
         .iter()
         .flat_map(|section| chunk_section(&chars, section))
@@ -66,14 +77,6 @@ pub fn prepare(bytes: &[u8], format: TextFormat) -> Result<PreparedText> {
         sections,
         chunks,
     })
-}
-
-fn empty_text() -> Error {
-    Error::invalid(
-        "file",
-        "文本是空的",
-        "The text is empty (or only whitespace)",
-    )
 }
 
 /// An EPUB's chapters as one text: each chapter a section, in reading order.
@@ -97,18 +100,5 @@ fn prepare_chapters(chapters: Vec<epub::Chapter>) -> Result<PreparedText> {
         text.push_str(&body);
         at += length;
     }
-    if text.trim().is_empty() {
-        return Err(empty_text());
-    }
-    let chars: Vec<char> = text.chars().collect();
-    let chunks = sections
-        .iter()
-        .flat_map(|section| chunk_section(&chars, section))
-        .collect();
-    Ok(PreparedText {
-        chars: chars.len(),
-        text,
-        sections,
-        chunks,
-    })
+    cut(text, |_| sections)
 }

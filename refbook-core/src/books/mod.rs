@@ -28,7 +28,7 @@ pub use googlebooks::GoogleBooks;
 pub use lookup::{BookLookup, LookupObserver, LookupPolicy};
 pub use openlibrary::OpenLibrary;
 pub use source::{BookSource, SourceError};
-pub use texts::{AddedText, BookTexts, Passage};
+pub use texts::{AddedText, BookTexts, Passage, MAX_PASSAGES};
 
 use crate::config::BookSettings;
 use crate::error::{Error, Result};

@@ -41,6 +41,16 @@ fn info_from_row(row: &AnyRow) -> Result<BookTextInfo, StoreError> {
     })
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// `query` with the scope's owner bound, when the scope has one.
+fn bind_owner(query: AnyQuery<'_>, owner: Option<UserId>) -> AnyQuery<'_> {
+    match owner {
+        Some(user) => query.bind(user),
+        None => query,
+    }
+}
+
 /// `owner_id IS NULL` or `owner_id = $n`, and the value to bind (if any).
 fn scope_condition(scope: TextScope, n: usize) -> (String, Option<UserId>) {
     match scope {
@@ -66,11 +76,9 @@ impl BookTextStore for SqlStore {
             "DELETE FROM book_texts WHERE id IN \
              (SELECT t.id FROM book_texts t WHERE t.isbn = $1 AND {condition})"
         );
-        let mut delete = sqlx::query(&old).bind(text.isbn.as_str().to_owned());
-        if let Some(user) = bound {
-            delete = delete.bind(user);
-        }
-        delete.execute(&mut *tx).await?;
+        bind_owner(sqlx::query(&old).bind(text.isbn.as_str().to_owned()), bound)
+            .execute(&mut *tx)
+            .await?;
         let inserted = sqlx::query(
             "INSERT INTO book_texts (isbn, owner_id, sha256, format, chars, body, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -154,11 +162,7 @@ impl BookTextStore for SqlStore {
         let (condition, bound) = scope_condition(scope, 2);
         let sql =
             format!("SELECT {INFO_COLUMNS} FROM book_texts t WHERE t.isbn = $1 AND {condition}");
-        let mut query = sqlx::query(&sql).bind(isbn.as_str().to_owned());
-        if let Some(user) = bound {
-            query = query.bind(user);
-        }
-        query
+        bind_owner(sqlx::query(&sql).bind(isbn.as_str().to_owned()), bound)
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
@@ -190,11 +194,7 @@ impl BookTextStore for SqlStore {
         let (condition, bound) = scope_condition(scope, 1);
         let sql =
             format!("SELECT {INFO_COLUMNS} FROM book_texts t WHERE {condition} ORDER BY t.isbn");
-        let mut query = sqlx::query(&sql);
-        if let Some(user) = bound {
-            query = query.bind(user);
-        }
-        query
+        bind_owner(sqlx::query(&sql), bound)
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -249,10 +249,7 @@ impl BookTextStore for SqlStore {
             "DELETE FROM book_texts WHERE id IN \
              (SELECT t.id FROM book_texts t WHERE t.isbn = $1 AND {condition})"
         );
-        let mut query = sqlx::query(&sql).bind(isbn.as_str().to_owned());
-        if let Some(user) = bound {
-            query = query.bind(user);
-        }
+        let query = bind_owner(sqlx::query(&sql).bind(isbn.as_str().to_owned()), bound);
         let mut tx = self.write().await?;
         let deleted = query.execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
