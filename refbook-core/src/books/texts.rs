@@ -68,6 +68,9 @@ pub struct BookTexts {
     per_reader: usize,
     /// Loaded texts by id (a replaced text has a new id, so nothing stale is served).
     loaded: moka::sync::Cache<i64, Arc<LoadedText>>,
+    /// One load at a time: questions arriving together for a text not loaded yet wait
+    /// for one load instead of each building the same index.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for BookTexts {
@@ -92,6 +95,7 @@ impl BookTexts {
                     u32::try_from(text.memory_bytes()).unwrap_or(u32::MAX)
                 })
                 .build(),
+            loading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -267,6 +271,10 @@ impl BookTexts {
 
     /// The stored text `id` with its index, loaded once and kept while memory allows.
     async fn load(&self, id: i64) -> Result<Arc<LoadedText>> {
+        if let Some(loaded) = self.loaded.get(&id) {
+            return Ok(loaded);
+        }
+        let _one = self.loading.lock().await;
         if let Some(loaded) = self.loaded.get(&id) {
             return Ok(loaded);
         }

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p refbook-benches --bin refbook-load -- logins [--concurrency N] [--requests N]
 //! cargo run --release -p refbook-benches --bin refbook-load -- books [--concurrency N] [--requests N]
-//! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--questions N] [--streams N] [--compare]
+//! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--questions N] [--streams N] [--compare] [--text FILE]
 //! cargo run --release -p refbook-benches --bin refbook-load -- instances --database-url postgres://… --redis-url redis://… [--concurrency N] [--requests N]
 //! ```
 //!
@@ -55,6 +55,8 @@ struct Options {
     database_url: Option<String>,
     llm: Option<String>,
     redis_url: Option<String>,
+    /// The book's own text (`.txt`, `.md`, `.epub`): answers are then grounded in it.
+    text: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -70,6 +72,7 @@ fn parse_args() -> anyhow::Result<Options> {
         database_url: None,
         llm: None,
         redis_url: None,
+        text: None,
     };
     while let Some(flag) = args.next() {
         if flag == "--compare" {
@@ -88,6 +91,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--database-url" => options.database_url = Some(value),
             "--llm" => options.llm = Some(value),
             "--redis-url" => options.redis_url = Some(value),
+            "--text" => options.text = Some(value),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -194,6 +198,24 @@ async fn serve(options: &Options, url: String) -> anyhow::Result<()> {
     let ServerConfig { core, http } = config(options, url);
     let refbook = build(core).await?;
     seed_catalogue(&refbook).await?;
+    if let Some(file) = &options.text {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+        let added = refbook
+            .books()
+            .texts()
+            .add(
+                &refbook_core::books::Isbn::parse(ISBN)?,
+                refbook_core::domain::TextScope::Library,
+                refbook_core::domain::TextFormat::of_file_name(file),
+                bytes,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "the book's text: {} characters, {} passages",
+            added.info.chars, added.info.chunks
+        );
+    }
     let server = RunningServer::start_with(refbook, http, refbook_http::metrics::Metrics::new())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -68,6 +68,9 @@ impl Server {
         if let Some(url) = &options.redis_url {
             command.args(["--redis-url", url]);
         }
+        if let Some(file) = &options.text {
+            command.args(["--text", file]);
+        }
         let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
