@@ -5,3 +5,4 @@
 
 pub mod fast_mock;
 pub mod latency;
+pub mod retrieval;

@@ -30,6 +30,9 @@
 //! - [`llm`] — the [`ChatModel`](llm::ChatModel) seam, the OpenAI-compatible streaming
 //!   client (DeepSeek, OpenAI, Ollama, vLLM, llama.cpp) and, with the `local-model`
 //!   feature, a GGUF model run in this process (downloaded once when named by hub).
+//! - [`embed`] — the [`Embedder`](embed::Embedder) seam and, with the `local-model`
+//!   feature, a BERT-family sentence embedder run in this process (a book's chunks and a
+//!   question as vectors); had on first need, keyword search alone while it cannot be.
 //! - [`books`] — book sources (Douban v2 shape, Open Library, Google Books, local
 //!   catalogue), the cached single-flight lookup chain, cover proxy, search and
 //!   catalogue import, a reader's collection.
@@ -71,6 +74,7 @@ pub mod chat;
 pub mod cluster;
 pub mod config;
 pub mod domain;
+pub mod embed;
 pub mod error;
 pub mod llm;
 pub mod rate_limit;

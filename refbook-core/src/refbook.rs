@@ -8,6 +8,7 @@ use crate::books::{configured_sources, BookSource, Books, LookupObserver};
 use crate::chat::{Answering, ChatLimits, Conversations, GenerationObserver};
 use crate::cluster::Cluster;
 use crate::config::{Config, LlmProvider};
+use crate::embed::{EmbedRef, Embedder, EmbedderSource, DEFAULT_EMBED_MODEL};
 use crate::error::{Error, Result};
 #[cfg(feature = "local-model")]
 use crate::llm::LogProgress;
@@ -57,6 +58,7 @@ impl Refbook {
             generation_observer: None,
             download_progress: None,
             clock: None,
+            embedder: None,
         }
     }
 
@@ -124,6 +126,7 @@ pub struct RefbookBuilder {
     generation_observer: Option<GenerationObserver>,
     download_progress: Option<Arc<dyn DownloadProgress>>,
     clock: Option<Arc<dyn Clock>>,
+    embedder: Option<Arc<dyn Embedder>>,
 }
 
 impl RefbookBuilder {
@@ -136,6 +139,13 @@ impl RefbookBuilder {
     /// Uses this model instead of the configured OpenAI-compatible one.
     pub fn model(mut self, model: Arc<dyn ChatModel>) -> Self {
         self.model = Some(model);
+        self
+    }
+
+    /// Uses this sentence embedder for books' texts instead of the configured one
+    /// (`REFBOOK_EMBED_MODEL`).
+    pub fn embedder(mut self, embedder: Arc<dyn Embedder>) -> Self {
+        self.embedder = Some(embedder);
         self
     }
 
@@ -252,12 +262,17 @@ impl RefbookBuilder {
             Some(sources) => sources,
             None => configured_sources(&config.books, &store, &http)?,
         };
+        let embedder = match self.embedder {
+            Some(embedder) => EmbedderSource::provided(embedder),
+            None => configured_embedder(&config)?,
+        };
         let books = Arc::new(Books::new(
             &config.books,
             config.general.public_url.as_deref(),
             store.clone(),
             sources,
             self.lookup_observer,
+            Arc::new(embedder),
         )?);
         let model: Arc<dyn ChatModel> = match (self.model, config.provider()) {
             (Some(model), _) => model,
@@ -303,6 +318,28 @@ impl RefbookBuilder {
             }),
         })
     }
+}
+
+/// The embedder `REFBOOK_EMBED_MODEL` names: unset, the default one in a build with the
+/// local model, else none.
+fn configured_embedder(config: &Config) -> Result<EmbedderSource> {
+    let reference = match config.books.embed_model.as_deref() {
+        Some(reference) => reference,
+        None if cfg!(feature = "local-model") => DEFAULT_EMBED_MODEL,
+        None => "off",
+    };
+    let reference = EmbedRef::parse(reference).map_err(|why| {
+        Error::invalid(
+            "embed_model",
+            format!("REFBOOK_EMBED_MODEL 无效：{why}"),
+            format!("REFBOOK_EMBED_MODEL is not usable: {why}"),
+        )
+    })?;
+    Ok(EmbedderSource::new(
+        reference,
+        config.local.cache.clone(),
+        config.local.hf_endpoint.clone(),
+    ))
 }
 
 /// The local model `config` names (the default one when it names none), downloaded and

@@ -387,12 +387,22 @@ async function uploadText() {
   showError(null);
   const name = file.name.toLowerCase();
   const type = name.endsWith(".epub") ? "application/epub+zip" : name.endsWith(".md") ? "text/markdown" : "text/plain";
-  setStatus("indexing the text…");
+  setStatus("uploading the text…");
   try {
-    const text = await api("PUT", `/api/books/${state.book.isbn}/text/`, undefined, {
+    const isbn = state.book.isbn;
+    let text = await api("PUT", `/api/books/${isbn}/text/`, undefined, {
       headers: { "content-type": type }, file,
     });
-    $("text-status").textContent = `Your copy: ${text.sections.length} sections, ${text.chunks} passages`;
+    // Indexed in the background: the previous text answers until this one is ready.
+    while (text.status === "indexing") {
+      $("text-status").textContent = `Indexing your copy: ${Math.floor(text.progress * 100)}%`;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (!state.book || state.book.isbn !== isbn) return;
+      text = await api("GET", `/api/books/${isbn}/text/`);
+    }
+    $("text-status").textContent = text.status === "failed"
+      ? `Your copy could not be indexed: ${text.error}`
+      : `Your copy: ${text.sections.length} sections, ${text.chunks} passages`;
     setStatus("");
   } catch (err) { setStatus(""); showError(err); }
 }

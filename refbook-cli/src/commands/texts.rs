@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use refbook_core::domain::{Isbn, TextFormat, TextScope};
+use indicatif::{ProgressBar, ProgressStyle};
+use refbook_core::domain::{BookTextInfo, Isbn, TextFormat, TextScope, TextState};
 use refbook_core::{Error, Language, Refbook};
 
 use crate::failure::Failure;
@@ -11,8 +12,10 @@ use crate::failure::Failure;
 #[derive(Subcommand, Debug)]
 pub enum TextCommand {
     /// Store a book's text (plain text in UTF-8 or GB18030/GBK, Markdown by its `.md` name,
-    /// EPUB by its `.epub` name); the same file again changes nothing, another replaces
-    /// the old text.
+    /// EPUB by its `.epub` name) and index it, with a progress bar; the same file again
+    /// changes nothing, another replaces the old text when it is indexed (a server on the
+    /// same database serves the old text until then, and finishes the indexing if this
+    /// command is interrupted).
     Add {
         /// The book's ISBN.
         #[arg(long)]
@@ -78,23 +81,79 @@ async fn add(
         .await
         .map_err(|e| Failure::from_error(&e, language))?;
     let info = &added.info;
-    if added.replaced {
-        let sections = refbook
-            .books()
-            .texts()
-            .sections(info)
-            .await
-            .map_err(|e| Failure::from_error(&e, language))?;
-        println!(
-            "stored the text of {isbn}: {} characters, {} sections, {} passages",
-            info.chars,
-            sections.len(),
-            info.chunks
-        );
-    } else {
+    if !added.replaced {
         println!("the text of {isbn} is already this file; nothing changed");
+        return Ok(());
+    }
+    let sections = refbook
+        .books()
+        .texts()
+        .sections(info)
+        .await
+        .map_err(|e| Failure::from_error(&e, language))?;
+    println!(
+        "stored the text of {isbn}: {} characters, {} sections, {} passages",
+        info.chars,
+        sections.len(),
+        info.chunks
+    );
+    let done = index(refbook, &isbn, info.id, info.chunks)
+        .await
+        .map_err(|e| Failure::from_error(&e, language))?;
+    match done.state {
+        TextState::Ready if done.has_vectors_of(done.embed_model.as_deref()) => {
+            println!("indexed: searched by keywords and by meaning");
+        }
+        TextState::Ready => println!("indexed: searched by keywords (no embedder)"),
+        _ => {
+            return Err(Failure::plain(format!(
+                "indexing failed: {}; the previous text (if any) still serves",
+                done.error.as_deref().unwrap_or("unknown")
+            )))
+        }
     }
     Ok(())
+}
+
+/// Drives the indexing of text `id` to its end (in this process, or watching another that
+/// holds it), with a progress bar of its chunks' vectors; the text as it ends.
+async fn index(
+    refbook: &Refbook,
+    isbn: &Isbn,
+    id: i64,
+    chunks: usize,
+) -> refbook_core::Result<BookTextInfo> {
+    let texts = refbook.books().texts();
+    let bar = ProgressBar::new(u64::try_from(chunks).unwrap_or(u64::MAX));
+    if let Ok(style) =
+        ProgressStyle::with_template("indexing [{bar:30}] {pos}/{len} passages, ETA {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let show = |at: usize| bar.set_position(u64::try_from(at).unwrap_or(u64::MAX));
+    loop {
+        let now = texts.info(isbn, TextScope::Library).await?;
+        let Some(now) = now.filter(|t| t.id == id) else {
+            bar.finish_and_clear();
+            return Err(Error::not_found(
+                "这本书的文本",
+                "The text (replaced or removed meanwhile)",
+            ));
+        };
+        show(now.vectors);
+        if now.state != TextState::Indexing {
+            bar.finish_and_clear();
+            return Ok(now);
+        }
+        texts
+            .work_now(&|text, done, _| {
+                if text == id {
+                    show(done);
+                }
+            })
+            .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 async fn list(refbook: &Refbook, language: Language) -> Result<(), Failure> {
@@ -109,11 +168,12 @@ async fn list(refbook: &Refbook, language: Language) -> Result<(), Failure> {
     }
     for text in texts {
         println!(
-            "{}  {:>9} characters  {:>6} passages  {:<8}  added {}",
+            "{}  {:>9} characters  {:>6} passages  {:<8}  {:<8}  added {}",
             text.isbn,
             text.chars,
             text.chunks,
             text.format.as_str(),
+            text.state.as_str(),
             text.created_at.to_iso8601()
         );
     }

@@ -10,16 +10,20 @@
 
 mod chunks;
 mod decode;
+mod dense;
 mod epub;
+mod fusion;
 mod index;
 mod sections;
 mod terms;
 
 pub use chunks::{chunk_section, CJK_CHUNK_CHARS, LATIN_CHUNK_CHARS};
 pub use decode::{decode, normalise};
+pub use dense::{vector_bytes, vector_from_bytes, DenseIndex};
 pub use epub::{
     read_epub, Chapter, MAX_ENTRIES as EPUB_MAX_ENTRIES, MAX_UNPACKED as EPUB_MAX_UNPACKED,
 };
+pub use fusion::{fuse, rank, DENSE_WEIGHT, FUSION_DEPTH, MIN_KNOWN_SHARE, RRF_K};
 pub use index::{Bm25Index, Hit};
 pub use sections::sections;
 pub use terms::terms;

@@ -12,6 +12,7 @@ mod googlebooks;
 mod lookup;
 mod openlibrary;
 mod source;
+mod text_work;
 mod texts;
 
 use std::sync::Arc;
@@ -28,9 +29,11 @@ pub use googlebooks::GoogleBooks;
 pub use lookup::{BookLookup, LookupObserver, LookupPolicy};
 pub use openlibrary::OpenLibrary;
 pub use source::{BookSource, SourceError};
+pub use text_work::WorkSettings;
 pub use texts::{AddedText, BookTexts, Passage, MAX_PASSAGES};
 
 use crate::config::BookSettings;
+use crate::embed::EmbedderSource;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
@@ -109,7 +112,8 @@ pub fn configured_sources(
 
 impl Books {
     /// The service over `store` with `sources` in order, configured by `config`; cover
-    /// links start with `public_url` when one is set.
+    /// links start with `public_url` when one is set; books' texts are searched by meaning
+    /// with `embedder`'s vectors.
     ///
     /// # Errors
     ///
@@ -120,6 +124,7 @@ impl Books {
         store: Arc<dyn Store>,
         sources: Vec<Arc<dyn BookSource>>,
         observer: Option<LookupObserver>,
+        embedder: Arc<EmbedderSource>,
     ) -> Result<Self> {
         let policy = LookupPolicy {
             fresh_for: Duration::from_secs(config.ttl_days.saturating_mul(86_400)),
@@ -136,7 +141,7 @@ impl Books {
             cover_flights: cover_flights::CoverFlights::new(Duration::from_secs(
                 config.source_timeout_secs.max(1),
             )),
-            texts: BookTexts::new(store.clone(), config),
+            texts: BookTexts::new(store.clone(), config, embedder),
             store,
             cover_proxy: config.cover_proxy,
             public_url: public_url.unwrap_or("").trim_end_matches('/').to_owned(),

@@ -1,6 +1,8 @@
-//! [`BookTexts`]: books' own texts — added whole (the same file again is a no-op, another
-//! replaces the old text at once), listed, removed, and searched through an in-memory
-//! index per text, loaded on first search and kept within a memory bound.
+//! [`BookTexts`]: books' own texts — added whole (the same file again is a no-op; another
+//! is indexed in the background while the old text goes on serving, then replaces it at
+//! once), listed, removed, and searched through an in-memory index per text (keywords,
+//! and the chunks' vectors when the embedder made them), loaded on first search and kept
+//! within a memory bound. The background work is `text_work.rs`'.
 //!
 //! Who sees which text: the library's text serves every reader; a reader's own copy serves
 //! that reader only, and wins over the library's for them.
@@ -10,11 +12,14 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::book_text::{prepare, Bm25Index};
+use super::text_work::{TextWork, WorkSettings};
+use crate::book_text::{prepare, rank, vector_from_bytes, Bm25Index, DenseIndex, MIN_KNOWN_SHARE};
 use crate::config::BookSettings;
 use crate::domain::{
-    BookTextInfo, Isbn, SectionRef, TextChunk, TextFormat, TextScope, TextSection, UserId,
+    BookTextInfo, Isbn, SectionRef, TextChunk, TextFormat, TextScope, TextSection, TextState,
+    UserId,
 };
+use crate::embed::EmbedderSource;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{NewBookText, Store};
 use crate::timestamp::Timestamp;
@@ -51,13 +56,16 @@ struct LoadedText {
     sections: Vec<TextSection>,
     chunks: Vec<TextChunk>,
     index: Bm25Index,
+    /// The chunks' vectors, when every chunk has one from the current embedder.
+    vectors: Option<DenseIndex>,
 }
 
 impl LoadedText {
     fn memory_bytes(&self) -> usize {
         let chunks: usize = self.chunks.iter().map(|c| c.text.len() + 48).sum();
         let sections: usize = self.sections.iter().map(|s| s.title.len() + 48).sum();
-        chunks + sections + self.index.memory_bytes()
+        let vectors = self.vectors.as_ref().map_or(0, DenseIndex::memory_bytes);
+        chunks + sections + self.index.memory_bytes() + vectors
     }
 }
 
@@ -66,8 +74,12 @@ pub struct BookTexts {
     store: Arc<dyn Store>,
     max_bytes: usize,
     per_reader: usize,
-    /// Loaded texts by id (a replaced text has a new id, so nothing stale is served).
-    loaded: moka::sync::Cache<i64, Arc<LoadedText>>,
+    embedder: Arc<EmbedderSource>,
+    /// The background work (vectors, the switch to serving).
+    work: TextWork,
+    /// Loaded texts by id and whether their vectors are in (a replaced text has a new id,
+    /// so nothing stale is served).
+    loaded: moka::sync::Cache<(i64, bool), Arc<LoadedText>>,
     /// One load at a time: questions arriving together for a text not loaded yet wait
     /// for one load instead of each building the same index.
     loading: tokio::sync::Mutex<()>,
@@ -82,13 +94,32 @@ impl std::fmt::Debug for BookTexts {
 }
 
 impl BookTexts {
-    /// The service over `store`, with the limits of `config`.
-    pub fn new(store: Arc<dyn Store>, config: &BookSettings) -> Self {
+    /// The service over `store`, with the limits of `config`; chunk vectors come from
+    /// `embedder`. Texts are indexed in the background on the runtime this is called on
+    /// (none: only when [`work_now`](Self::work_now) is called).
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: &BookSettings,
+        embedder: Arc<EmbedderSource>,
+    ) -> Self {
+        Self::with_work_settings(store, config, embedder, WorkSettings::default())
+    }
+
+    /// [`new`](Self::new) with the background work's timings (tests shorten them).
+    pub fn with_work_settings(
+        store: Arc<dyn Store>,
+        config: &BookSettings,
+        embedder: Arc<EmbedderSource>,
+        settings: WorkSettings,
+    ) -> Self {
         let budget = config.index_cache_mb.saturating_mul(1024 * 1024).max(1);
+        let work = TextWork::start(store.clone(), embedder.clone(), settings);
         Self {
             store,
             max_bytes: config.text_max_bytes,
             per_reader: config.texts_per_user,
+            embedder,
+            work,
             loaded: moka::sync::Cache::builder()
                 .max_capacity(budget)
                 .weigher(|_, text: &Arc<LoadedText>| {
@@ -99,9 +130,11 @@ impl BookTexts {
         }
     }
 
-    /// Stores `bytes` (a file of `format`) as the book's text in `scope`: decoded, cut into
-    /// sections and chunks, and stored whole, replacing the scope's previous text at once.
-    /// The same file again changes nothing.
+    /// Stores `bytes` (a file of `format`) as the book's text in `scope`: decoded and cut
+    /// into sections and chunks here (whatever is wrong with the file is refused here),
+    /// then indexed in the background while the scope's previous text goes on serving
+    /// (the answer's state is `Indexing`, or `Ready` when there is no embedder). The same
+    /// file again changes nothing.
     ///
     /// # Errors
     ///
@@ -120,14 +153,17 @@ impl BookTexts {
             return Err(too_large(self.max_bytes));
         }
         let sha256 = hex(&Sha256::digest(&bytes));
-        let current = self.store.book_text(isbn, scope).await?;
-        if let Some(info) = current.clone().filter(|info| info.sha256 == sha256) {
+        let latest = self.store.latest_book_text(isbn, scope).await?;
+        if let Some(info) = latest
+            .clone()
+            .filter(|info| info.sha256 == sha256 && info.state != TextState::Failed)
+        {
             return Ok(AddedText {
                 info,
                 replaced: false,
             });
         }
-        if let (TextScope::Reader(_), None) = (scope, &current) {
+        if let (TextScope::Reader(_), None) = (scope, &latest) {
             if self.store.book_texts(scope).await?.len() >= self.per_reader {
                 return Err(Error::new(
                     ErrorKind::Conflict,
@@ -145,7 +181,7 @@ impl BookTexts {
         let prepared = tokio::task::spawn_blocking(move || prepare(&bytes, format))
             .await
             .map_err(|e| Error::internal(format!("preparing a text: {e}")))??;
-        let info = self
+        let mut info = self
             .store
             .put_book_text(
                 NewBookText {
@@ -161,11 +197,30 @@ impl BookTexts {
                 Timestamp::now(),
             )
             .await?;
-        tracing::info!(isbn = %isbn, chars = info.chars, chunks = info.chunks, "a book's text stored");
+        if self.embedder.id().is_none() && self.store.finish_book_text(info.id).await? {
+            info.state = TextState::Ready;
+        } else {
+            self.work.wake();
+        }
+        tracing::info!(isbn = %isbn, chars = info.chars, chunks = info.chunks, state = info.state.as_str(), "a book's text stored");
         Ok(AddedText {
             info,
             replaced: true,
         })
+    }
+
+    /// Does the background work now, in this task: every text with work left that no
+    /// other worker holds (the CLI calls it to index what it added with a progress bar;
+    /// `progress` hears `(text id, chunks with a vector, chunks)`).
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
+    pub async fn work_now(
+        &self,
+        progress: &(dyn Fn(i64, usize, usize) + Send + Sync),
+    ) -> Result<()> {
+        self.work.run_once(progress).await
     }
 
     /// The largest file [`add`](Self::add) takes, in bytes.
@@ -173,16 +228,36 @@ impl BookTexts {
         self.max_bytes
     }
 
-    /// The book's text in `scope`, if any.
+    /// The book's newest text in `scope` (serving, indexing or failed), if any.
     ///
     /// # Errors
     ///
     /// `Internal` when the database fails.
     pub async fn info(&self, isbn: &Isbn, scope: TextScope) -> Result<Option<BookTextInfo>> {
-        Ok(self.store.book_text(isbn, scope).await?)
+        Ok(self.store.latest_book_text(isbn, scope).await?)
     }
 
-    /// The text a reader's questions about the book use (their own copy, else the
+    /// What a reader's `GET …/text/` shows: their newest copy (in whatever state), else the
+    /// library's newest text.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
+    pub async fn status_for(&self, isbn: &Isbn, reader: UserId) -> Result<Option<BookTextInfo>> {
+        if let Some(mine) = self
+            .store
+            .latest_book_text(isbn, TextScope::Reader(reader))
+            .await?
+        {
+            return Ok(Some(mine));
+        }
+        Ok(self
+            .store
+            .latest_book_text(isbn, TextScope::Library)
+            .await?)
+    }
+
+    /// The serving text a reader's questions about the book use (their own copy, else the
     /// library's); with no reader, the library's.
     ///
     /// # Errors
@@ -199,7 +274,7 @@ impl BookTexts {
         })
     }
 
-    /// Every text of `scope`, by ISBN.
+    /// Every text of `scope` (serving or not), by ISBN.
     ///
     /// # Errors
     ///
@@ -208,7 +283,8 @@ impl BookTexts {
         Ok(self.store.book_texts(scope).await?)
     }
 
-    /// Removes the book's text in `scope`; `false` when there was none.
+    /// Removes the book's texts in `scope` (serving and on their way); `false` when there
+    /// were none.
     ///
     /// # Errors
     ///
@@ -223,7 +299,7 @@ impl BookTexts {
     ///
     /// `Internal` when the database fails.
     pub async fn sections(&self, text: &BookTextInfo) -> Result<Vec<TextSection>> {
-        Ok(self.load(text.id).await?.sections.clone())
+        Ok(self.load(text).await?.sections.clone())
     }
 
     /// The passages of the text `reader` sees (see [`seen_by`](Self::seen_by)) that best
@@ -243,8 +319,13 @@ impl BookTexts {
         let Some(text) = self.seen_by(isbn, reader).await? else {
             return Ok(None);
         };
-        let loaded = self.load(text.id).await?;
-        let hits = loaded.index.search(query, limit.min(MAX_PASSAGES));
+        let loaded = self.load(&text).await?;
+        let question = match &loaded.vectors {
+            Some(_) => self.question_vector(query).await,
+            None => None,
+        };
+        let meaning = loaded.vectors.as_ref().zip(question.as_deref());
+        let hits = rank(&loaded.index, meaning, query, limit.min(MAX_PASSAGES));
         Ok(Some(
             hits.into_iter()
                 .filter_map(|hit| {
@@ -269,19 +350,53 @@ impl BookTexts {
         ))
     }
 
-    /// The stored text `id` with its index, loaded once and kept while memory allows.
-    async fn load(&self, id: i64) -> Result<Arc<LoadedText>> {
-        if let Some(loaded) = self.loaded.get(&id) {
+    /// The question's vector, when the embedder is loaded and reads the question well
+    /// enough (otherwise the search is by keywords alone); starts loading the embedder
+    /// when it is wanted and not loaded yet.
+    async fn question_vector(&self, query: &str) -> Option<Vec<f32>> {
+        let Some(embedder) = self.embedder.ready() else {
+            self.work.wake();
+            return None;
+        };
+        let query = query.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if embedder.known_share(&query) < MIN_KNOWN_SHARE {
+                return None;
+            }
+            embedder.embed(&[query.as_str()]).ok()?.into_iter().next()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// The stored text with its index (and its vectors, when all are in), loaded once and
+    /// kept while memory allows.
+    async fn load(&self, text: &BookTextInfo) -> Result<Arc<LoadedText>> {
+        let with_vectors = text.has_vectors_of(self.embedder.id());
+        let key = (text.id, with_vectors);
+        if let Some(loaded) = self.loaded.get(&key) {
             return Ok(loaded);
         }
         let _one = self.loading.lock().await;
-        if let Some(loaded) = self.loaded.get(&id) {
+        if let Some(loaded) = self.loaded.get(&key) {
             return Ok(loaded);
         }
-        let (sections, chunks) = self.store.book_text_parts(id).await?;
-        let (chunks, index) = tokio::task::spawn_blocking(move || {
+        let (sections, chunks) = self.store.book_text_parts(text.id).await?;
+        let stored = if with_vectors {
+            self.store.text_vectors(text.id).await?
+        } else {
+            Vec::new()
+        };
+        let (chunks, index, vectors) = tokio::task::spawn_blocking(move || {
             let index = Bm25Index::build(chunks.iter().map(|c| c.text.as_str()));
-            (chunks, index)
+            let vectors = stored
+                .iter()
+                .map(|bytes| vector_from_bytes(bytes))
+                .collect::<Option<Vec<_>>>()
+                .and_then(DenseIndex::new)
+                .filter(|v| v.len() == chunks.len());
+            (chunks, index, vectors)
         })
         .await
         .map_err(|e| Error::internal(format!("indexing a text: {e}")))?;
@@ -289,8 +404,9 @@ impl BookTexts {
             sections,
             chunks,
             index,
+            vectors,
         });
-        self.loaded.insert(id, loaded.clone());
+        self.loaded.insert(key, loaded.clone());
         Ok(loaded)
     }
 }

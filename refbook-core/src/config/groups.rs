@@ -153,6 +153,12 @@ crate::settings_group! {
         /// Memory for the search indexes of books' texts kept loaded, in MiB (least
         /// recently searched dropped first).
         index_cache_mb ("book_index_cache_mb"): u64 = 256;
+        /// The sentence embedder that searches books' texts by meaning: a folder holding a
+        /// sentence-transformers model (`config.json`, `tokenizer.json`,
+        /// `model.safetensors`), a hub model `OWNER/REPO[@REVISION]` downloaded once into
+        /// the model cache, or `off` (keywords only); unset: BAAI/bge-small-zh-v1.5 in a
+        /// build with the local model, else `off`.
+        embed_model ("embed_model"): Option<String> = None;
     }
 }
 

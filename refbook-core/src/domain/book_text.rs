@@ -77,6 +77,39 @@ pub struct TextChunk {
     pub text: String,
 }
 
+/// Where a stored text is on its way to serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextState {
+    /// Stored whole; its vectors are being computed (the previous text still serves).
+    Indexing,
+    /// Serving: search and answers use it.
+    Ready,
+    /// Indexing failed (the reason is kept; the previous text still serves).
+    Failed,
+}
+
+impl TextState {
+    /// The stored and shown name (`indexing`, `ready`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Indexing => "indexing",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "indexing" => Some(Self::Indexing),
+            "ready" => Some(Self::Ready),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
 /// Whose a stored text is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextScope {
@@ -105,6 +138,21 @@ pub struct BookTextInfo {
     pub chunks: usize,
     /// When it was added.
     pub created_at: Timestamp,
+    /// Where it is on its way to serving.
+    pub state: TextState,
+    /// Why indexing failed (state `Failed`).
+    pub error: Option<String>,
+    /// The embedder its stored vectors are from, if any.
+    pub embed_model: Option<String>,
+    /// How many of its chunks have a vector (from `embed_model`).
+    pub vectors: usize,
+}
+
+impl BookTextInfo {
+    /// Whether every chunk has a vector from the embedder named `model`.
+    pub fn has_vectors_of(&self, model: Option<&str>) -> bool {
+        model.is_some() && self.embed_model.as_deref() == model && self.vectors == self.chunks
+    }
 }
 
 /// Which section of a book's text something is in.

@@ -11,7 +11,7 @@ mod isbn;
 
 pub use book::{Book, BookFields, Cover, StoredBook, SOURCES};
 pub use book_text::{
-    BookTextInfo, SectionRef, Source, TextChunk, TextFormat, TextScope, TextSection,
+    BookTextInfo, SectionRef, Source, TextChunk, TextFormat, TextScope, TextSection, TextState,
 };
 pub use chat::{
     BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,

@@ -366,38 +366,82 @@ pub trait CollectionStore: Send + Sync {
     async fn uncollect(&self, user_id: UserId, isbn: &Isbn) -> Result<bool, StoreError>;
 }
 
-/// Books' own texts: the library's, and readers' own copies.
+/// Books' own texts: the library's, and readers' own copies. A text is written whole in
+/// state `indexing` beside the one serving, and becomes `ready` (dropping the old one) in
+/// one step, so search only ever sees a complete text.
 #[async_trait]
 pub trait BookTextStore: Send + Sync {
-    /// Stores a text whole — with its sections and chunks — replacing the previous text of
-    /// the book in the same scope, in one transaction: readers see the old text or the new,
-    /// never a part. A reader's copy needs the reader to exist (`NotFound`).
+    /// Stores a text whole — with its sections and chunks — in state `indexing`, in place
+    /// of any other text of the book in the same scope that is not serving yet. A reader's
+    /// copy needs the reader to exist (`NotFound`).
     async fn put_book_text(
         &self,
         text: NewBookText<'_>,
         now: Timestamp,
     ) -> Result<BookTextInfo, StoreError>;
-    /// The text of a book in one scope.
+    /// Makes an `indexing` text the serving one, dropping the text it replaces; `false`
+    /// when it is not `indexing` (removed or replaced meanwhile).
+    async fn finish_book_text(&self, text_id: i64) -> Result<bool, StoreError>;
+    /// Marks an `indexing` text `failed`, with the reason.
+    async fn fail_book_text(&self, text_id: i64, error: &str) -> Result<(), StoreError>;
+    /// The serving text of a book in one scope.
     async fn book_text(
         &self,
         isbn: &Isbn,
         scope: TextScope,
     ) -> Result<Option<BookTextInfo>, StoreError>;
-    /// The text a reader's conversations use: their own copy, else the library's.
+    /// The newest text of a book in one scope, whatever its state.
+    async fn latest_book_text(
+        &self,
+        isbn: &Isbn,
+        scope: TextScope,
+    ) -> Result<Option<BookTextInfo>, StoreError>;
+    /// The serving text a reader's conversations use: their own copy, else the library's.
     async fn reader_book_text(
         &self,
         isbn: &Isbn,
         reader: UserId,
     ) -> Result<Option<BookTextInfo>, StoreError>;
-    /// Every text of one scope, by ISBN.
+    /// Every text of one scope, whatever its state, by ISBN.
     async fn book_texts(&self, scope: TextScope) -> Result<Vec<BookTextInfo>, StoreError>;
     /// The sections and chunks of a stored text, in reading order.
     async fn book_text_parts(
         &self,
         text_id: i64,
     ) -> Result<(Vec<TextSection>, Vec<TextChunk>), StoreError>;
-    /// Deletes the text of a book in one scope; `false` when there was none.
+    /// Deletes the texts of a book in one scope (serving or not); `false` when there were
+    /// none.
     async fn delete_book_text(&self, isbn: &Isbn, scope: TextScope) -> Result<bool, StoreError>;
+    /// Texts with work left, oldest first, whose lease has run out by `now`: `indexing`
+    /// ones, and serving ones without every vector of `model` (when there is a model).
+    async fn texts_to_index(
+        &self,
+        model: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<BookTextInfo>, StoreError>;
+    /// Takes the lease on a text's work until `until`; `false` when a lease still runs at
+    /// `now` (another worker has it).
+    async fn lease_book_text(
+        &self,
+        text_id: i64,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Extends the lease its holder has.
+    async fn renew_book_text_lease(&self, text_id: i64, until: Timestamp)
+        -> Result<(), StoreError>;
+    /// Readies a text for vectors of `model`: the vectors of any other model are dropped.
+    /// Returns how many chunks (from the first) have one.
+    async fn start_text_vectors(&self, text_id: i64, model: &str) -> Result<usize, StoreError>;
+    /// Stores the vectors of chunks `first..first + vectors.len()`.
+    async fn put_text_vectors(
+        &self,
+        text_id: i64,
+        first: usize,
+        vectors: &[Vec<u8>],
+    ) -> Result<(), StoreError>;
+    /// A text's stored vectors, in chunk order.
+    async fn text_vectors(&self, text_id: i64) -> Result<Vec<Vec<u8>>, StoreError>;
 }
 
 /// Everything Refbook persists; implemented by [`SqlStore`].

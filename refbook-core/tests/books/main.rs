@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chain;
+mod embedder;
 mod fixtures;
 mod sources;
+mod text_work;
 mod texts;

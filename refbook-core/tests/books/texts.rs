@@ -7,6 +7,7 @@ use refbook_core::backend_tests;
 use refbook_core::books::{BookTexts, Isbn};
 use refbook_core::config::BookSettings;
 use refbook_core::domain::{TextFormat, TextScope, UserId};
+use refbook_core::embed::EmbedderSource;
 use refbook_core::store::{NewUser, SqlStore, Store};
 use refbook_core::testing::TestDatabase;
 use refbook_core::timestamp::Timestamp;
@@ -27,7 +28,11 @@ fn santi() -> Isbn {
 async fn texts(db: &TestDatabase) -> (BookTexts, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(db.url()).await.unwrap());
     (
-        BookTexts::new(store.clone(), &BookSettings::default()),
+        BookTexts::new(
+            store.clone(),
+            &BookSettings::default(),
+            Arc::new(EmbedderSource::off()),
+        ),
         store,
     )
 }
@@ -197,7 +202,7 @@ async fn bad_texts_are_refused_and_the_stored_one_stays(db: TestDatabase) {
         text_max_bytes: 1024,
         ..BookSettings::default()
     };
-    let texts = BookTexts::new(store.clone(), &settings);
+    let texts = BookTexts::new(store.clone(), &settings, Arc::new(EmbedderSource::off()));
     texts
         .add(
             &santi(),

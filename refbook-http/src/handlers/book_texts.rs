@@ -3,7 +3,7 @@
 
 use http::{Response, StatusCode};
 use refbook_core::books::{BookTexts, Isbn};
-use refbook_core::domain::{BookTextInfo, TextFormat, TextScope, UserId};
+use refbook_core::domain::{BookTextInfo, TextFormat, TextScope, TextState, UserId};
 use refbook_core::Error;
 use serde_json::{json, Value};
 
@@ -32,20 +32,27 @@ async fn status(texts: &BookTexts, text: &BookTextInfo, reader: UserId) -> Resul
         TextScope::Reader(owner) if owner == reader => "mine",
         _ => "library",
     };
+    #[allow(clippy::cast_precision_loss)]
+    let progress = match text.state {
+        TextState::Ready => 1.0,
+        _ if text.chunks == 0 => 0.0,
+        _ => (text.vectors.min(text.chunks) as f64 / text.chunks as f64 * 1000.0).floor() / 1000.0,
+    };
     Ok(json!({
-        "status": "ready",
+        "status": text.state.as_str(),
         "scope": scope,
         "format": text.format.as_str(),
         "chars": text.chars,
         "sections": sections,
         "chunks": text.chunks,
-        "progress": 1.0,
-        "error": null,
+        "progress": progress,
+        "error": text.error,
     }))
 }
 
 /// `PUT /api/books/{isbn}/text/`: the reader's own copy (the raw file as the body),
-/// indexed before the answer (`202` with its status).
+/// checked and stored before the answer, indexed in the background (`202` with its
+/// status: `indexing`, or `ready` when there is no embedder).
 pub async fn put(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let isbn = isbn(&ctx)?;
     let user = ctx.user()?.id();
@@ -67,16 +74,13 @@ pub async fn put(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     Ok(json_response(StatusCode::ACCEPTED, &body))
 }
 
-/// `GET /api/books/{isbn}/text/`: the text the reader's questions use (their copy, else
-/// the library's); `404` when there is none.
+/// `GET /api/books/{isbn}/text/`: the reader's newest copy in whatever state (indexing,
+/// ready, failed), else the library's newest text; `404` when there is none.
 pub async fn get(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let isbn = isbn(&ctx)?;
     let user = ctx.user()?.id();
     let texts = ctx.refbook().books().texts();
-    let text = texts
-        .seen_by(&isbn, Some(user))
-        .await?
-        .ok_or_else(no_text)?;
+    let text = texts.status_for(&isbn, user).await?.ok_or_else(no_text)?;
     Ok(ok_json(&status(texts, &text, user).await?))
 }
 

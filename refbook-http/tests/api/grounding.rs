@@ -8,6 +8,7 @@ use refbook_core::backend_tests;
 use refbook_core::books::{BookTexts, Isbn};
 use refbook_core::config::BookSettings;
 use refbook_core::domain::{TextFormat, TextScope};
+use refbook_core::embed::EmbedderSource;
 use refbook_core::store::{SqlStore, Store};
 use refbook_core::testing::TestDatabase;
 use serde_json::{json, Value};
@@ -36,15 +37,19 @@ fn system_of(app: &TestApp, n: usize) -> String {
 /// the same database.
 pub(crate) async fn add_library_text(app: &TestApp) {
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&app.db_url).await.unwrap());
-    BookTexts::new(store.clone(), &BookSettings::default())
-        .add(
-            &Isbn::parse(SANTI).unwrap(),
-            TextScope::Library,
-            TextFormat::Plain,
-            NOVEL.as_bytes().to_vec(),
-        )
-        .await
-        .unwrap();
+    BookTexts::new(
+        store.clone(),
+        &BookSettings::default(),
+        Arc::new(EmbedderSource::off()),
+    )
+    .add(
+        &Isbn::parse(SANTI).unwrap(),
+        TextScope::Library,
+        TextFormat::Plain,
+        NOVEL.as_bytes().to_vec(),
+    )
+    .await
+    .unwrap();
     store.close().await;
 }
 
@@ -378,7 +383,72 @@ async fn sources_and_citations_travel_with_the_reply(db: TestDatabase) {
     assert_eq!(finish["citations"], json!([1]));
 }
 
+/// The MiniLM folder `.ci/run` fetches (`REFBOOK_TEST_EMBED_MODEL`); without it the test
+/// says what it skipped (and fails when `REFBOOK_TEST_REQUIRE_EVAL` is set).
+fn embed_model() -> Option<String> {
+    match std::env::var("REFBOOK_TEST_EMBED_MODEL") {
+        Ok(folder) => Some(folder),
+        Err(_) => {
+            assert!(
+                std::env::var_os("REFBOOK_TEST_REQUIRE_EVAL").is_none(),
+                "REFBOOK_TEST_REQUIRE_EVAL is set but REFBOOK_TEST_EMBED_MODEL is not"
+            );
+            eprintln!("SKIPPED: no embedder (REFBOOK_TEST_EMBED_MODEL names a model folder)");
+            None
+        }
+    }
+}
+
+async fn a_copy_is_indexed_in_the_background_with_a_real_embedder(db: TestDatabase) {
+    let Some(model) = embed_model() else {
+        return;
+    };
+    let app = spawn_app_with(db, |config| config.core.books.embed_model = Some(model)).await;
+    let (me, _) = app.user_with_conversation("reader").await;
+    let text: String = (1..=6)
+        .map(|n| {
+            format!(
+                "Chapter {n}\n\nThe keeper of lighthouse {n} climbed the stairs at dusk. \
+                 He lit the lamp and watched the ships pass the rocks. \
+                 Storms came from the west in the autumn of year {n}.\n\n"
+            )
+        })
+        .collect();
+    let uploaded = put_text(&app, &me, SANTI, "text/plain", text.as_bytes()).await;
+    assert_eq!(uploaded.status.as_u16(), 202, "{}", uploaded.text);
+    assert_eq!(uploaded.body["status"], "indexing");
+    assert_eq!(uploaded.body["error"], Value::Null);
+    let text_path = format!("/api/books/{SANTI}/text/");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let ready = loop {
+        let status = app.get(&text_path, Some(&me)).await.assert_ok().clone();
+        let progress = status["progress"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&progress), "{status}");
+        if status["status"] == "ready" {
+            break status;
+        }
+        assert_eq!(status["status"], "indexing", "{status}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still indexing: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready["progress"], 1.0);
+    assert_eq!(ready["scope"], "mine");
+    assert_eq!(ready["sections"].as_array().unwrap().len(), 6);
+    let found = app
+        .get(
+            &format!("/api/books/{SANTI}/passages/?q=lighthouse%204%20lamp&limit=3"),
+            Some(&me),
+        )
+        .await;
+    let results = found.assert_ok()["results"].as_array().unwrap().clone();
+    assert_eq!(results[0]["section"]["title"], "Chapter 4", "{results:?}");
+}
+
 backend_tests!(
+    a_copy_is_indexed_in_the_background_with_a_real_embedder,
     every_path_to_the_model_is_grounded_in_the_text,
     sources_and_citations_travel_with_the_reply,
     a_readers_copy_is_uploaded_searched_and_theirs_alone,

@@ -67,6 +67,8 @@ pub fn test_config_for_url(path: &std::path::Path) -> ServerConfig {
     let mut config = ServerConfig::default();
     config.core.database.url = format!("sqlite://{}", path.display());
     config.http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    // Tests never download: keyword search only unless a test brings an embedder.
+    config.core.books.embed_model = Some("off".into());
     config
 }
 
@@ -86,6 +88,8 @@ pub fn test_config(db: &TestDatabase, wechat: &MockServer, books: &MockServer) -
     core.books.googlebooks_base_url = books.uri();
     core.books.cover_hosts = vec![books.address().to_string()];
     core.books.source_timeout_secs = 2;
+    // Tests never download: keyword search only unless a test brings an embedder.
+    core.books.embed_model = Some("off".into());
     config
 }
 

@@ -4,6 +4,7 @@
 //! cargo run --release -p refbook-benches --bin refbook-load -- logins [--concurrency N] [--requests N]
 //! cargo run --release -p refbook-benches --bin refbook-load -- books [--concurrency N] [--requests N]
 //! cargo run --release -p refbook-benches --bin refbook-load -- chat [--concurrency N] [--requests N] [--questions N] [--streams N] [--compare] [--text FILE]
+//!     [--embed-model FOLDER] [--ingest FILE]   (index FILE with the embedder while the load runs)
 //! cargo run --release -p refbook-benches --bin refbook-load -- instances --database-url postgres://… --redis-url redis://… [--concurrency N] [--requests N]
 //! ```
 //!
@@ -40,6 +41,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PASSWORD: &str = "load-test-password";
 const ISBN: &str = "9787536692930";
+/// The book whose text `--ingest` indexes beside the load (any valid ISBN: a text needs
+/// no catalogue entry).
+const INGESTED_ISBN: &str = "9780141439518";
 
 #[derive(Clone)]
 struct Options {
@@ -57,6 +61,10 @@ struct Options {
     redis_url: Option<String>,
     /// The book's own text (`.txt`, `.md`, `.epub`): answers are then grounded in it.
     text: Option<String>,
+    /// The server's embedder (`REFBOOK_EMBED_MODEL`: a model folder); unset: `off`.
+    embed_model: Option<String>,
+    /// A text the server indexes (another book's) while the load runs.
+    ingest: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -73,6 +81,8 @@ fn parse_args() -> anyhow::Result<Options> {
         llm: None,
         redis_url: None,
         text: None,
+        embed_model: None,
+        ingest: None,
     };
     while let Some(flag) = args.next() {
         if flag == "--compare" {
@@ -92,6 +102,8 @@ fn parse_args() -> anyhow::Result<Options> {
             "--llm" => options.llm = Some(value),
             "--redis-url" => options.redis_url = Some(value),
             "--text" => options.text = Some(value),
+            "--embed-model" => options.embed_model = Some(value),
+            "--ingest" => options.ingest = Some(value),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -119,6 +131,7 @@ fn config(options: &Options, database_url: String) -> ServerConfig {
         .as_ref()
         .map(|_| refbook_core::config::Secret::new("sk-load"));
     core.books.sources = vec!["openlibrary".into()];
+    core.books.embed_model = Some(options.embed_model.clone().unwrap_or_else(|| "off".into()));
     core.cluster.url = options
         .redis_url
         .as_ref()
@@ -199,31 +212,83 @@ async fn serve(options: &Options, url: String) -> anyhow::Result<()> {
     let refbook = build(core).await?;
     seed_catalogue(&refbook).await?;
     if let Some(file) = &options.text {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {file}"))?;
-        let added = refbook
-            .books()
-            .texts()
-            .add(
-                &refbook_core::books::Isbn::parse(ISBN)?,
-                refbook_core::domain::TextScope::Library,
-                refbook_core::domain::TextFormat::of_file_name(file),
-                bytes,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let info = add_text(&refbook, ISBN, file).await?;
         eprintln!(
             "the book's text: {} characters, {} passages",
-            added.info.chars, added.info.chunks
+            info.chars, info.chunks
         );
     }
-    let server = RunningServer::start_with(refbook, http, refbook_http::metrics::Metrics::new())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let server =
+        RunningServer::start_with(refbook.clone(), http, refbook_http::metrics::Metrics::new())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(file) = &options.ingest {
+        ingest_beside(&refbook, file).await?;
+    }
     println!("listening {}", server.url());
     // Serve until the parent closes our stdin.
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(_)) = stdin.next_line().await {}
     server.stop().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Stores `file` as the library's text of `isbn`.
+async fn add_text(
+    refbook: &refbook_core::Refbook,
+    isbn: &str,
+    file: &str,
+) -> anyhow::Result<refbook_core::domain::BookTextInfo> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+    let added = refbook
+        .books()
+        .texts()
+        .add(
+            &refbook_core::books::Isbn::parse(isbn)?,
+            refbook_core::domain::TextScope::Library,
+            refbook_core::domain::TextFormat::of_file_name(file),
+            bytes,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(added.info)
+}
+
+/// Stores `file` as another book's text; the server indexes it in the background while
+/// the load runs, and says on stderr when it is done (or how far it got).
+async fn ingest_beside(refbook: &refbook_core::Refbook, file: &str) -> anyhow::Result<()> {
+    let isbn = refbook_core::books::Isbn::parse(INGESTED_ISBN)?;
+    let started = std::time::Instant::now();
+    let info = add_text(refbook, INGESTED_ISBN, file).await?;
+    eprintln!(
+        "indexing beside the load: {} characters, {} passages",
+        info.chars, info.chunks
+    );
+    let refbook = refbook.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let texts = refbook.books().texts();
+            let Ok(Some(info)) = texts
+                .info(&isbn, refbook_core::domain::TextScope::Library)
+                .await
+            else {
+                return;
+            };
+            if info.state != refbook_core::domain::TextState::Indexing {
+                eprintln!(
+                    "indexed beside the load in {:.1} s ({} vectors)",
+                    started.elapsed().as_secs_f64(),
+                    info.vectors
+                );
+                return;
+            }
+            eprintln!(
+                "indexing beside the load: {} of {} passages",
+                info.vectors, info.chunks
+            );
+        }
+    });
     Ok(())
 }
 

@@ -68,6 +68,12 @@ impl Server {
         if let Some(url) = &options.redis_url {
             command.args(["--redis-url", url]);
         }
+        if let Some(model) = &options.embed_model {
+            command.args(["--embed-model", model]);
+        }
+        if let Some(file) = &options.ingest {
+            command.args(["--ingest", file]);
+        }
         if let Some(file) = &options.text {
             command.args(["--text", file]);
         }

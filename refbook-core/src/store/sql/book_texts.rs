@@ -1,22 +1,27 @@
 //! Books' own texts on SQL: a text, its sections and chunks written in one transaction
-//! that also drops the text it replaces.
+//! beside the text that serves; the background work on them (leases, vectors, the switch
+//! to serving) is in `book_text_work.rs`.
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{placeholders, SqlStore};
-use crate::domain::{BookTextInfo, Isbn, TextChunk, TextFormat, TextScope, TextSection, UserId};
+use crate::domain::{
+    BookTextInfo, Isbn, TextChunk, TextFormat, TextScope, TextSection, TextState, UserId,
+};
 use crate::store::{BookTextStore, NewBookText, StoreError};
 use crate::timestamp::Timestamp;
 
 /// Rows written by one `INSERT` (well under both databases' parameter limits).
 const ROWS_PER_INSERT: usize = 100;
 
-const INFO_COLUMNS: &str = "t.id, t.isbn, t.owner_id, t.sha256, t.format, t.chars, \
-    t.created_at, (SELECT COUNT(*) FROM book_text_chunks c WHERE c.text_id = t.id) AS chunk_count";
+pub(super) const INFO_COLUMNS: &str = "t.id, t.isbn, t.owner_id, t.sha256, t.format, \
+    t.chars, t.created_at, t.state, t.error, t.embed_model, \
+    (SELECT COUNT(*) FROM book_text_chunks c WHERE c.text_id = t.id) AS chunk_count, \
+    (SELECT COUNT(*) FROM book_text_vectors v WHERE v.text_id = t.id) AS vector_count";
 
-fn as_i64(n: usize) -> i64 {
+pub(super) fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -24,10 +29,11 @@ fn as_usize(n: i64) -> usize {
     usize::try_from(n).unwrap_or(0)
 }
 
-fn info_from_row(row: &AnyRow) -> Result<BookTextInfo, StoreError> {
+pub(super) fn info_from_row(row: &AnyRow) -> Result<BookTextInfo, StoreError> {
     let isbn: String = row.try_get("isbn")?;
     let format: String = row.try_get("format")?;
     let owner: Option<UserId> = row.try_get("owner_id")?;
+    let state: String = row.try_get("state")?;
     Ok(BookTextInfo {
         id: row.try_get("id")?,
         isbn: Isbn::parse(&isbn).map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -38,13 +44,18 @@ fn info_from_row(row: &AnyRow) -> Result<BookTextInfo, StoreError> {
         chars: as_usize(row.try_get("chars")?),
         chunks: as_usize(row.try_get("chunk_count")?),
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
+        state: TextState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("text state {state}")))?,
+        error: row.try_get("error")?,
+        embed_model: row.try_get("embed_model")?,
+        vectors: as_usize(row.try_get("vector_count")?),
     })
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+pub(super) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// `query` with the scope's owner bound, when the scope has one.
-fn bind_owner(query: AnyQuery<'_>, owner: Option<UserId>) -> AnyQuery<'_> {
+pub(super) fn bind_owner(query: AnyQuery<'_>, owner: Option<UserId>) -> AnyQuery<'_> {
     match owner {
         Some(user) => query.bind(user),
         None => query,
@@ -52,10 +63,32 @@ fn bind_owner(query: AnyQuery<'_>, owner: Option<UserId>) -> AnyQuery<'_> {
 }
 
 /// `owner_id IS NULL` or `owner_id = $n`, and the value to bind (if any).
-fn scope_condition(scope: TextScope, n: usize) -> (String, Option<UserId>) {
+pub(super) fn scope_condition(scope: TextScope, n: usize) -> (String, Option<UserId>) {
     match scope {
         TextScope::Library => ("t.owner_id IS NULL".to_owned(), None),
         TextScope::Reader(user) => (format!("t.owner_id = ${n}"), Some(user)),
+    }
+}
+
+impl SqlStore {
+    /// The text of a book in one scope that `rest` (a further condition, or an order and
+    /// limit) picks.
+    async fn one_text(
+        &self,
+        isbn: &Isbn,
+        scope: TextScope,
+        rest: &str,
+    ) -> Result<Option<BookTextInfo>, StoreError> {
+        let (condition, bound) = scope_condition(scope, 2);
+        let sql = format!(
+            "SELECT {INFO_COLUMNS} FROM book_texts t WHERE t.isbn = $1 AND {condition} {rest}"
+        );
+        bind_owner(sqlx::query(&sql).bind(isbn.as_str().to_owned()), bound)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(info_from_row)
+            .transpose()
     }
 }
 
@@ -73,15 +106,15 @@ impl BookTextStore for SqlStore {
         let mut tx = self.write().await?;
         let (condition, bound) = scope_condition(text.scope, 2);
         let old = format!(
-            "DELETE FROM book_texts WHERE id IN \
-             (SELECT t.id FROM book_texts t WHERE t.isbn = $1 AND {condition})"
+            "DELETE FROM book_texts WHERE id IN (SELECT t.id FROM book_texts t \
+             WHERE t.isbn = $1 AND t.state <> 'ready' AND {condition})"
         );
         bind_owner(sqlx::query(&old).bind(text.isbn.as_str().to_owned()), bound)
             .execute(&mut *tx)
             .await?;
         let inserted = sqlx::query(
-            "INSERT INTO book_texts (isbn, owner_id, sha256, format, chars, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO book_texts (isbn, owner_id, sha256, format, chars, body, created_at, \
+             state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'indexing') RETURNING id",
         )
         .bind(text.isbn.as_str().to_owned())
         .bind(owner)
@@ -151,6 +184,10 @@ impl BookTextStore for SqlStore {
             chars: text.chars,
             chunks: text.chunks.len(),
             created_at: now,
+            state: TextState::Indexing,
+            error: None,
+            embed_model: None,
+            vectors: 0,
         })
     }
 
@@ -159,15 +196,16 @@ impl BookTextStore for SqlStore {
         isbn: &Isbn,
         scope: TextScope,
     ) -> Result<Option<BookTextInfo>, StoreError> {
-        let (condition, bound) = scope_condition(scope, 2);
-        let sql =
-            format!("SELECT {INFO_COLUMNS} FROM book_texts t WHERE t.isbn = $1 AND {condition}");
-        bind_owner(sqlx::query(&sql).bind(isbn.as_str().to_owned()), bound)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(info_from_row)
-            .transpose()
+        self.one_text(isbn, scope, "AND t.state = 'ready'").await
+    }
+
+    async fn latest_book_text(
+        &self,
+        isbn: &Isbn,
+        scope: TextScope,
+    ) -> Result<Option<BookTextInfo>, StoreError> {
+        self.one_text(isbn, scope, "ORDER BY t.id DESC LIMIT 1")
+            .await
     }
 
     async fn reader_book_text(
@@ -177,7 +215,7 @@ impl BookTextStore for SqlStore {
     ) -> Result<Option<BookTextInfo>, StoreError> {
         let sql = format!(
             "SELECT {INFO_COLUMNS} FROM book_texts t \
-             WHERE t.isbn = $1 AND (t.owner_id IS NULL OR t.owner_id = $2) \
+             WHERE t.isbn = $1 AND t.state = 'ready' AND (t.owner_id IS NULL OR t.owner_id = $2) \
              ORDER BY CASE WHEN t.owner_id IS NULL THEN 1 ELSE 0 END LIMIT 1"
         );
         sqlx::query(&sql)
@@ -192,8 +230,9 @@ impl BookTextStore for SqlStore {
 
     async fn book_texts(&self, scope: TextScope) -> Result<Vec<BookTextInfo>, StoreError> {
         let (condition, bound) = scope_condition(scope, 1);
-        let sql =
-            format!("SELECT {INFO_COLUMNS} FROM book_texts t WHERE {condition} ORDER BY t.isbn");
+        let sql = format!(
+            "SELECT {INFO_COLUMNS} FROM book_texts t WHERE {condition} ORDER BY t.isbn, t.id"
+        );
         bind_owner(sqlx::query(&sql), bound)
             .fetch_all(&self.pool)
             .await?
@@ -254,5 +293,55 @@ impl BookTextStore for SqlStore {
         let deleted = query.execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok(deleted > 0)
+    }
+
+    async fn finish_book_text(&self, text_id: i64) -> Result<bool, StoreError> {
+        self.finish_text(text_id).await
+    }
+
+    async fn fail_book_text(&self, text_id: i64, error: &str) -> Result<(), StoreError> {
+        self.fail_text(text_id, error).await
+    }
+
+    async fn texts_to_index(
+        &self,
+        model: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<BookTextInfo>, StoreError> {
+        self.texts_with_work(model, now).await
+    }
+
+    async fn lease_book_text(
+        &self,
+        text_id: i64,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.lease_text(text_id, until, now).await
+    }
+
+    async fn renew_book_text_lease(
+        &self,
+        text_id: i64,
+        until: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.renew_text_lease(text_id, until).await
+    }
+
+    async fn start_text_vectors(&self, text_id: i64, model: &str) -> Result<usize, StoreError> {
+        self.start_vectors(text_id, model).await
+    }
+
+    async fn put_text_vectors(
+        &self,
+        text_id: i64,
+        first: usize,
+        vectors: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        self.insert_vectors(text_id, first, vectors).await
+    }
+
+    async fn text_vectors(&self, text_id: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.vectors_of(text_id).await
     }
 }

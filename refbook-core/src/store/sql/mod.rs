@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod batch;
+mod book_text_work;
 mod book_texts;
 mod books;
 mod claims;
