@@ -1,6 +1,9 @@
 //! How keyword and meaning rankings are combined: weighted reciprocal rank fusion, with the
 //! meaning side weighed down (it helps on paraphrases, but blind fusion of a weaker ranker
 //! pulls good keyword hits down) and left out when the embedder cannot read the question.
+//! At weight 0.1 the meaning side reorders the keyword ranking's first few (its first
+//! choice can rise from the keyword ranking's seventh place to the first), and a passage
+//! only it found comes after every passage the keywords found within the depth read.
 //! The weight and the threshold were chosen on the retrieval evaluation in benches/
 //! (docs/GROUNDING.md has the figures).
 
@@ -75,13 +78,17 @@ mod tests {
     }
 
     #[test]
-    fn agreement_rises_and_a_light_meaning_side_only_breaks_ties() {
-        let fused = fuse(&hits(&[1, 2, 3]), &hits(&[3, 2, 9]), 1.0, 3);
-        assert_eq!(fused[0].chunk, 2, "second in both beats first in one");
-        let light = fuse(&hits(&[1, 2, 3]), &hits(&[3, 2, 9]), 0.1, 4);
+    fn agreement_rises_and_the_keywords_stay_ahead_of_what_only_meaning_found() {
+        let fused = fuse(&hits(&[1, 2, 3]), &hits(&[2, 9, 3]), 1.0, 3);
+        assert_eq!(
+            fused[0].chunk, 2,
+            "second in one and first in the other leads"
+        );
+        let light = fuse(&hits(&[1, 2, 3]), &hits(&[3, 9]), DENSE_WEIGHT, 4);
         assert_eq!(
             light.iter().map(|h| h.chunk).collect::<Vec<_>>(),
-            [1, 2, 3, 9]
+            [3, 1, 2, 9],
+            "the meaning side's first choice rises from third; what only it found comes last"
         );
         assert_eq!(
             fuse(&hits(&[4, 5]), &hits(&[6]), 0.0, 5)

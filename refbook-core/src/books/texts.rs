@@ -7,6 +7,7 @@
 //! Who sees which text: the library's text serves every reader; a reader's own copy serves
 //! that reader only, and wins over the library's for them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -77,6 +78,8 @@ pub struct BookTexts {
     embedder: Arc<EmbedderSource>,
     /// The background work (vectors, the switch to serving).
     work: TextWork,
+    /// A search has started loading the embedder.
+    warming: Arc<AtomicBool>,
     /// Loaded texts by id and whether their vectors are in (a replaced text has a new id,
     /// so nothing stale is served).
     loaded: moka::sync::Cache<(i64, bool), Arc<LoadedText>>,
@@ -120,6 +123,7 @@ impl BookTexts {
             per_reader: config.texts_per_user,
             embedder,
             work,
+            warming: Arc::new(AtomicBool::new(false)),
             loaded: moka::sync::Cache::builder()
                 .max_capacity(budget)
                 .weigher(|_, text: &Arc<LoadedText>| {
@@ -164,7 +168,14 @@ impl BookTexts {
             });
         }
         if let (TextScope::Reader(_), None) = (scope, &latest) {
-            if self.store.book_texts(scope).await?.len() >= self.per_reader {
+            let books: std::collections::HashSet<Isbn> = self
+                .store
+                .book_texts(scope)
+                .await?
+                .into_iter()
+                .map(|text| text.isbn)
+                .collect();
+            if books.len() >= self.per_reader {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     format!(
@@ -355,7 +366,7 @@ impl BookTexts {
     /// when it is wanted and not loaded yet.
     async fn question_vector(&self, query: &str) -> Option<Vec<f32>> {
         let Some(embedder) = self.embedder.ready() else {
-            self.work.wake();
+            self.warm_embedder();
             return None;
         };
         let query = query.to_owned();
@@ -368,6 +379,20 @@ impl BookTexts {
         .await
         .ok()
         .flatten()
+    }
+
+    /// Starts loading the embedder in the background (after a restart nothing else may
+    /// need it: every text has its vectors), once at a time; searches meanwhile use
+    /// keywords alone.
+    fn warm_embedder(&self) {
+        if self.embedder.id().is_none() || self.warming.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (source, warming) = (self.embedder.clone(), self.warming.clone());
+        tokio::spawn(async move {
+            source.get().await;
+            warming.store(false, Ordering::SeqCst);
+        });
     }
 
     /// The stored text with its index (and its vectors, when all are in), loaded once and

@@ -93,3 +93,75 @@ async fn a_provided_embedder_is_ready_at_once() {
         Some("fixed".into())
     );
 }
+
+/// After a restart every text has its vectors, so no indexing loads the embedder: the
+/// first search does (in the background; that search uses keywords), and later searches
+/// rank by meaning too.
+#[cfg(feature = "local-model")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_a_search_loads_the_embedder() {
+    use refbook_core::books::{BookTexts, Isbn};
+    use refbook_core::config::BookSettings;
+    use refbook_core::domain::{TextFormat, TextScope, TextState};
+    use refbook_core::store::{SqlStore, Store};
+    use refbook_core::testing::{TestBackend, TestDatabase};
+
+    let Some(folder) = std::env::var_os("REFBOOK_TEST_EMBED_MODEL") else {
+        eprintln!("SKIPPED: no embedder (set REFBOOK_TEST_EMBED_MODEL to a model folder)");
+        return;
+    };
+    let source = || {
+        Arc::new(EmbedderSource::new(
+            EmbedRef::Folder(folder.clone().into()),
+            None,
+            String::new(),
+        ))
+    };
+    let db = TestDatabase::create(TestBackend::Sqlite).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(db.url()).await.unwrap());
+    let isbn = Isbn::parse(crate::fixtures::SANTI).unwrap();
+    let first = BookTexts::new(store.clone(), &BookSettings::default(), source());
+    first
+        .add(
+            &isbn,
+            TextScope::Library,
+            TextFormat::Plain,
+            b"Chapter 1\n\nThe heron stood in the reeds.\n\nChapter 2\n\nThe otter swam.\n"
+                .to_vec(),
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while first
+        .info(&isbn, TextScope::Library)
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        != TextState::Ready
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "indexing took too long"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(first);
+
+    let after = source();
+    let restarted = BookTexts::new(store, &BookSettings::default(), after.clone());
+    assert!(after.ready().is_none(), "nothing loads it at start");
+    let found = restarted
+        .search(&isbn, None, "heron", 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!found.is_empty());
+    while after.ready().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the search never loaded the embedder"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
