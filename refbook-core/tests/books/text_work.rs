@@ -273,6 +273,46 @@ async fn vectors_are_filled_in_when_the_embedder_comes_back(db: TestDatabase) {
     assert!(filled.has_vectors_of(Some("words-64")));
 }
 
+/// The same text, with vectors, on SQLite and on PostgreSQL: every search ranks the same
+/// passages with the same scores (chunks, vectors and their order round-trip alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_ranks_alike_on_sqlite_and_postgres() {
+    use refbook_core::testing::TestBackend;
+    let Some(postgres) = TestDatabase::create(TestBackend::Postgres).await else {
+        return; // said by `create` (and a failure when PostgreSQL is required)
+    };
+    let sqlite = TestDatabase::create(TestBackend::Sqlite).await.unwrap();
+    let text = format!(
+        "{}{}",
+        long_text("heron", 4),
+        long_text("otter swam past the", 3)
+    );
+    let mut rankings = Vec::new();
+    for db in [&sqlite, &postgres] {
+        let (texts, _) = open(db, Arc::new(EmbedderSource::provided(WordEmbedder::new()))).await;
+        add(&texts, &text).await;
+        let ready = wait_for(&texts, |i| i.state == TextState::Ready).await;
+        assert!(ready.has_vectors_of(Some("words-64")));
+        let mut found = Vec::new();
+        for query in [
+            "heron number 2",
+            "otter swam",
+            "shore of the lake",
+            "Chapter 5",
+        ] {
+            let passages = texts
+                .search(&isbn(), None, query, 10)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!passages.is_empty(), "{query}");
+            found.push(passages);
+        }
+        rankings.push(found);
+    }
+    assert_eq!(rankings[0], rankings[1]);
+}
+
 backend_tests!(
     the_old_text_serves_until_the_new_one_is_indexed,
     an_interrupted_indexing_resumes_in_another_process,
