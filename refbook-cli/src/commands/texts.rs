@@ -104,7 +104,13 @@ async fn add(
         TextState::Ready if done.has_vectors_of(done.embed_model.as_deref()) => {
             println!("indexed: searched by keywords and by meaning");
         }
-        TextState::Ready => println!("indexed: searched by keywords (no embedder)"),
+        TextState::Ready if refbook.config().books.embed_model.as_deref() == Some("off") => {
+            println!("indexed: searched by keywords (REFBOOK_EMBED_MODEL=off)");
+        }
+        TextState::Ready => println!(
+            "indexed: searched by keywords for now — the embedder could not be had \
+             (REFBOOK_LOG=warn says why); a server on this database adds the vectors when it can"
+        ),
         _ => {
             return Err(Failure::plain(format!(
                 "indexing failed: {}; the previous text (if any) still serves",
