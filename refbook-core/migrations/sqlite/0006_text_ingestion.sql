@@ -9,6 +9,13 @@
 ALTER TABLE book_texts ADD COLUMN state TEXT NOT NULL DEFAULT 'ready';
 ALTER TABLE book_texts ADD COLUMN error TEXT;
 ALTER TABLE book_texts ADD COLUMN embed_model TEXT;
+-- How many chunks the text has, and how many of them have a vector (kept with the rows,
+-- in the same transactions), so a search or the work's poll reads two numbers instead of
+-- counting rows.
+ALTER TABLE book_texts ADD COLUMN chunk_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE book_texts ADD COLUMN vector_count INTEGER NOT NULL DEFAULT 0;
+UPDATE book_texts SET chunk_count =
+    (SELECT COUNT(*) FROM book_text_chunks c WHERE c.text_id = book_texts.id);
 ALTER TABLE book_texts ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 
 -- One serving text, and one on its way, per book and owner.

@@ -72,8 +72,7 @@ impl SqlStore {
             "SELECT {INFO_COLUMNS} FROM book_texts t WHERE t.lease_until < $1 AND \
              (t.state = 'indexing' OR (t.state = 'ready' AND $2 <> '' AND \
               (t.embed_model IS NULL OR t.embed_model <> $2 OR \
-               (SELECT COUNT(*) FROM book_text_vectors v WHERE v.text_id = t.id) < \
-               (SELECT COUNT(*) FROM book_text_chunks c WHERE c.text_id = t.id)))) \
+               t.vector_count < t.chunk_count))) \
              ORDER BY t.id"
         );
         sqlx::query(&sql)
@@ -127,35 +126,27 @@ impl SqlStore {
         model: &str,
     ) -> Result<usize, StoreError> {
         let mut tx = self.write().await?;
-        let current: Option<Option<String>> =
-            sqlx::query("SELECT embed_model FROM book_texts WHERE id = $1")
-                .bind(text_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|row| row.try_get("embed_model"))
-                .transpose()?;
-        let Some(current) = current else {
-            return Err(StoreError::NotFound);
-        };
-        if current.as_deref() != Some(model) {
-            sqlx::query("DELETE FROM book_text_vectors WHERE text_id = $1")
-                .bind(text_id)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE book_texts SET embed_model = $2 WHERE id = $1")
-                .bind(text_id)
-                .bind(model.to_owned())
-                .execute(&mut *tx)
-                .await?;
+        let row = sqlx::query("SELECT embed_model, vector_count FROM book_texts WHERE id = $1")
+            .bind(text_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let current: Option<String> = row.try_get("embed_model")?;
+        if current.as_deref() == Some(model) {
+            let count: i64 = row.try_get("vector_count")?;
+            return Ok(usize::try_from(count).unwrap_or(0));
         }
-        let count: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM book_text_vectors WHERE text_id = $1")
-                .bind(text_id)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
+        sqlx::query("DELETE FROM book_text_vectors WHERE text_id = $1")
+            .bind(text_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE book_texts SET embed_model = $2, vector_count = 0 WHERE id = $1")
+            .bind(text_id)
+            .bind(model.to_owned())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(usize::try_from(count).unwrap_or(0))
+        Ok(0)
     }
 
     pub(super) async fn insert_vectors(
@@ -182,6 +173,11 @@ impl SqlStore {
             }
             query.execute(&mut *tx).await?;
         }
+        sqlx::query("UPDATE book_texts SET vector_count = vector_count + $2 WHERE id = $1")
+            .bind(text_id)
+            .bind(as_i64(vectors.len()))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

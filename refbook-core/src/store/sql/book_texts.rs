@@ -17,9 +17,7 @@ use crate::timestamp::Timestamp;
 const ROWS_PER_INSERT: usize = 100;
 
 pub(super) const INFO_COLUMNS: &str = "t.id, t.isbn, t.owner_id, t.sha256, t.format, \
-    t.chars, t.created_at, t.state, t.error, t.embed_model, \
-    (SELECT COUNT(*) FROM book_text_chunks c WHERE c.text_id = t.id) AS chunk_count, \
-    (SELECT COUNT(*) FROM book_text_vectors v WHERE v.text_id = t.id) AS vector_count";
+    t.chars, t.created_at, t.state, t.error, t.embed_model, t.chunk_count, t.vector_count";
 
 pub(super) fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -114,7 +112,8 @@ impl BookTextStore for SqlStore {
             .await?;
         let inserted = sqlx::query(
             "INSERT INTO book_texts (isbn, owner_id, sha256, format, chars, body, created_at, \
-             state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'indexing') RETURNING id",
+             state, chunk_count) VALUES ($1, $2, $3, $4, $5, $6, $7, 'indexing', $8) \
+             RETURNING id",
         )
         .bind(text.isbn.as_str().to_owned())
         .bind(owner)
@@ -123,6 +122,7 @@ impl BookTextStore for SqlStore {
         .bind(as_i64(text.chars))
         .bind(text.text.to_owned())
         .bind(now.millis())
+        .bind(as_i64(text.chunks.len()))
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
