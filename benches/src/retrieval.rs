@@ -233,6 +233,7 @@ fn ranking(book: &Book, q: &Question, mode: Mode, embedder: Option<&dyn Embedder
                 v.as_deref().map(|v| (meaning, v)),
                 &q.question,
                 FUSION_DEPTH,
+                0..book.keyword.len(),
             )
         }
     }

@@ -54,6 +54,10 @@ enum Command {
         /// Continue this conversation (see `refbook-cli history`).
         #[arg(long)]
         conversation: Option<ConversationId>,
+        /// How far you have read: the index of the last section read (see `books text
+        /// list`), or `off` for the whole book. Kept for the book; answers use nothing past it.
+        #[arg(long, value_name = "SECTION|off")]
+        progress: Option<String>,
     },
     /// List your conversations.
     History,
@@ -118,6 +122,7 @@ fn run(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
             isbn,
             persona,
             conversation,
+            progress,
         } => commands::chat::run(
             &refbook,
             runtime,
@@ -125,6 +130,7 @@ fn run(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
                 isbn: isbn.unwrap_or_default(),
                 persona,
                 conversation,
+                progress,
             },
             language,
         ),

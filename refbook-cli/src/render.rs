@@ -123,6 +123,31 @@ pub fn sources(sources: &[&refbook_core::chat::Source]) -> String {
     out
 }
 
+/// How far the reader has read, as one line (`None`: the whole book).
+pub fn progress(progress: Option<&refbook_core::books::Progress>, language: Language) -> String {
+    let zh = language == Language::Zh;
+    let Some(point) = progress.and_then(|p| p.point.as_ref()) else {
+        return if zh {
+            "阅读进度：未设置（回答可用全书）\n".to_owned()
+        } else {
+            "Reading progress: not set (answers may use the whole book)\n".to_owned()
+        };
+    };
+    let title = if point.section.title.is_empty() {
+        format!("#{}", point.section.index)
+    } else {
+        format!("#{} {}", point.section.index, point.section.title)
+    };
+    let percent = (point.share() * 100.0).round();
+    if zh {
+        format!("阅读进度：读到 {title}（约 {percent}%），回答不会透露之后的内容\n")
+    } else {
+        format!(
+            "Reading progress: up to {title} (about {percent}%); answers reveal nothing after it\n"
+        )
+    }
+}
+
 /// Messages, oldest first, with who said what.
 pub fn messages(messages: &[refbook_core::chat::Message], style: crate::terminal::Style) -> String {
     use refbook_core::chat::{MessageStatus, Role};

@@ -8,6 +8,7 @@ use refbook_core::chat::{PERSONA_DESCRIPTION_MAX_CHARS, PERSONA_NAME_MAX_CHARS, 
 use serde_json::json;
 
 use crate::handlers::book_texts::{self, TEXT_MEDIA_TYPES};
+use crate::handlers::reading;
 use crate::handlers::{
     accounts, api_keys, books, chat, collections, conversations, openai, ops, personas, users,
 };
@@ -203,7 +204,16 @@ pub static ROUTES: &[RouteSpec] = &[
         get(handler!(book_texts::passages), |_| op("The passages of the book's text that best match ?q=, best first", "books", json_ok(schema("Passages")))
                 .query("q", json!({"type": "string", "minLength": 1, "maxLength": 1000, "pattern": NO_CONTROL}), "what to look for")
                 .query("limit", json!({"type": "integer", "minimum": 1, "default": 5}), "how many (at most 20 are served)")
+                .query("all", json!({"type": "boolean", "default": false}), "search past your reading progress too")
                 .errors(&[404])),
+    ]),
+    // `GET|PUT|DELETE /api/books/{isbn}/progress/`: how far the reader has read
+    route("ReadingProgress", "/api/books/{isbn}/progress", Token, &[
+        get(handler!(reading::get), |_| op("How far you have read the book (404 when not set)", "books", json_ok(schema("ReadingProgress"))).errors(&[404])),
+        put(handler!(reading::put), |_| op("Set how far you have read: answers, searches and the guide use nothing past it", "books", json_ok(schema("ReadingProgress")))
+                .body(body(&[], json!({"section": {"type": "integer", "minimum": 0, "maximum": 4_294_967_295_u64}, "position": {"type": "integer", "minimum": 0}})))
+                .errors(&[404])),
+        delete(handler!(reading::delete), |_| op("Clear your reading progress (the whole book again)", "books", ok())),
     ]),
     // `GET|POST /api/personas/`
     route("Personas", "/api/personas", Token, &[

@@ -16,7 +16,7 @@ use crate::failure::Failure;
 use crate::local_user::local_user;
 use crate::render;
 use crate::terminal::{out, Style, SPINNER};
-use refbook_core::domain::{ConversationId, PersonaId, UserId};
+use refbook_core::domain::{ConversationId, PersonaId, ReadingMark, UserId};
 
 /// What `chat` was asked for.
 pub struct ChatArgs {
@@ -26,6 +26,8 @@ pub struct ChatArgs {
     pub persona: Option<String>,
     /// A conversation to continue.
     pub conversation: Option<ConversationId>,
+    /// How far the reader has read (`--progress`): a section index, or `off`.
+    pub progress: Option<String>,
 }
 
 struct Session<'a> {
@@ -86,6 +88,9 @@ pub fn run(
         language,
         last_sources: std::cell::RefCell::default(),
     };
+    if let Some(wanted) = &args.progress {
+        session.progress(wanted)?;
+    }
     if style.interactive {
         session.interactive()
     } else {
@@ -208,6 +213,7 @@ impl Session<'_> {
             "/help" => out(HELP),
             "/book" => out(&render::book(&self.book, self.language)),
             "/stop" => out("没有正在生成的回答（回答时按 Ctrl-C 停止）。\n"),
+            "/progress" => self.progress(rest.first().copied().unwrap_or(""))?,
             "/sources" => {
                 let sources = self.last_sources.borrow();
                 if sources.is_empty() {
@@ -275,6 +281,43 @@ impl Session<'_> {
             other => out(&format!("未知命令 {other}，输入 /help 查看命令。\n")),
         }
         Ok(true)
+    }
+
+    /// `/progress`: shows how far the reader has read (no argument), sets it (a section
+    /// index) or clears it (`off`); said on stderr so piped answers stay clean.
+    fn progress(&self, wanted: &str) -> Result<(), Failure> {
+        let texts = self.refbook.books().texts();
+        let isbn = &self.book.isbn;
+        let fail = |e: Error| Failure::from_error(&e, self.language);
+        let progress = match wanted {
+            "" => self
+                .runtime
+                .block_on(texts.progress(isbn, self.user_id))
+                .map_err(fail)?,
+            "off" => {
+                self.runtime
+                    .block_on(texts.clear_progress(isbn, self.user_id))
+                    .map_err(fail)?;
+                None
+            }
+            number => {
+                let section = number.parse::<u32>().map_err(|_| {
+                    Failure::plain(format!("`{number}` is not a section index"))
+                        .hint("give the index of the last section read (see `refbook-cli books text list`), or `off`")
+                })?;
+                Some(
+                    self.runtime
+                        .block_on(texts.set_progress(
+                            isbn,
+                            self.user_id,
+                            ReadingMark::Section(section),
+                        ))
+                        .map_err(fail)?,
+                )
+            }
+        };
+        eprint!("{}", render::progress(progress.as_ref(), self.language));
+        Ok(())
     }
 
     /// Asks and prints the answer as it streams.
@@ -372,6 +415,7 @@ const HELP: &str = "\
 /new              就这本书开始新对话
 /book             显示书目信息
 /sources          上一个回答依据的书中段落
+/progress [N|off] 显示、设置（读完的最后一个部分的编号）或清除阅读进度：回答不会透露之后的内容
 /history          显示本对话的消息
 /persona [KEY|ID] 列出或切换角色（librarian、author 或自定义角色的编号）
 /stop 或 Ctrl-C   停止正在生成的回答（保留已生成的部分）

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::run::{assert_clean_failure, cli, Output};
+use crate::run::{assert_clean_failure, cli, temp_file, Output};
 
 async fn books() -> MockServer {
     let server = MockServer::start().await;
@@ -328,7 +328,100 @@ async fn piped_chat_answers_every_line_it_can(db: TestDatabase) {
     assert!(out.stderr.contains("unavailable"), "{}", out.stderr);
 }
 
+async fn chat_reads_along_up_to_the_progress_given(db: TestDatabase) {
+    let (books, llm) = (books().await, MockLlm::start().await);
+    let novel = temp_file(
+        "santi.txt",
+        "第一章 科学边界\n汪淼是纳米材料研究者，他看见了倒计时。\n\n\
+         第二章 红岸\n汪淼后来知道，叶文洁在红岸基地按下了发射键。\n",
+    );
+    let added = chat(
+        &db,
+        &books,
+        &llm,
+        &[
+            "books",
+            "text",
+            "add",
+            "--isbn",
+            "9787536692930",
+            novel.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    llm.push(MockReply::answer(&[], &["他是研究者。"], Duration::ZERO));
+    let out = chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--isbn", "9787536692930", "--progress", "0"],
+        "汪淼是谁？\n",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout, "他是研究者。\n",
+        "the progress line goes to stderr"
+    );
+    assert!(
+        out.stderr.contains("up to #0 第一章 科学边界"),
+        "{}",
+        out.stderr
+    );
+    let system = llm.requests()[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(system.contains("纳米材料研究者"), "{system}");
+    assert!(
+        !system.contains("红岸基地"),
+        "nothing past the progress: {system}"
+    );
+    assert!(system.contains("读到了「第一章 科学边界」"), "{system}");
+
+    // Kept for the book; `off` clears it; a section past the end is refused.
+    llm.push(MockReply::answer(&[], &["好。"], Duration::ZERO));
+    chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--isbn", "9787536692930"],
+        "汪淼是谁？\n",
+    )
+    .await;
+    assert!(!llm.requests()[1]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("红岸基地"));
+    llm.push(MockReply::answer(&[], &["好。"], Duration::ZERO));
+    let cleared = chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--isbn", "9787536692930", "--progress", "off"],
+        "汪淼是谁？\n",
+    )
+    .await;
+    assert!(cleared.stderr.contains("not set"), "{}", cleared.stderr);
+    assert!(llm.requests()[2]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("红岸基地"));
+    let past = chat(
+        &db,
+        &books,
+        &llm,
+        &["chat", "--isbn", "9787536692930", "--progress", "9"],
+        "汪淼是谁？\n",
+    )
+    .await;
+    assert_clean_failure(&past, "sections");
+}
+
 backend_tests!(
+    chat_reads_along_up_to_the_progress_given,
     piped_chat_answers_every_line_it_can,
     ctrl_c_stops_the_answer_and_keeps_the_part,
     piped_chat_answers_each_line_and_is_kept,

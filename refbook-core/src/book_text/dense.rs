@@ -2,6 +2,8 @@
 //! product (the vectors are unit length, so it is their cosine). A 1 MB book has a few
 //! thousand chunks: a scan is well under a millisecond and needs no approximate index.
 
+use std::ops::Range;
+
 use super::index::Hit;
 
 /// The vectors of one book's chunks, in chunk order.
@@ -43,13 +45,21 @@ impl DenseIndex {
     /// The `limit` chunks nearest `query`, nearest first (none when the query's length is
     /// not the index's).
     pub fn search(&self, query: &[f32], limit: usize) -> Vec<Hit> {
+        self.search_in(query, limit, 0..self.len())
+    }
+
+    /// [`search`](Self::search) among the chunks of `within` only.
+    pub fn search_in(&self, query: &[f32], limit: usize, within: Range<usize>) -> Vec<Hit> {
         if query.len() != self.dimensions || limit == 0 {
             return Vec::new();
         }
-        let mut hits: Vec<Hit> = self
-            .values
+        let end = within.end.min(self.len());
+        let first = within.start.min(end);
+        let values = &self.values[first * self.dimensions..end * self.dimensions];
+        let mut hits: Vec<Hit> = values
             .chunks_exact(self.dimensions)
             .enumerate()
+            .map(|(at, vector)| (first + at, vector))
             .map(|(chunk, vector)| Hit {
                 chunk,
                 score: vector.iter().zip(query).map(|(a, b)| a * b).sum(),

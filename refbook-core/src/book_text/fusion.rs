@@ -8,6 +8,7 @@
 //! (docs/GROUNDING.md has the figures).
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::dense::DenseIndex;
 use super::index::{Bm25Index, Hit};
@@ -21,22 +22,25 @@ pub const MIN_KNOWN_SHARE: f32 = 0.9;
 /// How deep each ranking is read before fusion, at least.
 pub const FUSION_DEPTH: usize = 50;
 
-/// The passages of a book for `query`, best first, at most `limit`: the keyword ranking
-/// alone (with its BM25 scores), or fused with the meaning ranking when `meaning` brings
-/// the book's vectors and the question's vector (the caller leaves it out when the
-/// embedder cannot read the question: see [`MIN_KNOWN_SHARE`]).
+/// The passages of a book for `query` among the chunks of `within` (the others are never
+/// returned: a reader's progress and a named section are hard limits), best first, at
+/// most `limit`: the keyword ranking alone (with its BM25 scores), or fused with the
+/// meaning ranking when `meaning` brings the book's vectors and the question's vector
+/// (the caller leaves it out when the embedder cannot read the question: see
+/// [`MIN_KNOWN_SHARE`]).
 pub fn rank(
     keyword: &Bm25Index,
     meaning: Option<(&DenseIndex, &[f32])>,
     query: &str,
     limit: usize,
+    within: Range<usize>,
 ) -> Vec<Hit> {
     let depth = limit.max(FUSION_DEPTH);
     match meaning {
-        None => keyword.search(query, limit),
+        None => keyword.search_in(query, limit, within),
         Some((vectors, question)) => fuse(
-            &keyword.search(query, depth),
-            &vectors.search(question, depth),
+            &keyword.search_in(query, depth, within.clone()),
+            &vectors.search_in(question, depth, within),
             DENSE_WEIGHT,
             limit,
         ),

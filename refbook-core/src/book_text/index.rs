@@ -2,6 +2,7 @@
 //! b = 0.75) over [`terms`](super::terms); each distinct query term counts once.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::terms::terms;
 
@@ -79,6 +80,12 @@ impl Bm25Index {
     /// The best `limit` chunks for `query`, best first (ties: earlier chunk first); no
     /// chunk that shares no term with the query.
     pub fn search(&self, query: &str, limit: usize) -> Vec<Hit> {
+        self.search_in(query, limit, 0..self.len())
+    }
+
+    /// [`search`](Self::search) among the chunks of `within` only (the rest are never
+    /// returned, however well they match).
+    pub fn search_in(&self, query: &str, limit: usize, within: Range<usize>) -> Vec<Hit> {
         let mut wanted = terms(query);
         wanted.sort_unstable();
         wanted.dedup();
@@ -92,6 +99,9 @@ impl Bm25Index {
             let with = postings.len() as f32;
             let idf = ((count - with + 0.5) / (with + 0.5) + 1.0).ln();
             for (chunk, occurrences) in postings {
+                if !within.contains(&(*chunk as usize)) {
+                    continue;
+                }
                 let tf = *occurrences as f32;
                 let length = self.lengths[*chunk as usize] as f32;
                 let norm = K1 * (1.0 - B + B * length / self.average_length.max(1.0));
@@ -131,5 +141,8 @@ mod tests {
         assert_eq!(index.search("TRUTH acknowledged", 5)[0].chunk, 3);
         assert!(index.search("nothing here", 5).is_empty());
         assert_eq!(index.search("宝", 2).len(), 2);
+        let within = index.search_in("宝玉 宝钗", 5, 1..3);
+        assert_eq!(within.len(), 2);
+        assert!(within.iter().all(|h| (1..3).contains(&h.chunk)));
     }
 }

@@ -14,6 +14,7 @@ mod dense;
 mod epub;
 mod fusion;
 mod index;
+mod section_names;
 mod sections;
 mod terms;
 
@@ -25,6 +26,7 @@ pub use epub::{
 };
 pub use fusion::{fuse, rank, DENSE_WEIGHT, FUSION_DEPTH, MIN_KNOWN_SHARE, RRF_K};
 pub use index::{Bm25Index, Hit};
+pub use section_names::named_sections;
 pub use sections::sections;
 pub use terms::terms;
 

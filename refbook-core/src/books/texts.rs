@@ -7,41 +7,21 @@
 //! Who sees which text: the library's text serves every reader; a reader's own copy serves
 //! that reader only, and wins over the library's for them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::text_work::{TextWork, WorkSettings};
-use crate::book_text::{prepare, rank, vector_from_bytes, Bm25Index, DenseIndex, MIN_KNOWN_SHARE};
+use crate::book_text::{prepare, vector_from_bytes, Bm25Index, DenseIndex};
 use crate::config::BookSettings;
 use crate::domain::{
-    BookTextInfo, Isbn, SectionRef, TextChunk, TextFormat, TextScope, TextSection, TextState,
-    UserId,
+    BookTextInfo, Isbn, TextChunk, TextFormat, TextScope, TextSection, TextState, UserId,
 };
 use crate::embed::EmbedderSource;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{NewBookText, Store};
 use crate::timestamp::Timestamp;
-
-/// The most passages one search returns.
-pub const MAX_PASSAGES: usize = 20;
-
-/// A passage of a book's text found by a search.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Passage {
-    /// Where it is.
-    pub section: SectionRef,
-    /// Its start in the book's text, in characters.
-    pub start: usize,
-    /// Its end (exclusive), in characters.
-    pub end: usize,
-    /// The passage.
-    pub text: String,
-    /// How well it matches (higher is better; comparable within one search only).
-    pub score: f32,
-}
 
 /// What adding a text did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,12 +33,12 @@ pub struct AddedText {
 }
 
 /// A stored text loaded for search.
-struct LoadedText {
-    sections: Vec<TextSection>,
-    chunks: Vec<TextChunk>,
-    index: Bm25Index,
+pub(super) struct LoadedText {
+    pub(super) sections: Vec<TextSection>,
+    pub(super) chunks: Vec<TextChunk>,
+    pub(super) index: Bm25Index,
     /// The chunks' vectors, when every chunk has one from the current embedder.
-    vectors: Option<DenseIndex>,
+    pub(super) vectors: Option<DenseIndex>,
 }
 
 impl LoadedText {
@@ -72,14 +52,14 @@ impl LoadedText {
 
 /// Books' own texts.
 pub struct BookTexts {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     max_bytes: usize,
     per_reader: usize,
-    embedder: Arc<EmbedderSource>,
+    pub(super) embedder: Arc<EmbedderSource>,
     /// The background work (vectors, the switch to serving).
     work: TextWork,
     /// A search has started loading the embedder.
-    warming: Arc<AtomicBool>,
+    pub(super) warming: Arc<AtomicBool>,
     /// Loaded texts by id and whether their vectors are in (a replaced text has a new id,
     /// so nothing stale is served).
     loaded: moka::sync::Cache<(i64, bool), Arc<LoadedText>>,
@@ -313,91 +293,9 @@ impl BookTexts {
         Ok(self.load(text).await?.sections.clone())
     }
 
-    /// The passages of the text `reader` sees (see [`seen_by`](Self::seen_by)) that best
-    /// match `query`, best first, at most `limit` (and at most [`MAX_PASSAGES`]); `None`
-    /// when the book has no text.
-    ///
-    /// # Errors
-    ///
-    /// `Internal` when the database fails.
-    pub async fn search(
-        &self,
-        isbn: &Isbn,
-        reader: Option<UserId>,
-        query: &str,
-        limit: usize,
-    ) -> Result<Option<Vec<Passage>>> {
-        let Some(text) = self.seen_by(isbn, reader).await? else {
-            return Ok(None);
-        };
-        let loaded = self.load(&text).await?;
-        let question = match &loaded.vectors {
-            Some(_) => self.question_vector(query).await,
-            None => None,
-        };
-        let meaning = loaded.vectors.as_ref().zip(question.as_deref());
-        let hits = rank(&loaded.index, meaning, query, limit.min(MAX_PASSAGES));
-        Ok(Some(
-            hits.into_iter()
-                .filter_map(|hit| {
-                    let chunk = loaded.chunks.get(hit.chunk)?;
-                    let title = loaded
-                        .sections
-                        .get(chunk.section as usize)
-                        .map(|s| s.title.clone())
-                        .unwrap_or_default();
-                    Some(Passage {
-                        section: SectionRef {
-                            index: chunk.section,
-                            title,
-                        },
-                        start: chunk.start,
-                        end: chunk.end,
-                        text: chunk.text.clone(),
-                        score: hit.score,
-                    })
-                })
-                .collect(),
-        ))
-    }
-
-    /// The question's vector, when the embedder is loaded and reads the question well
-    /// enough (otherwise the search is by keywords alone); starts loading the embedder
-    /// when it is wanted and not loaded yet.
-    async fn question_vector(&self, query: &str) -> Option<Vec<f32>> {
-        let Some(embedder) = self.embedder.ready() else {
-            self.warm_embedder();
-            return None;
-        };
-        let query = query.to_owned();
-        tokio::task::spawn_blocking(move || {
-            if embedder.known_share(&query) < MIN_KNOWN_SHARE {
-                return None;
-            }
-            embedder.embed(&[query.as_str()]).ok()?.into_iter().next()
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    /// Starts loading the embedder in the background (after a restart nothing else may
-    /// need it: every text has its vectors), once at a time; searches meanwhile use
-    /// keywords alone.
-    fn warm_embedder(&self) {
-        if self.embedder.id().is_none() || self.warming.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let (source, warming) = (self.embedder.clone(), self.warming.clone());
-        tokio::spawn(async move {
-            source.get().await;
-            warming.store(false, Ordering::SeqCst);
-        });
-    }
-
     /// The stored text with its index (and its vectors, when all are in), loaded once and
     /// kept while memory allows.
-    async fn load(&self, text: &BookTextInfo) -> Result<Arc<LoadedText>> {
+    pub(super) async fn load(&self, text: &BookTextInfo) -> Result<Arc<LoadedText>> {
         let with_vectors = text.has_vectors_of(self.embedder.id());
         let key = (text.id, with_vectors);
         if let Some(loaded) = self.loaded.get(&key) {

@@ -7,8 +7,8 @@ use std::fmt::Write;
 use super::prompt::is_chinese;
 use super::tokens::{estimate_tokens, MESSAGE_OVERHEAD};
 use super::Role;
-use crate::books::Passage;
-use crate::domain::Source;
+use crate::books::{Found, Passage};
+use crate::domain::{SectionRef, Source};
 
 /// Passages looked up for one question.
 pub(crate) const PASSAGES_PER_QUESTION: usize = 5;
@@ -26,17 +26,19 @@ pub(crate) fn search_query(history: &[(Role, String)], question: &str) -> String
     }
 }
 
-/// Adds the grounding to `system`: the passages (best first, as many as fit `allowance`
-/// estimated tokens) with how to use them, or — `passages` being `None` — that the book's
-/// text is not available. Returns the passages put in, numbered from 1 in that order.
+/// Adds the grounding to `system`: where the reader is in the book (and not to reveal
+/// what follows), the sections the question names, the passages (in the order found, as
+/// many as fit `allowance` estimated tokens) with how to use them — or, `found` being
+/// `None`, that the book's text is not available. Returns the passages put in, numbered
+/// from 1 in that order.
 pub(crate) fn ground(
     system: &mut String,
-    passages: Option<Vec<Passage>>,
+    found: Option<Found>,
     question: &str,
     allowance: i64,
 ) -> Vec<Passage> {
     let chinese = is_chinese(question);
-    let Some(passages) = passages else {
+    let Some(found) = found else {
         system.push_str(if chinese {
             "\n没有这本书的原文可供查阅：只能依据书目信息和你已知的内容回答，不要假装引用原文。\n"
         } else {
@@ -45,9 +47,10 @@ pub(crate) fn ground(
         });
         return Vec::new();
     };
+    reading_position(system, &found, chinese);
     let mut kept = Vec::new();
     let mut room = allowance;
-    for passage in passages {
+    for passage in found.passages {
         let text = clip(&passage.text);
         let cost = estimate_tokens(&text) + MESSAGE_OVERHEAD;
         if cost > room {
@@ -92,6 +95,70 @@ pub(crate) fn ground(
          sentence that uses it, like [1]; if they do not contain the answer, say so.\n"
     });
     kept
+}
+
+/// A section as the prompt names it.
+fn section_name(section: &SectionRef, chinese: bool) -> String {
+    match (section.title.is_empty(), chinese) {
+        (false, true) => format!("「{}」", section.title),
+        (false, false) => format!("\"{}\"", section.title),
+        (true, true) => format!("第 {} 部分", section.index + 1),
+        (true, false) => format!("part {}", section.index + 1),
+    }
+}
+
+fn section_names(sections: &[SectionRef], chinese: bool) -> String {
+    let names: Vec<String> = sections.iter().map(|s| section_name(s, chinese)).collect();
+    names.join(if chinese { "、" } else { ", " })
+}
+
+/// Where the reader is and what not to reveal; which sections the question is about.
+fn reading_position(system: &mut String, found: &Found, chinese: bool) {
+    if let Some(point) = &found.progress {
+        let section = section_name(&point.section, chinese);
+        let percent = (point.share() * 100.0).round();
+        let _ = if chinese {
+            writeln!(
+                system,
+                "\n读者正在读这本书，读到了{section}（约全书的 {percent}%）。只谈这之前的内容：不要透露之后的情节、人物的命运或结局，也不要凭你自己对这本书的记忆透露；被问到后面的内容时，就说等读到那里再聊。"
+            )
+        } else {
+            writeln!(
+                system,
+                "\nThe reader is reading this book and has reached {section} (about {percent}% of it). \
+                 Talk only about what comes before that point: do not reveal later events, what \
+                 becomes of anyone, or the ending — not from the passages and not from your own \
+                 memory of the book; if asked about what comes later, say you can talk about it \
+                 once they get there."
+            )
+        };
+    }
+    if !found.named.is_empty() {
+        let names = section_names(&found.named, chinese);
+        let _ = if chinese {
+            writeln!(system, "这个问题问的是{names}；下面的段落出自那里。")
+        } else {
+            writeln!(
+                system,
+                "The question is about {names}; the passages below come from it."
+            )
+        };
+    }
+    if !found.unread.is_empty() {
+        let names = section_names(&found.unread, chinese);
+        let _ = if chinese {
+            writeln!(
+                system,
+                "读者问到的{names}在他还没读到的地方：不要透露其中的任何内容，告诉他读到那里再聊。"
+            )
+        } else {
+            writeln!(
+                system,
+                "The reader asks about {names}, which they have not read yet: reveal nothing of \
+                 it, and tell them you can talk about it once they get there."
+            )
+        };
+    }
 }
 
 /// The passages put in a prompt as the reply's numbered sources.
@@ -176,12 +243,21 @@ mod tests {
         }
     }
 
+    fn found(passages: Vec<Passage>) -> Option<Found> {
+        Some(Found {
+            passages,
+            progress: None,
+            named: Vec::new(),
+            unread: Vec::new(),
+        })
+    }
+
     #[test]
     fn passages_are_numbered_with_their_sections_within_the_allowance() {
         let mut system = String::from("你是图书管理员。");
         let kept = ground(
             &mut system,
-            Some(vec![
+            found(vec![
                 passage("第二十七回", "第二十七回\n黛玉葬花。"),
                 passage("", &"长".repeat(2000)),
                 passage("第一回", "## 第一回\n甄士隐梦幻识通灵。"),
@@ -201,8 +277,45 @@ mod tests {
         assert!(ground(&mut none, None, "Who is Darcy?", 500).is_empty());
         assert!(none.contains("do not have the book's text"));
         let mut unmatched = String::new();
-        assert!(ground(&mut unmatched, Some(Vec::new()), "谁？", 500).is_empty());
+        assert!(ground(&mut unmatched, found(Vec::new()), "谁？", 500).is_empty());
         assert!(unmatched.contains("没有找到"));
+    }
+
+    #[test]
+    fn the_reader_s_place_and_the_sections_asked_about_are_said() {
+        let section = |index: u32, title: &str| SectionRef {
+            index,
+            title: title.to_owned(),
+        };
+        let mut found = found(vec![passage("第三回", "黛玉进府。")]).unwrap();
+        found.progress = Some(crate::domain::ReadingPoint {
+            section: section(3, "第三回"),
+            position: 450,
+            chars: 1000,
+        });
+        found.named = vec![section(3, "第三回")];
+        found.unread = vec![section(5, "第五回")];
+        let mut system = String::new();
+        ground(
+            &mut system,
+            Some(found.clone()),
+            "第三回和第五回讲了什么",
+            500,
+        );
+        assert!(
+            system.contains("读到了「第三回」（约全书的 45%）"),
+            "{system}"
+        );
+        assert!(system.contains("不要凭你自己对这本书的记忆透露"));
+        assert!(system.contains("这个问题问的是「第三回」"));
+        assert!(system.contains("读者问到的「第五回」在他还没读到的地方"));
+        let mut english = String::new();
+        ground(&mut english, Some(found), "What happens in chapter 5?", 500);
+        assert!(
+            english.contains("has reached \"第三回\" (about 45% of it)"),
+            "{english}"
+        );
+        assert!(english.contains("not from your own memory of the book"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod book_text;
 mod chat;
 mod ids;
 mod isbn;
+mod reading;
 
 pub use book::{Book, BookFields, Cover, StoredBook, SOURCES};
 pub use book_text::{
@@ -19,3 +20,4 @@ pub use chat::{
 };
 pub use ids::{ConversationId, MessageId, PersonaId, UserId};
 pub use isbn::{Isbn, IsbnError};
+pub use reading::{ReadingMark, ReadingPoint, StoredProgress};

@@ -2,7 +2,8 @@
 //!
 //! The seam is split by subject: [`UserStore`], [`SessionStore`], [`ApiKeyStore`],
 //! [`SettingsStore`], [`UsageStore`], [`BookStore`], [`ChatStore`], [`ReplyStore`],
-//! [`PersonaStore`], [`CollectionStore`] and [`BookTextStore`]; [`Store`] is all eleven. [`SqlStore`] implements it on SQLite and
+//! [`PersonaStore`], [`CollectionStore`], [`BookTextStore`] and [`ReadingStore`]; [`Store`]
+//! is all twelve. [`SqlStore`] implements it on SQLite and
 //! PostgreSQL through sqlx, with one set of queries and one migration set per dialect.
 
 mod error;
@@ -20,7 +21,8 @@ pub use sql::{Backend, SqlStore};
 
 use crate::domain::{
     Book, BookTextInfo, Conversation, ConversationId, Cover, Isbn, Message, MessageId, NewMessage,
-    Persona, PersonaId, StoredBook, TextChunk, TextScope, TextSection, UserId,
+    Persona, PersonaId, ReadingMark, StoredBook, StoredProgress, TextChunk, TextScope, TextSection,
+    UserId,
 };
 use crate::timestamp::Timestamp;
 
@@ -444,6 +446,27 @@ pub trait BookTextStore: Send + Sync {
     async fn text_vectors(&self, text_id: i64) -> Result<Vec<Vec<u8>>, StoreError>;
 }
 
+/// How far each reader has read each book.
+#[async_trait]
+pub trait ReadingStore: Send + Sync {
+    /// Sets the reader's mark in the book (replacing any earlier one).
+    async fn set_progress(
+        &self,
+        user_id: UserId,
+        isbn: &Isbn,
+        mark: ReadingMark,
+        now: Timestamp,
+    ) -> Result<StoredProgress, StoreError>;
+    /// The reader's mark in the book, if they set one.
+    async fn progress(
+        &self,
+        user_id: UserId,
+        isbn: &Isbn,
+    ) -> Result<Option<StoredProgress>, StoreError>;
+    /// Clears the reader's mark; `false` when there was none.
+    async fn clear_progress(&self, user_id: UserId, isbn: &Isbn) -> Result<bool, StoreError>;
+}
+
 /// Everything Refbook persists; implemented by [`SqlStore`].
 #[async_trait]
 pub trait Store:
@@ -458,6 +481,7 @@ pub trait Store:
     + PersonaStore
     + CollectionStore
     + BookTextStore
+    + ReadingStore
 {
     /// Answers when the database takes writes (readiness): a small real write, so a full
     /// disk or a read-only server is not reported ready.

@@ -6,6 +6,7 @@
 mod chain;
 mod embedder;
 mod fixtures;
+mod reading;
 mod sources;
 mod text_work;
 mod texts;

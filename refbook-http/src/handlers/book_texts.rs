@@ -2,7 +2,7 @@
 //! reader's questions use) and `/api/books/{isbn}/passages/` (search inside it).
 
 use http::{Response, StatusCode};
-use refbook_core::books::{BookTexts, Isbn};
+use refbook_core::books::{BookTexts, Isbn, PassageQuery};
 use refbook_core::domain::{BookTextInfo, TextFormat, TextScope, TextState, UserId};
 use refbook_core::Error;
 use serde_json::{json, Value};
@@ -101,8 +101,10 @@ pub async fn delete(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     Ok(ok_true())
 }
 
-/// `GET /api/books/{isbn}/passages/?q=…&limit=N`: the passages of the text the reader
-/// sees that best match `q`, best first (`limit` 1–20, default 5; more is served as 20).
+/// `GET /api/books/{isbn}/passages/?q=…&limit=N&all=false`: the passages of the text the
+/// reader sees that best match `q`, best first (`limit` 1–20, default 5; more is served as
+/// 20), none past the reader's progress unless `all=true`; a `q` naming sections
+/// ("第三回") searches those.
 pub async fn passages(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let isbn = isbn(&ctx)?;
     let user = ctx.user()?.id();
@@ -128,12 +130,30 @@ pub async fn passages(ctx: Ctx) -> Result<Response<Body>, ApiError> {
             }
         },
     };
+    let whole_book = match ctx.query_param("all").as_deref() {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                Some("all"),
+                "all 须为 true 或 false",
+                "all must be true or false",
+            ))
+        }
+    };
     let found = ctx
         .refbook()
         .books()
         .texts()
-        .search(&isbn, Some(user), &query, limit)
+        .find(PassageQuery {
+            isbn: &isbn,
+            reader: Some(user),
+            query: &query,
+            question: &query,
+            limit,
+            whole_book,
+        })
         .await?
         .ok_or_else(no_text)?;
-    Ok(ok_json(&json!({ "results": found })))
+    Ok(ok_json(&json!({ "results": found.passages })))
 }

@@ -11,4 +11,5 @@ pub mod conversations;
 pub mod openai;
 pub mod ops;
 pub mod personas;
+pub mod reading;
 pub mod users;

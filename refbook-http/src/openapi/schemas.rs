@@ -222,6 +222,12 @@ pub fn components(error_codes: &[&str]) -> Value {
             "section": object(&["index", "title"], json!({"index": int, "title": s})),
             "start": int, "end": int, "text": s, "score": {"type": "number"}
         }))}})),
+        "ReadingProgress": object(&["section", "title", "position", "chars", "share", "set_by", "updated_at"], json!({
+            "section": {"type": ["integer", "null"], "minimum": 0}, "title": ns,
+            "position": {"type": ["integer", "null"], "minimum": 0}, "chars": {"type": ["integer", "null"], "minimum": 0},
+            "share": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "set_by": {"enum": ["section", "position"]}, "updated_at": time()
+        })),
         "CollectionItem": object(&["isbn", "book", "created_at"], json!({"isbn": s, "book": schema("Book"), "created_at": time()})),
         "ChatChunk": chat_chunk(),
         "SseEvent": {

@@ -22,5 +22,6 @@ mod instances;
 mod local_model;
 mod ndjson;
 mod openai_face;
+mod reading;
 mod users;
 mod wechat;

@@ -7,7 +7,7 @@
 //! context is asked once more with half the budget.
 
 use super::{question_too_long, Answering};
-use crate::books::Book;
+use crate::books::{Book, PassageQuery};
 use crate::chat::grounding::{ground, search_query, sources_of, PASSAGES_PER_QUESTION};
 use crate::chat::tokens::estimate_tokens;
 use crate::chat::{prompt, Persona, Role};
@@ -65,16 +65,19 @@ impl Answering {
             max_tokens,
             sampling,
         } = question;
-        let passages = self
+        let query = search_query(history, question);
+        let found = self
             .shared
             .books
             .texts()
-            .search(
-                &book.isbn,
-                Some(user_id),
-                &search_query(history, question),
-                PASSAGES_PER_QUESTION,
-            )
+            .find(PassageQuery {
+                isbn: &book.isbn,
+                reader: Some(user_id),
+                query: &query,
+                question,
+                limit: PASSAGES_PER_QUESTION,
+                whole_book: false,
+            })
             .await?;
         let facts = prompt::system_prompt(book, persona, question);
         let mut budget = self.shared.limits.context_tokens - i64::from(max_tokens);
@@ -85,7 +88,7 @@ impl Answering {
             let raw_budget = (budget as f64 / ratio) as i64;
             let allowance = (raw_budget - estimate_tokens(&facts) - estimate_tokens(question)) / 2;
             let mut system = facts.clone();
-            let grounded = ground(&mut system, passages.clone(), question, allowance);
+            let grounded = ground(&mut system, found.clone(), question, allowance);
             if let Some(instructions) = instructions {
                 system.push_str("\n读者的附加要求（Reader's instructions）：\n");
                 system.push_str(instructions);

@@ -13,6 +13,7 @@ mod collections;
 mod conversations;
 mod final_saves;
 mod personas;
+mod reading;
 mod replies;
 mod sessions;
 mod settings;
