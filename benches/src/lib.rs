@@ -5,4 +5,5 @@
 
 pub mod fast_mock;
 pub mod latency;
+pub mod reading;
 pub mod retrieval;

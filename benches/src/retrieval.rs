@@ -115,7 +115,7 @@ fn poetry_markdown(path: &Path) -> Result<String> {
 }
 
 /// The file of `book` under `data`, as Markdown.
-fn book_markdown(data: &Path, book: &str) -> Result<String> {
+pub fn book_markdown(data: &Path, book: &str) -> Result<String> {
     let poetry = data.join("chinese-poetry/dist");
     let text = match book {
         "lunyu" => poetry_markdown(&poetry.join("lunyu/lunyu.json"))?,

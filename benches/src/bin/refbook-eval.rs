@@ -1,12 +1,15 @@
 //! `refbook-eval DATA [EMBED_MODEL_FOLDER]`: the retrieval evaluation (see
 //! `refbook_benches::retrieval`): recall@5 and MRR@10 by language for BM25 alone, the
 //! embedder alone, the product's ranking, and plain fusion at several weights; and the
-//! embedder's throughput on the books' chunks.
+//! embedder's throughput on the books' chunks; then the reading-alongside evaluation
+//! (`refbook_benches::reading`: spoilers with the progress at each book's middle, and
+//! questions naming sections).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
+use refbook_benches::reading::evaluate_reading;
 use refbook_benches::retrieval::{embed_books, evaluate, load_books, questions, Mode};
 use refbook_core::embed::{BertEmbedder, Embedder};
 
@@ -95,6 +98,44 @@ fn main() -> Result<()> {
                 s.questions, s.recall_at_5, s.mrr_at_10
             );
         }
+    }
+    print_reading(&data, &all)
+}
+
+/// The reading-alongside evaluation (`refbook_benches::reading`), per book and in all.
+fn print_reading(
+    data: &std::path::Path,
+    all: &[refbook_benches::retrieval::Question],
+) -> Result<()> {
+    let report = tokio::runtime::Runtime::new()?.block_on(evaluate_reading(data, all))?;
+    println!(
+        "\n{:<10} {:>9} {:>9} {:>12} {:>13} {:>9} {:>11} {:>10}",
+        "reading",
+        "questions",
+        "passages",
+        "past_progress",
+        "later_quotes",
+        "sections",
+        "recognised",
+        "in_section"
+    );
+    let rows = report
+        .books
+        .iter()
+        .map(|(name, s, c)| (name.as_str(), *s, *c))
+        .chain([("all", report.spoilers(), report.sections())]);
+    for (name, s, c) in rows {
+        println!(
+            "{name:<10} {:>9} {:>9} {:>12} {:>7}/{:<5} {:>9} {:>11.3} {:>10.3}",
+            s.questions,
+            s.passages,
+            s.past_progress,
+            s.later_quotes_found,
+            s.later_questions,
+            c.questions,
+            c.recognised_share(),
+            c.recall()
+        );
     }
     Ok(())
 }
