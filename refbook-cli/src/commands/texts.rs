@@ -1,4 +1,5 @@
-//! `refbook-cli books text …`: the library's texts of books — add, list, remove, search.
+//! `refbook-cli books text …`: the library's texts of books — add, list, sections, remove,
+//! search.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,12 @@ pub enum TextCommand {
     },
     /// List the books that have a text.
     List,
+    /// List a book's sections with their indexes (what `chat --progress N` takes).
+    Sections {
+        /// The book's ISBN.
+        #[arg(long)]
+        isbn: String,
+    },
     /// Remove a book's text.
     Remove {
         /// The book's ISBN.
@@ -53,6 +60,7 @@ pub async fn run(
     match command {
         TextCommand::Add { isbn, file } => add(refbook, &isbn, &file, language).await,
         TextCommand::List => list(refbook, language).await,
+        TextCommand::Sections { isbn } => sections(refbook, &isbn, language).await,
         TextCommand::Remove { isbn } => remove(refbook, &isbn, language).await,
         TextCommand::Search { isbn, limit, query } => {
             search(refbook, &isbn, &query, limit, language).await
@@ -181,6 +189,29 @@ async fn list(refbook: &Refbook, language: Language) -> Result<(), Failure> {
             text.format.as_str(),
             text.state.as_str(),
             text.created_at.to_iso8601()
+        );
+    }
+    Ok(())
+}
+
+async fn sections(refbook: &Refbook, isbn: &str, language: Language) -> Result<(), Failure> {
+    let isbn = isbn_of(isbn, language)?;
+    let texts = refbook.books().texts();
+    let fail = |e: Error| Failure::from_error(&e, language);
+    let Some(text) = texts.seen_by(&isbn, None).await.map_err(fail)? else {
+        return Err(Failure::plain(format!("{isbn} has no text"))
+            .hint("add one: refbook-cli books text add --isbn ISBN FILE"));
+    };
+    for section in texts.sections(&text).await.map_err(fail)? {
+        let title = if section.title.is_empty() {
+            "—"
+        } else {
+            section.title.as_str()
+        };
+        println!(
+            "{:>5}  {title}  ({} characters)",
+            section.index,
+            section.end - section.start
         );
     }
     Ok(())

@@ -351,6 +351,24 @@ async fn chat_reads_along_up_to_the_progress_given(db: TestDatabase) {
     )
     .await;
     assert_eq!(added.code, 0, "{}", added.stderr);
+    let listed = chat(
+        &db,
+        &books,
+        &llm,
+        &["books", "text", "sections", "--isbn", "9787536692930"],
+        "",
+    )
+    .await;
+    assert!(
+        listed.stdout.starts_with("    0  第一章 科学边界"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("    1  第二章 红岸"),
+        "{}",
+        listed.stdout
+    );
     llm.push(MockReply::answer(&[], &["他是研究者。"], Duration::ZERO));
     let out = chat(
         &db,
