@@ -35,10 +35,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Look a book up by ISBN (stored copy, then the configured sources).
+    /// Look a book up by ISBN (stored copy, then the configured sources); `book guide ISBN`:
+    /// the book's guide (深度解析), built first if it is not finished, cut at your progress.
     Book {
-        /// ISBN-10 or ISBN-13, in any common form.
-        isbn: String,
+        /// ISBN-10 or ISBN-13, in any common form (or `guide` then the ISBN).
+        #[arg(value_name = "ISBN | guide ISBN", num_args = 1..=2, required = true)]
+        isbn: Vec<String>,
         /// Print the API's JSON instead of a readable summary.
         #[arg(long)]
         json: bool,
@@ -109,9 +111,15 @@ fn run(cli: Cli, runtime: &tokio::runtime::Runtime) -> Result<(), Failure> {
     setup::note_unused(&config, language);
     let refbook = runtime.block_on(setup::refbook(config.core))?;
     match cli.command {
-        Command::Book { isbn, json } => {
-            runtime.block_on(commands::book::show(&refbook, &isbn, json, language))
-        }
+        Command::Book { isbn, json } => match isbn.as_slice() {
+            [isbn] => runtime.block_on(commands::book::show(&refbook, isbn, json, language)),
+            [word, isbn] if word == "guide" => {
+                runtime.block_on(commands::guide::show(&refbook, isbn, json, language))
+            }
+            _ => Err(Failure::plain(
+                "expected `book ISBN` or `book guide ISBN`".to_owned(),
+            )),
+        },
         Command::Books {
             command: BooksCommand::Import { file },
         } => runtime.block_on(commands::book::import(&refbook, &file, language)),

@@ -68,6 +68,7 @@
 #![warn(clippy::missing_errors_doc)]
 
 pub mod accounts;
+mod background;
 pub mod book_text;
 pub mod books;
 pub mod chat;
@@ -76,6 +77,7 @@ pub mod config;
 pub mod domain;
 pub mod embed;
 pub mod error;
+pub mod guide;
 pub mod llm;
 pub mod rate_limit;
 pub mod refbook;

@@ -10,6 +10,7 @@ use crate::cluster::Cluster;
 use crate::config::{Config, LlmProvider};
 use crate::embed::{EmbedRef, Embedder, EmbedderSource, DEFAULT_EMBED_MODEL};
 use crate::error::{Error, Result};
+use crate::guide::{GuideSettings, Guides};
 #[cfg(feature = "local-model")]
 use crate::llm::LogProgress;
 use crate::llm::{ChatModel, DownloadProgress, OpenAiCompatible, Timeouts, Unconfigured};
@@ -34,6 +35,7 @@ struct Inner {
     store: Arc<dyn Store>,
     accounts: Accounts,
     books: Arc<Books>,
+    guides: Arc<Guides>,
     conversations: Conversations,
     answering: Answering,
     cluster: Option<Cluster>,
@@ -55,6 +57,7 @@ impl Refbook {
             book_sources: None,
             lookup_observer: None,
             model: None,
+            guide_settings: None,
             generation_observer: None,
             download_progress: None,
             clock: None,
@@ -80,6 +83,11 @@ impl Refbook {
     /// The books service.
     pub fn books(&self) -> &Books {
         &self.inner.books
+    }
+
+    /// Books' guides (深度解析).
+    pub fn guides(&self) -> &Guides {
+        &self.inner.guides
     }
 
     /// The other instances, when they share replies and limits through Redis.
@@ -123,6 +131,7 @@ pub struct RefbookBuilder {
     book_sources: Option<Vec<Arc<dyn BookSource>>>,
     lookup_observer: Option<LookupObserver>,
     model: Option<Arc<dyn ChatModel>>,
+    guide_settings: Option<GuideSettings>,
     generation_observer: Option<GenerationObserver>,
     download_progress: Option<Arc<dyn DownloadProgress>>,
     clock: Option<Arc<dyn Clock>>,
@@ -133,6 +142,12 @@ impl RefbookBuilder {
     /// Uses these book sources, in order, instead of the configured ones.
     pub fn book_sources(mut self, sources: Vec<Arc<dyn BookSource>>) -> Self {
         self.book_sources = Some(sources);
+        self
+    }
+
+    /// Builds guides with these timings (tests shorten them).
+    pub fn guide_settings(mut self, settings: GuideSettings) -> Self {
+        self.guide_settings = Some(settings);
         self
     }
 
@@ -274,6 +289,7 @@ impl RefbookBuilder {
             self.lookup_observer,
             Arc::new(embedder),
         )?);
+        let has_own_model = self.model.is_some();
         let model: Arc<dyn ChatModel> = match (self.model, config.provider()) {
             (Some(model), _) => model,
             (None, LlmProvider::Local) => local_model(&config, self.download_progress)?,
@@ -294,9 +310,18 @@ impl RefbookBuilder {
         };
         // Replies are settled by lease, not by process start: answering sweeps at once
         // and then periodically, and never touches a reply whose owner is alive.
+        let guides = Arc::new(Guides::start(
+            store.clone(),
+            books.clone(),
+            model.clone(),
+            &config.books,
+            config.provider() != LlmProvider::Off || has_own_model,
+            self.guide_settings.unwrap_or_default(),
+        ));
         let (conversations, answering) = crate::chat::services(
             store.clone(),
             books.clone(),
+            guides.clone(),
             model,
             ChatLimits::new(
                 &config.chat,
@@ -312,6 +337,7 @@ impl RefbookBuilder {
                 store,
                 accounts,
                 books,
+                guides,
                 conversations,
                 answering,
                 cluster,

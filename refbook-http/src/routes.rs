@@ -8,10 +8,10 @@ use refbook_core::chat::{PERSONA_DESCRIPTION_MAX_CHARS, PERSONA_NAME_MAX_CHARS, 
 use serde_json::json;
 
 use crate::handlers::book_texts::{self, TEXT_MEDIA_TYPES};
-use crate::handlers::reading;
 use crate::handlers::{
     accounts, api_keys, books, chat, collections, conversations, openai, ops, personas, users,
 };
+use crate::handlers::{guides, reading};
 use crate::openapi::operations::{
     completion_body, credential, json_ok, ok, op, question, stream_flag, Operation, Success,
 };
@@ -206,6 +206,10 @@ pub static ROUTES: &[RouteSpec] = &[
                 .query("limit", json!({"type": "integer", "minimum": 1, "default": 5}), "how many (at most 20 are served)")
                 .query("all", json!({"type": "boolean", "default": false}), "search past your reading progress too")
                 .errors(&[404])),
+    ]),
+    // `GET /api/books/{isbn}/guide/`: the book's guide (深度解析), cut at the reader's progress
+    route("BookGuide", "/api/books/{isbn}/guide", Token, &[
+        get(handler!(guides::get), |_| op("The book's guide: a summary of each section you have read, and of the whole book once you have read it all", "books", json_ok(schema("BookGuide"))).errors(&[404])),
     ]),
     // `GET|PUT|DELETE /api/books/{isbn}/progress/`: how far the reader has read
     route("ReadingProgress", "/api/books/{isbn}/progress", Token, &[

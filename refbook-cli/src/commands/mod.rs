@@ -2,5 +2,6 @@
 
 pub mod book;
 pub mod chat;
+pub mod guide;
 pub mod history;
 pub mod texts;

@@ -438,7 +438,70 @@ async fn chat_reads_along_up_to_the_progress_given(db: TestDatabase) {
     assert_clean_failure(&past, "sections");
 }
 
+async fn the_books_guide_is_built_and_printed(db: TestDatabase) {
+    let (books, llm) = (books().await, MockLlm::start().await);
+    let novel = temp_file(
+        "santi-guide.txt",
+        "第一章 科学边界\n汪淼是纳米材料研究者，他看见了倒计时，不知道它从何而来。\n\n\
+         第二章 红岸\n汪淼后来知道，叶文洁在红岸基地按下了发射键，一切由此开始。\n",
+    );
+    let path = novel.to_str().unwrap();
+    let add = ["books", "text", "add", "--isbn", "9787536692930", path];
+    assert_eq!(chat(&db, &books, &llm, &add, "").await.code, 0);
+    let guide_env = [
+        ("REFBOOK_LLM_BASE_URL", llm.url()),
+        ("REFBOOK_LLM_API_KEY", "sk-test".to_owned()),
+        ("REFBOOK_GUIDE", "auto".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = guide_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = cli(
+        db.url(),
+        &books,
+        &["book", "guide", "9787536692930"],
+        "",
+        &env,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("#0 第一章 科学边界"), "{}", out.stdout);
+    assert!(out.stdout.contains("#1 第二章 红岸"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("(ready: 2/2 sections summarised)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(llm.requests().len(), 3, "two sections and the book");
+    let again = cli(
+        db.url(),
+        &books,
+        &["book", "guide", "978-7-5366-9293-0", "--json"],
+        "",
+        &env,
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(json["status"], "ready");
+    assert!(json["book"]["summary"].is_string());
+    assert_eq!(
+        llm.requests().len(),
+        3,
+        "a finished guide is not built again"
+    );
+    let off = chat(&db, &books, &llm, &["book", "guide", "9787536692930"], "").await;
+    assert_clean_failure(&off, "guides are off");
+    let none = cli(
+        db.url(),
+        &books,
+        &["book", "guide", "9787020002207"],
+        "",
+        &env,
+    )
+    .await;
+    assert_clean_failure(&none, "no text");
+}
+
 backend_tests!(
+    the_books_guide_is_built_and_printed,
     chat_reads_along_up_to_the_progress_given,
     piped_chat_answers_every_line_it_can,
     ctrl_c_stops_the_answer_and_keeps_the_part,

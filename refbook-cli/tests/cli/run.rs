@@ -34,6 +34,8 @@ pub async fn cli(
         .env("REFBOOK_BOOK_SOURCE_TIMEOUT_SECS", "2")
         // Tests never download: keyword search only unless a test names a model folder.
         .env("REFBOOK_EMBED_MODEL", "off")
+        // Guides would ask the mock model too; the tests that want one turn them on.
+        .env("REFBOOK_GUIDE", "off")
         // The default local model is never fetched from the internet in a test: its hub is
         // a closed local port unless a test serves one, and downloads stay in a temp folder.
         .env(

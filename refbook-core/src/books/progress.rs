@@ -110,7 +110,11 @@ impl BookTexts {
     }
 
     /// How much of `text` the reader has read, when they set a mark short of its end.
-    pub(super) async fn read_so_far(
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
+    pub async fn read_so_far(
         &self,
         text: &BookTextInfo,
         reader: UserId,

@@ -8,11 +8,12 @@
 //! process dies, the lease runs out and any instance (or the CLI) takes the work up. With
 //! no embedder, or while it cannot be had, texts become serving at once, keywords only.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::background::{self, lease_end};
 use crate::book_text::vector_bytes;
 use crate::domain::{BookTextInfo, TextState};
 use crate::embed::{Embedder, EmbedderSource};
@@ -72,9 +73,7 @@ impl TextWork {
             settings,
         });
         let wake = Arc::new(Notify::new());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(run(Arc::downgrade(&inner), wake.clone()));
-        }
+        background::spawn(&inner, wake.clone());
         Self { inner, wake }
     }
 
@@ -89,36 +88,17 @@ impl TextWork {
     }
 }
 
-/// The background loop: work while there is some, else wait to be woken or for the poll.
-async fn run(worker: Weak<Worker>, wake: Arc<Notify>) {
-    loop {
-        let Some(work) = worker.upgrade() else {
-            return;
-        };
-        let poll = work.settings.poll;
-        let worked = match work.run_once(&|_, _, _| {}).await {
-            Ok(worked) => worked,
-            Err(err) => {
-                tracing::warn!(error = %err, "indexing books' texts");
-                false
-            }
-        };
-        drop(work);
-        if !worked {
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(poll) => {}
-            }
-        }
-    }
-}
+#[async_trait::async_trait]
+impl background::Worker for Worker {
+    const WORK: &'static str = "indexing books' texts";
 
-fn lease_end(lease: Duration) -> Timestamp {
-    Timestamp::from_millis(
-        Timestamp::now()
-            .millis()
-            .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
-    )
+    fn poll(&self) -> Duration {
+        self.settings.poll
+    }
+
+    async fn run_once(&self) -> Result<bool> {
+        Worker::run_once(self, &|_, _, _| {}).await
+    }
 }
 
 impl Worker {

@@ -9,6 +9,7 @@ use super::tokens::{estimate_tokens, MESSAGE_OVERHEAD};
 use super::Role;
 use crate::books::{Found, Passage};
 use crate::domain::{SectionRef, Source};
+use crate::guide::GuideView;
 
 /// Passages looked up for one question.
 pub(crate) const PASSAGES_PER_QUESTION: usize = 5;
@@ -95,6 +96,46 @@ pub(crate) fn ground(
          sentence that uses it, like [1]; if they do not contain the answer, say so.\n"
     });
     kept
+}
+
+/// Adds the book's guide (its summary and the sections' the question needs) to `system`;
+/// returns the estimated tokens it took.
+pub(crate) fn add_guide(system: &mut String, guide: Option<&GuideView>, question: &str) -> i64 {
+    let Some(guide) = guide else {
+        return 0;
+    };
+    let chinese = is_chinese(question);
+    let before = system.len();
+    system.push_str(if chinese {
+        "\n这本书的导读（依据原文整理的概要，用来把握全书和各部分；回答时引用的仍是下面的段落）：\n"
+    } else {
+        "\nThe book's guide (summaries made from its text, for the whole and its parts; cite \
+         the passages below, not the guide):\n"
+    });
+    if let Some(book) = &guide.book {
+        let _ = writeln!(
+            system,
+            "{}{}",
+            if chinese { "全书：" } else { "The book: " },
+            book.summary
+        );
+    }
+    for section in &guide.sections {
+        let name = section_name(
+            &SectionRef {
+                index: section.index,
+                title: section.title.clone(),
+            },
+            chinese,
+        );
+        let _ = writeln!(
+            system,
+            "{name}{}{}",
+            if chinese { "：" } else { ": " },
+            section.summary
+        );
+    }
+    estimate_tokens(&system[before..])
 }
 
 /// A section as the prompt names it.

@@ -50,6 +50,7 @@ pub use reply::{
 
 use crate::books::Books;
 use crate::cluster::{Cluster, Notice};
+use crate::guide::Guides;
 use crate::llm::ChatModel;
 use crate::store::Store;
 use reply::Replies;
@@ -66,6 +67,7 @@ pub const STATELESS_ORIGIN: &str = "chat_stream";
 pub fn services(
     store: Arc<dyn Store>,
     books: Arc<Books>,
+    guides: Arc<Guides>,
     model: Arc<dyn ChatModel>,
     limits: ChatLimits,
     observer: Option<GenerationObserver>,
@@ -87,6 +89,7 @@ pub fn services(
     let shared = Shared {
         store,
         books,
+        guides,
         replies,
         limits,
         cluster,

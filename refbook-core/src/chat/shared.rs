@@ -7,6 +7,7 @@ use super::limits::ChatLimits;
 use super::reply::Replies;
 use crate::books::Books;
 use crate::cluster::{Cluster, Notice};
+use crate::guide::Guides;
 use crate::store::Store;
 
 /// What both services share: the store, the books, the replies running in this process,
@@ -15,6 +16,7 @@ use crate::store::Store;
 pub(super) struct Shared {
     pub store: Arc<dyn Store>,
     pub books: Arc<Books>,
+    pub guides: Arc<Guides>,
     pub replies: Replies,
     pub limits: ChatLimits,
     pub cluster: Option<Cluster>,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::values::{LlmProvider, Secret};
+use super::values::{GuideMode, LlmProvider, Secret};
 use crate::error::Language;
 
 /// The LLM API used when none is named: DeepSeek.
@@ -159,6 +159,12 @@ crate::settings_group! {
         /// the model cache, or `off` (keywords only); unset: BAAI/bge-small-zh-v1.5 in a
         /// build with the local model, else `off`.
         embed_model ("embed_model"): Option<String> = None;
+        /// Each book's guide (深度解析: a summary of every section, then of the book), built
+        /// in the background with the configured model once its text is ready: `auto` or
+        /// `off`.
+        guide ("guide"): GuideMode = GuideMode::Auto;
+        /// The most tokens (estimated, prompts and summaries) one book's guide may spend.
+        guide_token_budget ("guide_token_budget"): u64 = 200_000;
     }
 }
 

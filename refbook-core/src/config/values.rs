@@ -61,6 +61,26 @@ impl ConfigValue for Option<LlmProvider> {
     }
 }
 
+/// Whether books' guides are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GuideMode {
+    /// Built in the background with the configured model once a book's text is ready.
+    #[default]
+    Auto,
+    /// Never built (`GET …/guide/` says `off`).
+    Off,
+}
+
+impl ConfigValue for GuideMode {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" | "on" => Ok(Self::Auto),
+            "off" | "none" => Ok(Self::Off),
+            _ => Err("expected `auto` or `off`".to_owned()),
+        }
+    }
+}
+
 /// A value that can be read from one configuration string.
 pub trait ConfigValue: Sized {
     /// Parses the text form.

@@ -6,6 +6,7 @@
 mod book;
 mod book_text;
 mod chat;
+mod guide;
 mod ids;
 mod isbn;
 mod reading;
@@ -18,6 +19,7 @@ pub use chat::{
     BookBrief, CollectionItem, Conversation, FinishReason, Message, MessageStatus, NewMessage,
     Persona, Role, TokenUsage,
 };
+pub use guide::{GuideEntry, GuideRecord, GuideState};
 pub use ids::{ConversationId, MessageId, PersonaId, UserId};
 pub use isbn::{Isbn, IsbnError};
 pub use reading::{ReadingMark, ReadingPoint, StoredProgress};

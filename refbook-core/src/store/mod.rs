@@ -2,8 +2,8 @@
 //!
 //! The seam is split by subject: [`UserStore`], [`SessionStore`], [`ApiKeyStore`],
 //! [`SettingsStore`], [`UsageStore`], [`BookStore`], [`ChatStore`], [`ReplyStore`],
-//! [`PersonaStore`], [`CollectionStore`], [`BookTextStore`] and [`ReadingStore`]; [`Store`]
-//! is all twelve. [`SqlStore`] implements it on SQLite and
+//! [`PersonaStore`], [`CollectionStore`], [`BookTextStore`], [`ReadingStore`] and
+//! [`GuideStore`]; [`Store`] is all thirteen. [`SqlStore`] implements it on SQLite and
 //! PostgreSQL through sqlx, with one set of queries and one migration set per dialect.
 
 mod error;
@@ -20,9 +20,9 @@ pub use records::{
 pub use sql::{Backend, SqlStore};
 
 use crate::domain::{
-    Book, BookTextInfo, Conversation, ConversationId, Cover, Isbn, Message, MessageId, NewMessage,
-    Persona, PersonaId, ReadingMark, StoredBook, StoredProgress, TextChunk, TextScope, TextSection,
-    UserId,
+    Book, BookTextInfo, Conversation, ConversationId, Cover, GuideEntry, GuideRecord, GuideState,
+    Isbn, Message, MessageId, NewMessage, Persona, PersonaId, ReadingMark, StoredBook,
+    StoredProgress, TextChunk, TextScope, TextSection, UserId,
 };
 use crate::timestamp::Timestamp;
 
@@ -467,6 +467,40 @@ pub trait ReadingStore: Send + Sync {
     async fn clear_progress(&self, user_id: UserId, isbn: &Isbn) -> Result<bool, StoreError>;
 }
 
+/// Books' guides: one per text, written a summary at a time under a lease.
+#[async_trait]
+pub trait GuideStore: Send + Sync {
+    /// Serving texts whose guide is not finished (never started, or building) and whose
+    /// guide lease has run out by `now`, oldest first.
+    async fn guides_to_build(&self, now: Timestamp) -> Result<Vec<BookTextInfo>, StoreError>;
+    /// Takes the lease on a text's guide until `until` and marks it building; `false` when
+    /// a lease still runs at `now` or the text is gone.
+    async fn lease_guide(
+        &self,
+        text_id: i64,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Stores one summary (`None`: the whole book's), adds `tokens` to the cost spent and
+    /// extends the lease to `until`.
+    async fn put_guide_entry(
+        &self,
+        text_id: i64,
+        entry: &GuideEntry,
+        tokens: u64,
+        until: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Ends the building: `Ready`, or `Failed` with the reason.
+    async fn finish_guide(
+        &self,
+        text_id: i64,
+        state: GuideState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// A text's guide: state, cost and summaries.
+    async fn guide(&self, text_id: i64) -> Result<GuideRecord, StoreError>;
+}
+
 /// Everything Refbook persists; implemented by [`SqlStore`].
 #[async_trait]
 pub trait Store:
@@ -482,6 +516,7 @@ pub trait Store:
     + CollectionStore
     + BookTextStore
     + ReadingStore
+    + GuideStore
 {
     /// Answers when the database takes writes (readiness): a small real write, so a full
     /// disk or a read-only server is not reported ready.

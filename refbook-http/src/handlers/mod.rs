@@ -8,6 +8,7 @@ pub mod books;
 pub mod chat;
 pub mod collections;
 pub mod conversations;
+pub mod guides;
 pub mod openai;
 pub mod ops;
 pub mod personas;

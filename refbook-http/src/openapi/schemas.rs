@@ -222,6 +222,12 @@ pub fn components(error_codes: &[&str]) -> Value {
             "section": object(&["index", "title"], json!({"index": int, "title": s})),
             "start": int, "end": int, "text": s, "score": {"type": "number"}
         }))}})),
+        "BookGuide": object(&["status", "book", "sections", "done", "total", "error"], json!({
+            "status": {"enum": ["building", "ready", "failed", "off"]},
+            "book": {"oneOf": [object(&["summary"], json!({"summary": s})), {"type": "null"}]},
+            "sections": {"type": "array", "items": object(&["index", "title", "summary"], json!({"index": int, "title": s, "summary": s}))},
+            "done": int, "total": int, "error": ns
+        })),
         "ReadingProgress": object(&["section", "title", "position", "chars", "share", "set_by", "updated_at"], json!({
             "section": {"type": ["integer", "null"], "minimum": 0}, "title": ns,
             "position": {"type": ["integer", "null"], "minimum": 0}, "chars": {"type": ["integer", "null"], "minimum": 0},

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use refbook_core::config::GuideMode;
 use refbook_core::testing::TestDatabase;
 use refbook_core::Refbook;
 use refbook_http::{RunningServer, ServerConfig};
@@ -69,6 +70,7 @@ pub fn test_config_for_url(path: &std::path::Path) -> ServerConfig {
     config.http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     // Tests never download: keyword search only unless a test brings an embedder.
     config.core.books.embed_model = Some("off".into());
+    config.core.books.guide = GuideMode::Off;
     config
 }
 
@@ -90,6 +92,8 @@ pub fn test_config(db: &TestDatabase, wechat: &MockServer, books: &MockServer) -
     core.books.source_timeout_secs = 2;
     // Tests never download: keyword search only unless a test brings an embedder.
     core.books.embed_model = Some("off".into());
+    // Guides would ask the mock model too; the tests that want one turn them on.
+    core.books.guide = GuideMode::Off;
     config
 }
 

@@ -15,6 +15,7 @@ mod durability;
 mod faults;
 mod front_door;
 mod grounding;
+mod guides;
 mod helpers;
 mod hostile;
 mod instances;

@@ -132,6 +132,7 @@ fn config(options: &Options, database_url: String) -> ServerConfig {
         .map(|_| refbook_core::config::Secret::new("sk-load"));
     core.books.sources = vec!["openlibrary".into()];
     core.books.embed_model = Some(options.embed_model.clone().unwrap_or_else(|| "off".into()));
+    core.books.guide = refbook_core::config::GuideMode::Off;
     core.cluster.url = options
         .redis_url
         .as_ref()

@@ -1,14 +1,15 @@
 //! The one answering step every path takes — a question in a conversation, regeneration,
 //! the stateless endpoint, the OpenAI face's completions, the CLI: given the book (looked
 //! up by the caller), the persona, the earlier turns and the question, it finds the
-//! passages of the book's own text the question is about (the text the asker sees), builds
-//! the prompt within the budget — system, facts, passages, the newest history that fits,
-//! the question — and opens the model's stream. A model that says the prompt exceeds its
+//! passages of the book's own text the question is about (the text the asker sees, within
+//! their reading progress), and for a broad question or one naming a section the book's
+//! guide; builds the prompt within the budget — system, facts, guide, passages, the newest
+//! history that fits, the question — and opens the model's stream. A model that says the prompt exceeds its
 //! context is asked once more with half the budget.
 
 use super::{question_too_long, Answering};
 use crate::books::{Book, PassageQuery};
-use crate::chat::grounding::{ground, search_query, sources_of, PASSAGES_PER_QUESTION};
+use crate::chat::grounding::{add_guide, ground, search_query, sources_of, PASSAGES_PER_QUESTION};
 use crate::chat::tokens::estimate_tokens;
 use crate::chat::{prompt, Persona, Role};
 use crate::domain::{ConversationId, Source, UserId};
@@ -81,6 +82,15 @@ impl Answering {
             .await?;
         let facts = prompt::system_prompt(book, persona, question);
         let mut budget = self.shared.limits.context_tokens - i64::from(max_tokens);
+        let named = found
+            .as_ref()
+            .map(|f| f.named.as_slice())
+            .unwrap_or_default();
+        let guide = self
+            .shared
+            .guides
+            .for_prompt(&book.isbn, user_id, question, named, budget)
+            .await?;
         for attempt in 0..2 {
             // Passages may take half of what the system prompt and question leave.
             let ratio = self.calibration.ratio().max(0.1);
@@ -88,6 +98,7 @@ impl Answering {
             let raw_budget = (budget as f64 / ratio) as i64;
             let allowance = (raw_budget - estimate_tokens(&facts) - estimate_tokens(question)) / 2;
             let mut system = facts.clone();
+            let allowance = allowance - add_guide(&mut system, guide.as_ref(), question);
             let grounded = ground(&mut system, found.clone(), question, allowance);
             if let Some(instructions) = instructions {
                 system.push_str("\n读者的附加要求（Reader's instructions）：\n");

@@ -12,6 +12,7 @@ mod claims;
 mod collections;
 mod conversations;
 mod final_saves;
+mod guides;
 mod personas;
 mod reading;
 mod replies;
