@@ -274,6 +274,50 @@ async function openBook(isbn) {
     $("messages").replaceChildren();
   }
   renderBook(book);
+  loadGuide(book.isbn);
+}
+
+// ---- The book's guide -----------------------------------------------------
+
+/** Shows the book's guide (hidden when the book has no text); polls while it is written. */
+async function loadGuide(isbn) {
+  let guide;
+  try {
+    guide = await api("GET", `/api/books/${isbn}/guide/`);
+  } catch (_) {
+    $("guide").hidden = true; // no text, so no guide
+    return;
+  }
+  if (!state.book || state.book.isbn !== isbn) return;
+  renderGuide(guide);
+  if (guide.status === "building") setTimeout(() => loadGuide(isbn), 2000);
+}
+
+function renderGuide(guide) {
+  const states = {
+    building: `being written: ${guide.done}/${guide.total} sections`,
+    ready: `${guide.sections.length} of ${guide.total} sections`,
+    failed: `incomplete: ${guide.error || "the model failed"}`,
+    off: "not built on this server",
+  };
+  $("guide-status").textContent = "— " + (states[guide.status] || guide.status);
+  const body = $("guide-body");
+  body.replaceChildren();
+  if (guide.book) {
+    const p = document.createElement("p");
+    p.dataset.testid = "guide-book";
+    p.textContent = guide.book.summary;
+    body.append(p);
+  }
+  for (const section of guide.sections) {
+    const h = document.createElement("h3");
+    h.textContent = section.title || `#${section.index}`;
+    const p = document.createElement("p");
+    p.dataset.testid = "guide-section";
+    p.textContent = section.summary;
+    body.append(h, p);
+  }
+  $("guide").hidden = false;
 }
 
 async function openConversation(id) {
@@ -404,6 +448,7 @@ async function uploadText() {
       ? `Your copy could not be indexed: ${text.error}`
       : `Your copy: ${text.sections.length} sections, ${text.chunks} passages`;
     setStatus("");
+    loadGuide(isbn);
   } catch (err) { setStatus(""); showError(err); }
 }
 

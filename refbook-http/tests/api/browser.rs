@@ -643,6 +643,56 @@ async fn the_playground_shows_the_sources_and_takes_a_readers_copy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playground_shows_the_books_guide() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
+        return;
+    };
+    let app = spawn_app_with(db, |c| {
+        c.core.books.guide = refbook_core::config::GuideMode::Auto;
+    })
+    .await;
+    mount_book(&app).await;
+    crate::grounding::add_library_text(&app).await;
+    let b = &browser;
+    b.client.goto(&app.url("/playground")).await.expect("open");
+    b.type_into("username", "guide_reader").await;
+    b.type_into("password", "a guide password").await;
+    b.click("register").await;
+    b.until(
+        "signed in",
+        "return !document.getElementById('main').hidden",
+    )
+    .await;
+    b.type_into("isbn", SANTI).await;
+    b.click("open-book").await;
+    // Opening the book asks for its guide, which starts the writing; the panel follows it.
+    let status = b
+        .until(
+            "the written guide",
+            "const s = document.querySelector('[data-testid=\"guide-status\"]'); \
+             return !document.getElementById('guide').hidden && s.textContent.includes('3 of 3') && s.textContent",
+        )
+        .await;
+    assert!(
+        status.as_str().unwrap().contains("3 of 3 sections"),
+        "{status}"
+    );
+    let sections = b
+        .js("return document.querySelectorAll('[data-testid=\"guide-section\"]').length")
+        .await;
+    assert_eq!(sections, json!(3));
+    let book = b
+        .js("return document.querySelector('[data-testid=\"guide-book\"]').textContent")
+        .await;
+    assert!(!book.as_str().unwrap().is_empty());
+    b.click_css("#guide summary").await;
+    b.screenshot("playground-guide").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_book_controls_wait_for_the_sign_in() {
     let Some(browser) = Browser::start().await else {
         return;
