@@ -86,6 +86,7 @@ pub mod store;
 pub mod testing;
 pub mod text;
 pub mod timestamp;
+pub mod tokens;
 pub mod upstream;
 
 pub use config::{Config, LlmProvider};

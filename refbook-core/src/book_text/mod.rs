@@ -14,6 +14,7 @@ mod dense;
 mod epub;
 mod fusion;
 mod index;
+mod numbers;
 mod section_names;
 mod sections;
 mod terms;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::book_text::numbers::number;
 use crate::book_text::sections;
 use crate::domain::TextFormat;
 

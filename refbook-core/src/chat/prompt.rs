@@ -241,13 +241,7 @@ pub fn history_of(messages: &[Message]) -> Vec<(Role, String)> {
         .collect()
 }
 
-/// Estimated prompt tokens.
-pub fn estimate_prompt(messages: &[PromptMessage]) -> i64 {
-    messages
-        .iter()
-        .map(|m| estimate_tokens(&m.content) + MESSAGE_OVERHEAD)
-        .sum()
-}
+pub use crate::tokens::estimate_prompt;
 
 #[cfg(test)]
 mod tests {

@@ -16,12 +16,11 @@ use futures::StreamExt;
 
 use super::prompts::{self, BOOK_SUMMARY_TOKENS, SUMMARY_TOKENS};
 use crate::background::{self, lease_end};
-use crate::chat::prompt::is_chinese;
-use crate::chat::tokens::estimate_tokens;
 use crate::domain::{BookTextInfo, GuideEntry, GuideState, TextChunk, TextSection};
 use crate::error::Result;
 use crate::llm::{ChatModel, ChatRequest, ModelError, ModelEvent, PromptMessage, Sampling};
 use crate::store::Store;
+use crate::tokens::{estimate_prompt, estimate_tokens};
 
 /// Timings of the guide's background work.
 #[derive(Debug, Clone, Copy)]
@@ -128,7 +127,7 @@ impl Builder {
             .collect();
         let todo: Vec<&TextSection> = sections.iter().filter(|s| has_body(s)).collect();
         let sample: String = chunks.iter().take(8).map(|c| c.text.as_str()).collect();
-        let chinese = is_chinese(&sample);
+        let chinese = crate::tokens::mostly_cjk(&sample);
         let input = section_input(self.budget, todo.len());
         let mut spent = record.tokens;
         let mut earlier: Vec<String> = Vec::new();
@@ -257,11 +256,11 @@ fn fit(earlier: &[String], left: u64) -> String {
 }
 
 fn cost_of(prompt: &[PromptMessage], answer: u32) -> u64 {
-    u64::try_from(prompts::size(prompt)).unwrap_or(0) + u64::from(answer)
+    u64::try_from(estimate_prompt(prompt)).unwrap_or(0) + u64::from(answer)
 }
 
 fn used(prompt: &[PromptMessage], answer: &str) -> u64 {
-    u64::try_from(prompts::size(prompt) + estimate_tokens(answer)).unwrap_or(0)
+    u64::try_from(estimate_prompt(prompt) + estimate_tokens(answer)).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -18,12 +18,12 @@ pub use build::GuideSettings;
 
 use crate::background;
 use crate::books::Books;
-use crate::chat::tokens::estimate_tokens;
 use crate::config::{BookSettings, GuideMode};
 use crate::domain::{GuideState, Isbn, SectionRef, UserId};
 use crate::error::Result;
 use crate::llm::ChatModel;
 use crate::store::Store;
+use crate::tokens::estimate_tokens;
 use build::{has_body, Builder};
 
 /// Where a guide is, as served.

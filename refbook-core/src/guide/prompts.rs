@@ -1,9 +1,9 @@
 //! What the model is asked while building a guide: a section's summary from that section
 //! and the summaries before it (map), then the whole book's from every section's (reduce).
 
-use crate::chat::tokens::estimate_tokens;
 use crate::domain::Role;
 use crate::llm::PromptMessage;
+use crate::tokens::estimate_tokens;
 
 /// The longest summary asked for, in tokens.
 pub(super) const SUMMARY_TOKENS: u32 = 300;
@@ -93,12 +93,4 @@ pub(super) fn book(summaries: &str, chinese: bool) -> Vec<PromptMessage> {
         )
     };
     vec![message(Role::System, system), message(Role::User, user)]
-}
-
-/// A prompt's estimated size in tokens.
-pub(super) fn size(messages: &[PromptMessage]) -> i64 {
-    messages
-        .iter()
-        .map(|m| estimate_tokens(&m.content) + 4)
-        .sum()
 }
