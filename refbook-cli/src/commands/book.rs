@@ -15,10 +15,7 @@ pub async fn show(
     json: bool,
     language: Language,
 ) -> Result<(), Failure> {
-    let isbn = Isbn::parse(isbn).map_err(|e| {
-        Failure::from_error(&Error::from(e), language)
-            .hint("an ISBN has 10 or 13 digits, e.g. 9787536692930 or 7-5366-9293-5")
-    })?;
+    let isbn = parse_isbn(isbn, language)?;
     let book = refbook
         .books()
         .get(&isbn)
@@ -32,6 +29,14 @@ pub async fn show(
         print!("{}", render::book(&book, language));
     }
     Ok(())
+}
+
+/// An ISBN as typed, or a failure with a hint.
+pub fn parse_isbn(isbn: &str, language: Language) -> Result<Isbn, Failure> {
+    Isbn::parse(isbn).map_err(|e| {
+        Failure::from_error(&Error::from(e), language)
+            .hint("an ISBN has 10 or 13 digits, e.g. 9787536692930 or 7-5366-9293-5")
+    })
 }
 
 /// Imports a catalogue file: every row valid, or nothing imported.

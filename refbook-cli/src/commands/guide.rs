@@ -2,7 +2,6 @@
 //! not finished (with a progress bar), then printed as far as the local reader has read.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use refbook_core::books::Isbn;
 use refbook_core::guide::{GuideStatus, GuideView};
 use refbook_core::{Error, Language, Refbook};
 
@@ -17,7 +16,7 @@ pub async fn show(
     language: Language,
 ) -> Result<(), Failure> {
     let fail = |e: Error| Failure::from_error(&e, language);
-    let isbn = Isbn::parse(isbn).map_err(|e| fail(e.into()))?;
+    let isbn = super::book::parse_isbn(isbn, language)?;
     let user = local_user(refbook).await?;
     let guides = refbook.guides();
     let bar = ProgressBar::new(0);

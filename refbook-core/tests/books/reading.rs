@@ -6,12 +6,9 @@ use std::sync::Arc;
 
 use refbook_core::backend_tests;
 use refbook_core::books::{BookTexts, Found, Isbn, PassageQuery};
-use refbook_core::config::BookSettings;
 use refbook_core::domain::{ReadingMark, TextFormat, TextScope, UserId};
-use refbook_core::embed::EmbedderSource;
-use refbook_core::store::{NewUser, SqlStore, Store};
+use refbook_core::store::Store;
 use refbook_core::testing::TestDatabase;
-use refbook_core::timestamp::Timestamp;
 use refbook_core::ErrorKind;
 
 use crate::fixtures::SANTI;
@@ -28,12 +25,7 @@ fn santi() -> Isbn {
 }
 
 async fn setup(db: &TestDatabase) -> (BookTexts, Arc<dyn Store>, UserId, UserId) {
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(db.url()).await.unwrap());
-    let texts = BookTexts::new(
-        store.clone(),
-        &BookSettings::default(),
-        Arc::new(EmbedderSource::off()),
-    );
+    let (texts, store) = crate::texts::texts(db).await;
     texts
         .add(
             &santi(),
@@ -43,19 +35,9 @@ async fn setup(db: &TestDatabase) -> (BookTexts, Arc<dyn Store>, UserId, UserId)
         )
         .await
         .unwrap();
-    let mut ids = Vec::new();
-    for name in ["reader_a", "reader_b"] {
-        let user = NewUser {
-            username: Some(name.to_owned()),
-            email: None,
-            nickname: name.to_owned(),
-            password_hash: None,
-            wechat_openid: None,
-            wechat_unionid: None,
-        };
-        ids.push(store.create_user(user, Timestamp::now()).await.unwrap().id);
-    }
-    (texts, store, ids[0], ids[1])
+    let a = crate::texts::reader(&store, "reader_a").await;
+    let b = crate::texts::reader(&store, "reader_b").await;
+    (texts, store, a, b)
 }
 
 async fn find(texts: &BookTexts, reader: UserId, question: &str, whole_book: bool) -> Found {

@@ -25,7 +25,7 @@ fn santi() -> Isbn {
     Isbn::parse(SANTI).unwrap()
 }
 
-async fn texts(db: &TestDatabase) -> (BookTexts, Arc<dyn Store>) {
+pub(crate) async fn texts(db: &TestDatabase) -> (BookTexts, Arc<dyn Store>) {
     let store: Arc<dyn Store> = Arc::new(SqlStore::connect(db.url()).await.unwrap());
     (
         BookTexts::new(
@@ -37,7 +37,7 @@ async fn texts(db: &TestDatabase) -> (BookTexts, Arc<dyn Store>) {
     )
 }
 
-async fn reader(store: &Arc<dyn Store>, name: &str) -> UserId {
+pub(crate) async fn reader(store: &Arc<dyn Store>, name: &str) -> UserId {
     let user = NewUser {
         username: Some(name.to_owned()),
         email: None,
