@@ -313,7 +313,7 @@ impl RefbookBuilder {
         let guides = Arc::new(Guides::start(
             store.clone(),
             books.clone(),
-            model.clone(),
+            (model.clone(), config.model_window().0),
             &config.books,
             config.provider() != LlmProvider::Off || has_own_model,
             self.guide_settings.unwrap_or_default(),

@@ -53,6 +53,8 @@ pub(super) struct Builder {
     pub(super) store: Arc<dyn Store>,
     pub(super) model: Arc<dyn ChatModel>,
     pub(super) budget: u64,
+    /// The model's context window, in tokens (no prompt may outgrow it).
+    pub(super) context: u64,
     pub(super) settings: GuideSettings,
 }
 
@@ -128,7 +130,7 @@ impl Builder {
         let todo: Vec<&TextSection> = sections.iter().filter(|s| has_body(s)).collect();
         let sample: String = chunks.iter().take(8).map(|c| c.text.as_str()).collect();
         let chinese = crate::tokens::mostly_cjk(&sample);
-        let input = section_input(self.budget, todo.len());
+        let input = section_input(self.budget, todo.len()).min(self.room(SUMMARY_TOKENS));
         let mut spent = record.tokens;
         let mut earlier: Vec<String> = Vec::new();
         for (n, section) in todo.iter().enumerate() {
@@ -163,7 +165,11 @@ impl Builder {
         if done.contains_key(&None) || earlier.is_empty() {
             return Ok(Ok(()));
         }
-        let prompt = prompts::book(&fit(&earlier, self.budget.saturating_sub(spent)), chinese);
+        let left = self.budget.saturating_sub(spent).min(
+            u64::try_from(self.room(BOOK_SUMMARY_TOKENS)).unwrap_or(0)
+                + 2 * u64::from(BOOK_SUMMARY_TOKENS),
+        );
+        let prompt = prompts::book(&fit(&earlier, left), chinese);
         if spent + cost_of(&prompt, BOOK_SUMMARY_TOKENS) > self.budget {
             tracing::warn!(isbn = %text.isbn, "a book's guide has no room left for the whole book's summary");
             return Ok(Ok(()));
@@ -181,6 +187,14 @@ impl Builder {
             .put_guide_entry(text.id, &entry, tokens, lease_end(self.settings.lease))
             .await?;
         Ok(Ok(()))
+    }
+
+    /// The tokens of text a prompt answered in `answer` tokens may carry within the
+    /// model's context: a sixth is kept back (the estimate undercounts some tokenizers),
+    /// and room for the instructions and the earlier summaries.
+    fn room(&self, answer: u32) -> i64 {
+        let context = i64::try_from(self.context).unwrap_or(i64::MAX);
+        (context * 5 / 6 - i64::from(answer) - prompts::CONTEXT_TOKENS - 300).max(MIN_SECTION_INPUT)
     }
 
     /// The model's answer to `messages` (its text; reasoning left out).

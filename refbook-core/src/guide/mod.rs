@@ -19,7 +19,7 @@ pub use build::GuideSettings;
 use crate::background;
 use crate::books::Books;
 use crate::config::{BookSettings, GuideMode};
-use crate::domain::{GuideState, Isbn, SectionRef, UserId};
+use crate::domain::{BookTextInfo, GuideState, Isbn, SectionRef, UserId};
 use crate::error::Result;
 use crate::llm::ChatModel;
 use crate::store::Store;
@@ -98,21 +98,24 @@ impl std::fmt::Debug for Guides {
 const GUIDE_SHARE: i64 = 6;
 
 impl Guides {
-    /// The guides over `store`, built with `model` when `config` says `auto` and
-    /// `has_model` (in the background on the current runtime, if any).
+    /// The guides over `store`, built with `model` (whose context window is
+    /// `context_tokens`) when `config` says `auto` and `has_model` (in the background on
+    /// the current runtime, if any).
     pub fn start(
         store: Arc<dyn Store>,
         books: Arc<Books>,
-        model: Arc<dyn ChatModel>,
+        model: (Arc<dyn ChatModel>, u64),
         config: &BookSettings,
         has_model: bool,
         settings: GuideSettings,
     ) -> Self {
+        let (model, context_tokens) = model;
         let enabled = config.guide == GuideMode::Auto && has_model;
         let builder = Arc::new(Builder {
             store: store.clone(),
             model,
             budget: config.guide_token_budget,
+            context: context_tokens,
             settings,
         });
         let wake = Arc::new(Notify::new());
@@ -155,6 +158,29 @@ impl Guides {
         Ok(())
     }
 
+    /// Where the guide of `text` is: its status, the sections summarised and the
+    /// sections to summarise (what `GET …/text/` shows).
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when the database fails.
+    pub async fn progress_of(&self, text: &BookTextInfo) -> Result<(GuideStatus, usize, usize)> {
+        let total = self
+            .books
+            .texts()
+            .sections(text)
+            .await?
+            .iter()
+            .filter(|s| has_body(s))
+            .count();
+        if !self.enabled {
+            return Ok((GuideStatus::Off, 0, total));
+        }
+        let record = self.store.guide(text.id).await?;
+        let done = record.entries.iter().filter(|e| e.section.is_some()).count();
+        Ok((status_of(record.state), done, total))
+    }
+
     /// The guide of the text `reader` sees (their copy, else the library's), cut at their
     /// progress; `None` when the book has no text.
     ///
@@ -192,11 +218,7 @@ impl Guides {
             None => None,
         };
         let mut view = GuideView {
-            status: match record.state {
-                None | Some(GuideState::Building) => GuideStatus::Building,
-                Some(GuideState::Ready) => GuideStatus::Ready,
-                Some(GuideState::Failed) => GuideStatus::Failed,
-            },
+            status: status_of(record.state),
             book: None,
             sections: Vec::new(),
             done: record
@@ -280,6 +302,15 @@ impl Guides {
             return Ok(None);
         }
         Ok(Some(view))
+    }
+}
+
+/// A stored state as served (not started yet is building: it starts at once).
+fn status_of(state: Option<GuideState>) -> GuideStatus {
+    match state {
+        None | Some(GuideState::Building) => GuideStatus::Building,
+        Some(GuideState::Ready) => GuideStatus::Ready,
+        Some(GuideState::Failed) => GuideStatus::Failed,
     }
 }
 

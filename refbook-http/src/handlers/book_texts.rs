@@ -2,7 +2,8 @@
 //! reader's questions use) and `/api/books/{isbn}/passages/` (search inside it).
 
 use http::{Response, StatusCode};
-use refbook_core::books::{BookTexts, Isbn, PassageQuery};
+use refbook_core::books::{Isbn, PassageQuery};
+use refbook_core::guide::GuideStatus;
 use refbook_core::domain::{BookTextInfo, TextFormat, TextScope, TextState, UserId};
 use refbook_core::Error;
 use serde_json::{json, Value};
@@ -25,9 +26,15 @@ fn no_text() -> ApiError {
     ApiError::from(Error::not_found("这本书的文本", "Text of this book"))
 }
 
-/// The status object of a stored text, as `reader` sees it.
-async fn status(texts: &BookTexts, text: &BookTextInfo, reader: UserId) -> Result<Value, ApiError> {
+/// The status object of a stored text, as `reader` sees it (with its guide's progress).
+async fn status(ctx: &Ctx, text: &BookTextInfo, reader: UserId) -> Result<Value, ApiError> {
+    let texts = ctx.refbook().books().texts();
     let sections = texts.sections(text).await?;
+    let (guide, done, total) = match text.state {
+        TextState::Ready => ctx.refbook().guides().progress_of(text).await?,
+        // A text on its way gets its guide once it serves.
+        _ => (GuideStatus::Building, 0, 0),
+    };
     let scope = match text.scope {
         TextScope::Reader(owner) if owner == reader => "mine",
         _ => "library",
@@ -47,6 +54,7 @@ async fn status(texts: &BookTexts, text: &BookTextInfo, reader: UserId) -> Resul
         "chunks": text.chunks,
         "progress": progress,
         "error": text.error,
+        "guide": {"status": guide, "done": done, "total": total},
     }))
 }
 
@@ -70,7 +78,7 @@ pub async fn put(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let added = texts
         .add(&isbn, TextScope::Reader(user), format, bytes.to_vec())
         .await?;
-    let body = status(texts, &added.info, user).await?;
+    let body = status(&ctx, &added.info, user).await?;
     Ok(json_response(StatusCode::ACCEPTED, &body))
 }
 
@@ -79,9 +87,14 @@ pub async fn put(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
 pub async fn get(ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let isbn = isbn(&ctx)?;
     let user = ctx.user()?.id();
-    let texts = ctx.refbook().books().texts();
-    let text = texts.status_for(&isbn, user).await?.ok_or_else(no_text)?;
-    Ok(ok_json(&status(texts, &text, user).await?))
+    let text = ctx
+        .refbook()
+        .books()
+        .texts()
+        .status_for(&isbn, user)
+        .await?
+        .ok_or_else(no_text)?;
+    Ok(ok_json(&status(&ctx, &text, user).await?))
 }
 
 /// `DELETE /api/books/{isbn}/text/`: removes the reader's own copy (`404` when they have

@@ -212,7 +212,8 @@ pub fn components(error_codes: &[&str]) -> Value {
             "section": object(&["index", "title"], json!({"index": int, "title": s})),
             "start": int, "end": int, "quote": s
         })),
-        "BookText": object(&["status", "scope", "format", "chars", "sections", "chunks", "progress", "error"], json!({
+        "BookText": object(&["status", "scope", "format", "chars", "sections", "chunks", "progress", "error", "guide"], json!({
+            "guide": object(&["status", "done", "total"], json!({"status": {"enum": ["building", "ready", "failed", "off"]}, "done": int, "total": int})),
             "status": {"enum": ["indexing", "ready", "failed"]}, "scope": {"enum": ["library", "mine"]},
             "format": {"enum": ["plain", "markdown", "epub"]}, "chars": int, "chunks": int,
             "sections": {"type": "array", "items": object(&["index", "title", "start", "end"], json!({"index": int, "title": s, "start": int, "end": int}))},
