@@ -177,7 +177,11 @@ impl Guides {
             return Ok((GuideStatus::Off, 0, total));
         }
         let record = self.store.guide(text.id).await?;
-        let done = record.entries.iter().filter(|e| e.section.is_some()).count();
+        let done = record
+            .entries
+            .iter()
+            .filter(|e| e.section.is_some())
+            .count();
         Ok((status_of(record.state), done, total))
     }
 

@@ -3,8 +3,8 @@
 
 use http::{Response, StatusCode};
 use refbook_core::books::{Isbn, PassageQuery};
-use refbook_core::guide::GuideStatus;
 use refbook_core::domain::{BookTextInfo, TextFormat, TextScope, TextState, UserId};
+use refbook_core::guide::GuideStatus;
 use refbook_core::Error;
 use serde_json::{json, Value};
 

@@ -74,7 +74,9 @@ async fn a_guide_is_built_in_order_and_cut_at_the_progress(db: TestDatabase) {
     assert_eq!(sections.len(), 3);
     assert_eq!(sections[1]["title"], "第二章 红岸");
     assert!(guide["book"]["summary"].is_string(), "{guide}");
-    let text = app.get(&format!("/api/books/{SANTI}/text/"), Some(&me)).await;
+    let text = app
+        .get(&format!("/api/books/{SANTI}/text/"), Some(&me))
+        .await;
     assert_eq!(
         text.assert_ok()["guide"],
         json!({"status": "ready", "done": 3, "total": 3})
