@@ -101,6 +101,11 @@ impl Builder {
                         .await?;
                     tracing::info!(isbn = %text.isbn, "a book's guide is built");
                 }
+                Err(err) if is_transient(&err) => {
+                    // Kept as building: the lease runs out and a later pass carries on
+                    // from the summaries already stored.
+                    tracing::warn!(isbn = %text.isbn, error = %err, "the model is unavailable for a book's guide; retrying after the lease");
+                }
                 Err(err) => {
                     tracing::warn!(isbn = %text.isbn, error = %err, "the model failed on a book's guide");
                     let why = format!("the model failed: {err}");
@@ -222,6 +227,19 @@ impl Builder {
     }
 }
 
+/// Whether the model may answer later (an outage, a rate limit, a broken stream): the
+/// guide is retried rather than marked failed.
+fn is_transient(err: &ModelError) -> bool {
+    match err {
+        ModelError::RateLimited
+        | ModelError::Timeout(_)
+        | ModelError::Network(_)
+        | ModelError::Stream(_) => true,
+        ModelError::Status { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
 /// How much of each section's text is read, in estimated tokens: the budget shared among
 /// the sections, after the whole book's summary and each summary's own cost.
 fn section_input(budget: u64, sections: usize) -> i64 {
@@ -297,6 +315,22 @@ mod tests {
         assert!(some.contains("passage 0"));
         assert!(some.matches("passage").count() < 10);
         assert!(read_section(&chunks, 2, 200).is_empty());
+    }
+
+    #[test]
+    fn outages_are_retried_and_refusals_fail_the_guide() {
+        assert!(is_transient(&ModelError::RateLimited));
+        assert!(is_transient(&ModelError::Network("reset".into())));
+        assert!(is_transient(&ModelError::Status {
+            status: 503,
+            detail: String::new()
+        }));
+        assert!(!is_transient(&ModelError::Unauthorized));
+        assert!(!is_transient(&ModelError::ContextExceeded));
+        assert!(!is_transient(&ModelError::Status {
+            status: 400,
+            detail: String::new()
+        }));
     }
 
     #[test]
