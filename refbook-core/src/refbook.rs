@@ -397,6 +397,9 @@ fn local_model(
             threads: config.local.threads,
             context_tokens: usize::try_from(config.local.context_tokens).unwrap_or(usize::MAX),
             max_reply_tokens: usize::try_from(config.local.max_tokens).unwrap_or(usize::MAX),
+            cache_bytes: usize::try_from(config.local.cache_mb.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            queue_timeout: std::time::Duration::from_secs(config.local.queue_timeout_secs),
         },
         downloader,
         progress.unwrap_or_else(|| Arc::new(LogProgress::default())),

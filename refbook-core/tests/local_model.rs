@@ -11,16 +11,18 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use refbook_core::chat::Role;
 use refbook_core::llm::local::{LocalModel, LocalSettings};
-use refbook_core::llm::{ChatModel, ChatRequest, ModelError, ModelEvent, PromptMessage, Sampling};
+use refbook_core::llm::{
+    ChatModel, ChatRequest, ModelError, ModelEvent, Priority, PromptMessage, Sampling,
+};
 
 async fn load(context_tokens: usize) -> Option<LocalModel> {
     let path = refbook_core::testing::local_model_file()?;
     Some(
         LocalModel::load(LocalSettings {
-            path,
             threads: 2,
             context_tokens,
             max_reply_tokens: 256,
+            ..LocalSettings::new(path)
         })
         .await
         .expect("the model loads"),
@@ -46,6 +48,7 @@ fn ask(question: &str, max_tokens: Option<u32>) -> ChatRequest {
             temperature: Some(0.0),
             ..Sampling::default()
         },
+        priority: Priority::Interactive,
     }
 }
 
@@ -154,10 +157,10 @@ async fn tiny(
     .await
     .unwrap();
     let model = LocalModel::load(LocalSettings {
-        path,
         threads: 2,
         context_tokens: 512,
         max_reply_tokens: 16,
+        ..LocalSettings::new(path)
     })
     .await;
     Some((dir, model))
@@ -226,10 +229,10 @@ async fn questions_during_the_first_download_are_told_to_come_back() {
         ModelRef::parse(&reference, &hub.uri()).unwrap(),
         Some(cache.path().to_path_buf()),
         LocalSettings {
-            path: std::path::PathBuf::new(),
             threads: 2,
             context_tokens: 1024,
             max_reply_tokens: 8,
+            ..LocalSettings::new(std::path::PathBuf::new())
         },
         Downloader::new("refbook-test").unwrap(),
         std::sync::Arc::new(LogProgress::default()),

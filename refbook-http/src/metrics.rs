@@ -1,13 +1,15 @@
 //! Prometheus metrics (`GET /metrics`): requests by route/method/status, latency
 //! histograms, active streams, LLM time to first token and tokens by kind, replies by
-//! status, book lookups by source and outcome.
+//! status, book lookups by source and outcome, and the local model's queue and prefix
+//! cache (zero with a remote model).
 //!
 //! One registry per server ([`Metrics::new`]), so two servers in one process (tests,
 //! embedders) count apart; [`instrument`] connects a Refbook's book lookup chain and
 //! generations to it.
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use refbook_core::chat::{GenerationObserver, GenerationReport, MessageStatus};
+use refbook_core::llm::LocalModelReport;
 use refbook_core::RefbookBuilder;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +67,82 @@ pub struct Metrics {
     tokens: Family<KindLabels, Counter>,
     replies: Family<StatusLabels, Counter>,
     lookups: Family<LookupLabels, Counter>,
+    local: LocalModelGauges,
+}
+
+/// The local model's queue and prefix cache, as its last report says (set at each render).
+#[derive(Default)]
+struct LocalModelGauges {
+    waiting: Gauge<i64, AtomicI64>,
+    started: Gauge<i64, AtomicI64>,
+    waited_seconds: Gauge<f64, AtomicU64>,
+    refused: Gauge<i64, AtomicI64>,
+    prompt_tokens: Family<KindLabels, Gauge<i64, AtomicI64>>,
+    cache_bytes: Gauge<i64, AtomicI64>,
+    cache_entries: Gauge<i64, AtomicI64>,
+}
+
+impl LocalModelGauges {
+    fn register(&self, registry: &mut Registry) {
+        let local = registry.sub_registry_with_prefix("local_model");
+        local.register(
+            "queue_waiting",
+            "Questions waiting for the local model",
+            self.waiting.clone(),
+        );
+        local.register(
+            "queue_started",
+            "Requests the local model has started (since the process started)",
+            self.started.clone(),
+        );
+        local.register(
+            "queue_wait_seconds",
+            "Seconds started requests waited for the local model, in total (divide by \
+             queue_started for the mean)",
+            self.waited_seconds.clone(),
+        );
+        local.register(
+            "queue_refused",
+            "Questions refused 503 SERVER_BUSY after waiting REFBOOK_LOCAL_QUEUE_TIMEOUT_SECS",
+            self.refused.clone(),
+        );
+        local.register(
+            "prompt_tokens",
+            "Prompt tokens by kind: cached (from the prefix cache) or computed",
+            self.prompt_tokens.clone(),
+        );
+        local.register(
+            "prefix_cache_bytes",
+            "Memory the prefix cache holds",
+            self.cache_bytes.clone(),
+        );
+        local.register(
+            "prefix_cache_prompts",
+            "Prompts the prefix cache holds",
+            self.cache_entries.clone(),
+        );
+    }
+
+    fn set(&self, report: &LocalModelReport) {
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.waiting.set(int(report.waiting));
+        self.started.set(int(report.started));
+        self.waited_seconds
+            .set(Duration::from_micros(report.waited_micros).as_secs_f64());
+        self.refused.set(int(report.refused_busy));
+        for (kind, n) in [
+            ("cached", report.prompt_tokens_cached),
+            ("computed", report.prompt_tokens_computed),
+        ] {
+            self.prompt_tokens
+                .get_or_create(&KindLabels {
+                    kind: kind.to_owned(),
+                })
+                .set(int(n));
+        }
+        self.cache_bytes.set(int(report.cache_bytes));
+        self.cache_entries.set(int(report.cache_entries));
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -120,7 +199,10 @@ impl Metrics {
             "Book lookups by source and outcome",
             lookups.clone(),
         );
+        let local = LocalModelGauges::default();
+        local.register(&mut registry);
         Self {
+            local,
             registry,
             requests,
             latency,
@@ -192,10 +274,14 @@ impl Metrics {
             .inc();
     }
 
-    /// The Prometheus text exposition, with `generations_active` set to `generating`.
-    pub fn render(&self, generating: usize) -> String {
+    /// The Prometheus text exposition, with `generations_active` set to `generating` and
+    /// the local model's figures to `local` (`None` for a remote model: they stay zero).
+    pub fn render(&self, generating: usize, local: Option<&LocalModelReport>) -> String {
         self.generations
             .set(i64::try_from(generating).unwrap_or(i64::MAX));
+        if let Some(report) = local {
+            self.local.set(report);
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

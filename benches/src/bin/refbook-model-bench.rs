@@ -20,7 +20,8 @@ use refbook_benches::latency::Latencies;
 use refbook_core::chat::Role;
 use refbook_core::llm::local::{LocalModel, LocalSettings};
 use refbook_core::llm::{
-    ChatModel, ChatRequest, ModelEvent, OpenAiCompatible, PromptMessage, Sampling, Timeouts,
+    ChatModel, ChatRequest, ModelEvent, OpenAiCompatible, Priority, PromptMessage, Sampling,
+    Timeouts,
 };
 
 struct Options {
@@ -79,6 +80,7 @@ fn question(tokens: u32) -> ChatRequest {
             temperature: Some(0.0),
             ..Sampling::default()
         },
+        priority: Priority::Interactive,
     }
 }
 
@@ -114,10 +116,10 @@ async fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
     let loading = Instant::now();
     let model = LocalModel::load(LocalSettings {
-        path: options.gguf.clone().into(),
         threads: options.threads,
         context_tokens: 2048,
         max_reply_tokens: options.tokens as usize,
+        ..LocalSettings::new(&options.gguf)
     })
     .await?;
     println!(

@@ -18,7 +18,9 @@ use super::prompts::{self, BOOK_SUMMARY_TOKENS, SUMMARY_TOKENS};
 use crate::background::{self, lease_end};
 use crate::domain::{BookTextInfo, GuideEntry, GuideState, TextChunk, TextSection};
 use crate::error::Result;
-use crate::llm::{ChatModel, ChatRequest, ModelError, ModelEvent, PromptMessage, Sampling};
+use crate::llm::{
+    ChatModel, ChatRequest, ModelError, ModelEvent, Priority, PromptMessage, Sampling,
+};
 use crate::store::Store;
 use crate::tokens::{estimate_prompt, estimate_tokens};
 
@@ -215,6 +217,7 @@ impl Builder {
                 user: "refbook-guide".to_owned(),
                 max_tokens: Some(max_tokens),
                 sampling: Sampling::default(),
+                priority: Priority::Background,
             })
             .await?;
         let mut text = String::new();

@@ -38,6 +38,40 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Sampling settings a client chose (the OpenAI-compatible face); empty otherwise.
     pub sampling: Sampling,
+    /// Whether a reader waits for it (a local model answers readers first).
+    pub priority: Priority,
+}
+
+/// Who waits for a reply: a local model, which answers one request at a time, serves
+/// readers before background work (a book's guide), which yields between its steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Priority {
+    /// A reader's question.
+    #[default]
+    Interactive,
+    /// Work nobody watches as it happens.
+    Background,
+}
+
+/// How a model running in this process is doing, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalModelReport {
+    /// Requests waiting for the model (not yet started).
+    pub waiting: u64,
+    /// Requests started since the start.
+    pub started: u64,
+    /// Microseconds started requests spent waiting, in total.
+    pub waited_micros: u64,
+    /// Requests refused because they waited too long.
+    pub refused_busy: u64,
+    /// Prompt tokens taken from the prefix cache.
+    pub prompt_tokens_cached: u64,
+    /// Prompt tokens processed.
+    pub prompt_tokens_computed: u64,
+    /// Memory the prefix cache holds, in bytes.
+    pub cache_bytes: u64,
+    /// Prompts the prefix cache holds.
+    pub cache_entries: u64,
 }
 
 /// Sampling settings passed through to the model as given; `None`/empty: the model's
@@ -108,6 +142,9 @@ pub enum ModelError {
     /// `exceed_context_size_error`, OpenAI's `context_length_exceeded`).
     #[error("the prompt exceeds the model's context")]
     ContextExceeded,
+    /// The local model has too many requests waiting: this one waited its limit.
+    #[error("the local model is busy: the question waited {0} s in its queue")]
+    Busy(u64),
     /// The local model is not ready: its file is missing or could not be downloaded (the
     /// message says what to do).
     #[error("{0}")]
@@ -123,6 +160,7 @@ impl ModelError {
             | Self::Timeout(_)
             | Self::Network(_)
             | Self::Stream(_)
+            | Self::Busy(_)
             | Self::Unavailable(_) => true,
             Self::Status { status, .. } => *status >= 500 || *status == 408,
             Self::NotConfigured
@@ -153,6 +191,15 @@ impl From<ModelError> for Error {
                 "AI 服务响应超时，请稍后再试",
                 "The AI service timed out; please try again",
             ),
+            ModelError::Busy(_) => {
+                return Error::new(
+                    ErrorKind::Busy,
+                    "本地 AI 模型正忙，排队的问题太多，请稍后再试",
+                    "The local AI model is busy answering other questions; please try again shortly",
+                )
+                .with_retry_after(Duration::from_secs(10))
+                .with_source(err.clone());
+            }
             ModelError::ContextExceeded => {
                 return Error::invalid(
                     "content",
@@ -194,6 +241,11 @@ pub trait ChatModel: Send + Sync {
     /// The [`ModelError`] the first question would get.
     async fn prepare(&self) -> Result<(), ModelError> {
         Ok(())
+    }
+    /// How a model running in this process is doing (its queue, its cache); `None` for
+    /// remote models.
+    fn local_report(&self) -> Option<LocalModelReport> {
+        None
     }
 }
 

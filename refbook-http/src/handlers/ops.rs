@@ -35,8 +35,13 @@ pub async fn readyz(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(ctx: Ctx) -> Result<Response<Body>, ApiError> {
-    let generating = ctx.refbook().answering().generating();
-    let mut response = Response::new(crate::body::full(ctx.app.metrics().render(generating)));
+    let answering = ctx.refbook().answering();
+    let local = answering.local_model_report();
+    let text = ctx
+        .app
+        .metrics()
+        .render(answering.generating(), local.as_ref());
+    let mut response = Response::new(crate::body::full(text));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static(

@@ -12,20 +12,107 @@ use serde_json::json;
 use crate::helpers::{last_chunk, parse_sse, spawn_app_with, texts, TestApp};
 
 async fn local_app() -> Option<TestApp> {
+    local_app_with(48, 30).await
+}
+
+async fn local_app_with(max_tokens: u64, queue_timeout_secs: u64) -> Option<TestApp> {
     let path = refbook_core::testing::local_model_file()?
         .display()
         .to_string();
     let db = TestDatabase::create(TestBackend::Sqlite).await?;
     Some(
-        spawn_app_with(db, |config| {
+        spawn_app_with(db, move |config| {
             config.core.llm.api_key = None;
             config.core.llm.provider = Some(LlmProvider::Local);
             config.core.local.model = Some(path);
             config.core.local.threads = 2;
-            config.core.local.max_tokens = 48;
+            config.core.local.max_tokens = max_tokens;
+            config.core.local.queue_timeout_secs = queue_timeout_secs;
         })
         .await,
     )
+}
+
+/// Waits until the server, which loads its model beside serving, answers a question
+/// (one request to the model, from a user of its own).
+async fn wait_until_ready(app: &TestApp) {
+    let (token, id) = app.user_with_conversation("local_warmup").await;
+    for _ in 0..120 {
+        let warm = app.ask_streaming(&token, id, "Hello?").await;
+        if warm.status == 200 {
+            return;
+        }
+        warm.assert_error(503, "MODEL_ERROR");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the local model never got ready");
+}
+
+/// A metric's value in `/metrics`' text (the first sample whose name and labels start so).
+fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(sample))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversations_next_question_resumes_from_the_cache_and_metrics_say_so() {
+    let Some(app) = local_app().await else {
+        return;
+    };
+    wait_until_ready(&app).await;
+    let (token, id) = app.user_with_conversation("local_regular").await;
+    for question in ["Who wrote this book?", "What is it about?"] {
+        let reply = app.ask_streaming(&token, id, question).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let text = app.get("/metrics", None).await.text;
+    assert_eq!(metric(&text, "refbook_local_model_queue_started "), 3.0);
+    assert_eq!(metric(&text, "refbook_local_model_queue_waiting "), 0.0);
+    assert!(metric(&text, "refbook_local_model_queue_wait_seconds ") >= 0.0);
+    // The second question's prompt begins with the first's (system prompt, the book's
+    // facts, the first question): that part came from the cache.
+    let cached = metric(&text, "refbook_local_model_prompt_tokens{kind=\"cached\"}");
+    let computed = metric(
+        &text,
+        "refbook_local_model_prompt_tokens{kind=\"computed\"}",
+    );
+    assert!(cached >= 32.0, "{cached} cached, {computed} computed");
+    assert!(metric(&text, "refbook_local_model_prefix_cache_bytes ") > 0.0);
+    assert!(metric(&text, "refbook_local_model_prefix_cache_prompts ") >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_that_would_wait_too_long_gets_server_busy() {
+    let Some(app) = local_app_with(256, 1).await else {
+        return;
+    };
+    let (counter, id) = app.user_with_conversation("local_counter").await;
+    let (other, other_id) = app.user_with_conversation("local_other").await;
+    wait_until_ready(&app).await;
+    // A long answer holds the model for seconds…
+    let long = app.spawn_ask(&counter, id, "Count from 1 to 300, separated by commas.");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // …so another reader's question waits its second in the queue, then is refused.
+    let refused = app
+        .ask_streaming(&other, other_id, "Who wrote this book?")
+        .await;
+    refused.assert_error(503, "SERVER_BUSY");
+    assert!(
+        refused.header("retry-after").is_some(),
+        "{:?}",
+        refused.headers
+    );
+    long.await.expect("the long answer finishes");
+    let text = app.get("/metrics", None).await.text;
+    assert_eq!(metric(&text, "refbook_local_model_queue_refused "), 1.0);
+    // Nothing was stored for the refused question but the question itself.
+    let reply = app
+        .ask_streaming(&other, other_id, "Who wrote this book?")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

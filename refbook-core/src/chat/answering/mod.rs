@@ -89,6 +89,12 @@ impl Answering {
         self.model.prepare().await
     }
 
+    /// How the model is doing when it runs in this process (its queue and prefix cache);
+    /// `None` for a remote model.
+    pub fn local_model_report(&self) -> Option<crate::llm::LocalModelReport> {
+        self.model.local_report()
+    }
+
     /// How many replies this process is generating now.
     pub fn generating(&self) -> usize {
         self.replies().active_count()

@@ -14,7 +14,7 @@ use crate::chat::tokens::estimate_tokens;
 use crate::chat::{prompt, Persona, Role};
 use crate::domain::{ConversationId, Source, UserId};
 use crate::error::Result;
-use crate::llm::{ChatRequest, ModelError, ModelStream, Sampling};
+use crate::llm::{ChatRequest, ModelError, ModelStream, Priority, Sampling};
 
 /// Everything one answer needs.
 pub(super) struct Question<'a> {
@@ -121,6 +121,7 @@ impl Answering {
                 user: user_id.to_string(),
                 max_tokens: Some(max_tokens),
                 sampling: sampling.clone(),
+                priority: Priority::Interactive,
             };
             match self.model.stream(request).await {
                 Ok(stream) => {

@@ -13,7 +13,9 @@ use super::download::{DownloadError, Downloader};
 use super::model_ref::{cache_folder, ModelRef};
 use super::settings::LocalSettings;
 use super::LocalModel;
-use crate::llm::{ChatModel, ChatRequest, DownloadProgress, ModelError, ModelStream};
+use crate::llm::{
+    ChatModel, ChatRequest, DownloadProgress, LocalModelReport, ModelError, ModelStream,
+};
 
 /// A local model loaded on first use.
 pub struct LazyLocalModel {
@@ -143,5 +145,9 @@ impl ChatModel for LazyLocalModel {
             None => self.loaded().await?,
         };
         model.stream(request).await
+    }
+
+    fn local_report(&self) -> Option<LocalModelReport> {
+        self.model.get().and_then(ChatModel::local_report)
     }
 }

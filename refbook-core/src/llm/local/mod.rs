@@ -1,29 +1,35 @@
 //! [`LocalModel`]: a GGUF model run in this process on the CPU with candle (quantized
 //! weights of the `llama` family — SmolLM2, Llama — or of `qwen2` — Qwen2, Qwen2.5).
-//! One worker thread owns the weights and answers one request at a time, in arrival order;
-//! requests beyond it wait in a bounded queue. A reply whose stream is dropped stops at the
-//! next token.
+//! One worker thread owns the weights and answers one request at a time, readers' questions
+//! before background work (which yields to them between its steps); requests beyond it
+//! wait in a bounded queue, each at most its timeout. Each prompt resumes from the longest
+//! cached beginning of it (a conversation's next question processes only what is new). A
+//! reply whose stream is dropped stops at the next token.
 
 mod download;
 mod gguf_vocab;
 mod lazy;
 mod model_ref;
+mod prefix_cache;
+mod queue;
 mod settings;
-mod weights;
+mod transformer;
 mod worker;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::llm::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream};
+use crate::llm::{ChatModel, ChatRequest, LocalModelReport, ModelError, ModelEvent, ModelStream};
 pub use download::{DownloadError, Downloader};
 pub use gguf_vocab::GgufVocab;
 pub use lazy::LazyLocalModel;
 pub use model_ref::{cache_folder, ModelRef, Remote, DEFAULT_LOCAL_MODEL};
 pub use settings::LocalSettings;
-pub use weights::SUPPORTED as SUPPORTED_ARCHITECTURES;
+pub use transformer::SUPPORTED as SUPPORTED_ARCHITECTURES;
 
 /// Requests that may wait for the model beyond the one it is answering.
 const QUEUE: usize = 64;
@@ -32,7 +38,9 @@ const QUEUE: usize = 64;
 #[derive(Debug, Clone)]
 pub struct LocalModel {
     name: String,
-    jobs: mpsc::Sender<worker::Job>,
+    jobs: mpsc::Sender<queue::Job>,
+    counters: Arc<queue::Counters>,
+    queue_timeout: Duration,
 }
 
 impl LocalModel {
@@ -43,16 +51,25 @@ impl LocalModel {
     /// [`ModelError::Stream`] when the file cannot be read or is not a supported model.
     pub async fn load(settings: LocalSettings) -> Result<Self, ModelError> {
         let name = model_name(&settings.path);
-        let (jobs, queue) = mpsc::channel(QUEUE);
+        let queue_timeout = settings.queue_timeout;
+        let (jobs, receiver) = mpsc::channel(QUEUE);
+        let counters = Arc::new(queue::Counters::default());
+        let queue = queue::Queue::new(receiver, counters.clone());
         let (ready, loaded) = tokio::sync::oneshot::channel();
+        let for_worker = counters.clone();
         std::thread::Builder::new()
             .name("refbook-local-model".into())
-            .spawn(move || worker::run(settings, ready, queue))
+            .spawn(move || worker::run(settings, ready, queue, for_worker))
             .map_err(|e| ModelError::Stream(format!("cannot start the model thread: {e}")))?;
         loaded
             .await
             .map_err(|_| ModelError::Stream("the model thread ended while loading".into()))??;
-        Ok(Self { name, jobs })
+        Ok(Self {
+            name,
+            jobs,
+            counters,
+            queue_timeout,
+        })
     }
 }
 
@@ -64,23 +81,61 @@ fn model_name(path: &Path) -> String {
         .to_owned()
 }
 
+impl LocalModel {
+    /// Counts a request given up after waiting `seconds` (the worker skips it: its
+    /// receiver is gone).
+    fn refuse_busy(&self, seconds: u64) -> ModelError {
+        self.counters
+            .refused_busy
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(
+            waited_s = seconds,
+            "local model queue timeout: question refused"
+        );
+        ModelError::Busy(seconds)
+    }
+}
+
 #[async_trait]
 impl ChatModel for LocalModel {
     fn model_name(&self) -> &str {
         &self.name
     }
 
+    fn local_report(&self) -> Option<LocalModelReport> {
+        Some(self.counters.report())
+    }
+
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ModelError> {
         let (events, mut received) = mpsc::channel::<Result<ModelEvent, ModelError>>(64);
-        self.jobs
-            .send(worker::Job { request, events })
-            .await
-            .map_err(|_| ModelError::Stream("the local model has stopped".into()))?;
-        // The first event tells whether the model accepted the request at all.
-        let first = match received.recv().await {
-            Some(Err(err)) => return Err(err),
-            Some(Ok(event)) => event,
-            None => return Err(ModelError::Stream("the local model gave no answer".into())),
+        let queued = Instant::now();
+        let priority = request.priority;
+        let job = queue::Job {
+            request,
+            events,
+            queued,
+        };
+        let waited = |queued: Instant| queued.elapsed().as_secs();
+        match tokio::time::timeout(self.queue_timeout, self.jobs.reserve()).await {
+            Ok(Ok(permit)) => {
+                self.counters.sent(priority);
+                permit.send(job);
+            }
+            Ok(Err(_)) => return Err(ModelError::Stream("the local model has stopped".into())),
+            Err(_) => return Err(self.refuse_busy(waited(queued))),
+        }
+        // The first event (sent when the model takes the request) tells whether it
+        // accepted it at all; a request that waits longer than its timeout is refused.
+        let first = match tokio::time::timeout(
+            self.queue_timeout.saturating_sub(queued.elapsed()),
+            received.recv(),
+        )
+        .await
+        {
+            Err(_) => return Err(self.refuse_busy(waited(queued))),
+            Ok(Some(Err(err))) => return Err(err),
+            Ok(Some(Ok(event))) => event,
+            Ok(None) => return Err(ModelError::Stream("the local model gave no answer".into())),
         };
         let rest = futures::stream::unfold(received, |mut rx| async move {
             rx.recv().await.map(|event| (event, rx))

@@ -1,6 +1,7 @@
 //! [`LocalSettings`]: how a local model is run.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How to run a local model.
 #[derive(Debug, Clone)]
@@ -13,4 +14,23 @@ pub struct LocalSettings {
     pub context_tokens: usize,
     /// The longest reply in tokens when a request names none.
     pub max_reply_tokens: usize,
+    /// Memory for recent prompts' key/value caches, in bytes (0: none kept).
+    pub cache_bytes: usize,
+    /// The longest a question waits for the model before it is refused as busy.
+    pub queue_timeout: Duration,
+}
+
+impl LocalSettings {
+    /// The settings for `path` with the server's defaults: every core, a 4,096-token
+    /// window, replies up to 512 tokens, a 256 MB prefix cache, 30 s in the queue at most.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            threads: 0,
+            context_tokens: 4096,
+            max_reply_tokens: 512,
+            cache_bytes: 256 << 20,
+            queue_timeout: Duration::from_secs(30),
+        }
+    }
 }

@@ -1,38 +1,65 @@
 //! The thread that owns a local model: it loads the weights once, then answers queued
-//! requests one at a time.
+//! requests one at a time, readers' first, resuming each prompt from the longest cached
+//! beginning of it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
 use candle_core::Device;
 use candle_transformers::generation::LogitsProcessor;
 use tokio::sync::{mpsc, oneshot};
 
+use super::prefix_cache::{PrefixCache, Reuse};
+use super::queue::{Counters, Job, Queue};
 use super::settings::LocalSettings;
-use super::weights::Weights;
+use super::transformer::{KvCache, Transformer};
 use super::GgufVocab;
 use crate::domain::{FinishReason, TokenUsage};
-use crate::llm::{ChatRequest, ModelError, ModelEvent};
-
-/// One request and where its events go.
-pub struct Job {
-    pub request: ChatRequest,
-    pub events: mpsc::Sender<Result<ModelEvent, ModelError>>,
-}
+use crate::llm::{ModelError, ModelEvent, Priority};
 
 /// The last tokens the repeat penalty looks at, and how strongly (small models loop).
 const REPEAT_WINDOW: usize = 64;
 const REPEAT_PENALTY: f32 = 1.1;
 
 struct Loaded {
-    weights: Weights,
+    transformer: Transformer,
     vocab: GgufVocab,
     settings: LocalSettings,
+    cache: PrefixCache,
+    counters: Arc<Counters>,
+}
+
+impl Loaded {
+    fn count_prompt(&self, reuse: Reuse) {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let counters = &self.counters;
+        counters
+            .prompt_tokens_cached
+            .fetch_add(count(reuse.cached), Ordering::Relaxed);
+        counters
+            .prompt_tokens_computed
+            .fetch_add(count(reuse.computed), Ordering::Relaxed);
+    }
+
+    /// Keeps a finished answer's cache for the next question.
+    fn keep(&mut self, sequence: &[u32], kv: KvCache) {
+        self.cache.keep(sequence, kv);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.counters
+            .cache_bytes
+            .store(count(self.cache.bytes()), Ordering::Relaxed);
+        self.counters
+            .cache_entries
+            .store(count(self.cache.len()), Ordering::Relaxed);
+    }
 }
 
 fn stream_error(what: &str, err: impl std::fmt::Display) -> ModelError {
     ModelError::Stream(format!("{what}: {err}"))
 }
 
-fn load(settings: LocalSettings) -> Result<Loaded, ModelError> {
+fn load(settings: LocalSettings, counters: Arc<Counters>) -> Result<Loaded, ModelError> {
     let mut file = std::fs::File::open(&settings.path).map_err(|e| {
         stream_error(
             &format!("cannot open the model file {}", settings.path.display()),
@@ -42,7 +69,8 @@ fn load(settings: LocalSettings) -> Result<Loaded, ModelError> {
     let content = gguf_file::Content::read(&mut file)
         .map_err(|e| stream_error("not a GGUF model file", e))?;
     let vocab = GgufVocab::from_gguf(&content)?;
-    let weights = if content
+    let positions = settings.context_tokens;
+    let transformer = if content
         .tensor_infos
         .values()
         .any(|info| needs_requantizing(info.ggml_dtype))
@@ -50,14 +78,16 @@ fn load(settings: LocalSettings) -> Result<Loaded, ModelError> {
         let mut converted = requantized(&content, &mut file)?;
         let content = gguf_file::Content::read(&mut converted)
             .map_err(|e| stream_error("requantized model", e))?;
-        Weights::from_gguf(content, &mut converted)
+        Transformer::from_gguf(&content, &mut converted, positions)
     } else {
-        Weights::from_gguf(content, &mut file)
+        Transformer::from_gguf(&content, &mut file, positions)
     }?;
     Ok(Loaded {
-        weights,
+        transformer,
         vocab,
+        cache: PrefixCache::new(settings.cache_bytes),
         settings,
+        counters,
     })
 }
 
@@ -103,11 +133,19 @@ fn requantized(
     Ok(out)
 }
 
+/// Prompt tokens processed in one batch, in steps from position 0. Fixed steps make a
+/// resumed prompt compute exactly what a cold run does: the matrix products' summation
+/// order depends on their shapes, so a token's keys and values are the same bits only when
+/// computed in the same step. (Candle multiplies quantized weights one row at a time, so
+/// larger steps would not be faster; background work yields between steps.)
+const PREFILL_STEP: usize = 32;
+
 /// The worker's life: load, report, then serve until every sender is gone.
 pub fn run(
     settings: LocalSettings,
     ready: oneshot::Sender<Result<(), ModelError>>,
-    mut queue: mpsc::Receiver<Job>,
+    mut queue: Queue,
+    counters: Arc<Counters>,
 ) {
     let threads = settings.threads;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -121,7 +159,7 @@ pub fn run(
             return;
         }
     };
-    let mut loaded = match pool.install(|| load(settings)) {
+    let mut loaded = match pool.install(|| load(settings, counters)) {
         Ok(loaded) => {
             let _ = ready.send(Ok(()));
             loaded
@@ -131,33 +169,36 @@ pub fn run(
             return;
         }
     };
-    while let Some(job) = queue.blocking_recv() {
-        if job.events.is_closed() {
-            continue; // The asker left while waiting.
-        }
-        let events = job.events.clone();
-        // A panic in one answer fails that answer, not the model: the worker lives on
-        // (each answer starts from an empty cache at position 0).
-        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pool.install(|| answer(&mut loaded, job))
-        }));
-        let failure = match answered {
-            Ok(Ok(())) => None,
-            Ok(Err(err)) => Some(err),
-            Err(_) => Some(ModelError::Stream(
-                "the local model failed on this request".into(),
-            )),
-        };
-        if let Some(err) = failure {
-            tracing::error!(error = %err, "local model answer failed");
-            let _ = events.blocking_send(Err(err));
-        }
+    while let Some(job) = queue.next() {
+        pool.install(|| serve(&mut loaded, job, &mut queue));
+    }
+}
+
+/// Answers one request; a failure (even a panic) fails that answer, not the model.
+fn serve(model: &mut Loaded, job: Job, queue: &mut Queue) {
+    let events = job.events.clone();
+    let answered =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer(model, job, queue)));
+    let failure = match answered {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => Some(err),
+        Err(_) => Some(ModelError::Stream(
+            "the local model failed on this request".into(),
+        )),
+    };
+    if let Some(err) = failure {
+        tracing::error!(error = %err, "local model answer failed");
+        let _ = events.blocking_send(Err(err));
     }
 }
 
 /// Generates one reply, sending its events; stops early when the receiver is gone.
-fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
-    let Job { request, events } = job;
+/// Background work answers readers' waiting questions between its steps.
+fn answer(model: &mut Loaded, job: Job, queue: &mut Queue) -> Result<(), ModelError> {
+    let Job {
+        request, events, ..
+    } = job;
+    let background = request.priority == Priority::Background;
     let prompt = model.vocab.render(&request.messages)?;
     let prompt_tokens = model.vocab.encode(&prompt)?;
     let max_reply = request
@@ -183,13 +224,31 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
     {
         return Ok(());
     }
-    let mut logits = model.weights.next_logits(&prompt_tokens, 0)?;
+    let (mut kv, reuse) = model.cache.resume(&prompt_tokens, PREFILL_STEP)?;
+    model.count_prompt(reuse);
+    let mut logits = None;
+    for step in prompt_tokens[reuse.cached..].chunks(PREFILL_STEP) {
+        if background {
+            yield_to_readers(model, queue);
+        }
+        logits = Some(model.transformer.forward(step, &mut kv)?);
+    }
+    let Some(mut logits) = logits else {
+        return Err(ModelError::Stream("an empty prompt".into()));
+    };
+    // Kept for the next question is the prompt's cache as prefilled, not the reply's:
+    // a reply's keys and values computed one token at a time differ in the last bits from
+    // the same tokens prefilled as part of the next prompt (another summation order), and
+    // a cached run must compute exactly what a cold run does.
+    model.keep(&prompt_tokens, kv.clone());
+    let prompt_len = prompt_tokens.len();
     let mut reply: Vec<u32> = Vec::new();
     // The text sent so far is `text[..shown]`.
     let mut shown = 0;
     let mut text = String::new();
     let mut finish = FinishReason::Length;
     let mut cut = false;
+    let mut listening = true;
     while reply.len() < max_reply {
         let recent = &reply[reply.len().saturating_sub(REPEAT_WINDOW)..];
         let logits_now =
@@ -209,7 +268,8 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
             text = decoded;
             let (end, stop_hit) = visible_end(&text, &request.sampling.stop);
             if end > shown && !send(&events, &text[shown..end]) {
-                return Ok(()); // The reply was stopped or its reader left.
+                listening = false; // The reply was stopped or its reader left.
+                break;
             }
             shown = shown.max(end);
             if stop_hit {
@@ -218,22 +278,30 @@ fn answer(model: &mut Loaded, job: Job) -> Result<(), ModelError> {
             }
         }
         if reply.len() < max_reply {
-            logits = model
-                .weights
-                .next_logits(&[token], prompt_tokens.len() + reply.len() - 1)?;
+            if background {
+                yield_to_readers(model, queue);
+            }
+            logits = model.transformer.forward(&[token], &mut kv)?;
         }
     }
     // What was held back as the possible start of a stop sequence that never came.
-    if !cut && text.len() > shown && !send(&events, &text[shown..]) {
+    if !listening || (!cut && text.len() > shown && !send(&events, &text[shown..])) {
         return Ok(());
     }
     let usage = TokenUsage::new(
-        i64::try_from(prompt_tokens.len()).unwrap_or(i64::MAX),
+        i64::try_from(prompt_len).unwrap_or(i64::MAX),
         i64::try_from(reply.len()).unwrap_or(i64::MAX),
     );
     let _ = events.blocking_send(Ok(ModelEvent::Usage(usage)));
     let _ = events.blocking_send(Ok(ModelEvent::Finish(finish)));
     Ok(())
+}
+
+/// Answers every reader's question waiting now (background work's pause).
+fn yield_to_readers(model: &mut Loaded, queue: &mut Queue) {
+    while let Some(job) = queue.next_interactive() {
+        serve(model, job, queue);
+    }
 }
 
 /// Sends a piece of the answer; `false` when nobody listens any more.
