@@ -86,6 +86,9 @@ fn model_hint(err: &Error) -> Option<String> {
         ModelError::Unauthorized => "the model refused the key: check REFBOOK_LLM_API_KEY",
         ModelError::InsufficientBalance => "the model account has no balance left: top it up",
         ModelError::RateLimited => "the model is limiting requests: wait a moment and ask again",
+        ModelError::Busy(_) => {
+            "the local model is busy with other questions: ask again shortly, or raise REFBOOK_LOCAL_QUEUE_TIMEOUT_SECS"
+        }
         ModelError::Timeout(_) => {
             "the model did not answer in time: ask again, or raise REFBOOK_LLM_FIRST_DATA_TIMEOUT_SECS"
         }
@@ -117,6 +120,7 @@ mod tests {
         assert!(hint_of(ModelError::NotConfigured).contains("REFBOOK_LLM_API_KEY"));
         assert!(hint_of(ModelError::Unauthorized).contains("refused the key"));
         assert!(hint_of(ModelError::RateLimited).contains("wait"));
+        assert!(hint_of(ModelError::Busy(30)).contains("REFBOOK_LOCAL_QUEUE_TIMEOUT_SECS"));
         assert!(hint_of(ModelError::ContextExceeded).contains("REFBOOK_LLM_CONTEXT_TOKENS"));
         assert!(hint_of(ModelError::Timeout("idle")).contains("in time"));
         let server = hint_of(ModelError::Status {
