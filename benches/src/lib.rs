@@ -5,5 +5,6 @@
 
 pub mod fast_mock;
 pub mod latency;
+pub mod model_runs;
 pub mod reading;
 pub mod retrieval;

@@ -1,35 +1,48 @@
-//! The local model's speed: time to first token and decoding tokens per second for the
-//! same question, answered greedily a few times by a GGUF model in this process (feature
-//! `local-model`), and — with `--llama-server URL` — the same question streamed from
-//! llama.cpp's `llama-server` serving the same file, measured the same way, the two
-//! taking turns so neither gets a quieter machine.
+//! The local model's speed, side by side with llama.cpp's `llama-server` serving the same
+//! GGUF file (`--llama-server URL`), the engines taking turns so neither gets a quieter
+//! machine:
+//!
+//! - one question answered greedily a few times: time to first token, decoding rate;
+//! - prefill: the first token after prompts of 128, 512, 1,024 and 2,048 tokens;
+//! - a conversation of eight questions (replies up to 64 tokens), each turn's first token,
+//!   with the prefix cache on and off (llama-server with its prompt cache on);
+//! - a grounded question (~1,500 prompt tokens) cold, then repeated, beside a bare one;
+//! - the process's RSS with the prefix cache filled to its bound.
 //!
 //! ```sh
-//! # --no-cache-prompt: otherwise llama-server reuses the previous request's prompt cache
-//! llama-server -m SmolLM2-135M-Instruct.Q4_1.gguf -t 2 -np 1 --no-cache-prompt --port 8091 &
+//! llama-server -m SmolLM2-135M-Instruct.Q4_1.gguf -t 2 -c 4096 -np 1 --port 8091 &
 //! cargo run --release -p refbook-benches --features local-model --bin refbook-model-bench -- \
 //!     --gguf SmolLM2-135M-Instruct.Q4_1.gguf [--threads 2] [--runs 3] [--tokens 128] \
-//!     [--llama-server http://127.0.0.1:8091]
+//!     [--cache-mb 256] [--llama-server http://127.0.0.1:8091] \
+//!     [--sections decoding,prefill,conversation,grounded,fill]
 //! ```
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
 use refbook_benches::latency::Latencies;
-use refbook_core::chat::Role;
+use refbook_benches::model_runs;
 use refbook_core::llm::local::{LocalModel, LocalSettings};
-use refbook_core::llm::{
-    ChatModel, ChatRequest, ModelEvent, OpenAiCompatible, Priority, PromptMessage, Sampling,
-    Timeouts,
-};
+use refbook_core::llm::{ChatModel, OpenAiCompatible, Timeouts};
+
+/// The server's allocator (refbook-http), so the RSS reported is the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Options {
     gguf: String,
     threads: usize,
     runs: usize,
     tokens: u32,
+    cache_mb: usize,
     llama_server: Option<String>,
+    sections: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, section: &str) -> bool {
+        self.sections.is_empty() || self.sections.iter().any(|s| s == section)
+    }
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -38,7 +51,9 @@ fn parse_args() -> anyhow::Result<Options> {
         threads: 2,
         runs: 3,
         tokens: 128,
+        cache_mb: 256,
         llama_server: None,
+        sections: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -50,7 +65,9 @@ fn parse_args() -> anyhow::Result<Options> {
             "--threads" => options.threads = value.parse()?,
             "--runs" => options.runs = value.parse()?,
             "--tokens" => options.tokens = value.parse()?,
+            "--cache-mb" => options.cache_mb = value.parse()?,
             "--llama-server" => options.llama_server = Some(value),
+            "--sections" => options.sections = value.split(',').map(str::to_owned).collect(),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -60,76 +77,174 @@ fn parse_args() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-fn question(tokens: u32) -> ChatRequest {
-    ChatRequest {
-        messages: vec![
-            PromptMessage {
-                role: Role::System,
-                content: "You are a librarian. The book: The Three-Body Problem by Liu Cixin, \
-                          a science fiction novel about first contact."
-                    .into(),
-            },
-            PromptMessage {
-                role: Role::User,
-                content: "Tell me about this book and why people like it.".into(),
-            },
-        ],
-        user: "bench".into(),
-        max_tokens: Some(tokens),
-        sampling: Sampling {
-            temperature: Some(0.0),
-            ..Sampling::default()
-        },
-        priority: Priority::Interactive,
-    }
+async fn local(options: &Options, cache_mb: usize) -> anyhow::Result<LocalModel> {
+    Ok(LocalModel::load(LocalSettings {
+        threads: options.threads,
+        context_tokens: 4096,
+        max_reply_tokens: options.tokens.max(64) as usize,
+        cache_bytes: cache_mb << 20,
+        ..LocalSettings::new(&options.gguf)
+    })
+    .await?)
 }
 
-/// One answer: time to the first text, then decode tokens per second.
-async fn measure(model: &dyn ChatModel, tokens: u32) -> anyhow::Result<(Duration, f64, i64)> {
-    let started = Instant::now();
-    let mut stream = model.stream(question(tokens)).await?;
-    let mut first = None;
-    let (mut completion, mut pieces) = (0, 0);
-    while let Some(event) = stream.next().await {
-        match event? {
-            ModelEvent::Content(piece) if !piece.is_empty() => {
-                pieces += 1;
-                first.get_or_insert_with(|| started.elapsed());
-            }
-            ModelEvent::Usage(usage) => completion = usage.completion_tokens,
-            _ => {}
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+type Engines = Vec<(String, Box<dyn ChatModel>)>;
+
+/// The same question, greedily, `runs` times per engine.
+async fn decoding(engines: &Engines, options: &Options) -> anyhow::Result<()> {
+    println!("\n## One question, {} tokens, greedy", options.tokens);
+    let mut results: Vec<(Latencies, Vec<f64>)> =
+        engines.iter().map(|_| Default::default()).collect();
+    for run in 0..options.runs {
+        for ((_, engine), (first_tokens, rates)) in engines.iter().zip(&mut results) {
+            // Another conversation number each run: no prompt cache serves it.
+            let request = model_runs::chat(
+                &model_runs::librarian(run),
+                &[("Tell me about this book and why people like it.", None)],
+                options.tokens,
+            );
+            let (timed, _) = model_runs::measure(engine.as_ref(), request).await?;
+            first_tokens.push(timed.first);
+            rates.push(timed.rate);
         }
     }
-    // A server that reports no usage streams one token per chunk.
-    if completion == 0 {
-        completion = pieces;
+    for ((name, _), (first_tokens, rates)) in engines.iter().zip(results) {
+        let rate = median(rates);
+        println!(
+            "{name}: time to first token {}; decoding median {rate:.1} tokens/s ({:.1} ms/token)",
+            first_tokens.summary(),
+            1000.0 / rate,
+        );
     }
-    let total = started.elapsed();
-    let first = first.context("no text")?;
-    let decoding = (total - first).as_secs_f64();
-    let rate = (completion - 1).max(1) as f64 / decoding;
-    Ok((first, rate, completion))
+    Ok(())
+}
+
+/// Prompt processing at several lengths.
+async fn prefill(engines: &Engines, options: &Options) -> anyhow::Result<()> {
+    println!(
+        "\n## Prefill: first token after a prompt of N tokens (median of {})",
+        options.runs
+    );
+    for length in [128, 512, 1024, 2048] {
+        let mut rows: Vec<(Vec<f64>, i64)> = engines.iter().map(|_| (Vec::new(), 0)).collect();
+        for run in 0..options.runs {
+            for ((_, engine), (rates, tokens)) in engines.iter().zip(&mut rows) {
+                let timed =
+                    model_runs::prefill(engine.as_ref(), length, length * 100 + run).await?;
+                *tokens = timed.prompt_tokens;
+                rates.push(timed.prompt_tokens as f64 / timed.first.as_secs_f64());
+            }
+        }
+        let line: Vec<String> = engines
+            .iter()
+            .zip(rows)
+            .map(|((name, _), (rates, tokens))| {
+                format!("{name}: {tokens} tokens at {:.0} tokens/s", median(rates))
+            })
+            .collect();
+        println!("{length}: {}", line.join(" | "));
+    }
+    Ok(())
+}
+
+/// Eight questions in one conversation, each engine in turn.
+async fn conversations(engines: &Engines, runs: usize) -> anyhow::Result<()> {
+    println!("\n## A conversation of eight questions, replies up to 64 tokens (median of {runs})");
+    let mut firsts: Vec<Vec<Vec<f64>>> = engines.iter().map(|_| vec![Vec::new(); 8]).collect();
+    let mut prompts: Vec<Vec<i64>> = engines.iter().map(|_| vec![0; 8]).collect();
+    for run in 0..runs {
+        for (e, (_, engine)) in engines.iter().enumerate() {
+            let turns = model_runs::conversation(engine.as_ref(), 500 + run, 64).await?;
+            for (t, timed) in turns.iter().enumerate() {
+                firsts[e][t].push(ms(timed.first));
+                prompts[e][t] = timed.prompt_tokens;
+            }
+        }
+    }
+    for (e, (name, _)) in engines.iter().enumerate() {
+        let medians: Vec<f64> = firsts[e].iter().map(|f| median(f.clone())).collect();
+        let turns: Vec<String> = medians
+            .iter()
+            .zip(&prompts[e])
+            .enumerate()
+            .map(|(t, (first, tokens))| format!("{}: {tokens} tok {first:.0} ms", t + 1))
+            .collect();
+        println!("{name}: {}", turns.join(", "));
+        println!(
+            "  turn 8 / turn 1: {:.2}x",
+            medians[7] / medians[0].max(f64::MIN_POSITIVE)
+        );
+    }
+    Ok(())
+}
+
+/// A grounded question cold, the same again, and a bare question.
+async fn grounded(engines: &Engines, runs: usize) -> anyhow::Result<()> {
+    println!("\n## A grounded question (~1,500 prompt tokens), median of {runs}");
+    for (name, engine) in engines {
+        let (mut cold, mut repeated, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+        let mut tokens = 0;
+        for run in 0..runs {
+            let question = "What happens in the letter?";
+            let request = model_runs::grounded(900 + run, 1300, question);
+            let (first, _) = model_runs::measure(engine.as_ref(), request.clone()).await?;
+            let (again, _) = model_runs::measure(engine.as_ref(), request).await?;
+            let bare_request =
+                model_runs::chat(&model_runs::librarian(950 + run), &[(question, None)], 64);
+            let (plain, _) = model_runs::measure(engine.as_ref(), bare_request).await?;
+            tokens = first.prompt_tokens;
+            cold.push(ms(first.first));
+            repeated.push(ms(again.first));
+            bare.push(ms(plain.first));
+        }
+        let (cold, repeated, bare) = (median(cold), median(repeated), median(bare));
+        println!(
+            "{name}: {tokens} prompt tokens: first {cold:.0} ms, repeated {repeated:.0} ms; \
+             a bare question {bare:.0} ms (repeated / bare {:.2}x)",
+            repeated / bare.max(f64::MIN_POSITIVE)
+        );
+    }
+    Ok(())
+}
+
+/// Fills the prefix cache with distinct prompts until it holds its bound; gives the
+/// cache's size.
+async fn fill(model: &LocalModel, bound: usize) -> anyhow::Result<u64> {
+    let mut held = 0;
+    for seed in 0..500 {
+        let report = model.local_report().context("a local report")?;
+        held = report.cache_bytes;
+        if held as f64 >= bound as f64 * 0.9 {
+            break;
+        }
+        model_runs::prefill(model, 2000, 10_000 + seed).await?;
+    }
+    Ok(held)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
     let loading = Instant::now();
-    let model = LocalModel::load(LocalSettings {
-        threads: options.threads,
-        context_tokens: 2048,
-        max_reply_tokens: options.tokens as usize,
-        ..LocalSettings::new(&options.gguf)
-    })
-    .await?;
+    let model = local(&options, options.cache_mb).await?;
     println!(
-        "loaded {} in {:.2} s ({} threads)",
+        "loaded {} in {:.2} s ({} threads, prefix cache {} MB); RSS {} MB",
         model.model_name(),
         loading.elapsed().as_secs_f64(),
-        options.threads
+        options.threads,
+        options.cache_mb,
+        rss_mb()
     );
-    let mut engines: Vec<(String, Box<dyn ChatModel>)> =
-        vec![("refbook local model (candle)".into(), Box::new(model))];
+    let mut engines: Engines = vec![("refbook (candle)".into(), Box::new(model.clone()))];
     if let Some(url) = &options.llama_server {
         let server = OpenAiCompatible::new(
             reqwest::Client::new(),
@@ -138,40 +253,46 @@ async fn main() -> anyhow::Result<()> {
             "local",
             Timeouts {
                 connect: Duration::from_secs(10),
-                first_data: Duration::from_secs(60),
+                first_data: Duration::from_secs(120),
                 idle: Duration::from_secs(30),
             },
         );
         engines.push((format!("llama-server at {url}"), Box::new(server)));
     }
-    // One answer each to warm up, then the measured runs, taking turns.
+    // One answer each to warm up.
     for (_, engine) in &engines {
-        measure(engine.as_ref(), 16).await?;
+        model_runs::measure(
+            engine.as_ref(),
+            model_runs::chat("Warm up.", &[("Hi", None)], 8),
+        )
+        .await?;
     }
-    let mut results: Vec<(Latencies, Vec<f64>)> =
-        engines.iter().map(|_| Default::default()).collect();
-    for _ in 0..options.runs {
-        for ((name, engine), (first_tokens, rates)) in engines.iter().zip(&mut results) {
-            let (first, rate, completion) = measure(engine.as_ref(), options.tokens).await?;
-            first_tokens.push(first);
-            rates.push(rate);
-            println!(
-                "  {name}: {completion} tokens, first after {:.0} ms, then {rate:.1} tokens/s",
-                first.as_secs_f64() * 1000.0
-            );
-        }
+    if options.runs("decoding") {
+        decoding(&engines, &options).await?;
     }
-    for ((name, _), (first_tokens, rates)) in engines.iter().zip(&mut results) {
-        rates.sort_by(f64::total_cmp);
-        let median = rates[rates.len() / 2];
-        println!(
-            "{name}: time to first token {}; decoding median {median:.1} tokens/s ({:.1} ms/token)",
-            first_tokens.summary(),
-            1000.0 / median,
-        );
+    if options.runs("prefill") {
+        prefill(&engines, &options).await?;
     }
+    if options.runs("conversation") {
+        let mut with_cold: Engines = vec![(
+            "refbook, prefix cache off".into(),
+            Box::new(local(&options, 0).await?),
+        )];
+        with_cold.extend(engines.drain(..));
+        conversations(&with_cold, options.runs).await?;
+        engines = with_cold.split_off(1);
+    }
+    if options.runs("grounded") {
+        grounded(&engines, options.runs).await?;
+    }
+    if !options.runs("fill") {
+        return Ok(());
+    }
+    let held = fill(&model, options.cache_mb << 20).await?;
     println!(
-        "this process's RSS (the local model loaded): {} MB",
+        "\nprefix cache filled: {:.1} MB held (bound {} MB); this process's RSS: {} MB",
+        held as f64 / f64::from(1 << 20),
+        options.cache_mb,
         rss_mb()
     );
     Ok(())

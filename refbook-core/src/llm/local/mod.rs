@@ -13,6 +13,7 @@ mod model_ref;
 mod prefix_cache;
 mod queue;
 mod settings;
+mod tiled;
 mod transformer;
 mod worker;
 

@@ -87,15 +87,19 @@ impl PrefixCache {
         ))
     }
 
-    /// Keeps `kv`, the cache of the first `kv.len()` of `tokens`. Entries it extends are
-    /// dropped (it answers for them); if an entry already extends it, nothing changes but
-    /// that entry's recency.
-    pub fn keep(&mut self, tokens: &[u32], kv: KvCache) {
+    /// Keeps a copy of `kv`, the cache of the first `kv.len()` of `tokens`, just its size.
+    /// Entries it extends are dropped (it answers for them); if an entry already extends
+    /// it, nothing changes but that entry's recency.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Stream`] when the copy fails.
+    pub fn keep(&mut self, tokens: &[u32], kv: &KvCache) -> Result<(), ModelError> {
         let Some(tokens) = tokens.get(..kv.len()) else {
-            return;
+            return Ok(());
         };
         if tokens.is_empty() || self.bound == 0 {
-            return;
+            return Ok(());
         }
         self.clock += 1;
         if let Some(longer) = self
@@ -104,15 +108,16 @@ impl PrefixCache {
             .find(|e| e.tokens.len() >= tokens.len() && e.tokens.starts_with(tokens))
         {
             longer.used = self.clock;
-            return;
+            return Ok(());
         }
         self.entries.retain(|e| !tokens.starts_with(&e.tokens));
         self.entries.push(Entry {
             tokens: tokens.to_vec(),
-            kv,
+            kv: kv.compacted()?,
             used: self.clock,
         });
         self.evict();
+        Ok(())
     }
 
     /// Drops least recently used entries until the bound holds.

@@ -9,11 +9,12 @@
 //! `quantized_llama` / `quantized_qwen2`, which hold their cache privately and can only
 //! start a batch at position 0.
 
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, QTensor};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::tiled::Linear;
 use crate::llm::ModelError;
 
 /// The architectures this build runs.
@@ -38,16 +39,16 @@ struct Heads {
 
 struct Layer {
     attention_norm: RmsNorm,
-    query: QMatMul,
-    key: QMatMul,
-    value: QMatMul,
+    query: Linear,
+    key: Linear,
+    value: Linear,
     /// Qwen2's attention biases (query, key, value).
     biases: Option<[Tensor; 3]>,
-    output: QMatMul,
+    output: Linear,
     ffn_norm: RmsNorm,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 /// A loaded decoder of one of the [`SUPPORTED`] architectures.
@@ -55,7 +56,7 @@ pub struct Transformer {
     embeddings: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     heads: Heads,
     rope: RopeStyle,
     cos: Tensor,
@@ -63,13 +64,19 @@ pub struct Transformer {
     neg_inf: Tensor,
 }
 
-/// The keys and values of the tokens processed so far, one pair per layer, each shaped
-/// `(1, key_value_heads, tokens, head_dim)`. Cloning shares the tensors (cheap).
+/// The keys and values of the tokens processed so far, one pair per layer, each a buffer
+/// shaped `(1, key_value_heads, capacity, head_dim)` of which the first `len` positions
+/// are filled. New tokens are written in place (no copy of the whole cache per token);
+/// the buffers grow by half when full. Cloning shares the buffers: a clone must only be
+/// read up to its `len`, or resumed through [`KvCache::truncated`] (a copy).
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     layers: Vec<(Tensor, Tensor)>,
     len: usize,
 }
+
+/// Buffers grow in multiples of this many positions.
+const GROWTH: usize = 256;
 
 impl KvCache {
     /// The tokens it holds.
@@ -77,21 +84,17 @@ impl KvCache {
         self.len
     }
 
-    /// The cache of its first `len` tokens (a view of the same memory).
+    /// A copy of its first `len` tokens, in buffers of its own.
     ///
     /// # Errors
     ///
     /// [`ModelError::Stream`] when `len` is more than it holds.
     pub fn truncated(&self, len: usize) -> Result<Self, ModelError> {
-        if len >= self.len {
-            return if len == self.len {
-                Ok(self.clone())
-            } else {
-                Err(ModelError::Stream(format!(
-                    "a cache of {} tokens cannot give {len}",
-                    self.len
-                )))
-            };
+        if len > self.len {
+            return Err(ModelError::Stream(format!(
+                "a cache of {} tokens cannot give {len}",
+                self.len
+            )));
         }
         if len == 0 {
             return Ok(Self::default());
@@ -99,19 +102,71 @@ impl KvCache {
         let layers = self
             .layers
             .iter()
-            .map(|(k, v)| Ok((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?)))
+            .map(|(k, v)| {
+                Ok((
+                    regrown(k, len, len + GROWTH)?,
+                    regrown(v, len, len + GROWTH)?,
+                ))
+            })
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(failed)?;
         Ok(Self { layers, len })
     }
 
-    /// The memory its tensors take, in bytes.
+    /// A copy of what it holds in buffers of just that size (for keeping: no room to
+    /// grow, no memory shared with a cache still being written).
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Stream`] when the copy fails.
+    pub fn compacted(&self) -> Result<Self, ModelError> {
+        let exact = |t: &Tensor| t.narrow(2, 0, self.len)?.contiguous();
+        let layers = self
+            .layers
+            .iter()
+            .map(|(k, v)| Ok((exact(k)?, exact(v)?)))
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map_err(failed)?;
+        Ok(Self {
+            layers,
+            len: self.len,
+        })
+    }
+
+    /// The memory its buffers take, in bytes.
     pub fn bytes(&self) -> usize {
         self.layers
             .iter()
             .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
             .sum()
     }
+}
+
+/// A new buffer of `capacity` positions holding the first `len` of `buffer`.
+fn regrown(buffer: &Tensor, len: usize, capacity: usize) -> candle_core::Result<Tensor> {
+    let (batch, heads, _, dim) = buffer.dims4()?;
+    let kept = buffer.narrow(2, 0, len)?;
+    let room = capacity.next_multiple_of(GROWTH) - len;
+    let empty = Tensor::zeros((batch, heads, room, dim), buffer.dtype(), buffer.device())?;
+    Tensor::cat(&[&kept, &empty], 2)?.contiguous()
+}
+
+/// Writes `new` (`(1, heads, count, dim)`) at `position` of `buffer` (a new one, or a
+/// grown copy, when it lacks room) and gives the buffer and its filled part.
+fn append(
+    buffer: Option<Tensor>,
+    new: &Tensor,
+    position: usize,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let end = position + new.dim(2)?;
+    let buffer = match buffer {
+        Some(buffer) if buffer.dim(2)? >= end => buffer,
+        Some(buffer) => regrown(&buffer, position, end + end / 2)?,
+        None => regrown(new, 0, end + GROWTH)?,
+    };
+    buffer.slice_set(new, 2, position)?;
+    let filled = buffer.narrow(2, 0, end)?;
+    Ok((buffer, filled))
 }
 
 fn failed(err: candle_core::Error) -> ModelError {
@@ -151,8 +206,8 @@ impl<R: std::io::Read + std::io::Seek> Reader<'_, R> {
         self.content.tensor(self.file, name, &Device::Cpu)
     }
 
-    fn matmul(&mut self, name: &str) -> candle_core::Result<QMatMul> {
-        QMatMul::from_qtensor(self.tensor(name)?)
+    fn matmul(&mut self, name: &str) -> candle_core::Result<Linear> {
+        Linear::new(self.tensor(name)?)
     }
 
     fn norm(&mut self, name: &str, eps: f64) -> candle_core::Result<RmsNorm> {
@@ -259,7 +314,7 @@ impl Transformer {
         Ok(Self {
             embeddings: Embedding::new(embeddings.dequantize(&Device::Cpu)?, hidden),
             norm: reader.norm("output_norm.weight", eps)?,
-            output: QMatMul::from_qtensor(output)?,
+            output: Linear::new(output)?,
             layers,
             heads,
             rope,
@@ -295,8 +350,9 @@ impl Transformer {
 
     fn run(&self, tokens: &[u32], cache: &mut KvCache) -> candle_core::Result<Tensor> {
         let count = tokens.len();
+        let repeat = self.heads.query / self.heads.key_value.max(1);
         let mask = (count > 1)
-            .then(|| causal_mask(count, cache.len))
+            .then(|| causal_mask(count, cache.len, repeat))
             .transpose()?;
         let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
         let mut hidden = self.embeddings.forward(&input)?;
@@ -349,17 +405,14 @@ impl Transformer {
         let q = self.rotate(&heads(q, n_query)?, position)?;
         let k = self.rotate(&heads(k, n_kv)?, position)?;
         let v = heads(v, n_kv)?;
-        let (k, v) = match cached {
-            Some((k_cached, v_cached)) => (
-                Tensor::cat(&[&k_cached, &k], 2)?,
-                Tensor::cat(&[&v_cached, &v], 2)?,
-            ),
-            None => (k, v),
-        };
+        let (k_buffer, v_buffer) = cached.unzip();
+        let (k_buffer, k) = append(k_buffer, &k, position)?;
+        let (v_buffer, v) = append(v_buffer, &v, position)?;
+        // Grouped-query attention without copying the cache for each query head: the
+        // query heads that share a key/value head are stacked as rows of one product.
         let repeat = n_query / n_kv.max(1);
-        let k_all = candle_transformers::utils::repeat_kv(k.clone(), repeat)?;
-        let v_all = candle_transformers::utils::repeat_kv(v.clone(), repeat)?.contiguous()?;
-        let scores = (q.matmul(&k_all.t()?)? / (dim as f64).sqrt())?;
+        let grouped = q.reshape((batch, n_kv, repeat * count, dim))?;
+        let scores = (grouped.matmul(&k.t()?)? / (dim as f64).sqrt())?;
         let scores = match mask {
             Some(mask) => {
                 let mask = mask.broadcast_as(scores.shape())?;
@@ -369,10 +422,11 @@ impl Transformer {
         };
         let weights = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = weights
-            .matmul(&v_all)?
+            .matmul(&v)?
+            .reshape((batch, n_query, count, dim))?
             .transpose(1, 2)?
             .reshape((batch, count, hidden))?;
-        Ok((layer.output.forward(&out)?, (k, v)))
+        Ok((layer.output.forward(&out)?, (k_buffer, v_buffer)))
     }
 
     fn rotate(&self, x: &Tensor, position: usize) -> candle_core::Result<Tensor> {
@@ -386,13 +440,14 @@ impl Transformer {
     }
 }
 
-/// `1` where query `i` (of `count`, after `offset` cached tokens) may not see key `j`.
-fn causal_mask(count: usize, offset: usize) -> candle_core::Result<Tensor> {
+/// `1` where query `i` (of `count`, after `offset` cached tokens) may not see key `j`,
+/// for `heads` query heads stacked as rows.
+fn causal_mask(count: usize, offset: usize, heads: usize) -> candle_core::Result<Tensor> {
     let width = offset + count;
-    let mask: Vec<u8> = (0..count)
-        .flat_map(|i| (0..width).map(move |j| u8::from(j > i + offset)))
+    let mask: Vec<u8> = (0..heads * count)
+        .flat_map(|row| (0..width).map(move |j| u8::from(j > row % count + offset)))
         .collect();
-    Tensor::from_slice(&mask, (count, width), &Device::Cpu)
+    Tensor::from_slice(&mask, (heads * count, width), &Device::Cpu)
 }
 
 /// The rotary embedding's cosines and sines for `positions` positions.
@@ -416,4 +471,77 @@ fn rotary_tables(
     .reshape((positions, 1))?
     .matmul(&theta.reshape((1, count))?)?;
     Ok((angles.cos()?, angles.sin()?))
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use candle_transformers::models::quantized_llama;
+
+    use super::*;
+
+    /// The largest difference between two logit vectors.
+    fn distance(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// Our decoder computes what candle's reference Llama computes, whole prompts and
+    /// prompts resumed from a cache alike (SmolLM2 from `REFBOOK_TEST_GGUF`).
+    #[test]
+    fn it_matches_candles_llama_cold_and_resumed() {
+        let Some(path) = crate::testing::local_model_file() else {
+            return;
+        };
+        let mut file = std::fs::File::open(path).unwrap();
+        let content = gguf_file::Content::read(&mut file).unwrap();
+        let mut converted = super::super::worker::requantized(&content, &mut file).unwrap();
+        let content = gguf_file::Content::read(&mut converted).unwrap();
+        let ours = Transformer::from_gguf(&content, &mut converted, 512).unwrap();
+        converted.set_position(0);
+        let content = gguf_file::Content::read(&mut converted).unwrap();
+        let mut reference =
+            quantized_llama::ModelWeights::from_gguf(content, &mut converted, &Device::Cpu)
+                .unwrap();
+        let tokens: Vec<u32> = (0..70).map(|i| 100 + i * 37).collect();
+        let input = Tensor::new(tokens.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let expected = reference.forward(&input, 0).unwrap().squeeze(0).unwrap();
+
+        let mut cache = KvCache::default();
+        let whole = ours.forward(&tokens, &mut cache).unwrap();
+        assert_eq!(cache.len(), 70);
+        assert!(
+            distance(&whole, &expected) < 1e-2,
+            "{}",
+            distance(&whole, &expected)
+        );
+
+        // Resumed: 32 tokens kept, the rest after them; then one token more on both.
+        let mut resumed = cache.truncated(32).unwrap();
+        let again = ours.forward(&tokens[32..], &mut resumed).unwrap();
+        assert!(distance(&again, &expected) < 1e-2);
+        let next = Tensor::new(&[7u32], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let expected = reference.forward(&next, 70).unwrap().squeeze(0).unwrap();
+        let step = ours.forward(&[7], &mut resumed).unwrap();
+        assert!(
+            distance(&step, &expected) < 1e-2,
+            "{}",
+            distance(&step, &expected)
+        );
+        assert!(ours.forward(&[7], &mut KvCache::default()).is_ok());
+        assert!(cache.truncated(71).is_err(), "no more than it holds");
+    }
 }

@@ -42,9 +42,9 @@ impl Loaded {
             .fetch_add(count(reuse.computed), Ordering::Relaxed);
     }
 
-    /// Keeps a finished answer's cache for the next question.
-    fn keep(&mut self, sequence: &[u32], kv: KvCache) {
-        self.cache.keep(sequence, kv);
+    /// Keeps a prompt's cache for the next question.
+    fn keep(&mut self, sequence: &[u32], kv: &KvCache) -> Result<(), ModelError> {
+        self.cache.keep(sequence, kv)?;
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         self.counters
             .cache_bytes
@@ -52,6 +52,7 @@ impl Loaded {
         self.counters
             .cache_entries
             .store(count(self.cache.len()), Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -94,12 +95,12 @@ fn load(settings: LocalSettings, counters: Arc<Counters>) -> Result<Loaded, Mode
 /// Block types candle multiplies only with its scalar fallback (no SIMD kernel): such
 /// weights are converted to Q8_0 once, at load, which candle multiplies ~1.5× faster on
 /// this machine's AVX2 and loses nothing measurable (8 bits from 4).
-fn needs_requantizing(dtype: GgmlDType) -> bool {
+pub(super) fn needs_requantizing(dtype: GgmlDType) -> bool {
     matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
 }
 
 /// The model with its slow-to-multiply weights converted to Q8_0, as an in-memory GGUF.
-fn requantized(
+pub(super) fn requantized(
     content: &gguf_file::Content,
     file: &mut std::fs::File,
 ) -> Result<std::io::Cursor<Vec<u8>>, ModelError> {
@@ -136,8 +137,9 @@ fn requantized(
 /// Prompt tokens processed in one batch, in steps from position 0. Fixed steps make a
 /// resumed prompt compute exactly what a cold run does: the matrix products' summation
 /// order depends on their shapes, so a token's keys and values are the same bits only when
-/// computed in the same step. (Candle multiplies quantized weights one row at a time, so
-/// larger steps would not be faster; background work yields between steps.)
+/// computed in the same step. A resumed prompt starts at a multiple of the step, so up to
+/// 31 cached tokens go unused. (32 rows already share each weight block in the tiled
+/// products; background work yields between steps.)
 const PREFILL_STEP: usize = 32;
 
 /// The worker's life: load, report, then serve until every sender is gone.
@@ -240,7 +242,7 @@ fn answer(model: &mut Loaded, job: Job, queue: &mut Queue) -> Result<(), ModelEr
     // a reply's keys and values computed one token at a time differ in the last bits from
     // the same tokens prefilled as part of the next prompt (another summation order), and
     // a cached run must compute exactly what a cold run does.
-    model.keep(&prompt_tokens, kv.clone());
+    model.keep(&prompt_tokens, &kv)?;
     let prompt_len = prompt_tokens.len();
     let mut reply: Vec<u32> = Vec::new();
     // The text sent so far is `text[..shown]`.
