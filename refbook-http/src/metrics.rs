@@ -17,8 +17,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use refbook_core::chat::LocalModelReport;
 use refbook_core::chat::{GenerationObserver, GenerationReport, MessageStatus};
-use refbook_core::llm::LocalModelReport;
 use refbook_core::RefbookBuilder;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

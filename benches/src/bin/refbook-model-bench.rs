@@ -226,7 +226,7 @@ async fn fill(model: &LocalModel, bound: usize) -> anyhow::Result<u64> {
         if held as f64 >= bound as f64 * 0.9 {
             break;
         }
-        model_runs::prefill(model, 2000, 10_000 + seed).await?;
+        model_runs::prefill(model, 1000, 10_000 + seed).await?;
     }
     Ok(held)
 }
@@ -278,7 +278,7 @@ async fn main() -> anyhow::Result<()> {
             "refbook, prefix cache off".into(),
             Box::new(local(&options, 0).await?),
         )];
-        with_cold.extend(engines.drain(..));
+        with_cold.append(&mut engines);
         conversations(&with_cold, options.runs).await?;
         engines = with_cold.split_off(1);
     }

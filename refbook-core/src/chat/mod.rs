@@ -32,7 +32,7 @@ pub use crate::domain::{
     Persona, Role, TokenUsage,
 };
 pub use crate::domain::{SectionRef, Source};
-pub use crate::llm::Sampling;
+pub use crate::llm::{LocalModelReport, Sampling};
 pub use answering::completion::{
     BookModel, Completion, CompletionEvent, CompletionRequest, CompletionStream, PersonaChoice,
     MAX_COMPLETION_MESSAGES, MAX_STOP_SEQUENCES, PERSONA_SEPARATOR,

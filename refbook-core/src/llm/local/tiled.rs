@@ -37,17 +37,26 @@ impl Linear {
         if weights.dtype() != GgmlDType::Q8_0 || inputs % BlockQ8_0::BLCK_SIZE != 0 {
             return QMatMul::from_qtensor(weights).map(Self::Candle);
         }
-        let values = weights
-            .dequantize(&Device::Cpu)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let mut blocks = vec![BlockQ8_0::zeros(); values.len() / BlockQ8_0::BLCK_SIZE];
-        BlockQ8_0::from_float(&values, &mut blocks);
-        // Re-quantizing Q8_0 values gives back their blocks; should one differ, the
-        // file's own blocks are kept (with candle's product).
-        let mut again = vec![0f32; values.len()];
-        BlockQ8_0::to_float(&blocks, &mut again);
-        if again != values {
+        // Block by block from the file's bytes (2 bytes of f16 scale, 32 signed bytes),
+        // so no f32 copy of the matrix is ever made. Re-quantizing a block's values gives
+        // back that block; should one differ, the file's own blocks are kept (with
+        // candle's product).
+        let bytes = weights.data()?;
+        let size = 2 + BlockQ8_0::BLCK_SIZE;
+        let mut blocks = vec![BlockQ8_0::zeros(); bytes.len() / size];
+        let (mut values, mut again) = ([0f32; 32], [0f32; 32]);
+        for (block, raw) in blocks.iter_mut().zip(bytes.chunks_exact(size)) {
+            let scale = f16_to_f32(u16::from_le_bytes([raw[0], raw[1]]));
+            for (value, &q) in values.iter_mut().zip(&raw[2..]) {
+                *value = scale * f32::from(q as i8);
+            }
+            BlockQ8_0::from_float(&values, std::slice::from_mut(block));
+            BlockQ8_0::to_float(std::slice::from_ref(block), &mut again);
+            if again != values {
+                return QMatMul::from_qtensor(weights).map(Self::Candle);
+            }
+        }
+        if blocks.len() * BlockQ8_0::BLCK_SIZE != outputs * inputs {
             return QMatMul::from_qtensor(weights).map(Self::Candle);
         }
         Ok(Self::Q8 {
@@ -110,5 +119,33 @@ impl Linear {
             *last = outputs;
         }
         product.reshape(shape)
+    }
+}
+
+/// An IEEE half-precision number's value.
+fn f16_to_f32(bits: u16) -> f32 {
+    let sign = if bits & 0x8000 == 0 { 1.0 } else { -1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f32::from(bits & 0x3ff);
+    match exponent {
+        0 => sign * fraction * 2f32.powi(-24),
+        31 if fraction == 0.0 => sign * f32::INFINITY,
+        31 => f32::NAN,
+        _ => sign * (1.0 + fraction / 1024.0) * 2f32.powi(exponent - 15),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_to_f32;
+
+    #[test]
+    fn half_precision_values_are_read() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert_eq!(f16_to_f32(0x0000), 0.0);
     }
 }
