@@ -473,6 +473,6 @@ fn rotary_tables(
     Ok((angles.cos()?, angles.sin()?))
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
 #[path = "transformer_tests.rs"]
 mod tests;
