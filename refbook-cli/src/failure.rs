@@ -39,9 +39,11 @@ impl Failure {
                 "the book sources could not be reached; check the network or try again later"
                     .into(),
             ),
-            ErrorKind::Busy => Some(
-                "the server is answering as many questions as it can; try again shortly".into(),
-            ),
+            ErrorKind::Busy => model_hint(err).or_else(|| {
+                Some(
+                    "the server is answering as many questions as it can; try again shortly".into(),
+                )
+            }),
             ErrorKind::Internal => Some("run again with REFBOOK_LOG=debug for details".into()),
             _ => None,
         };
