@@ -108,7 +108,11 @@ async fn a_question_that_would_wait_too_long_gets_server_busy() {
     long.await.expect("the long answer finishes");
     let text = app.get("/metrics", None).await.text;
     assert_eq!(metric(&text, "refbook_local_model_queue_refused "), 1.0);
-    // Nothing was stored for the refused question but the question itself.
+    // Neither the refused question nor a reply was stored: the reader asks again.
+    let detail = app
+        .get(&format!("/api/conversations/{other_id}/"), Some(&other))
+        .await;
+    assert_eq!(detail.assert_ok()["messages"], json!([]));
     let reply = app
         .ask_streaming(&other, other_id, "Who wrote this book?")
         .await;

@@ -43,6 +43,9 @@ impl Linear {
         // candle's product).
         let bytes = weights.data()?;
         let size = 2 + BlockQ8_0::BLCK_SIZE;
+        if bytes.len() != outputs * inputs / BlockQ8_0::BLCK_SIZE * size {
+            return QMatMul::from_qtensor(weights).map(Self::Candle);
+        }
         let mut blocks = vec![BlockQ8_0::zeros(); bytes.len() / size];
         let (mut values, mut again) = ([0f32; 32], [0f32; 32]);
         for (block, raw) in blocks.iter_mut().zip(bytes.chunks_exact(size)) {
@@ -55,9 +58,6 @@ impl Linear {
             if again != values {
                 return QMatMul::from_qtensor(weights).map(Self::Candle);
             }
-        }
-        if blocks.len() * BlockQ8_0::BLCK_SIZE != outputs * inputs {
-            return QMatMul::from_qtensor(weights).map(Self::Candle);
         }
         Ok(Self::Q8 {
             blocks,

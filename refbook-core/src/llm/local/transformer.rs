@@ -67,9 +67,9 @@ pub struct Transformer {
 /// The keys and values of the tokens processed so far, one pair per layer, each a buffer
 /// shaped `(1, key_value_heads, capacity, head_dim)` of which the first `len` positions
 /// are filled. New tokens are written in place (no copy of the whole cache per token);
-/// the buffers grow by half when full. Cloning shares the buffers: a clone must only be
-/// read up to its `len`, or resumed through [`KvCache::truncated`] (a copy).
-#[derive(Debug, Clone, Default)]
+/// the buffers grow by half when full. Another request continues from it only through a
+/// copy ([`KvCache::truncated`], [`KvCache::compacted`]), never by sharing its buffers.
+#[derive(Debug, Default)]
 pub struct KvCache {
     layers: Vec<(Tensor, Tensor)>,
     len: usize,

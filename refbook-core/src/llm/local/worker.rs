@@ -95,7 +95,7 @@ fn load(settings: LocalSettings, counters: Arc<Counters>) -> Result<Loaded, Mode
 /// Block types candle multiplies only with its scalar fallback (no SIMD kernel): such
 /// weights are converted to Q8_0 once, at load, which candle multiplies ~1.5× faster on
 /// this machine's AVX2 and loses nothing measurable (8 bits from 4).
-pub(super) fn needs_requantizing(dtype: GgmlDType) -> bool {
+fn needs_requantizing(dtype: GgmlDType) -> bool {
     matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
 }
 
