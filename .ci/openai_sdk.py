@@ -30,8 +30,10 @@ key = call("/api/user/api-keys/", {"name": "python sdk"}, token)["key"]
 assert key.startswith("rbk_"), key
 
 client = OpenAI(base_url=BASE + "/v1", api_key=key, max_retries=0)
-ids = [model.id for model in client.models.list()]
-assert ids == [SANTI], ids
+models = list(client.models.list())
+ids = [model.id for model in models]
+assert ids == [SANTI, SANTI + "@author"], ids
+assert [model.model_extra.get("name") for model in models] == ["三体", "三体 · 作者"], models
 assert client.models.retrieve("978-7-5366-9293-0@author").id == SANTI + "@author"
 
 answer = client.chat.completions.create(

@@ -293,17 +293,20 @@ impl RefbookBuilder {
         let model: Arc<dyn ChatModel> = match (self.model, config.provider()) {
             (Some(model), _) => model,
             (None, LlmProvider::Local) => local_model(&config, self.download_progress)?,
-            (None, LlmProvider::OpenAi) => Arc::new(OpenAiCompatible::new(
-                http.clone(),
-                &config.llm.base_url,
-                config.llm.api_key.clone(),
-                &config.llm.model,
-                Timeouts {
-                    connect: Duration::from_secs(config.llm.connect_timeout_secs.max(1)),
-                    first_data: Duration::from_secs(config.llm.first_data_timeout_secs.max(1)),
-                    idle: Duration::from_secs(config.llm.idle_timeout_secs.max(1)),
-                },
-            )),
+            (None, LlmProvider::OpenAi) => Arc::new(
+                OpenAiCompatible::new(
+                    http.clone(),
+                    &config.llm.base_url,
+                    config.llm.api_key.clone(),
+                    &config.llm.model,
+                    Timeouts {
+                        connect: Duration::from_secs(config.llm.connect_timeout_secs.max(1)),
+                        first_data: Duration::from_secs(config.llm.first_data_timeout_secs.max(1)),
+                        idle: Duration::from_secs(config.llm.idle_timeout_secs.max(1)),
+                    },
+                )
+                .with_prefix_continuation(config.llm.continuation.prefix_for(&config.llm.base_url)),
+            ),
             (None, LlmProvider::Off) => Arc::new(Unconfigured {
                 model: config.llm.model.clone(),
             }),

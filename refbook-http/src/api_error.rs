@@ -172,6 +172,11 @@ impl ApiError {
         self.0.status
     }
 
+    /// The field or parameter the error is about, if any.
+    pub fn field(&self) -> Option<&str> {
+        self.0.field.as_deref()
+    }
+
     /// The cause to log, if any (internal and upstream failures).
     pub fn cause(&self) -> Option<&str> {
         self.0.cause.as_deref()

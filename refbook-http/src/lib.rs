@@ -33,6 +33,7 @@ pub mod connections;
 pub mod ctx;
 pub mod handlers;
 pub mod metrics;
+pub mod openai_request;
 pub mod openai_wire;
 pub mod openapi;
 pub mod pagination;

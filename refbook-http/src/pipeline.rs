@@ -46,13 +46,20 @@ impl Pipeline {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let request_id = request_id(req.headers());
-        let language = language(req.headers(), self.app.refbook().config().general.language);
+        let openai_face = is_openai_path(req.uri().path());
+        // OpenAI clients send no `Accept-Language` and show errors as they come: `/v1`
+        // answers in English unless asked otherwise; `REFBOOK_LANGUAGE` is `/api`'s default.
+        let default_language = if openai_face {
+            Language::En
+        } else {
+            self.app.refbook().config().general.language
+        };
+        let language = language(req.headers(), default_language);
         let client_ip = client_ip(req.headers(), peer, self.app.settings().trust_proxy_headers);
         let method = req.method().clone();
         let found = self.router.find(req.uri().path());
         let route = found.as_ref().map_or("unmatched", |(spec, _)| spec.pattern);
         let origin = req.headers().get(header::ORIGIN).cloned();
-        let openai_face = is_openai_path(req.uri().path());
         let private = found.as_ref().is_some_and(|(spec, _)| !spec.is_public())
             || req.headers().contains_key(header::AUTHORIZATION);
         let span =

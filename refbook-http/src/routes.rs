@@ -327,7 +327,7 @@ pub static ROUTES: &[RouteSpec] = &[
     ]),
     // `GET /v1/models` (OpenAI-compatible)
     route("OpenAiModels", "/v1/models", Token, &[
-        get(handler!(openai::models), |_| op("The books of your conversations and collection as models, most recent first", "openai", json_ok(schema("OpenAiModelList")))),
+        get(handler!(openai::models), |_| op("The books you have touched as models (each with its personas), most recent first; name: the title", "openai", json_ok(schema("OpenAiModelList")))),
     ]),
     // `GET /v1/models/{model}` (OpenAI-compatible)
     route("OpenAiModel", "/v1/models/{model}", Token, &[

@@ -42,6 +42,10 @@ refbook_core::settings_group! {
         /// Seconds running replies may take to finish at shutdown before they are stopped
         /// and stored as `partial` (`interrupted`).
         shutdown_grace_secs ("shutdown_grace_secs"): u64 = 20;
+        /// A request header that marks a `/v1` chat completion as a client's housekeeping
+        /// task (a title, tags, follow-ups) rather than a reader's question, when a proxy
+        /// or client sets it; unset: only Open WebUI's `### Task:` prompts are recognised.
+        openai_task_header ("openai_task_header"): Option<String> = None;
     }
 }
 

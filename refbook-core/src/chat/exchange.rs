@@ -47,7 +47,8 @@ pub(crate) struct ExchangeRules {
     pub max_message_chars: usize,
     /// Whether `system` messages are taken as the client's own instructions (the
     /// OpenAI face) rather than refused (the mini-program's stateless endpoint, whose
-    /// clients never write the system prompt).
+    /// clients never write the system prompt). Such a face also takes a last
+    /// `assistant` message as an unfinished answer to continue.
     pub instructions: bool,
 }
 
@@ -58,8 +59,11 @@ pub(crate) struct Exchange {
     pub instructions: Option<String>,
     /// The earlier turns, oldest first.
     pub history: Vec<(Role, String)>,
-    /// The last message, the user's.
+    /// The user's last message.
     pub question: String,
+    /// An unfinished answer to that question to continue (a last `assistant` message,
+    /// where the face takes one).
+    pub unfinished: Option<String>,
 }
 
 /// The most characters of a client's own `system` instructions kept in the prompt.
@@ -71,7 +75,8 @@ impl Exchange {
     /// turn must be a valid message too; where they are instructions (at most
     /// [`MAX_INSTRUCTIONS_CHARS`] together), earlier turns need only be free of control
     /// characters, and empty assistant turns (what some clients send for a reply still
-    /// to come) are skipped.
+    /// to come) are skipped, and a last non-empty assistant message after the user's is
+    /// an unfinished answer to continue.
     pub(crate) fn check(messages: Vec<ClientMessage>, rules: ExchangeRules) -> Result<Self> {
         let invalid = |zh: &str, en: &str| Error::invalid("messages", zh.to_owned(), en.to_owned());
         if messages.is_empty() || messages.len() > rules.max_messages {
@@ -113,6 +118,22 @@ impl Exchange {
                 format!("system messages must total at most {MAX_INSTRUCTIONS_CHARS} characters"),
             ));
         }
+        let unfinished = match turns.last() {
+            Some((Role::Assistant, _)) if rules.instructions => turns.pop().map(|(_, text)| text),
+            _ => None,
+        };
+        if let Some(text) = &unfinished {
+            if text.chars().count() > rules.max_message_chars {
+                return Err(Error::invalid(
+                    "messages",
+                    format!("待续写的回答不能超过 {} 个字符", rules.max_message_chars),
+                    format!(
+                        "the answer to continue must be at most {} characters",
+                        rules.max_message_chars
+                    ),
+                ));
+            }
+        }
         let Some((Role::User, question)) = turns.pop() else {
             return Err(invalid(
                 "最后一条消息须为用户的提问",
@@ -123,6 +144,7 @@ impl Exchange {
             instructions: (!instructions.is_empty()).then_some(instructions),
             history: turns,
             question: checked_content(&question, rules.max_message_chars)?,
+            unfinished,
         })
     }
 }
@@ -209,12 +231,30 @@ mod tests {
     #[test]
     fn the_last_message_is_a_valid_question_and_the_count_is_bounded() {
         for rules in [STATELESS, COMPLETION] {
-            assert!(Exchange::check(said(&[("user", "A"), ("assistant", "B")]), rules).is_err());
+            assert!(Exchange::check(said(&[("assistant", "B")]), rules).is_err());
             assert!(Exchange::check(said(&[("user", " ")]), rules).is_err());
             assert!(Exchange::check(said(&[("user", &"x".repeat(51))]), rules).is_err());
             assert!(Exchange::check(Vec::new(), rules).is_err());
             assert!(Exchange::check(said(&[("user", "A"); 5]), rules).is_err());
             assert!(Exchange::check(said(&[("user", "A"); 4]), rules).is_ok());
         }
+    }
+
+    #[test]
+    fn a_last_answer_is_continued_only_where_the_face_takes_instructions() {
+        let messages = said(&[("user", "Q"), ("assistant", "Half an")]);
+        assert!(Exchange::check(messages.clone(), STATELESS).is_err());
+        let exchange = Exchange::check(messages, COMPLETION).unwrap();
+        assert_eq!(exchange.question, "Q");
+        assert_eq!(exchange.unfinished.as_deref(), Some("Half an"));
+        // Two answers in a row, or one with no question before it, are not a question.
+        let doubled = said(&[("user", "Q"), ("assistant", "A"), ("assistant", "B")]);
+        assert!(Exchange::check(doubled, COMPLETION).is_err());
+        // An empty last answer is a reply still to come, not one to continue.
+        let empty = said(&[("user", "Q"), ("assistant", "")]);
+        let exchange = Exchange::check(empty, COMPLETION).unwrap();
+        assert_eq!(exchange.unfinished, None);
+        let long = said(&[("user", "Q"), ("assistant", &"x".repeat(51))]);
+        assert!(Exchange::check(long, COMPLETION).is_err());
     }
 }

@@ -21,6 +21,7 @@ mod grounding;
 mod limits;
 pub mod prompt;
 mod reply;
+mod reply_slots;
 mod shared;
 mod sweep;
 pub mod tokens;
@@ -34,8 +35,9 @@ pub use crate::domain::{
 pub use crate::domain::{SectionRef, Source};
 pub use crate::llm::{LocalModelReport, Sampling};
 pub use answering::completion::{
-    BookModel, Completion, CompletionEvent, CompletionRequest, CompletionStream, PersonaChoice,
-    MAX_COMPLETION_MESSAGES, MAX_STOP_SEQUENCES, PERSONA_SEPARATOR,
+    is_client_task, BookModel, Completion, CompletionEvent, CompletionRequest, CompletionStream,
+    ListedModel, PersonaChoice, MAX_COMPLETION_MESSAGES, MAX_LISTED_BOOKS, MAX_LISTED_MODELS,
+    MAX_STOP_SEQUENCES, PERSONA_SEPARATOR, TASK_COST_DIVISOR, TASK_MAX_TOKENS,
 };
 pub use answering::{Answering, Started};
 pub use conversations::Conversations;

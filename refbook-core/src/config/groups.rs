@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::values::{GuideMode, LlmProvider, Secret};
+use super::values::{ContinueMode, GuideMode, LlmProvider, Secret};
 use crate::error::Language;
 
 /// The LLM API used when none is named: DeepSeek.
@@ -87,6 +87,10 @@ crate::settings_group! {
         /// Largest reply in bytes (answer and reasoning); a reply reaching it ends as
         /// `partial` with finish reason `length`.
         max_reply_bytes ("llm_max_reply_bytes"): usize = 1024 * 1024;
+        /// How the API is asked to continue an answer a client sent unfinished: `prefix`
+        /// (DeepSeek's beta, llama.cpp), `instruction` (any API), or `auto` (`prefix` for
+        /// a base URL ending in `/beta`, else `instruction`).
+        continuation ("llm_continuation"): ContinueMode = ContinueMode::Auto;
     }
 }
 

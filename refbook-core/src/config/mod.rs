@@ -23,7 +23,7 @@ pub use groups::{
 };
 pub use layers::Layers;
 pub use settings::{env_var_name, ConfigError, Settings};
-pub use values::{ConfigValue, GuideMode, LlmProvider, LogFormat, Secret};
+pub use values::{ConfigValue, ContinueMode, GuideMode, LlmProvider, LogFormat, Secret};
 
 use std::path::Path;
 

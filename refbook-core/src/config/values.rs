@@ -81,6 +81,43 @@ impl ConfigValue for GuideMode {
     }
 }
 
+/// How a remote model is asked to continue an answer a client sent unfinished (the last
+/// message an `assistant` one: "continue response").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContinueMode {
+    /// `prefix` when the base URL is DeepSeek's beta (`…/beta`), else `instruction`.
+    #[default]
+    Auto,
+    /// The unfinished answer is sent as the last message with `"prefix": true` and the
+    /// model writes on from it (DeepSeek's beta API, llama.cpp's server).
+    Prefix,
+    /// The unfinished answer is sent as an assistant turn followed by a short request to
+    /// go on from where it stopped without repeating it (any OpenAI-compatible API).
+    Instruction,
+}
+
+impl ConfigValue for ContinueMode {
+    fn parse_value(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(Self::Auto),
+            "prefix" => Ok(Self::Prefix),
+            "instruction" => Ok(Self::Instruction),
+            _ => Err("expected `auto`, `prefix` or `instruction`".to_owned()),
+        }
+    }
+}
+
+impl ContinueMode {
+    /// Whether an API at `base_url` is asked to continue by prefix.
+    pub fn prefix_for(self, base_url: &str) -> bool {
+        match self {
+            Self::Prefix => true,
+            Self::Instruction => false,
+            Self::Auto => base_url.trim_end_matches('/').ends_with("/beta"),
+        }
+    }
+}
+
 /// A value that can be read from one configuration string.
 pub trait ConfigValue: Sized {
     /// Parses the text form.

@@ -30,7 +30,8 @@ pub struct PromptMessage {
 /// What to ask the model.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {
-    /// System prompt, history and question, in order.
+    /// System prompt, history and question, in order; a last assistant message is an
+    /// unfinished answer the model continues (only the new text is streamed).
     pub messages: Vec<PromptMessage>,
     /// The asking user's id (sent as `user`, for the provider's audit).
     pub user: String,

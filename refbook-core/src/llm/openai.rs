@@ -16,9 +16,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream};
+use super::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream, PromptMessage};
 use crate::config::Secret;
-use crate::domain::{FinishReason, TokenUsage};
+use crate::domain::{FinishReason, Role, TokenUsage};
 
 /// The time limits of one reply.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +40,8 @@ pub struct OpenAiCompatible {
     timeouts: Timeouts,
     /// Set once `{base}/chat/completions` answered 404 and `/v1/…` worked.
     use_v1: AtomicBool,
+    /// Whether an unfinished answer is continued by prefix (else by instruction).
+    prefix_continuation: bool,
 }
 
 impl std::fmt::Debug for OpenAiCompatible {
@@ -107,7 +109,17 @@ impl OpenAiCompatible {
             model: model.to_owned(),
             timeouts,
             use_v1: AtomicBool::new(false),
+            prefix_continuation: false,
         }
+    }
+
+    /// Continues an unfinished answer (a request whose last message is the assistant's)
+    /// by prefix — the answer sent as the last message with `"prefix": true`, as
+    /// DeepSeek's beta API and llama.cpp's server take it — rather than by instruction.
+    #[must_use]
+    pub fn with_prefix_continuation(mut self, prefix: bool) -> Self {
+        self.prefix_continuation = prefix;
+        self
     }
 
     fn url(&self, v1: bool) -> String {
@@ -307,6 +319,31 @@ async fn next_event(mut state: Reading) -> Option<(Result<ModelEvent, ModelError
     }
 }
 
+/// What follows an unfinished answer when the API is asked by instruction to go on.
+const CONTINUE_INSTRUCTION: &str =
+    "请从你上一条回答停下的地方继续写，不要重复已经写过的内容，也不要加任何开场白。\
+     (Continue your previous answer exactly where it stopped, without repeating any of it.)";
+
+/// The request's `messages`: each as role and content; a last assistant message (an
+/// unfinished answer to continue) marked `"prefix": true`, or followed by the
+/// instruction to continue it.
+fn wire_messages(messages: &[PromptMessage], prefix: bool) -> Vec<serde_json::Value> {
+    let mut wire: Vec<_> = messages
+        .iter()
+        .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+        .collect();
+    if messages.last().is_some_and(|m| m.role == Role::Assistant) {
+        if prefix {
+            if let Some(last) = wire.last_mut() {
+                last["prefix"] = json!(true);
+            }
+        } else {
+            wire.push(json!({"role": "user", "content": CONTINUE_INSTRUCTION}));
+        }
+    }
+    wire
+}
+
 #[async_trait]
 impl ChatModel for OpenAiCompatible {
     fn model_name(&self) -> &str {
@@ -314,11 +351,7 @@ impl ChatModel for OpenAiCompatible {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ModelError> {
-        let messages: Vec<_> = request
-            .messages
-            .iter()
-            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-            .collect();
+        let messages = wire_messages(&request.messages, self.prefix_continuation);
         let mut body = json!({
             "model": self.model,
             "messages": messages,
@@ -372,6 +405,34 @@ impl ChatModel for OpenAiCompatible {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unfinished_answer_is_continued_by_prefix_or_by_instruction() {
+        let said = |role, content: &str| PromptMessage {
+            role,
+            content: content.to_owned(),
+        };
+        let question = [said(Role::System, "S"), said(Role::User, "Q")];
+        let plain = wire_messages(&question, true);
+        assert_eq!(plain.len(), 2);
+        assert!(plain.iter().all(|m| m.get("prefix").is_none()));
+        let unfinished = [
+            said(Role::System, "S"),
+            said(Role::User, "Q"),
+            said(Role::Assistant, "Half an"),
+        ];
+        let prefix = wire_messages(&unfinished, true);
+        assert_eq!(
+            prefix.last().unwrap(),
+            &json!({"role": "assistant", "content": "Half an", "prefix": true})
+        );
+        let instructed = wire_messages(&unfinished, false);
+        assert_eq!(instructed.len(), 4);
+        assert_eq!(instructed[2]["content"], "Half an");
+        assert!(instructed[2].get("prefix").is_none());
+        assert_eq!(instructed[3]["role"], "user");
+        assert_eq!(instructed[3]["content"], CONTINUE_INSTRUCTION);
+    }
 
     #[test]
     fn chunks_of_every_shape() {

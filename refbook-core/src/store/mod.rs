@@ -17,7 +17,7 @@ pub use error::StoreError;
 pub use reading::{GuideStore, ReadingStore};
 pub use records::{
     unique_key, ApiKeyRecord, ClaimRefused, ClaimedReply, FinalReply, NewBookText, NewUser,
-    ProfileChange, RefreshOutcome, ReplyClaim, ReplyTarget, TooManyApiKeys, UserRecord,
+    ProfileChange, RecentBook, RefreshOutcome, ReplyClaim, ReplyTarget, TooManyApiKeys, UserRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -272,13 +272,14 @@ pub trait ChatStore: Send + Sync {
         conversation_id: ConversationId,
         message_id: MessageId,
     ) -> Result<bool, StoreError>;
-    /// The ISBNs of the books the user has conversations about or collected, each with
-    /// its latest activity (conversation activity or collection time), most recent first.
+    /// The books the user has conversations about, collected, marked reading progress
+    /// in, or that have a text the user can read (the library's or their own copy), each
+    /// with its latest activity and its stored title, most recent first.
     async fn recent_books(
         &self,
         user_id: UserId,
         limit: i64,
-    ) -> Result<Vec<(Isbn, Timestamp)>, StoreError>;
+    ) -> Result<Vec<RecentBook>, StoreError>;
 }
 
 /// The life of a generated reply: its claim (conversation lock, per-user cap, the owner's

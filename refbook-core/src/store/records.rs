@@ -95,6 +95,17 @@ pub struct ApiKeyRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyApiKeys;
 
+/// A book a user has touched, as the OpenAI face lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentBook {
+    /// The book.
+    pub isbn: Isbn,
+    /// Its latest activity for this user.
+    pub at: Timestamp,
+    /// Its title when Refbook has the book stored.
+    pub title: Option<String>,
+}
+
 /// The lower-cased key that carries uniqueness for usernames and emails.
 pub fn unique_key(value: &str) -> String {
     value.to_lowercase()

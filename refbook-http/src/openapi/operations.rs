@@ -190,7 +190,7 @@ pub fn completion_body(limits: &Limits) -> Value {
         json!({
             "model": {"type": "string", "examples": ["9787536692930", "9787536692930@author"]},
             "messages": {"type": "array", "minItems": 1, "maxItems": MAX_COMPLETION_MESSAGES,
-                "description": "the last one is the user's; null content is accepted for assistant turns",
+                "description": "the last one is the user's question, or an unfinished assistant answer after it to continue; null content is accepted for assistant turns",
                 "items": body(&["role", "content"], json!({
                 "role": {"enum": ["system", "developer", "user", "assistant"]},
                 "content": {"oneOf": [text, {"type": "array", "minItems": 1, "items": body(&["type", "text"], json!({"type": {"const": "text"}, "text": text}))}]}
@@ -207,7 +207,16 @@ pub fn completion_body(limits: &Limits) -> Value {
                 {"type": "null"}
             ]},
             "user": {"type": ["string", "null"]},
-            "n": {"enum": [1, null]}
+            "n": {"enum": [1, null]},
+            "tools": {"type": ["array", "null"], "description": "ignored: the model cannot call tools", "items": {"type": "object"}},
+            "tool_choice": {"description": "none or auto (tools ignored); required or a named tool is 400", "oneOf": [
+                {"enum": ["none", "auto", "required", null]},
+                {"type": "object"}
+            ]},
+            "response_format": {"description": "json_object and non-strict json_schema are asked for in the prompt; a strict schema is 400", "oneOf": [
+                {"type": "null"},
+                {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}}}
+            ]}
         }),
     )
 }

@@ -302,7 +302,7 @@ fn key_and_openai_schemas() -> Value {
     json!({
         "ApiKey": object(&["id", "name", "created_at", "last_used_at"], json!({"id": int, "name": s, "created_at": time(), "last_used_at": {"type": ["string", "null"], "format": "date-time"}})),
         "NewApiKey": {"allOf": [schema("ApiKey"), object(&["key"], json!({"key": {"type": "string", "pattern": "^rbk_[A-Za-z0-9_-]{43}$"}}))]},
-        "OpenAiModel": object(&["id", "object", "created", "owned_by"], json!({"id": s, "object": {"const": "model"}, "created": int, "owned_by": {"const": "refbook"}})),
+        "OpenAiModel": object(&["id", "object", "created", "owned_by", "name"], json!({"id": s, "object": {"const": "model"}, "created": int, "owned_by": {"const": "refbook"}, "name": s})),
         "OpenAiModelList": object(&["object", "data"], json!({"object": {"const": "list"}, "data": {"type": "array", "items": schema("OpenAiModel")}})),
         "OpenAiUsage": object(&["prompt_tokens", "completion_tokens", "total_tokens"], json!({"prompt_tokens": int, "completion_tokens": int, "total_tokens": int})),
         "OpenAiChatCompletion": object(&["id", "object", "created", "model", "choices", "usage"], json!({

@@ -22,6 +22,7 @@ mod instances;
 #[cfg(feature = "local-model")]
 mod local_model;
 mod ndjson;
+mod openai_clients;
 mod openai_face;
 mod reading;
 mod users;

@@ -24,7 +24,7 @@ use crate::helpers::{spawn_app, spawn_app_with, token, TestApp, SANTI};
 use refbook_core::testing::book_sources::no_source_has_it;
 
 /// An unchanged OpenAI client pointed at the server's `/v1` with `key`.
-fn openai(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
+pub(crate) fn openai(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
     Client::with_config(
         OpenAIConfig::new()
             .with_api_base(app.url("/v1"))
@@ -33,13 +33,13 @@ fn openai(app: &TestApp, key: &str) -> Client<OpenAIConfig> {
 }
 
 /// A user with 三体 stored and talked about, and a personal API key: `(access token, key)`.
-async fn reader_with_key(app: &TestApp, username: &str) -> (String, String) {
+pub(crate) async fn reader_with_key(app: &TestApp, username: &str) -> (String, String) {
     let (t, _) = app.user_with_conversation(username).await;
     let key = key_of(&create_key(app, &t, "sdk").await).to_owned();
     (t, key)
 }
 
-fn question(model: &str, text: &str) -> CreateChatCompletionRequest {
+pub(crate) fn question(model: &str, text: &str) -> CreateChatCompletionRequest {
     CreateChatCompletionRequestArgs::default()
         .model(model)
         .messages([ChatCompletionRequestUserMessageArgs::default()
@@ -53,7 +53,7 @@ fn question(model: &str, text: &str) -> CreateChatCompletionRequest {
 
 /// The HTTP status and OpenAI error of a failed call.
 #[track_caller]
-fn api_error(err: OpenAIError) -> (u16, async_openai::error::ApiError) {
+pub(crate) fn api_error(err: OpenAIError) -> (u16, async_openai::error::ApiError) {
     match err {
         OpenAIError::ApiError(response) => (response.status_code.as_u16(), response.api_error),
         other => panic!("expected an API error, got {other:?}"),
@@ -68,7 +68,7 @@ async fn an_openai_client_talks_with_a_book(db: TestDatabase) {
     // Models: the books the reader talked about; any book by ISBN and persona.
     let models = client.models().list().await.unwrap();
     let ids: Vec<&str> = models.data.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, [SANTI]);
+    assert_eq!(ids, [SANTI.to_owned(), format!("{SANTI}@author")]);
     assert_eq!(models.data[0].owned_by, "refbook");
     let one = client
         .models()
@@ -213,12 +213,34 @@ async fn an_openai_client_gets_its_own_errors(db: TestDatabase) {
         assert_eq!(status, 404, "{model}: {error:?}");
         assert_eq!(error.code.as_deref(), Some("model_not_found"), "{model}");
         assert_eq!(error.param.as_deref(), Some("model"));
-        assert!(!error.message.is_empty());
+        assert!(
+            error.message.is_ascii() && error.message.contains("model"),
+            "English without Accept-Language: {}",
+            error.message
+        );
     }
+    // A client that asks for Chinese gets it (and `/api` keeps the configured default).
+    let chinese = app
+        .send(
+            app.client
+                .get(app.url("/v1/models/9780000000002"))
+                .bearer_auth(&key)
+                .header("accept-language", "zh-CN"),
+        )
+        .await;
+    assert_eq!(chinese.status.as_u16(), 404);
+    let message = chinese.body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("模型 "), "{message}");
+    let api = app.get("/api/books/9780000000002/", Some(&t)).await;
+    assert!(
+        !api.body["message"].as_str().unwrap_or("").is_ascii(),
+        "/api in the configured language: {}",
+        api.text
+    );
 
-    // A malformed exchange: 400 invalid_request_error.
+    // A malformed exchange (an answer with no question): 400 invalid_request_error.
     let mut last_assistant = question(SANTI, "问");
-    last_assistant.messages.reverse();
+    last_assistant.messages.clear();
     last_assistant.messages.push(
         async_openai::types::chat::ChatCompletionRequestAssistantMessageArgs::default()
             .content("答")

@@ -171,6 +171,7 @@ impl Answering {
         asked: Asked<'_>,
     ) -> Result<Started> {
         let permit = self.generation_permit()?;
+        let slot = self.reply_slot(target.user_id).await?;
         let (claimed, opened) = tokio::join!(self.claim(target, question), async {
             let persona = self.conversations.persona_of(target).await?;
             self.open_answer(Question {
@@ -179,6 +180,7 @@ impl Answering {
                 instructions: None,
                 history: &asked.history,
                 question: asked.question,
+                unfinished: None,
                 user_id: target.user_id,
                 conversation_id: Some(target.id),
                 max_tokens: self.shared.limits.max_tokens,
@@ -219,6 +221,7 @@ impl Answering {
             observer: self.observer.clone(),
             sources: sources.into(),
             _permit: permit,
+            _slot: slot,
         }
         .spawn(buffer.clone(), stream);
         if let Some(cluster) = &self.shared.cluster {

@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use ask::Started;
 
 use super::reply::Replies;
+use super::reply_slots::ReplySlot;
 use super::shared::Shared;
 use super::{sweep, tokens, Conversations, GenerationObserver};
 use crate::domain::UserId;
@@ -35,8 +36,8 @@ pub struct Answering {
     calibration: Arc<tokens::Calibration>,
     /// One permit per generation running here (the global cap).
     generations: Arc<tokio::sync::Semaphore>,
-    /// Completions (the OpenAI-compatible face) running here, per user.
-    completion_slots: Arc<completion::UserSlots>,
+    /// Replies generating here, per user (when Redis does not count them).
+    reply_slots: Arc<super::reply_slots::UserSlots>,
     /// Settles replies whose owner died; stops with the service.
     _sweeper: sweep::Sweeper,
 }
@@ -69,7 +70,7 @@ impl Answering {
             owner: sweep::owner_id().into(),
             calibration: Arc::default(),
             generations: Arc::new(tokio::sync::Semaphore::new(limits.max_generations)),
-            completion_slots: Arc::default(),
+            reply_slots: Arc::default(),
             _sweeper: sweeper,
         }
     }
@@ -93,6 +94,26 @@ impl Answering {
     /// `None` for a remote model.
     pub fn local_model_report(&self) -> Option<crate::llm::LocalModelReport> {
         self.model.local_report()
+    }
+
+    /// One of the user's places among replies generating at once (`RATE_LIMIT` when all
+    /// are taken): counted by every instance in Redis when they share it, else here (and
+    /// here while Redis does not answer).
+    pub(super) async fn reply_slot(&self, user_id: UserId) -> Result<ReplySlot> {
+        let max = self.shared.limits.max_concurrent;
+        if let Some(cluster) = &self.shared.cluster {
+            let name = format!("replies:{user_id}");
+            // While Redis does not answer, count here (the cluster logs the outage).
+            match cluster.take_place(&name, max).await {
+                Ok(Some(place)) => return Ok(ReplySlot::Shared { _place: place }),
+                Ok(None) => return Err(too_many_for_user()),
+                Err(_) => {}
+            }
+        }
+        self.reply_slots
+            .take(user_id, max)
+            .map(|place| ReplySlot::Local { _place: place })
+            .ok_or_else(too_many_for_user)
     }
 
     /// How many replies this process is generating now.

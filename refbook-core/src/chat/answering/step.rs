@@ -10,11 +10,11 @@
 use super::{question_too_long, Answering};
 use crate::books::{Book, PassageQuery};
 use crate::chat::grounding::{add_guide, ground, search_query, sources_of, PASSAGES_PER_QUESTION};
-use crate::chat::tokens::estimate_tokens;
+use crate::chat::tokens::{estimate_tokens, MESSAGE_OVERHEAD};
 use crate::chat::{prompt, Persona, Role};
 use crate::domain::{ConversationId, Source, UserId};
 use crate::error::Result;
-use crate::llm::{ChatRequest, ModelError, ModelStream, Priority, Sampling};
+use crate::llm::{ChatRequest, ModelError, ModelStream, Priority, PromptMessage, Sampling};
 
 /// Everything one answer needs.
 pub(super) struct Question<'a> {
@@ -29,6 +29,9 @@ pub(super) struct Question<'a> {
     pub history: &'a [(Role, String)],
     /// The question.
     pub question: &'a str,
+    /// An unfinished answer to the question for the model to continue (the OpenAI
+    /// face's "continue response"); its new text alone is streamed.
+    pub unfinished: Option<&'a str>,
     /// Who asks (the model is told, for abuse tracking).
     pub user_id: UserId,
     /// The conversation it is asked in, if any (for the logs).
@@ -61,6 +64,7 @@ impl Answering {
             instructions,
             history,
             question,
+            unfinished,
             user_id,
             conversation_id,
             max_tokens,
@@ -104,9 +108,25 @@ impl Answering {
                 system.push_str("\n读者的附加要求（Reader's instructions）：\n");
                 system.push_str(instructions);
             }
-            let messages =
-                prompt::build(system, history, question, budget, self.calibration.ratio())
-                    .map_err(|_| question_too_long())?;
+            // The unfinished answer is kept whole, after the question.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            let unfinished_cost = unfinished.map_or(0, |text| {
+                ((estimate_tokens(text) + MESSAGE_OVERHEAD) as f64 * ratio).ceil() as i64
+            });
+            let mut messages = prompt::build(
+                system,
+                history,
+                question,
+                budget - unfinished_cost,
+                self.calibration.ratio(),
+            )
+            .map_err(|_| question_too_long())?;
+            if let Some(text) = unfinished {
+                messages.push(PromptMessage {
+                    role: Role::Assistant,
+                    content: text.to_owned(),
+                });
+            }
             let prompt_estimate = prompt::estimate_prompt(&messages);
             tracing::debug!(
                 ?conversation_id,

@@ -5,6 +5,8 @@
 mod messages;
 mod personas;
 
+pub(crate) use personas::DEFAULT_PERSONA;
+
 use super::limits::TITLE_MAX_CHARS;
 use super::shared::Shared;
 use super::Persona;

@@ -10,7 +10,7 @@ use crate::store::ReplyTarget;
 use crate::timestamp::Timestamp;
 
 /// The persona of conversations that name none.
-const DEFAULT_PERSONA: &str = "librarian";
+pub(crate) const DEFAULT_PERSONA: &str = "librarian";
 
 impl Conversations {
     /// Built-in personas and the user's own.

@@ -70,6 +70,8 @@ pub(crate) struct Generation {
     pub(crate) sources: Arc<[Source]>,
     /// Counts this generation against the process's cap until the task ends.
     pub(crate) _permit: tokio::sync::OwnedSemaphorePermit,
+    /// Counts this generation against its user's cap until the task ends.
+    pub(crate) _slot: crate::chat::reply_slots::ReplySlot,
 }
 
 /// How the model part of a generation ended.

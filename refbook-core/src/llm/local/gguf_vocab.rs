@@ -12,6 +12,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
+use crate::domain::Role;
 use crate::llm::{ModelError, PromptMessage};
 
 /// A model's tokenizer, chat template and end-of-turn tokens.
@@ -162,24 +163,35 @@ impl GgufVocab {
         })
     }
 
-    /// The prompt text for `messages`, ending where the assistant's turn begins.
+    /// The prompt text for `messages`, ending where the assistant's turn begins — or,
+    /// when the last message is the assistant's (an unfinished answer), ending with that
+    /// answer's text inside its turn, so the model writes on from it.
     ///
     /// # Errors
     ///
     /// [`ModelError::Stream`] when the template fails to render.
     pub fn render(&self, messages: &[PromptMessage]) -> Result<String, ModelError> {
-        let messages: Vec<minijinja::Value> = messages
+        let (asked, unfinished) = match messages.split_last() {
+            Some((last, asked)) if last.role == Role::Assistant => {
+                (asked, Some(last.content.as_str()))
+            }
+            _ => (messages, None),
+        };
+        let asked: Vec<minijinja::Value> = asked
             .iter()
             .map(|m| minijinja::context! { role => m.role.as_str(), content => m.content.as_str() })
             .collect();
-        self.template
+        let mut prompt = self
+            .template
             .get_template("chat")
             .and_then(|t| {
-                t.render(
-                    minijinja::context! { messages => messages, add_generation_prompt => true },
-                )
+                t.render(minijinja::context! { messages => asked, add_generation_prompt => true })
             })
-            .map_err(|e| ModelError::Stream(format!("the chat template failed: {e}")))
+            .map_err(|e| ModelError::Stream(format!("the chat template failed: {e}")))?;
+        if let Some(unfinished) = unfinished {
+            prompt.push_str(unfinished);
+        }
+        Ok(prompt)
     }
 
     /// The tokens of `text` (control tokens in it recognised).

@@ -12,7 +12,7 @@ use crate::domain::{
     BookBrief, Conversation, FinishReason, Message, MessageStatus, NewMessage, Role, TokenUsage,
 };
 use crate::domain::{ConversationId, Isbn, MessageId, PersonaId, UserId};
-use crate::store::{ChatStore, ReplyTarget, StoreError};
+use crate::store::{ChatStore, RecentBook, ReplyTarget, StoreError};
 use crate::timestamp::Timestamp;
 
 const CONVERSATION_SELECT: &str = "SELECT c.id, c.user_id, c.isbn, c.title, c.persona_id, \
@@ -426,13 +426,19 @@ impl ChatStore for SqlStore {
         &self,
         user_id: UserId,
         limit: i64,
-    ) -> Result<Vec<(Isbn, Timestamp)>, StoreError> {
+    ) -> Result<Vec<RecentBook>, StoreError> {
         let rows = sqlx::query(
-            "SELECT isbn, MAX(at) AS at FROM ( \
+            "SELECT activity.isbn, MAX(activity.at) AS at, MAX(books.title) AS title FROM ( \
                  SELECT isbn, updated_at AS at FROM conversations WHERE user_id = $1 \
                  UNION ALL \
                  SELECT isbn, created_at AS at FROM collections WHERE user_id = $1 \
-             ) AS activity GROUP BY isbn ORDER BY at DESC, isbn LIMIT $2",
+                 UNION ALL \
+                 SELECT isbn, updated_at AS at FROM reading_progress WHERE user_id = $1 \
+                 UNION ALL \
+                 SELECT isbn, created_at AS at FROM book_texts \
+                     WHERE owner_id IS NULL OR owner_id = $1 \
+             ) AS activity LEFT JOIN books ON books.isbn = activity.isbn \
+             GROUP BY activity.isbn ORDER BY at DESC, activity.isbn LIMIT $2",
         )
         .bind(user_id)
         .bind(limit)
@@ -440,10 +446,11 @@ impl ChatStore for SqlStore {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    row.try_get("isbn")?,
-                    Timestamp::from_millis(row.try_get("at")?),
-                ))
+                Ok(RecentBook {
+                    isbn: row.try_get("isbn")?,
+                    at: Timestamp::from_millis(row.try_get("at")?),
+                    title: row.try_get("title")?,
+                })
             })
             .collect()
     }

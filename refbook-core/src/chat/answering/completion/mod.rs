@@ -1,26 +1,28 @@
 //! Stateless completions for the OpenAI-compatible face: a book (and persona) named as a
 //! model, the client's whole exchange in, the model's stream out. Nothing is stored as a
 //! conversation; the tokens count toward the user's daily quota, and the same caps apply
-//! as to conversations (the global generation cap, and a per-user cap on completions
-//! running at once in this process).
+//! as to conversations (the global generation cap, and the one per-user cap on replies
+//! generating at once).
 
+mod model_list;
 mod model_name;
 mod stream;
+mod task;
 
+pub use model_list::{ListedModel, MAX_LISTED_BOOKS, MAX_LISTED_MODELS};
 pub use model_name::{BookModel, PersonaChoice, PERSONA_SEPARATOR};
-pub(crate) use stream::UserSlots;
 pub use stream::{CompletionEvent, CompletionStream};
+pub use task::{is_client_task, TASK_COST_DIVISOR, TASK_MAX_TOKENS};
 
 use super::step::{Opened, Question};
-use super::{too_many_for_user, Answering};
-use crate::books::{Book, Isbn};
+use super::Answering;
+use crate::books::Book;
 use crate::chat::exchange::{ClientMessage, Exchange, ExchangeRules};
 use crate::domain::UserId;
 use crate::error::{Error, ErrorKind, Result};
 use crate::llm::Sampling;
-use crate::timestamp::Timestamp;
 use model_name::model_not_found;
-use stream::{Accounting, CompletionSlot};
+use stream::Accounting;
 
 /// The most messages one completion request may carry (the prompt keeps what fits).
 pub const MAX_COMPLETION_MESSAGES: usize = 1000;
@@ -33,12 +35,17 @@ pub const MAX_STOP_SEQUENCES: usize = 4;
 pub struct CompletionRequest {
     /// The book and persona.
     pub model: BookModel,
-    /// The exchange, oldest first; the last message must be the user's.
+    /// The exchange, oldest first; the last message must be the user's, or an
+    /// unfinished answer to it (the assistant's) that the model continues.
     pub messages: Vec<ClientMessage>,
     /// The longest reply in tokens (capped by the server's maximum).
     pub max_tokens: Option<u32>,
     /// Sampling settings passed to the model.
     pub sampling: Sampling,
+    /// A client's own housekeeping task rather than a reader's question (see
+    /// [`is_client_task`]): answered without the book's prompt or passages, at most
+    /// [`TASK_MAX_TOKENS`] long, and counted at 1 in [`TASK_COST_DIVISOR`] tokens.
+    pub task: bool,
 }
 
 /// A started completion.
@@ -62,26 +69,6 @@ impl std::fmt::Debug for Completion {
 }
 
 impl Answering {
-    /// One of the user's places among completions running at once (`RATE_LIMIT` when all
-    /// are taken): counted by every instance in Redis when they share it, else here (and
-    /// here while Redis does not answer).
-    async fn completion_slot(&self, user_id: UserId) -> Result<CompletionSlot> {
-        let max = self.shared.limits.max_concurrent;
-        if let Some(cluster) = &self.shared.cluster {
-            let name = format!("completions:{user_id}");
-            // While Redis does not answer, count here (the cluster logs the outage).
-            match cluster.take_place(&name, max).await {
-                Ok(Some(place)) => return Ok(CompletionSlot::Shared { _place: place }),
-                Ok(None) => return Err(too_many_for_user()),
-                Err(_) => {}
-            }
-        }
-        self.completion_slots
-            .take(user_id, max)
-            .map(|place| CompletionSlot::Local { _place: place })
-            .ok_or_else(too_many_for_user)
-    }
-
     /// Starts a completion for the OpenAI-compatible face: looks the book up (through
     /// the whole chain), checks quota and caps, builds the prompt (the book's system
     /// prompt, the client's `system` messages as extra instructions, as much of the
@@ -114,10 +101,31 @@ impl Answering {
         let book = self.model_book(&request.model).await?;
         self.check_quota(user_id).await?;
         let permit = self.generation_permit()?;
-        let slot = self.completion_slot(user_id).await?;
-        let max_tokens = request
+        let slot = self.reply_slot(user_id).await?;
+        let mut max_tokens = request
             .max_tokens
             .map_or(limits.max_tokens, |asked| asked.min(limits.max_tokens));
+        if request.task {
+            max_tokens = max_tokens.min(TASK_MAX_TOKENS);
+            let opened = self
+                .open_task(&exchange, user_id, max_tokens, request.sampling)
+                .await?;
+            let accounting = Accounting::new(
+                self.shared.store.clone(),
+                user_id,
+                opened.prompt_estimate,
+                self.calibration.clone(),
+                permit,
+                slot,
+            )
+            .with_cost_divisor(TASK_COST_DIVISOR);
+            let events = CompletionStream::new(opened.stream, accounting, limits.max_reply_bytes);
+            return Ok(Completion {
+                book,
+                sources: Vec::new(),
+                events,
+            });
+        }
         let Opened {
             stream,
             prompt_estimate,
@@ -129,6 +137,7 @@ impl Answering {
                 instructions: exchange.instructions.as_deref(),
                 history: &exchange.history,
                 question: &exchange.question,
+                unfinished: exchange.unfinished.as_deref(),
                 user_id,
                 conversation_id: None,
                 max_tokens,
@@ -151,34 +160,9 @@ impl Answering {
         })
     }
 
-    /// The models a user may name first (`GET /v1/models`): the books of their
-    /// conversations and collection with their latest activity, most recent first.
-    ///
-    /// # Errors
-    ///
-    /// `Internal` when the database fails.
-    pub async fn recent_books(
-        &self,
-        user_id: UserId,
-        limit: i64,
-    ) -> Result<Vec<(Isbn, Timestamp)>> {
-        Ok(self.shared.store.recent_books(user_id, limit).await?)
-    }
-
-    /// Checks that a model name names a book found through the lookup chain and a
-    /// persona the user may use (`GET /v1/models/{model}`).
-    ///
-    /// # Errors
-    ///
-    /// `NOT_FOUND` for an unknown book or persona.
-    pub async fn book_model(&self, user_id: UserId, model: &BookModel) -> Result<Book> {
-        self.conversations.chosen_persona(user_id, model).await?;
-        self.model_book(model).await
-    }
-
     /// The book a model names, through the whole lookup chain; an unknown book is an
     /// unknown model.
-    async fn model_book(&self, model: &BookModel) -> Result<Book> {
+    pub(super) async fn model_book(&self, model: &BookModel) -> Result<Book> {
         self.shared.books.get(&model.isbn).await.map_err(|err| {
             if err.kind() == ErrorKind::NotFound {
                 model_not_found(&model.to_string())

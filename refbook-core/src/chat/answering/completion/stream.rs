@@ -1,80 +1,21 @@
 //! The stream a completion hands out: the model's events with the reply's byte cap,
 //! usage always reported once at the end and recorded against the user's quota however
-//! the stream ends; and the per-user cap on completions running at once.
+//! the stream ends.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
 
 use crate::chat::reply::event::floor_char_boundary;
+use crate::chat::reply_slots::ReplySlot;
 use crate::chat::tokens::{estimate_tokens, Calibration};
 use crate::domain::{FinishReason, TokenUsage, UserId};
 use crate::error::Error;
 use crate::llm::{ModelEvent, ModelStream};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
-
-/// A user's place among their completions running at once: counted in this process, or
-/// by every instance in Redis.
-pub(super) enum CompletionSlot {
-    /// Counted here.
-    Local {
-        /// Held until the completion ends.
-        _place: UserSlot,
-    },
-    /// Counted in Redis.
-    Shared {
-        /// Held until the completion ends.
-        _place: crate::cluster::slots::SharedPlace,
-    },
-}
-
-/// Completions running per user in this process.
-#[derive(Debug, Default)]
-pub(crate) struct UserSlots(Mutex<HashMap<UserId, usize>>);
-
-/// One user's running completion; frees its place when dropped.
-pub(super) struct UserSlot {
-    slots: Arc<UserSlots>,
-    user_id: UserId,
-}
-
-impl UserSlots {
-    pub(super) fn take(self: &Arc<Self>, user_id: UserId, max: usize) -> Option<UserSlot> {
-        let mut running = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = running.entry(user_id).or_insert(0);
-        if *count >= max.max(1) {
-            return None;
-        }
-        *count += 1;
-        Some(UserSlot {
-            slots: self.clone(),
-            user_id,
-        })
-    }
-}
-
-impl Drop for UserSlot {
-    fn drop(&mut self) {
-        let mut running = self
-            .slots
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = running.get_mut(&self.user_id) {
-            *count -= 1;
-            if *count == 0 {
-                running.remove(&self.user_id);
-            }
-        }
-    }
-}
 
 /// What a completion records when it ends, however it ends (finished, failed, or
 /// dropped because the client went away): its tokens against the user's quota.
@@ -87,8 +28,11 @@ pub(super) struct Accounting {
     reported: Option<TokenUsage>,
     /// Set once the usage was recorded (then dropping records nothing more).
     recorded: bool,
+    /// The share of the tokens counted against the quota: 1 in `cost_divisor` (rounded
+    /// up; a client's task request counts a quarter).
+    cost_divisor: i64,
     _permit: tokio::sync::OwnedSemaphorePermit,
-    _slot: CompletionSlot,
+    _slot: ReplySlot,
 }
 
 impl Accounting {
@@ -110,7 +54,8 @@ async fn add_usage(store: Arc<dyn Store>, user_id: UserId, usage: TokenUsage) {
 }
 
 impl Accounting {
-    /// Takes the usage to record, once (and teaches the calibration the model's count).
+    /// Takes the usage to record against the quota, once (and teaches the calibration
+    /// the model's count).
     fn take_usage(&mut self) -> Option<TokenUsage> {
         if std::mem::replace(&mut self.recorded, true) {
             return None;
@@ -119,7 +64,18 @@ impl Accounting {
             self.calibration
                 .observe(self.prompt_estimate, reported.prompt_tokens);
         }
-        Some(self.usage())
+        let usage = self.usage();
+        let share = |tokens: i64| (tokens + self.cost_divisor - 1) / self.cost_divisor;
+        Some(TokenUsage::new(
+            share(usage.prompt_tokens),
+            share(usage.completion_tokens),
+        ))
+    }
+
+    /// Counts 1 in `divisor` of the tokens against the quota (rounded up).
+    pub(super) fn with_cost_divisor(mut self, divisor: i64) -> Self {
+        self.cost_divisor = divisor.max(1);
+        self
     }
 }
 
@@ -188,7 +144,7 @@ impl Accounting {
         prompt_estimate: i64,
         calibration: Arc<Calibration>,
         permit: tokio::sync::OwnedSemaphorePermit,
-        slot: CompletionSlot,
+        slot: ReplySlot,
     ) -> Self {
         Self {
             store,
@@ -197,6 +153,7 @@ impl Accounting {
             calibration,
             completion_text_tokens: 0,
             reported: None,
+            cost_divisor: 1,
             recorded: false,
             _permit: permit,
             _slot: slot,
