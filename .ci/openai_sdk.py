@@ -74,4 +74,36 @@ try:
     raise SystemExit("a wrong key must fail")
 except openai.AuthenticationError:
     pass
-print(f"openai-sdk {openai.__version__}: models, completions (plain and streamed), errors: ok")
+# The Responses API: plain, followed up, streamed, retrieved, deleted.
+first = client.responses.create(
+    model=SANTI + "@author", input="你为什么写这本书？", instructions="Answer in one sentence."
+)
+assert first.id.startswith("resp_") and first.status == "completed", first
+assert "你为什么写这本书" in first.output_text, first.output_text
+assert first.usage.total_tokens > 0, first.usage
+second = client.responses.create(model=SANTI, input="And then?", previous_response_id=first.id)
+assert second.previous_response_id == first.id
+assert "And then?" in second.output_text, second.output_text
+kinds, text = [], ""
+for event in client.responses.create(model=SANTI, input="Who wrote it?", stream=True):
+    kinds.append(event.type)
+    if event.type == "response.output_text.delta":
+        text += event.delta
+assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+assert "Who wrote it?" in text, text
+assert client.responses.retrieve(second.id).output_text == second.output_text
+client.responses.delete(second.id)
+try:
+    client.responses.retrieve(second.id)
+    raise SystemExit("a deleted response must be gone")
+except openai.NotFoundError:
+    pass
+other_token = call("/api/auth/register/", {"username": "sdk_other", "password": "sdk-password-2"})["token"]
+other_key = call("/api/user/api-keys/", {"name": "other"}, other_token)["key"]
+other = OpenAI(base_url=BASE + "/v1", api_key=other_key, max_retries=0)
+try:
+    other.responses.create(model=SANTI, input="?", previous_response_id=first.id)
+    raise SystemExit("another user's response must not be followed up")
+except openai.NotFoundError as err:
+    assert err.body and err.body.get("param") == "previous_response_id", err.body
+print(f"openai-sdk {openai.__version__}: models, completions (plain and streamed), responses, errors: ok")

@@ -302,3 +302,44 @@ async fn a_question_that_waits_past_the_timeout_is_refused_busy() {
     assert!(!text.is_empty());
     assert_eq!(model.local_report().unwrap().waiting, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_answer_is_continued_natively() {
+    let Some(model) = load(0, Duration::from_secs(60)).await else {
+        eprintln!("skipped: REFBOOK_TEST_GGUF is not set");
+        return;
+    };
+    let question = message(Role::User, "Who is Elizabeth Bennet?");
+    let cold = answer(
+        &model,
+        request(vec![system(), question.clone()], 48, Priority::Interactive),
+    )
+    .await;
+    // Cut the answer before a word near its middle (the tokens of a word carry their
+    // leading space, so the start is the same tokens the model wrote).
+    let middle = cold.len() / 2;
+    let cut = cold[..middle].rfind(' ').expect("a space in the answer");
+    let (start, rest) = cold.split_at(cut);
+    assert!(start.len() > 10, "{cold:?}");
+    let continued = answer(
+        &model,
+        request(
+            vec![system(), question, message(Role::Assistant, start)],
+            24,
+            Priority::Interactive,
+        ),
+    )
+    .await;
+    // Only the new text, going on as the model would have: its first word is the next
+    // of the cold answer's (later ones may differ: the start is now read as one prompt
+    // batch, not written a token at a time, and rounding can flip a near tie).
+    let words = |text: &str| -> Vec<String> {
+        text.split_whitespace().take(1).map(str::to_owned).collect()
+    };
+    assert!(!continued.starts_with(start.trim()), "{continued:?}");
+    assert_eq!(
+        words(&continued),
+        words(rest),
+        "cold: {cold:?}, continued: {continued:?}"
+    );
+}

@@ -11,13 +11,13 @@ use crate::api_error::ApiError;
 /// A message's `content`: a string, or OpenAI's array of content parts (text only).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Content {
+pub(crate) enum Content {
     Text(String),
     Parts(Vec<Part>),
 }
 
 #[derive(Deserialize)]
-struct Part {
+pub(crate) struct Part {
     #[serde(rename = "type")]
     kind: String,
     text: Option<String>,
@@ -62,19 +62,27 @@ pub struct ChatCompletionBody {
     response_format: Option<Value>,
 }
 
-/// The text of a message (`None` content: empty).
-fn text_of(content: Option<Content>) -> Result<String, ApiError> {
+/// The kinds of text part chat completions take.
+const CHAT_TEXT_PARTS: &[&str] = &["text"];
+
+/// The text of a message (`None` content: empty); `kinds`: the text parts the face
+/// takes, `param`: the parameter named when a part is not text.
+pub(crate) fn text_of(
+    content: Option<Content>,
+    kinds: &[&str],
+    param: &'static str,
+) -> Result<String, ApiError> {
     match content {
         None => Ok(String::new()),
         Some(Content::Text(text)) => Ok(text),
         Some(Content::Parts(parts)) => {
             let mut text = String::new();
             for part in parts {
-                match (part.kind.as_str(), part.text) {
-                    ("text", Some(piece)) => text.push_str(&piece),
+                match part.text {
+                    Some(piece) if kinds.contains(&part.kind.as_str()) => text.push_str(&piece),
                     _ => {
                         return Err(ApiError::invalid(
-                            Some("messages"),
+                            Some(param),
                             "只支持文本内容",
                             "Only text content parts are supported",
                         ))
@@ -120,7 +128,12 @@ impl ChatCompletionBody {
         let mut messages = self
             .messages
             .into_iter()
-            .map(|m| Ok(ClientMessage::parse(&m.role, text_of(m.content)?)?))
+            .map(|m| {
+                Ok(ClientMessage::parse(
+                    &m.role,
+                    text_of(m.content, CHAT_TEXT_PARTS, "messages")?,
+                )?)
+            })
             .collect::<Result<Vec<_>, ApiError>>()?;
         if let Some(instruction) = format_instruction {
             // Folded into the reader's instructions, after the book's prompt.
@@ -172,6 +185,7 @@ fn refuse_required_tools(tool_choice: Option<&Value>) -> Result<(), ApiError> {
             Some("allowed_tools") => {
                 choice
                     .pointer("/allowed_tools/mode")
+                    .or_else(|| choice.get("mode"))
                     .and_then(Value::as_str)
                     == Some("required")
             }
@@ -195,7 +209,7 @@ const MAX_SCHEMA_CHARS: usize = 3000;
 /// What the model is told for `response_format` (`None`: plain text). `json_object` and
 /// a non-strict `json_schema` are asked for in the prompt; a strict schema cannot be
 /// guaranteed and is refused, as is a tool call the request demands.
-fn output_instruction(
+pub(crate) fn output_instruction(
     tools: Option<&[Value]>,
     tool_choice: Option<&Value>,
     response_format: Option<&Value>,

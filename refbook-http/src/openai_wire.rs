@@ -4,14 +4,11 @@
 //! `data: {"error": …}`, then `data: [DONE]`).
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{stream, StreamExt};
-use http::{header, HeaderValue, Response};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
+use futures::StreamExt;
+use http::Response;
 use refbook_core::chat::{
     citations_in, CompletionEvent, CompletionStream, FinishReason, Source, TokenUsage,
 };
@@ -20,7 +17,8 @@ use serde_json::{json, Value};
 
 use crate::api_error::ApiError;
 use crate::body::Body;
-use crate::sse::{DONE, KEEP_ALIVE_LINE};
+use crate::frame_pump::{event_stream, FrameWriter, Frames};
+use crate::sse::DONE;
 
 /// What every object of one completion shares.
 #[derive(Debug, Clone)]
@@ -46,7 +44,7 @@ impl CompletionMeta {
 
 /// A finish reason OpenAI's SDKs know (`stop`, `length`, `content_filter`); a
 /// completion ends no other way, and anything else would be reported as `stop`.
-fn finish_reason(reason: FinishReason) -> &'static str {
+pub fn finish_reason(reason: FinishReason) -> &'static str {
     match reason {
         FinishReason::Length => "length",
         FinishReason::ContentFilter => "content_filter",
@@ -55,7 +53,7 @@ fn finish_reason(reason: FinishReason) -> &'static str {
 }
 
 /// The error object of a model failure, in the request's language.
-fn model_error(err: &Error, language: Language) -> Value {
+pub fn model_error(err: &Error, language: Language) -> Value {
     let code = crate::api_error::status_and_code(err.kind()).1;
     json!({"error": {
         "message": err.message().text(language),
@@ -65,24 +63,52 @@ fn model_error(err: &Error, language: Language) -> Value {
     }})
 }
 
+/// A whole completion read: its text, reasoning, finish reason (as OpenAI names it) and
+/// usage.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// The answer.
+    pub content: String,
+    /// The reasoning, if the model sent any.
+    pub reasoning: String,
+    /// `stop`, `length` or `content_filter`.
+    pub finish: &'static str,
+    /// The tokens used.
+    pub usage: TokenUsage,
+}
+
+/// Reads a whole completion (and records its usage). A model that fails answers the
+/// error instead (nothing was sent yet).
+pub async fn gather(mut events: CompletionStream) -> Result<Gathered, ApiError> {
+    let mut gathered = Gathered {
+        finish: "stop",
+        ..Gathered::default()
+    };
+    while let Some(event) = events.next().await {
+        match event? {
+            CompletionEvent::Content(text) => gathered.content.push_str(&text),
+            CompletionEvent::Reasoning(text) => gathered.reasoning.push_str(&text),
+            CompletionEvent::Finish(reason) => gathered.finish = finish_reason(reason),
+            CompletionEvent::Usage(counted) => gathered.usage = counted,
+        }
+    }
+    events.record_usage().await;
+    Ok(gathered)
+}
+
 /// Reads a whole completion and answers it as one `chat.completion` object. A model
 /// that fails answers the error instead (nothing was sent yet).
 pub async fn collect(
     meta: &CompletionMeta,
-    mut events: CompletionStream,
+    events: CompletionStream,
     sources: &[Source],
 ) -> Result<Value, ApiError> {
-    let (mut content, mut reasoning) = (String::new(), String::new());
-    let (mut finish, mut usage) = ("stop", TokenUsage::default());
-    while let Some(event) = events.next().await {
-        match event? {
-            CompletionEvent::Content(text) => content.push_str(&text),
-            CompletionEvent::Reasoning(text) => reasoning.push_str(&text),
-            CompletionEvent::Finish(reason) => finish = finish_reason(reason),
-            CompletionEvent::Usage(counted) => usage = counted,
-        }
-    }
-    events.record_usage().await;
+    let Gathered {
+        content,
+        reasoning,
+        finish,
+        usage,
+    } = gather(events).await?;
     let mut message = json!({"role": "assistant", "content": content, "refusal": null});
     if !reasoning.is_empty() {
         message["reasoning_content"] = Value::String(reasoning);
@@ -145,35 +171,36 @@ fn data_line(value: &Value) -> Bytes {
 }
 
 struct Streaming {
-    _open: crate::metrics::StreamGuard,
-    events: CompletionStream,
     chunks: Chunks,
     /// How many sources the model was given (0: none), and the answer so far when there
     /// are some (for the citations on the last chunk).
     sources: usize,
     content: String,
     language: Language,
-    keep_alive: Duration,
-    /// The one keep-alive timer of this stream, pushed back whenever something is sent.
-    silence: std::pin::Pin<Box<tokio::time::Sleep>>,
-    pending: VecDeque<Bytes>,
-    ended: bool,
+    frames: Frames,
 }
 
-impl Streaming {
-    /// Queues what one model event writes.
-    fn push(&mut self, event: Option<Result<CompletionEvent, Error>>) {
+impl FrameWriter for Streaming {
+    fn frames(&mut self) -> &mut Frames {
+        &mut self.frames
+    }
+
+    async fn write(
+        &mut self,
+        event: Option<Result<CompletionEvent, Error>>,
+        events: &mut CompletionStream,
+    ) {
         match event {
             Some(Ok(CompletionEvent::Content(text))) => {
                 if self.sources > 0 {
                     self.content.push_str(&text);
                 }
                 let chunk = self.chunks.chunk(json!({"content": text}), None);
-                self.pending.push_back(chunk);
+                self.frames.pending.push_back(chunk);
             }
             Some(Ok(CompletionEvent::Reasoning(text))) => {
                 let chunk = self.chunks.chunk(json!({"reasoning_content": text}), None);
-                self.pending.push_back(chunk);
+                self.frames.pending.push_back(chunk);
             }
             Some(Ok(CompletionEvent::Finish(reason))) => {
                 let mut chunk = self
@@ -182,20 +209,23 @@ impl Streaming {
                 if self.sources > 0 {
                     chunk["citations"] = json!(citations_in(&self.content, self.sources));
                 }
-                self.pending.push_back(data_line(&chunk));
+                self.frames.pending.push_back(data_line(&chunk));
             }
             Some(Ok(CompletionEvent::Usage(usage))) => {
                 if self.chunks.include_usage {
-                    self.pending.push_back(self.chunks.usage(&usage));
+                    self.frames.pending.push_back(self.chunks.usage(&usage));
                 }
             }
             Some(Err(err)) => {
-                self.pending
+                self.frames
+                    .pending
                     .push_back(data_line(&model_error(&err, self.language)));
             }
             None => {
-                self.pending.push_back(Bytes::from_static(DONE));
-                self.ended = true;
+                // The tokens count before the stream says it is done.
+                events.record_usage().await;
+                self.frames.pending.push_back(Bytes::from_static(DONE));
+                self.frames.ended = true;
             }
         }
     }
@@ -227,50 +257,16 @@ pub fn stream_response(
         pending.push_back(data_line(&with_sources));
     }
     let state = Streaming {
-        _open: open,
-        events,
         chunks,
         sources: sources.len(),
         content: String::new(),
         language,
-        keep_alive,
-        silence: Box::pin(tokio::time::sleep(keep_alive)),
-        pending,
-        ended: false,
+        frames: Frames {
+            pending,
+            ended: false,
+        },
     };
-    let frames = stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(bytes) = state.pending.pop_front() {
-                let deadline = tokio::time::Instant::now() + state.keep_alive;
-                state.silence.as_mut().reset(deadline);
-                return Some((Ok::<_, Infallible>(Frame::data(bytes)), state));
-            }
-            if state.ended {
-                return None;
-            }
-            tokio::select! {
-                next = state.events.next() => {
-                    if next.is_none() {
-                        // The tokens count before the stream says it is done.
-                        state.events.record_usage().await;
-                    }
-                    state.push(next);
-                }
-                () = &mut state.silence => {
-                    state.pending.push_back(Bytes::from_static(KEEP_ALIVE_LINE));
-                }
-            }
-        }
-    });
-    let mut response = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    event_stream(state, events, keep_alive, open)
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use crate::handlers::{
 };
 use crate::handlers::{guides, reading};
 use crate::openapi::operations::{
-    completion_body, credential, json_ok, ok, op, question, stream_flag, Operation, Success,
+    completion_body, credential, json_ok, ok, op, question, responses_body, stream_flag, Operation,
+    Success,
 };
 use crate::openapi::schemas::{
     body, email, free_text, id, isbn, nullable, page_of, password, schema, short_text, username,
@@ -338,6 +339,17 @@ pub static ROUTES: &[RouteSpec] = &[
         post(handler!(openai::chat_completions), |limits| op("Chat completions: model = ISBN[@persona]; stream: true for chat.completion.chunk events", "openai", Success::Streamed(schema("OpenAiChatCompletion")))
                 .body(completion_body(limits))
                 .errors(&[402, 404, 429])),
+    ]),
+    // `POST /v1/responses` (OpenAI's Responses API)
+    route("OpenAiResponses", "/v1/responses", Token, &[
+        post(handler!(openai::create_response), |limits| op("Responses API: model = ISBN[@persona]; stream: true for typed response events; kept unless store: false", "openai", Success::Streamed(schema("OpenAiResponse")))
+                .body(responses_body(limits))
+                .errors(&[402, 404, 429])),
+    ]),
+    // `GET|DELETE /v1/responses/{response_id}` (OpenAI's Responses API)
+    route("OpenAiResponse", "/v1/responses/{response_id}", Token, &[
+        get(handler!(openai::get_response), |_| op("One of your kept responses", "openai", json_ok(schema("OpenAiResponse"))).errors(&[404])),
+        delete(handler!(openai::delete_response), |_| op("Forget one of your kept responses", "openai", json_ok(schema("OpenAiResponseDeleted"))).errors(&[404])),
     ]),
     // `GET /docs`: the interactive API reference (a web page)
     route("DocsPage", "/docs", Page, &[

@@ -251,12 +251,17 @@ pub fn response_as(
         state.silence.as_mut().reset(deadline);
         Some((Ok::<_, Infallible>(Frame::data(bytes)), state))
     });
-    let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
+    streaming_response(
+        StreamBody::new(frames).boxed_unsync(),
+        format.content_type(),
+    )
+}
+
+/// A `200` streaming `body` as `content_type`, uncached and unbuffered by proxies.
+pub fn streaming_response(body: Body, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response

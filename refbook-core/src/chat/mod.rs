@@ -34,10 +34,12 @@ pub use crate::domain::{
 };
 pub use crate::domain::{SectionRef, Source};
 pub use crate::llm::{LocalModelReport, Sampling};
+pub use crate::store::StoredResponse;
 pub use answering::completion::{
     is_client_task, BookModel, Completion, CompletionEvent, CompletionRequest, CompletionStream,
-    ListedModel, PersonaChoice, MAX_COMPLETION_MESSAGES, MAX_LISTED_BOOKS, MAX_LISTED_MODELS,
-    MAX_STOP_SEQUENCES, PERSONA_SEPARATOR, TASK_COST_DIVISOR, TASK_MAX_TOKENS,
+    ListedModel, PersonaChoice, ResponseDraft, ResponseOutcome, ResponseRequest,
+    MAX_COMPLETION_MESSAGES, MAX_LISTED_BOOKS, MAX_LISTED_MODELS, MAX_STOP_SEQUENCES,
+    PERSONA_SEPARATOR, TASK_COST_DIVISOR, TASK_MAX_TOKENS,
 };
 pub use answering::{Answering, Started};
 pub use conversations::Conversations;

@@ -17,7 +17,8 @@ pub use error::StoreError;
 pub use reading::{GuideStore, ReadingStore};
 pub use records::{
     unique_key, ApiKeyRecord, ClaimRefused, ClaimedReply, FinalReply, NewBookText, NewUser,
-    ProfileChange, RecentBook, RefreshOutcome, ReplyClaim, ReplyTarget, TooManyApiKeys, UserRecord,
+    ProfileChange, RecentBook, RefreshOutcome, ReplyClaim, ReplyTarget, StoredResponse,
+    TooManyApiKeys, UserRecord,
 };
 pub use sql::{Backend, SqlStore};
 
@@ -448,6 +449,21 @@ pub trait BookTextStore: Send + Sync {
     async fn text_vectors(&self, text_id: i64) -> Result<Vec<Vec<u8>>, StoreError>;
 }
 
+/// Responses of the OpenAI face's Responses API kept for follow-ups.
+#[async_trait]
+pub trait ResponseStore: Send + Sync {
+    /// Keeps a response.
+    async fn insert_response(&self, response: &StoredResponse) -> Result<(), StoreError>;
+    /// One of the user's responses.
+    async fn response(
+        &self,
+        user_id: UserId,
+        id: &str,
+    ) -> Result<Option<StoredResponse>, StoreError>;
+    /// Deletes one of the user's responses; `false` when there was none.
+    async fn delete_response(&self, user_id: UserId, id: &str) -> Result<bool, StoreError>;
+}
+
 /// Everything Refbook persists; implemented by [`SqlStore`].
 #[async_trait]
 pub trait Store:
@@ -464,6 +480,7 @@ pub trait Store:
     + BookTextStore
     + ReadingStore
     + GuideStore
+    + ResponseStore
 {
     /// Answers when the database takes writes (readiness): a small real write, so a full
     /// disk or a read-only server is not reported ready.

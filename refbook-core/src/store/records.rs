@@ -95,6 +95,33 @@ pub struct ApiKeyRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyApiKeys;
 
+/// A kept response of the OpenAI face's Responses API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// `resp_…`.
+    pub id: String,
+    /// Whose it is.
+    pub user_id: UserId,
+    /// The model name as answered (`9787536692930@author`).
+    pub model: String,
+    /// The request's `instructions`.
+    pub instructions: Option<String>,
+    /// The response it followed.
+    pub previous_id: Option<String>,
+    /// The whole exchange answered: earlier turns and this turn's input, oldest first.
+    pub exchange: Vec<(crate::domain::Role, String)>,
+    /// The answer.
+    pub output: String,
+    /// `completed` or `incomplete`.
+    pub status: String,
+    /// The tokens used.
+    pub usage: crate::domain::TokenUsage,
+    /// The passages of the book's text the model was given.
+    pub sources: Vec<crate::domain::Source>,
+    /// When it was answered.
+    pub created_at: Timestamp,
+}
+
 /// A book a user has touched, as the OpenAI face lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecentBook {

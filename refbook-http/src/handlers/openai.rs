@@ -1,5 +1,6 @@
-//! The OpenAI-compatible face: `GET /v1/models`, `GET /v1/models/{model}` and
-//! `POST /v1/chat/completions`, where each book (optionally `@persona`) is a model.
+//! The OpenAI-compatible face: `GET /v1/models`, `GET /v1/models/{model}`,
+//! `POST /v1/chat/completions` and the Responses API (`POST /v1/responses`,
+//! `GET`/`DELETE /v1/responses/{id}`), where each book (optionally `@persona`) is a model.
 //! Errors take OpenAI's shape (see `Pipeline::handle`).
 
 use http::Response;
@@ -11,6 +12,8 @@ use crate::body::{ok_json, Body};
 use crate::ctx::Ctx;
 use crate::openai_request::ChatCompletionBody;
 use crate::openai_wire::{self, CompletionMeta};
+use crate::responses_request::ResponsesBody;
+use crate::responses_wire::{self, Finished, ResponseMeta, Standing, StreamParts};
 
 fn model_object(model: &ListedModel) -> Value {
     json!({
@@ -47,13 +50,7 @@ pub async fn model(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 /// `POST /v1/chat/completions`: streamed (`stream: true`) or one `chat.completion`.
 pub async fn chat_completions(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: ChatCompletionBody = ctx.json().await?;
-    let task_header = ctx
-        .app
-        .settings()
-        .openai_task_header
-        .as_deref()
-        .is_some_and(|name| ctx.parts.headers.contains_key(name));
-    let (request, stream, include_usage) = body.into_request(task_header)?;
+    let (request, stream, include_usage) = body.into_request(has_task_header(&ctx))?;
     let user = ctx.user()?.id();
     // A client's housekeeping task is not a reader's question: not counted in the
     // per-minute rate (its tokens count a quarter against the quota).
@@ -77,4 +74,81 @@ pub async fn chat_completions(mut ctx: Ctx) -> Result<Response<Body>, ApiError> 
     }
     let answer = openai_wire::collect(&meta, completion.events, &completion.sources).await?;
     Ok(ok_json(&answer))
+}
+
+/// Whether the request carries the operator's task header (`REFBOOK_OPENAI_TASK_HEADER`).
+fn has_task_header(ctx: &Ctx) -> bool {
+    ctx.app
+        .settings()
+        .openai_task_header
+        .as_deref()
+        .is_some_and(|name| ctx.parts.headers.contains_key(name))
+}
+
+/// `POST /v1/responses`: OpenAI's Responses API on the same answering step — one
+/// `response` object, or with `stream: true` its typed events; kept for follow-ups and
+/// `GET` unless `store: false`.
+pub async fn create_response(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let body: ResponsesBody = ctx.json().await?;
+    let (request, stream, echoed) = body.into_request(has_task_header(&ctx))?;
+    let user = ctx.user()?.id();
+    if !request.task {
+        ctx.app.check_chat_rate(ctx.client_ip, user).await?;
+    }
+    let (draft, completion) = ctx.refbook().answering().respond(user, request).await?;
+    let meta = ResponseMeta::of_draft(&draft, echoed);
+    if stream {
+        return Ok(responses_wire::stream_response(StreamParts {
+            app: ctx.app.clone(),
+            meta,
+            draft,
+            events: completion.events,
+            sources: completion.sources,
+            language: ctx.language,
+        }));
+    }
+    let gathered = openai_wire::gather(completion.events).await?;
+    let finished = Finished {
+        text: gathered.content,
+        incomplete: gathered.finish == "length",
+        usage: gathered.usage,
+    };
+    responses_wire::keep(&ctx.app, draft, &finished, &completion.sources).await;
+    let status = if finished.incomplete {
+        "incomplete"
+    } else {
+        "completed"
+    };
+    Ok(ok_json(&responses_wire::response_object(
+        &meta,
+        &Standing {
+            status,
+            text: Some(&finished.text),
+            usage: Some(&finished.usage),
+            sources: &completion.sources,
+            error: None,
+        },
+    )))
+}
+
+/// `GET /v1/responses/{id}`: one of the caller's kept responses.
+pub async fn get_response(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let kept = ctx
+        .refbook()
+        .answering()
+        .kept_response(ctx.user()?.id(), ctx.params.get("response_id"))
+        .await?;
+    Ok(ok_json(&responses_wire::kept_object(&kept)))
+}
+
+/// `DELETE /v1/responses/{id}`: forgets one of the caller's kept responses.
+pub async fn delete_response(ctx: Ctx) -> Result<Response<Body>, ApiError> {
+    let id = ctx.params.get("response_id");
+    ctx.refbook()
+        .answering()
+        .delete_kept_response(ctx.user()?.id(), id)
+        .await?;
+    Ok(ok_json(
+        &json!({"id": id, "object": "response", "deleted": true}),
+    ))
 }

@@ -2,7 +2,7 @@
 //! and the error statuses particular to it — the builder each row of the route table
 //! ([`routes`](crate::routes)) writes its documentation with.
 
-use refbook_core::chat::{MAX_COMPLETION_MESSAGES, MAX_STOP_SEQUENCES};
+use refbook_core::chat::{MAX_COMPLETION_MESSAGES, MAX_INSTRUCTIONS_CHARS, MAX_STOP_SEQUENCES};
 use refbook_core::Config;
 use serde_json::{json, Value};
 
@@ -217,6 +217,41 @@ pub fn completion_body(limits: &Limits) -> Value {
                 {"type": "null"},
                 {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}}}
             ]}
+        }),
+    )
+}
+
+/// `POST /v1/responses`'s body.
+pub fn responses_body(limits: &Limits) -> Value {
+    let text = free_text(limits.max_message_chars);
+    let part = body(
+        &["type", "text"],
+        json!({"type": {"enum": ["input_text", "output_text", "text"]}, "text": text}),
+    );
+    body(
+        &["model", "input"],
+        json!({
+            "model": {"type": "string", "examples": ["9787536692930", "9787536692930@author"]},
+            "input": {"oneOf": [text, {"type": "array", "minItems": 1, "maxItems": MAX_COMPLETION_MESSAGES,
+                "description": "message items; the last is the user's question, or an unfinished assistant answer after it",
+                "items": body(&["role", "content"], json!({
+                    "type": {"const": "message"},
+                    "role": {"enum": ["system", "developer", "user", "assistant"]},
+                    "content": {"oneOf": [text, {"type": "array", "minItems": 1, "items": part}]}
+                }))}]},
+            "instructions": {"oneOf": [free_text(MAX_INSTRUCTIONS_CHARS), {"type": "null"}]},
+            "previous_response_id": {"type": ["string", "null"]},
+            "store": {"type": ["boolean", "null"]},
+            "stream": {"type": ["boolean", "null"]},
+            "max_output_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": u32::MAX},
+            "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2},
+            "top_p": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "tools": {"type": ["array", "null"], "description": "ignored: the model cannot call tools", "items": {"type": "object"}},
+            "tool_choice": {"description": "none or auto (tools ignored); required or a named tool is 400", "oneOf": [
+                {"enum": ["none", "auto", "required", null]},
+                {"type": "object"}
+            ]},
+            "text": {"type": ["object", "null"], "properties": {"format": {"type": ["object", "null"]}}}
         }),
     )
 }

@@ -316,6 +316,19 @@ fn key_and_openai_schemas() -> Value {
             "sources": {"type": "array", "items": schema("Source")},
             "citations": {"type": "array", "items": {"type": "integer", "minimum": 1}}
         })),
+        "OpenAiResponse": object(&["id", "object", "created_at", "status", "model", "output"], json!({
+            "id": {"type": "string", "pattern": "^resp_"}, "object": {"const": "response"}, "created_at": int,
+            "status": {"enum": ["completed", "incomplete", "in_progress", "failed"]}, "model": s,
+            "output": {"type": "array", "items": object(&["type", "id", "role", "content"], json!({
+                "type": {"const": "message"}, "id": s, "role": {"const": "assistant"},
+                "content": {"type": "array", "items": object(&["type", "text"], json!({"type": {"const": "output_text"}, "text": s}))}
+            }))},
+            "previous_response_id": {"type": ["string", "null"]}, "store": {"type": "boolean"},
+            "usage": {"type": ["object", "null"]},
+            "sources": {"type": "array", "items": schema("Source")},
+            "citations": {"type": "array", "items": {"type": "integer", "minimum": 1}}
+        })),
+        "OpenAiResponseDeleted": object(&["id", "object", "deleted"], json!({"id": s, "object": {"const": "response"}, "deleted": {"const": true}})),
         "OpenAiError": object(&["error"], json!({"error": object(&["message", "type", "code"], json!({"message": s, "type": s, "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}))}))
     })
 }

@@ -24,6 +24,7 @@ mod local_model;
 mod ndjson;
 mod openai_clients;
 mod openai_face;
+mod openai_responses;
 mod reading;
 mod users;
 mod wechat;

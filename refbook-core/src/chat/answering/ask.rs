@@ -160,9 +160,9 @@ impl Answering {
 
     /// Claims the reply (storing `question` with it) and asks the model about `book`,
     /// both at once — the claim's transaction is not in front of the first token — then
-    /// starts the reply's task. A refused claim drops the model's stream unread (the
-    /// request is cancelled); a model that refuses undoes the claim, so nothing stays
-    /// behind.
+    /// takes the user's place among their replies and starts the reply's task. A refused
+    /// claim drops the model's stream unread (the request is cancelled); a user at the
+    /// cap, or a model that refuses, undoes the claim, so nothing stays behind.
     async fn start(
         &self,
         target: &ReplyTarget,
@@ -171,7 +171,6 @@ impl Answering {
         asked: Asked<'_>,
     ) -> Result<Started> {
         let permit = self.generation_permit()?;
-        let slot = self.reply_slot(target.user_id).await?;
         let (claimed, opened) = tokio::join!(self.claim(target, question), async {
             let persona = self.conversations.persona_of(target).await?;
             self.open_answer(Question {
@@ -189,12 +188,19 @@ impl Answering {
             .await
         });
         let ClaimedReply { question, reply } = claimed?;
-        let Opened {
-            stream,
-            prompt_estimate,
-            sources,
-        } = match opened {
-            Ok(opened) => opened,
+        // The user's place among all their replies, however started, is taken after the
+        // claim, so a busy conversation answers `409` rather than the cap's `429`.
+        let slot = self.reply_slot(target.user_id).await;
+        let started = slot.and_then(|slot| opened.map(|opened| (slot, opened)));
+        let (
+            slot,
+            Opened {
+                stream,
+                prompt_estimate,
+                sources,
+            },
+        ) = match started {
+            Ok(started) => started,
             Err(err) => {
                 let undone = self
                     .shared

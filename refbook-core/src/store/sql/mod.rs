@@ -16,6 +16,7 @@ mod guides;
 mod personas;
 mod reading;
 mod replies;
+mod responses;
 mod sessions;
 mod settings;
 mod tx;

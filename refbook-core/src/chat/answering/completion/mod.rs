@@ -6,11 +6,13 @@
 
 mod model_list;
 mod model_name;
+mod responses;
 mod stream;
 mod task;
 
 pub use model_list::{ListedModel, MAX_LISTED_BOOKS, MAX_LISTED_MODELS};
 pub use model_name::{BookModel, PersonaChoice, PERSONA_SEPARATOR};
+pub use responses::{ResponseDraft, ResponseOutcome, ResponseRequest};
 pub use stream::{CompletionEvent, CompletionStream};
 pub use task::{is_client_task, TASK_COST_DIVISOR, TASK_MAX_TOKENS};
 
