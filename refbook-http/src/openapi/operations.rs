@@ -211,7 +211,7 @@ pub fn completion_body(limits: &Limits) -> Value {
             "tools": {"type": ["array", "null"], "description": "ignored: the model cannot call tools", "items": {"type": "object"}},
             "tool_choice": {"description": "none or auto (tools ignored); required or a named tool is 400", "oneOf": [
                 {"enum": ["none", "auto", "required", null]},
-                {"type": "object"}
+                {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}
             ]},
             "response_format": {"description": "json_object and non-strict json_schema are asked for in the prompt; a strict schema is 400", "oneOf": [
                 {"type": "null"},
@@ -249,7 +249,7 @@ pub fn responses_body(limits: &Limits) -> Value {
             "tools": {"type": ["array", "null"], "description": "ignored: the model cannot call tools", "items": {"type": "object"}},
             "tool_choice": {"description": "none or auto (tools ignored); required or a named tool is 400", "oneOf": [
                 {"enum": ["none", "auto", "required", null]},
-                {"type": "object"}
+                {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}
             ]},
             "text": {"type": ["object", "null"], "properties": {"format": {"type": ["object", "null"]}}}
         }),
