@@ -157,12 +157,13 @@ impl Answering {
             return Ok(());
         }
         let mut exchange = draft.exchange;
-        let output = match exchange.last() {
-            Some((Role::Assistant, _)) => {
-                let (_, start) = exchange.pop().unwrap_or((Role::Assistant, String::new()));
-                start + &outcome.output
+        // An unfinished answer the client sent is kept joined with its continuation.
+        let output = match exchange.pop() {
+            Some((Role::Assistant, start)) => start + &outcome.output,
+            last => {
+                exchange.extend(last);
+                outcome.output
             }
-            _ => outcome.output,
         };
         let kept = StoredResponse {
             id: draft.id,
