@@ -41,6 +41,7 @@ pub fn chat(system: &str, turns: &[(&str, Option<&str>)], max_tokens: u32) -> Ch
             ..Sampling::default()
         },
         priority: Priority::Interactive,
+        tools: None,
     }
 }
 

@@ -305,7 +305,8 @@ impl RefbookBuilder {
                         idle: Duration::from_secs(config.llm.idle_timeout_secs.max(1)),
                     },
                 )
-                .with_prefix_continuation(config.llm.continuation.prefix_for(&config.llm.base_url)),
+                .with_prefix_continuation(config.llm.continuation.prefix_for(&config.llm.base_url))
+                .with_tool_passthrough(config.llm.passthrough_tools),
             ),
             (None, LlmProvider::Off) => Arc::new(Unconfigured {
                 model: config.llm.model.clone(),

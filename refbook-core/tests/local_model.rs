@@ -49,6 +49,7 @@ fn ask(question: &str, max_tokens: Option<u32>) -> ChatRequest {
             ..Sampling::default()
         },
         priority: Priority::Interactive,
+        tools: None,
     }
 }
 
@@ -65,6 +66,7 @@ async fn collect(
             ModelEvent::Usage(u) => usage = Some((u.prompt_tokens, u.completion_tokens)),
             ModelEvent::Finish(reason) => finish = reason.as_str().to_owned(),
             ModelEvent::Reasoning(_) => panic!("SmolLM2 does not reason"),
+            ModelEvent::ToolCall(_) => panic!("a local model calls no tools"),
         }
     }
     (text, usage, finish)
@@ -76,6 +78,7 @@ async fn a_local_model_answers_with_its_template_usage_and_limits() {
         return;
     };
     assert_eq!(model.model_name(), "SmolLM2-135M-Instruct.Q4_1");
+    assert!(!model.takes_tools(), "tools are refused before it is asked");
 
     // Greedy, so the same question gets the same answer; the chat template was applied
     // (an untemplated prompt would not end its turn with <|im_end|> and say "stop").
@@ -255,4 +258,42 @@ async fn questions_during_the_first_download_are_told_to_come_back() {
     preparing.await.unwrap().expect("the model is ready");
     let (_, usage, _) = collect(model.as_ref(), ask("Who wrote it?", Some(4))).await;
     assert_eq!(usage.unwrap().1, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_answer_is_one_json_object_and_ends_when_it_closes() {
+    let Some(model) = load(2048).await else {
+        return;
+    };
+    // Unconstrained, this small model answers in prose.
+    let question = "Give the book's title and author as JSON with the keys title and author.";
+    let (plain, _, _) = collect(&model, ask(question, Some(64))).await;
+    let mut request = ask(question, Some(200));
+    request.sampling.json_object = true;
+    let (text, usage, finish) = collect(&model, request).await;
+    assert_eq!(finish, "stop", "the object closed: {text:?}");
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|err| panic!("{err}: {text:?} (unconstrained: {plain:?})"));
+    assert!(value.is_object(), "{text}");
+    assert!(usage.unwrap().1 <= 200);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&plain).is_err(),
+        "the constraint made the difference: {plain:?}"
+    );
+    assert_eq!(value["author"], "Liu Cixin", "{text}");
+    // Sampled, not greedy: still an object.
+    let mut warm = ask(question, Some(200));
+    warm.sampling = Sampling {
+        temperature: Some(0.9),
+        json_object: true,
+        ..Sampling::default()
+    };
+    let (text, _, finish) = collect(&model, warm).await;
+    if finish == "stop" {
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(value.is_object(), "{text}");
+    } else {
+        assert_eq!(finish, "length", "{text}");
+        assert!(text.trim_start().starts_with('{'), "{text}");
+    }
 }

@@ -53,6 +53,7 @@ fn request(messages: Vec<PromptMessage>, max_tokens: u32, priority: Priority) ->
             ..Sampling::default()
         },
         priority,
+        tools: None,
     }
 }
 

@@ -2,9 +2,12 @@
 //! [`CompletionRequest`]: the fields Refbook honours, and honest refusals of what it cannot
 //! do (a required tool call, a strict JSON schema) rather than a silent plain-text answer.
 
-use refbook_core::chat::{is_client_task, BookModel, ClientMessage, CompletionRequest, Sampling};
+use refbook_core::chat::{
+    is_client_task, BookModel, ClientMessage, CompletionRequest, Sampling, ToolPassthrough,
+    MAX_COMPLETION_MESSAGES,
+};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::api_error::ApiError;
 
@@ -27,6 +30,20 @@ pub(crate) struct Part {
 struct WireMessage {
     role: String,
     content: Option<Content>,
+    /// An assistant message's calls of the client's tools.
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+    /// A `tool` message's call.
+    #[serde(default)]
+    tool_call_id: Option<String>,
+}
+
+impl WireMessage {
+    /// Whether it belongs to a tool loop: the model's calls, or a tool's result.
+    fn is_tool_turn(&self) -> bool {
+        matches!(self.role.as_str(), "tool" | "function")
+            || (self.role == "assistant" && self.tool_calls.as_ref().is_some_and(|c| !c.is_empty()))
+    }
 }
 
 /// `stop`: one sequence or a list.
@@ -48,7 +65,7 @@ struct StreamOptions {
 #[derive(Deserialize)]
 pub struct ChatCompletionBody {
     model: String,
-    messages: Vec<WireMessage>,
+    messages: Vec<Value>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     max_tokens: Option<u32>,
@@ -59,6 +76,7 @@ pub struct ChatCompletionBody {
     n: Option<u32>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
+    parallel_tool_calls: Option<Value>,
     response_format: Option<Value>,
 }
 
@@ -96,7 +114,8 @@ pub(crate) fn text_of(
 
 impl ChatCompletionBody {
     /// The completion asked for, whether to stream it, and whether to report usage in
-    /// the stream; `task_header`: the request carries the operator's task header.
+    /// the stream; `task_header`: the request carries the operator's task header;
+    /// `passthrough`: the model takes the client's tools and output format as sent.
     ///
     /// # Errors
     ///
@@ -104,6 +123,7 @@ impl ChatCompletionBody {
     pub fn into_request(
         self,
         task_header: bool,
+        passthrough: bool,
     ) -> Result<(CompletionRequest, bool, bool), ApiError> {
         if self.n.is_some_and(|n| n != 1) {
             return Err(ApiError::invalid(
@@ -121,20 +141,32 @@ impl ChatCompletionBody {
             ));
         }
         let format_instruction = output_instruction(
-            self.tools.as_deref(),
-            self.tool_choice.as_ref(),
-            self.response_format.as_ref(),
+            &Asked {
+                tools: self.tools.as_deref(),
+                tool_choice: self.tool_choice.as_ref(),
+                response_format: self.response_format.as_ref(),
+            },
+            Passed {
+                tools: passthrough,
+                format: passthrough,
+            },
         )?;
-        let mut messages = self
-            .messages
-            .into_iter()
-            .map(|m| {
-                Ok(ClientMessage::parse(
-                    &m.role,
-                    text_of(m.content, CHAT_TEXT_PARTS, "messages")?,
-                )?)
-            })
-            .collect::<Result<Vec<_>, ApiError>>()?;
+        let (mut messages, turns) = if passthrough {
+            split_tool_loop(self.messages)?
+        } else {
+            let messages = self
+                .messages
+                .into_iter()
+                .map(|raw| {
+                    let m = wire_message(&raw)?;
+                    Ok(ClientMessage::parse(
+                        &m.role,
+                        text_of(m.content, CHAT_TEXT_PARTS, "messages")?,
+                    )?)
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            (messages, Vec::new())
+        };
         if let Some(instruction) = format_instruction {
             // Folded into the reader's instructions, after the book's prompt.
             messages.insert(0, ClientMessage::parse("system", instruction)?);
@@ -145,6 +177,22 @@ impl ChatCompletionBody {
             Some(Stop::Many(many)) => many,
         };
         let task = task_header || is_client_task(&messages);
+        let json_object = !passthrough && asks_json(self.response_format.as_ref());
+        let tools = passthrough.then(|| {
+            let asked = [
+                ("tools", self.tools.map(Value::Array)),
+                ("tool_choice", self.tool_choice),
+                ("parallel_tool_calls", self.parallel_tool_calls),
+                ("response_format", self.response_format),
+            ];
+            let fields: Map<String, Value> = asked
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    Some((name.to_owned(), value.filter(|v| !v.is_null())?))
+                })
+                .collect();
+            ToolPassthrough { fields, turns }
+        });
         let request = CompletionRequest {
             model: BookModel::parse(&self.model)?,
             messages,
@@ -153,8 +201,10 @@ impl ChatCompletionBody {
                 temperature: self.temperature,
                 top_p: self.top_p,
                 stop,
+                json_object,
             },
             task,
+            tools: tools.filter(|tools| !tools.is_empty()),
         };
         let include_usage = self
             .stream_options
@@ -162,6 +212,79 @@ impl ChatCompletionBody {
             .unwrap_or(false);
         Ok((request, self.stream.unwrap_or(false), include_usage))
     }
+}
+
+/// One of `messages` read (a message that is not an object with a `role` is refused).
+fn wire_message(raw: &Value) -> Result<WireMessage, ApiError> {
+    WireMessage::deserialize(raw).map_err(|_| {
+        ApiError::invalid(
+            Some("messages"),
+            "messages 的每一项须为带 role 和 content 的对象",
+            "each of messages must be an object with a role and content",
+        )
+    })
+}
+
+/// The exchange of a request whose tools pass through, and the turns of its tool loop:
+/// the model's calls and the tools' results after the last user message go to the
+/// model as sent (after the book's prompt and the question); earlier ones, from turns
+/// already answered, are kept as text in the history.
+fn split_tool_loop(raw: Vec<Value>) -> Result<(Vec<ClientMessage>, Vec<Value>), ApiError> {
+    let parsed = raw
+        .iter()
+        .map(wire_message)
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let question = parsed.iter().rposition(|m| m.role == "user");
+    let loop_from = question
+        .map(|at| at + 1)
+        .filter(|from| parsed[*from..].iter().any(WireMessage::is_tool_turn))
+        .unwrap_or(parsed.len());
+    if raw.len() > MAX_COMPLETION_MESSAGES {
+        return Err(ApiError::invalid(
+            Some("messages"),
+            format!("messages 须为 1–{MAX_COMPLETION_MESSAGES} 条"),
+            format!("messages must hold 1–{MAX_COMPLETION_MESSAGES} entries"),
+        ));
+    }
+    let mut messages = Vec::with_capacity(loop_from);
+    let mut turns = Vec::new();
+    for (at, (m, raw)) in parsed.into_iter().zip(raw).enumerate() {
+        if at >= loop_from {
+            if !matches!(m.role.as_str(), "assistant" | "tool" | "function") {
+                return Err(ApiError::invalid(
+                    Some("messages"),
+                    "用户提问之后只能是工具调用和工具结果",
+                    "after the user's last message only tool calls and tool results may follow",
+                ));
+            }
+            turns.push(raw);
+            continue;
+        }
+        let tool_turn = m.is_tool_turn();
+        let text = text_of(m.content, CHAT_TEXT_PARTS, "messages")?;
+        if !tool_turn {
+            messages.push(ClientMessage::parse(&m.role, text)?);
+            continue;
+        }
+        // An earlier tool loop, told in words.
+        let mut told = text;
+        for call in m.tool_calls.unwrap_or_default() {
+            let name = call.pointer("/function/name").and_then(Value::as_str);
+            let arguments = call.pointer("/function/arguments").and_then(Value::as_str);
+            told.push_str(&format!(
+                "\n[called tool {}({})]",
+                name.unwrap_or("?"),
+                arguments.unwrap_or("")
+            ));
+        }
+        if let Some(id) = &m.tool_call_id {
+            told = format!("[tool result {id}] {told}");
+        } else if m.role != "assistant" {
+            told = format!("[tool result] {told}");
+        }
+        messages.push(ClientMessage::parse("assistant", told.trim().to_owned())?);
+    }
+    Ok((messages, turns))
 }
 
 /// The model cannot call tools: `tool_choice` that demands a call is refused.
@@ -206,15 +329,50 @@ fn refuse_required_tools(tool_choice: Option<&Value>) -> Result<(), ApiError> {
 /// The most characters of a JSON schema put in the prompt.
 const MAX_SCHEMA_CHARS: usize = 3000;
 
+/// Whether `response_format` asks for a JSON answer (`json_object`, or `json_schema`,
+/// whose answer is an object), which a model run in this process keeps to.
+pub(crate) fn asks_json(response_format: Option<&Value>) -> bool {
+    matches!(
+        response_format
+            .and_then(|f| f.get("type"))
+            .and_then(Value::as_str),
+        Some("json_object" | "json_schema")
+    )
+}
+
+/// What a request asks of tools and output.
+pub(crate) struct Asked<'a> {
+    /// `tools`.
+    pub tools: Option<&'a [Value]>,
+    /// `tool_choice`.
+    pub tool_choice: Option<&'a Value>,
+    /// `response_format` (chat completions' shape).
+    pub response_format: Option<&'a Value>,
+}
+
+/// What the model takes as sent.
+#[derive(Clone, Copy)]
+pub(crate) struct Passed {
+    /// `tools` and `tool_choice`: then no demand of a call is refused.
+    pub tools: bool,
+    /// `response_format`: then a strict schema is the model's to keep.
+    pub format: bool,
+}
+
 /// What the model is told for `response_format` (`None`: plain text). `json_object` and
-/// a non-strict `json_schema` are asked for in the prompt; a strict schema cannot be
-/// guaranteed and is refused, as is a tool call the request demands.
+/// a non-strict `json_schema` are asked for in the prompt too; a strict schema is
+/// refused unless the format passes through, as is a tool call the request demands
+/// unless tools pass through.
 pub(crate) fn output_instruction(
-    tools: Option<&[Value]>,
-    tool_choice: Option<&Value>,
-    response_format: Option<&Value>,
+    asked: &Asked<'_>,
+    passed: Passed,
 ) -> Result<Option<String>, ApiError> {
-    if tools.is_some_and(|tools| !tools.is_empty()) || tool_choice.is_some() {
+    let Asked {
+        tools,
+        tool_choice,
+        response_format,
+    } = *asked;
+    if !passed.tools && (tools.is_some_and(|tools| !tools.is_empty()) || tool_choice.is_some()) {
         refuse_required_tools(tool_choice)?;
     }
     let Some(format) = response_format.filter(|f| !f.is_null()) else {
@@ -236,7 +394,12 @@ pub(crate) fn output_instruction(
         )),
         Some("json_schema") => {
             let spec = format.get("json_schema").ok_or_else(bad_format)?;
-            if spec.get("strict").and_then(Value::as_bool) == Some(true) {
+            let strict = spec.get("strict").and_then(Value::as_bool) == Some(true);
+            if strict && passed.format {
+                // The model keeps to the schema itself.
+                return Ok(None);
+            }
+            if strict {
                 return Err(ApiError::invalid(
                     Some("response_format"),
                     "这个模型不能保证严格符合 JSON schema（strict: true）",
@@ -263,59 +426,5 @@ pub(crate) fn output_instruction(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn field(result: Result<Option<String>, ApiError>) -> Option<String> {
-        result.err().and_then(|err| err.field().map(str::to_owned))
-    }
-
-    #[test]
-    fn demanded_tool_calls_are_refused_and_optional_tools_answer_in_text() {
-        let tools = [json!({"type": "function", "function": {"name": "f"}})];
-        for choice in [
-            json!("required"),
-            json!({"type": "function", "function": {"name": "f"}}),
-        ] {
-            let refused = output_instruction(Some(&tools), Some(&choice), None);
-            assert_eq!(field(refused).as_deref(), Some("tool_choice"), "{choice}");
-        }
-        let allowed = |mode: &str| json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": []}});
-        let refused = output_instruction(Some(&tools), Some(&allowed("required")), None);
-        assert_eq!(field(refused).as_deref(), Some("tool_choice"));
-        for choice in [
-            None,
-            Some(json!("auto")),
-            Some(json!("none")),
-            Some(allowed("auto")),
-        ] {
-            assert_eq!(
-                output_instruction(Some(&tools), choice.as_ref(), None).ok(),
-                Some(None)
-            );
-        }
-        let odd = output_instruction(None, Some(&json!("sometimes")), None);
-        assert_eq!(field(odd).as_deref(), Some("tool_choice"));
-    }
-
-    #[test]
-    fn json_is_asked_for_in_the_prompt_and_strict_schemas_are_refused() {
-        let object = output_instruction(None, None, Some(&json!({"type": "json_object"})));
-        assert!(object.unwrap().unwrap().contains("JSON"));
-        let schema = json!({"type": "json_schema", "json_schema": {
-            "name": "answer", "schema": {"type": "object", "properties": {"title": {"type": "string"}}}}});
-        let asked = output_instruction(None, None, Some(&schema))
-            .unwrap()
-            .unwrap();
-        assert!(asked.contains("\"title\""), "{asked}");
-        let mut strict = schema.clone();
-        strict["json_schema"]["strict"] = json!(true);
-        let refused = output_instruction(None, None, Some(&strict));
-        assert_eq!(field(refused).as_deref(), Some("response_format"));
-        let text = output_instruction(None, None, Some(&json!({"type": "text"})));
-        assert_eq!(text.ok(), Some(None));
-        let odd = output_instruction(None, None, Some(&json!({"type": "yaml"})));
-        assert_eq!(field(odd).as_deref(), Some("response_format"));
-    }
-}
+#[path = "openai_request_tests.rs"]
+mod tests;

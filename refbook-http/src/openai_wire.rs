@@ -11,6 +11,7 @@ use futures::StreamExt;
 use http::Response;
 use refbook_core::chat::{
     citations_in, CompletionEvent, CompletionStream, FinishReason, Source, TokenUsage,
+    ToolCallDelta,
 };
 use refbook_core::{Error, Language};
 use serde_json::{json, Value};
@@ -42,14 +43,73 @@ impl CompletionMeta {
     }
 }
 
-/// A finish reason OpenAI's SDKs know (`stop`, `length`, `content_filter`); a
-/// completion ends no other way, and anything else would be reported as `stop`.
+/// A finish reason OpenAI's SDKs know (`stop`, `length`, `content_filter`,
+/// `tool_calls`); a completion ends no other way, and anything else would be reported
+/// as `stop`.
 pub fn finish_reason(reason: FinishReason) -> &'static str {
     match reason {
         FinishReason::Length => "length",
         FinishReason::ContentFilter => "content_filter",
+        FinishReason::ToolCalls => "tool_calls",
         _ => "stop",
     }
+}
+
+/// A tool call the model made, gathered from its pieces.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GatheredCall {
+    /// The call's index among the answer's calls.
+    pub index: u32,
+    /// `call_…` (made up when the model sent none).
+    pub id: String,
+    /// The function called.
+    pub name: String,
+    /// The arguments, JSON text.
+    pub arguments: String,
+}
+
+impl GatheredCall {
+    /// The call in a `chat.completion` message's `tool_calls`.
+    fn to_json(&self) -> Value {
+        json!({"id": self.id, "type": "function",
+               "function": {"name": self.name, "arguments": self.arguments}})
+    }
+}
+
+/// Adds a piece of a tool call to the calls gathered so far.
+fn add_call_piece(calls: &mut Vec<GatheredCall>, piece: ToolCallDelta) {
+    let at = match calls.iter().position(|c| c.index == piece.index) {
+        Some(at) => at,
+        None => {
+            calls.push(GatheredCall {
+                index: piece.index,
+                ..GatheredCall::default()
+            });
+            calls.len() - 1
+        }
+    };
+    let call = &mut calls[at];
+    if let Some(id) = piece.id {
+        call.id = id;
+    }
+    if let Some(name) = piece.name {
+        call.name.push_str(&name);
+    }
+    call.arguments.push_str(&piece.arguments);
+}
+
+/// A streamed piece of a tool call as OpenAI's chunks carry it in `delta.tool_calls`.
+fn call_piece_json(piece: &ToolCallDelta) -> Value {
+    let mut function = json!({"arguments": piece.arguments});
+    if let Some(name) = &piece.name {
+        function["name"] = json!(name);
+    }
+    let mut call = json!({"index": piece.index, "function": function});
+    if let Some(id) = &piece.id {
+        call["id"] = json!(id);
+        call["type"] = json!("function");
+    }
+    call
 }
 
 /// The error object of a model failure, in the request's language.
@@ -71,7 +131,9 @@ pub struct Gathered {
     pub content: String,
     /// The reasoning, if the model sent any.
     pub reasoning: String,
-    /// `stop`, `length` or `content_filter`.
+    /// The tools the model called (only where the client's tools passed through).
+    pub tool_calls: Vec<GatheredCall>,
+    /// `stop`, `length`, `content_filter` or `tool_calls`.
     pub finish: &'static str,
     /// The tokens used.
     pub usage: TokenUsage,
@@ -88,6 +150,7 @@ pub async fn gather(mut events: CompletionStream) -> Result<Gathered, ApiError> 
         match event? {
             CompletionEvent::Content(text) => gathered.content.push_str(&text),
             CompletionEvent::Reasoning(text) => gathered.reasoning.push_str(&text),
+            CompletionEvent::ToolCall(piece) => add_call_piece(&mut gathered.tool_calls, piece),
             CompletionEvent::Finish(reason) => gathered.finish = finish_reason(reason),
             CompletionEvent::Usage(counted) => gathered.usage = counted,
         }
@@ -106,12 +169,23 @@ pub async fn collect(
     let Gathered {
         content,
         reasoning,
+        mut tool_calls,
         finish,
         usage,
     } = gather(events).await?;
     let mut message = json!({"role": "assistant", "content": content, "refusal": null});
     if !reasoning.is_empty() {
         message["reasoning_content"] = Value::String(reasoning);
+    }
+    if !tool_calls.is_empty() {
+        // As OpenAI answers a call: no content unless the model said something too.
+        if content.is_empty() {
+            message["content"] = Value::Null;
+        }
+        for call in tool_calls.iter_mut().filter(|c| c.id.is_empty()) {
+            call.id = format!("call_{}", uuid::Uuid::new_v4().simple());
+        }
+        message["tool_calls"] = tool_calls.iter().map(GatheredCall::to_json).collect();
     }
     let citations = citations_in(&content, sources.len());
     let mut answer = json!({
@@ -201,6 +275,12 @@ impl FrameWriter for Streaming {
             Some(Ok(CompletionEvent::Reasoning(text))) => {
                 let chunk = self.chunks.chunk(json!({"reasoning_content": text}), None);
                 self.frames.pending.push_back(chunk);
+            }
+            Some(Ok(CompletionEvent::ToolCall(piece))) => {
+                let delta = json!({"tool_calls": [call_piece_json(&piece)]});
+                self.frames
+                    .pending
+                    .push_back(self.chunks.chunk(delta, None));
             }
             Some(Ok(CompletionEvent::Finish(reason))) => {
                 let mut chunk = self

@@ -2,12 +2,14 @@
 //! [`ResponseRequest`]: text or message items in, `instructions`, `previous_response_id`,
 //! `store`, and the same honest refusals as chat completions.
 
-use refbook_core::chat::{is_client_task, BookModel, ClientMessage, ResponseRequest, Sampling};
+use refbook_core::chat::{
+    is_client_task, BookModel, ClientMessage, ResponseRequest, Sampling, ToolPassthrough,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api_error::ApiError;
-use crate::openai_request::{output_instruction, text_of, Content};
+use crate::openai_request::{asks_json, output_instruction, text_of, Asked, Content, Passed};
 
 /// The kinds of text part the Responses API's input takes.
 const INPUT_TEXT_PARTS: &[&str] = &["input_text", "output_text", "text"];
@@ -66,7 +68,9 @@ pub struct Echoed {
 
 impl ResponsesBody {
     /// The response asked for, whether to stream it, and what the answer echoes;
-    /// `task_header`: the request carries the operator's task header.
+    /// `task_header`: the request carries the operator's task header; `passthrough`: the
+    /// model takes an output format as sent (`text.format` goes to it as
+    /// `response_format`; tools are not passed on this face).
     ///
     /// # Errors
     ///
@@ -74,6 +78,7 @@ impl ResponsesBody {
     pub fn into_request(
         self,
         task_header: bool,
+        passthrough: bool,
     ) -> Result<(ResponseRequest, bool, Echoed), ApiError> {
         if self.max_output_tokens == Some(0) {
             return Err(ApiError::invalid(
@@ -85,14 +90,26 @@ impl ResponsesBody {
         // The Responses API names the schema's fields beside `type`.
         let response_format = self.text.and_then(|t| t.format).map(|format| {
             match format.get("type").and_then(Value::as_str) {
-                Some("json_schema") => json!({"type": "json_schema", "json_schema": format}),
+                Some("json_schema") => {
+                    let mut spec = format;
+                    if let Some(fields) = spec.as_object_mut() {
+                        fields.remove("type");
+                    }
+                    json!({"type": "json_schema", "json_schema": spec})
+                }
                 _ => format,
             }
         });
         let format_instruction = output_instruction(
-            self.tools.as_deref(),
-            self.tool_choice.as_ref(),
-            response_format.as_ref(),
+            &Asked {
+                tools: self.tools.as_deref(),
+                tool_choice: self.tool_choice.as_ref(),
+                response_format: response_format.as_ref(),
+            },
+            Passed {
+                tools: false,
+                format: passthrough,
+            },
         )
         .map_err(|err| match err.field() {
             Some("response_format") => ApiError::invalid(
@@ -141,8 +158,17 @@ impl ResponsesBody {
                 temperature: self.temperature,
                 top_p: self.top_p,
                 stop: Vec::new(),
+                json_object: !passthrough && asks_json(response_format.as_ref()),
             },
             task,
+            tools: response_format
+                .filter(|format| passthrough && !format.is_null())
+                .map(|format| ToolPassthrough {
+                    fields: [("response_format".to_owned(), format)]
+                        .into_iter()
+                        .collect(),
+                    turns: Vec::new(),
+                }),
         };
         Ok((request, self.stream.unwrap_or(false), echoed))
     }
@@ -155,7 +181,7 @@ mod tests {
     fn read(body: Value) -> Result<(ResponseRequest, bool, Echoed), ApiError> {
         serde_json::from_value::<ResponsesBody>(body)
             .unwrap()
-            .into_request(false)
+            .into_request(false, false)
     }
 
     #[test]

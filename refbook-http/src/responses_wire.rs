@@ -317,7 +317,8 @@ impl FrameWriter for Streaming {
                     json!({"item_id": item_id, "output_index": 0, "content_index": 0, "delta": delta}),
                 );
             }
-            Some(Ok(CompletionEvent::Reasoning(_))) => {}
+            // No tools pass through on this face.
+            Some(Ok(CompletionEvent::Reasoning(_) | CompletionEvent::ToolCall(_))) => {}
             Some(Ok(CompletionEvent::Finish(reason))) => {
                 self.finished.incomplete = reason == FinishReason::Length;
             }

@@ -7,6 +7,8 @@
 //! - a conversation of eight questions (replies up to 64 tokens), each turn's first token,
 //!   with the prefix cache on and off (llama-server with its prompt cache on);
 //! - a grounded question (~1,500 prompt tokens) cold, then repeated, beside a bare one;
+//! - a JSON answer (`json_object`, each token chosen among those that keep it JSON)
+//!   beside the same question unconstrained: decoding rate (the local engine alone);
 //! - the process's RSS with the prefix cache filled to its bound.
 //!
 //! ```sh
@@ -14,7 +16,7 @@
 //! cargo run --release -p refbook-benches --features local-model --bin refbook-model-bench -- \
 //!     --gguf SmolLM2-135M-Instruct.Q4_1.gguf [--threads 2] [--runs 3] [--tokens 128] \
 //!     [--cache-mb 256] [--llama-server http://127.0.0.1:8091] \
-//!     [--sections decoding,prefill,conversation,grounded,fill]
+//!     [--sections decoding,prefill,conversation,grounded,json,fill]
 //! ```
 
 use std::time::{Duration, Instant};
@@ -285,6 +287,9 @@ async fn main() -> anyhow::Result<()> {
     if options.runs("grounded") {
         grounded(&engines, options.runs).await?;
     }
+    if options.runs("json") {
+        json_answers(&model, &options).await?;
+    }
     if !options.runs("fill") {
         return Ok(());
     }
@@ -295,6 +300,46 @@ async fn main() -> anyhow::Result<()> {
         options.cache_mb,
         rss_mb()
     );
+    Ok(())
+}
+
+/// The same question answered freely and as one JSON object, taking turns, on the local
+/// engine: what constrained sampling costs per token.
+async fn json_answers(model: &LocalModel, options: &Options) -> anyhow::Result<()> {
+    println!(
+        "\n## A JSON answer (json_object) beside a free one, up to {} tokens",
+        options.tokens
+    );
+    let question = "Describe this book as JSON with the keys title, author and themes (a list).";
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut lengths = [Vec::new(), Vec::new()];
+    for run in 0..options.runs {
+        for (json, (rates, lengths)) in [false, true]
+            .into_iter()
+            .zip(rates.iter_mut().zip(&mut lengths))
+        {
+            let mut request = model_runs::chat(
+                &model_runs::librarian(700 + run),
+                &[(question, None)],
+                options.tokens,
+            );
+            request.sampling.json_object = json;
+            let (timed, _) = model_runs::measure(model, request).await?;
+            rates.push(timed.rate);
+            lengths.push(timed.completion_tokens as f64);
+        }
+    }
+    for (name, (rates, lengths)) in ["free", "json_object"]
+        .iter()
+        .zip(rates.into_iter().zip(lengths))
+    {
+        let rate = median(rates);
+        println!(
+            "{name}: decoding median {rate:.1} tokens/s ({:.1} ms/token), median {:.0} tokens",
+            1000.0 / rate,
+            median(lengths)
+        );
+    }
     Ok(())
 }
 

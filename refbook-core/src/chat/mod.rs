@@ -33,7 +33,7 @@ pub use crate::domain::{
     Persona, Role, TokenUsage,
 };
 pub use crate::domain::{SectionRef, Source};
-pub use crate::llm::{LocalModelReport, Sampling};
+pub use crate::llm::{LocalModelReport, Sampling, ToolCallDelta, ToolPassthrough};
 pub use crate::store::StoredResponse;
 pub use answering::completion::{
     is_client_task, BookModel, Completion, CompletionEvent, CompletionRequest, CompletionStream,

@@ -91,6 +91,11 @@ crate::settings_group! {
         /// (DeepSeek's beta, llama.cpp), `instruction` (any API), or `auto` (`prefix` for
         /// a base URL ending in `/beta`, else `instruction`).
         continuation ("llm_continuation"): ContinueMode = ContinueMode::Auto;
+        /// Whether an OpenAI face client's `tools`, `tool_choice`, `parallel_tool_calls`,
+        /// `response_format` and tool messages are passed to the API as sent (the book's
+        /// prompt still in front) and the model's tool calls returned; off (or with the
+        /// local model), requests that demand them are refused.
+        passthrough_tools ("llm_passthrough_tools"): bool = true;
     }
 }
 

@@ -86,6 +86,9 @@ pub enum FinishReason {
     Length,
     /// The provider's content filter cut the answer.
     ContentFilter,
+    /// The model answered with tool calls for the client to run (only where a client's
+    /// tools were passed through).
+    ToolCalls,
     /// Stopped on request (`stop/`, deleting the conversation, regenerating).
     Cancelled,
     /// The server stopped it (shutdown grace, a crash, a lost lease).
@@ -101,6 +104,7 @@ impl FinishReason {
             Self::Stop => "stop",
             Self::Length => "length",
             Self::ContentFilter => "content_filter",
+            Self::ToolCalls => "tool_calls",
             Self::Cancelled => "cancelled",
             Self::Interrupted => "interrupted",
             Self::Error => "error",
@@ -113,6 +117,7 @@ impl FinishReason {
             "stop" => Some(Self::Stop),
             "length" => Some(Self::Length),
             "content_filter" => Some(Self::ContentFilter),
+            "tool_calls" => Some(Self::ToolCalls),
             "cancelled" => Some(Self::Cancelled),
             "interrupted" => Some(Self::Interrupted),
             "error" => Some(Self::Error),
@@ -120,12 +125,13 @@ impl FinishReason {
         }
     }
 
-    /// A model's `finish_reason`: `length` and `content_filter` as they are, anything
-    /// else (`stop`, `eos`, `tool_calls`, …) as a normal end.
+    /// A model's `finish_reason`: `length`, `content_filter` and `tool_calls` as they
+    /// are, anything else (`stop`, `eos`, …) as a normal end.
     pub fn from_model(text: &str) -> Self {
         match text {
             "length" => Self::Length,
             "content_filter" => Self::ContentFilter,
+            "tool_calls" => Self::ToolCalls,
             _ => Self::Stop,
         }
     }
@@ -133,7 +139,9 @@ impl FinishReason {
     /// The status a reply ending this way is stored with.
     pub fn status(self) -> MessageStatus {
         match self {
-            Self::Stop | Self::Length | Self::ContentFilter => MessageStatus::Complete,
+            Self::Stop | Self::Length | Self::ContentFilter | Self::ToolCalls => {
+                MessageStatus::Complete
+            }
             Self::Cancelled | Self::Interrupted => MessageStatus::Partial,
             Self::Error => MessageStatus::Failed,
         }

@@ -218,6 +218,7 @@ impl Builder {
                 max_tokens: Some(max_tokens),
                 sampling: Sampling::default(),
                 priority: Priority::Background,
+                tools: None,
             })
             .await?;
         let mut text = String::new();

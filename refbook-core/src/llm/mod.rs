@@ -5,6 +5,7 @@ mod download_progress;
 #[cfg(feature = "local-model")]
 pub mod local;
 mod openai;
+mod tools;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use futures::Stream;
 
 pub use download_progress::{DownloadProgress, LogProgress};
 pub use openai::{OpenAiCompatible, Timeouts};
+pub use tools::{ToolCallDelta, ToolPassthrough, PASSED_FIELDS};
 
 use crate::domain::{FinishReason, Role, TokenUsage};
 use crate::error::{Error, ErrorKind};
@@ -41,6 +43,9 @@ pub struct ChatRequest {
     pub sampling: Sampling,
     /// Whether a reader waits for it (a local model answers readers first).
     pub priority: Priority,
+    /// Tools and output format passed through as the client sent them (only to a model
+    /// whose [`ChatModel::takes_tools`] is true).
+    pub tools: Option<ToolPassthrough>,
 }
 
 /// Who waits for a reply: a local model, which answers one request at a time, serves
@@ -85,6 +90,11 @@ pub struct Sampling {
     pub top_p: Option<f32>,
     /// `stop` sequences (at most 4).
     pub stop: Vec<String>,
+    /// Answer with one JSON object (`response_format` `json_object` where it does not
+    /// pass through): a model run in this process only ever chooses tokens that keep the
+    /// answer one JSON object and ends when it closes; a remote model is asked in the
+    /// prompt alone.
+    pub json_object: bool,
 }
 
 /// One piece of a streamed reply.
@@ -96,9 +106,11 @@ pub enum ModelEvent {
     Reasoning(String),
     /// Token counts (usually at the end).
     Usage(TokenUsage),
-    /// Why the model stopped, read by [`FinishReason::from_model`]: `Stop`, `Length` or
-    /// `ContentFilter`.
+    /// Why the model stopped, read by [`FinishReason::from_model`]: `Stop`, `Length`,
+    /// `ContentFilter` or `ToolCalls`.
     Finish(FinishReason),
+    /// A piece of a tool call (only when the request passed tools through).
+    ToolCall(ToolCallDelta),
 }
 
 /// A streamed reply.
@@ -247,6 +259,12 @@ pub trait ChatModel: Send + Sync {
     /// remote models.
     fn local_report(&self) -> Option<LocalModelReport> {
         None
+    }
+    /// Whether the model takes a client's tools and output format as they are
+    /// ([`ChatRequest::tools`]) and can answer with tool calls; a model that cannot has
+    /// requests that demand them refused before it is asked.
+    fn takes_tools(&self) -> bool {
+        false
     }
 }
 

@@ -16,6 +16,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::tools::{tool_call_pieces, ToolCallJson};
 use super::{ChatModel, ChatRequest, ModelError, ModelEvent, ModelStream, PromptMessage};
 use crate::config::Secret;
 use crate::domain::{FinishReason, Role, TokenUsage};
@@ -42,6 +43,8 @@ pub struct OpenAiCompatible {
     use_v1: AtomicBool,
     /// Whether an unfinished answer is continued by prefix (else by instruction).
     prefix_continuation: bool,
+    /// Whether a client's tools and output format are passed to the API.
+    pass_tools: bool,
 }
 
 impl std::fmt::Debug for OpenAiCompatible {
@@ -76,6 +79,7 @@ struct Delta {
     content: Option<String>,
     reasoning_content: Option<String>,
     reasoning: Option<String>,
+    tool_calls: Option<Vec<ToolCallJson>>,
 }
 
 #[derive(Deserialize)]
@@ -110,7 +114,17 @@ impl OpenAiCompatible {
             timeouts,
             use_v1: AtomicBool::new(false),
             prefix_continuation: false,
+            pass_tools: false,
         }
+    }
+
+    /// Passes a client's `tools`, `tool_choice`, `parallel_tool_calls`,
+    /// `response_format` and tool turns to the API as sent, and streams its tool calls
+    /// back; off, requests that demand them are refused before the API is asked.
+    #[must_use]
+    pub fn with_tool_passthrough(mut self, on: bool) -> Self {
+        self.pass_tools = on;
+        self
     }
 
     /// Continues an unfinished answer (a request whose last message is the assistant's)
@@ -253,6 +267,9 @@ fn parse_data(data: &str) -> Result<Option<Vec<ModelEvent>>, ModelError> {
             if let Some(content) = delta.content.filter(|c| !c.is_empty()) {
                 events.push(ModelEvent::Content(content));
             }
+            events.extend(
+                tool_call_pieces(delta.tool_calls.unwrap_or_default()).map(ModelEvent::ToolCall),
+            );
         }
         if let Some(reason) = choice.finish_reason {
             events.push(ModelEvent::Finish(FinishReason::from_model(&reason)));
@@ -350,15 +367,22 @@ impl ChatModel for OpenAiCompatible {
         &self.model
     }
 
+    fn takes_tools(&self) -> bool {
+        self.pass_tools
+    }
+
     async fn stream(&self, request: ChatRequest) -> Result<ModelStream, ModelError> {
-        let messages = wire_messages(&request.messages, self.prefix_continuation);
+        let mut messages = wire_messages(&request.messages, self.prefix_continuation);
         let mut body = json!({
             "model": self.model,
-            "messages": messages,
             "stream": true,
             "stream_options": {"include_usage": true},
             "user": request.user,
         });
+        if let Some(tools) = request.tools.as_ref().filter(|_| self.pass_tools) {
+            tools.apply(&mut body, &mut messages);
+        }
+        body["messages"] = json!(messages);
         if let Some(max_tokens) = request.max_tokens {
             body["max_tokens"] = json!(max_tokens);
         }
@@ -403,78 +427,5 @@ impl ChatModel for OpenAiCompatible {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_unfinished_answer_is_continued_by_prefix_or_by_instruction() {
-        let said = |role, content: &str| PromptMessage {
-            role,
-            content: content.to_owned(),
-        };
-        let question = [said(Role::System, "S"), said(Role::User, "Q")];
-        let plain = wire_messages(&question, true);
-        assert_eq!(plain.len(), 2);
-        assert!(plain.iter().all(|m| m.get("prefix").is_none()));
-        let unfinished = [
-            said(Role::System, "S"),
-            said(Role::User, "Q"),
-            said(Role::Assistant, "Half an"),
-        ];
-        let prefix = wire_messages(&unfinished, true);
-        assert_eq!(
-            prefix.last().unwrap(),
-            &json!({"role": "assistant", "content": "Half an", "prefix": true})
-        );
-        let instructed = wire_messages(&unfinished, false);
-        assert_eq!(instructed.len(), 4);
-        assert_eq!(instructed[2]["content"], "Half an");
-        assert!(instructed[2].get("prefix").is_none());
-        assert_eq!(instructed[3]["role"], "user");
-        assert_eq!(instructed[3]["content"], CONTINUE_INSTRUCTION);
-    }
-
-    #[test]
-    fn chunks_of_every_shape() {
-        let deepseek = r#"{"id":"1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"reasoning_content":"想"},"finish_reason":null}],"usage":null}"#;
-        assert_eq!(
-            parse_data(deepseek).unwrap().unwrap(),
-            [ModelEvent::Reasoning("想".into())]
-        );
-        let ollama = r#"{"choices":[{"index":0,"delta":{"reasoning":"think"}}]}"#;
-        assert_eq!(
-            parse_data(ollama).unwrap().unwrap(),
-            [ModelEvent::Reasoning("think".into())]
-        );
-        let content = r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"答"},"finish_reason":"stop"}]}"#;
-        assert_eq!(
-            parse_data(content).unwrap().unwrap(),
-            [
-                ModelEvent::Content("答".into()),
-                ModelEvent::Finish(FinishReason::Stop)
-            ]
-        );
-        let usage_empty = r#"{"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}"#;
-        assert_eq!(
-            parse_data(usage_empty).unwrap().unwrap(),
-            [ModelEvent::Usage(TokenUsage::new(10, 5))]
-        );
-        let usage_null = r#"{"choices":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
-        assert_eq!(
-            parse_data(usage_null).unwrap().unwrap(),
-            [ModelEvent::Usage(TokenUsage::new(1, 2))]
-        );
-        let empty = r#"{"choices":[{"index":0,"delta":{"content":""}}]}"#;
-        assert!(parse_data(empty).unwrap().unwrap().is_empty());
-        assert_eq!(parse_data("[DONE]").unwrap(), None);
-        assert!(parse_data(
-            r#"{"error":{"message":"overloaded","type":"server_error","code":503}}"#
-        )
-        .is_err());
-        assert_eq!(parse_data("not json"), Err(ModelError::Corrupt));
-        assert!(is_context_error(
-            r#"{"error":{"code":400,"message":"the request exceeds the available context size","type":"exceed_context_size_error"}}"#
-        ));
-        assert!(!is_context_error(r#"{"error":{"message":"bad model"}}"#));
-    }
-}
+#[path = "openai_tests.rs"]
+mod tests;

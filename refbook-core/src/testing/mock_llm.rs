@@ -96,6 +96,31 @@ impl MockReply {
         }
     }
 
+    /// Streams a call of the client's tool `name` as OpenAI does: a first piece with
+    /// the call's `id` and name, the arguments in `pieces`, then finish reason
+    /// `tool_calls`, usage and `[DONE]`.
+    pub fn tool_call(id: &str, name: &str, pieces: &[&str]) -> Self {
+        let call = |value: Value| json!({"tool_calls": [value]});
+        let mut steps = vec![Step::Data(chunk(
+            json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": id,
+                "type": "function", "function": {"name": name, "arguments": ""}}]}),
+            None,
+        ))];
+        for piece in pieces {
+            steps.push(Step::Data(chunk(
+                call(json!({"index": 0, "function": {"arguments": piece}})),
+                None,
+            )));
+        }
+        steps.push(Step::Data(chunk(json!({}), Some("tool_calls"))));
+        steps.push(Step::Data(json!({
+            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [],
+            "usage": {"prompt_tokens": 90, "completion_tokens": 20, "total_tokens": 110}
+        })));
+        steps.push(Step::Done);
+        Self::steps(steps)
+    }
+
     /// Answers with an HTTP error and an OpenAI-style error body.
     pub fn error(status: u16) -> Self {
         Self {

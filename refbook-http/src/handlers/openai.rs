@@ -50,7 +50,8 @@ pub async fn model(ctx: Ctx) -> Result<Response<Body>, ApiError> {
 /// `POST /v1/chat/completions`: streamed (`stream: true`) or one `chat.completion`.
 pub async fn chat_completions(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: ChatCompletionBody = ctx.json().await?;
-    let (request, stream, include_usage) = body.into_request(has_task_header(&ctx))?;
+    let passthrough = ctx.refbook().answering().passes_tools();
+    let (request, stream, include_usage) = body.into_request(has_task_header(&ctx), passthrough)?;
     let user = ctx.user()?.id();
     // A client's housekeeping task is not a reader's question: not counted in the
     // per-minute rate (its tokens count a quarter against the quota).
@@ -90,7 +91,8 @@ fn has_task_header(ctx: &Ctx) -> bool {
 /// `GET` unless `store: false`.
 pub async fn create_response(mut ctx: Ctx) -> Result<Response<Body>, ApiError> {
     let body: ResponsesBody = ctx.json().await?;
-    let (request, stream, echoed) = body.into_request(has_task_header(&ctx))?;
+    let passthrough = ctx.refbook().answering().passes_tools();
+    let (request, stream, echoed) = body.into_request(has_task_header(&ctx), passthrough)?;
     let user = ctx.user()?.id();
     if !request.task {
         ctx.app.check_chat_rate(ctx.client_ip, user).await?;

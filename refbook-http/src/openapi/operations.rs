@@ -190,10 +190,12 @@ pub fn completion_body(limits: &Limits) -> Value {
         json!({
             "model": {"type": "string", "examples": ["9787536692930", "9787536692930@author"]},
             "messages": {"type": "array", "minItems": 1, "maxItems": MAX_COMPLETION_MESSAGES,
-                "description": "the last one is the user's question, or an unfinished assistant answer after it to continue; null content is accepted for assistant turns",
+                "description": "the last one is the user's question, or an unfinished assistant answer after it to continue, or (tools passed through) the model's tool calls and the tools' results after it; null content is accepted for assistant turns",
                 "items": body(&["role", "content"], json!({
-                "role": {"enum": ["system", "developer", "user", "assistant"]},
-                "content": {"oneOf": [text, {"type": "array", "minItems": 1, "items": body(&["type", "text"], json!({"type": {"const": "text"}, "text": text}))}]}
+                "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+                "content": {"oneOf": [text, {"type": "array", "minItems": 1, "items": body(&["type", "text"], json!({"type": {"const": "text"}, "text": text}))}, {"type": "null"}]},
+                "tool_calls": {"type": ["array", "null"], "description": "an assistant turn's tool calls (passed through to the model)", "items": {"type": "object"}},
+                "tool_call_id": {"type": ["string", "null"], "description": "a tool turn's call"}
             }))},
             "stream": {"type": ["boolean", "null"]},
             "stream_options": {"type": ["object", "null"], "properties": {"include_usage": {"type": ["boolean", "null"]}}},
@@ -208,12 +210,13 @@ pub fn completion_body(limits: &Limits) -> Value {
             ]},
             "user": {"type": ["string", "null"]},
             "n": {"enum": [1, null]},
-            "tools": {"type": ["array", "null"], "description": "ignored: the model cannot call tools", "items": {"type": "object"}},
-            "tool_choice": {"description": "none or auto (tools ignored); required or a named tool is 400", "oneOf": [
+            "tools": {"type": ["array", "null"], "description": "passed to the model as sent (a remote model with REFBOOK_LLM_PASSTHROUGH_TOOLS on); otherwise ignored", "items": {"type": "object"}},
+            "tool_choice": {"description": "passed to the model as sent; where tools do not pass, none or auto (tools ignored), and required or a named tool is 400", "oneOf": [
                 {"enum": ["none", "auto", "required", null]},
                 {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}
             ]},
-            "response_format": {"description": "json_object and non-strict json_schema are asked for in the prompt; a strict schema is 400", "oneOf": [
+            "parallel_tool_calls": {"type": ["boolean", "null"], "description": "passed to the model as sent where tools pass"},
+            "response_format": {"description": "passed to the model as sent where tools pass (json_object and non-strict json_schema are asked for in the prompt too); otherwise a strict schema is 400", "oneOf": [
                 {"type": "null"},
                 {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}}}
             ]}

@@ -309,8 +309,10 @@ fn key_and_openai_schemas() -> Value {
             "id": s, "object": {"const": "chat.completion"}, "created": int, "model": s,
             "choices": {"type": "array", "items": object(&["index", "message", "finish_reason"], json!({
                 "index": int,
-                "message": object(&["role", "content"], json!({"role": {"const": "assistant"}, "content": s, "reasoning_content": s})),
-                "finish_reason": {"enum": ["stop", "length", "content_filter"]}
+                "message": object(&["role", "content"], json!({"role": {"const": "assistant"}, "content": {"type": ["string", "null"]}, "reasoning_content": s,
+                    "tool_calls": {"type": "array", "items": object(&["id", "type", "function"], json!({"id": s, "type": {"const": "function"},
+                        "function": object(&["name", "arguments"], json!({"name": s, "arguments": s}))}))}})),
+                "finish_reason": {"enum": ["stop", "length", "content_filter", "tool_calls"]}
             }))},
             "usage": schema("OpenAiUsage"),
             "sources": {"type": "array", "items": schema("Source")},

@@ -9,7 +9,7 @@ use refbook_core::config::LlmProvider;
 use refbook_core::testing::{TestBackend, TestDatabase};
 use serde_json::json;
 
-use crate::helpers::{last_chunk, parse_sse, spawn_app_with, texts, TestApp};
+use crate::helpers::{last_chunk, parse_sse, spawn_app_with, texts, TestApp, SANTI};
 
 async fn local_app() -> Option<TestApp> {
     local_app_with(48, 30).await
@@ -252,4 +252,72 @@ async fn the_server_downloads_its_model_at_start_with_progress_in_the_log() {
     // Loaded from the cache, ready to answer (the answers themselves: the tests above).
     let ready_line = log.lines().find(|l| l.contains("model ready")).unwrap();
     assert!(ready_line.contains("\"model\":\"model\""), "{ready_line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_model_refuses_demanded_tools_and_strict_schemas() {
+    // The refusals come before the model is asked: no need to wait for it to load.
+    let Some(app) = local_app().await else {
+        return;
+    };
+    let (token, _) = app.user_with_conversation("local_tools").await;
+    let ask = |body: serde_json::Value| {
+        app.send(
+            app.client
+                .post(app.url("/v1/chat/completions"))
+                .bearer_auth(&token)
+                .json(&body),
+        )
+    };
+    let question = json!([{"role": "user", "content": "Who is Elizabeth?"}]);
+    let tools = json!([{"type": "function", "function": {"name": "lookup", "parameters": {}}}]);
+    let demanded = ask(json!({"model": SANTI, "messages": question, "tools": tools,
+        "tool_choice": "required"}))
+    .await;
+    assert_eq!(demanded.status.as_u16(), 400, "{}", demanded.text);
+    assert_eq!(demanded.body["error"]["param"], "tool_choice");
+    let strict = ask(
+        json!({"model": SANTI, "messages": question, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "a", "strict": true, "schema": {}}}}),
+    )
+    .await;
+    assert_eq!(
+        strict.body["error"]["param"], "response_format",
+        "{}",
+        strict.text
+    );
+    let result = ask(json!({"model": SANTI, "messages": [
+        {"role": "user", "content": "Who?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function",
+            "function": {"name": "lookup", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "Elizabeth Bennet"}]}))
+    .await;
+    assert_eq!(result.status.as_u16(), 400, "{}", result.text);
+    assert_eq!(result.body["error"]["param"], "messages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_object_from_the_local_model_is_json() {
+    let Some(app) = local_app_with(200, 60).await else {
+        return;
+    };
+    wait_until_ready(&app).await;
+    let (token, _) = app.user_with_conversation("local_json").await;
+    let answer = app
+        .send(
+            app.client
+                .post(app.url("/v1/chat/completions"))
+                .bearer_auth(&token)
+                .json(&json!({"model": SANTI, "temperature": 0, "response_format": {"type": "json_object"},
+                    "messages": [{"role": "user", "content": "Give the book's title and author as JSON."}]})),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    let choice = &answer.body["choices"][0];
+    let content = choice["message"]["content"].as_str().unwrap();
+    // Kept to by the engine: one object, and the answer ends when it closes.
+    assert_eq!(choice["finish_reason"], "stop", "{content}");
+    let value: serde_json::Value =
+        serde_json::from_str(content).unwrap_or_else(|err| panic!("{err}: {content:?}"));
+    assert!(value.is_object(), "{content}");
 }

@@ -25,6 +25,7 @@ mod ndjson;
 mod openai_clients;
 mod openai_face;
 mod openai_responses;
+mod openai_tools;
 mod reading;
 mod users;
 mod wechat;

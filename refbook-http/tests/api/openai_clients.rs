@@ -191,7 +191,8 @@ async fn an_unfinished_answer_is_continued_by_prefix(db: TestDatabase) {
     );
 }
 
-fn lookup_tool() -> ChatCompletionTools {
+/// A function tool as clients declare one.
+pub(crate) fn lookup_tool() -> ChatCompletionTools {
     ChatCompletionTools::Function(ChatCompletionTool {
         function: FunctionObjectArgs::default()
             .name("lookup")
@@ -203,7 +204,8 @@ fn lookup_tool() -> ChatCompletionTools {
 }
 
 async fn required_tools_and_strict_schemas_are_refused(db: TestDatabase) {
-    let app = spawn_app(db).await;
+    // A model that cannot take them (passthrough off; the local model alike).
+    let app = spawn_app_with(db, |c| c.core.llm.passthrough_tools = false).await;
     let (_, key) = reader_with_key(&app, "structured").await;
     let client = openai(&app, &key);
     let before = app.llm.requests().len();

@@ -184,6 +184,7 @@ impl Answering {
                 conversation_id: Some(target.id),
                 max_tokens: self.shared.limits.max_tokens,
                 sampling: Sampling::default(),
+                tools: None,
             })
             .await
         });

@@ -14,7 +14,9 @@ use crate::chat::tokens::{estimate_tokens, MESSAGE_OVERHEAD};
 use crate::chat::{prompt, Persona, Role};
 use crate::domain::{ConversationId, Source, UserId};
 use crate::error::Result;
-use crate::llm::{ChatRequest, ModelError, ModelStream, Priority, PromptMessage, Sampling};
+use crate::llm::{
+    ChatRequest, ModelError, ModelStream, Priority, PromptMessage, Sampling, ToolPassthrough,
+};
 
 /// Everything one answer needs.
 pub(super) struct Question<'a> {
@@ -40,6 +42,8 @@ pub(super) struct Question<'a> {
     pub max_tokens: u32,
     /// Sampling settings for the model.
     pub sampling: Sampling,
+    /// A client's tools and output format, passed to a model that takes them.
+    pub tools: Option<ToolPassthrough>,
 }
 
 /// The model's stream, the prompt's estimated size in tokens, and the passages of the
@@ -69,6 +73,7 @@ impl Answering {
             conversation_id,
             max_tokens,
             sampling,
+            tools,
         } = question;
         let query = search_query(history, question);
         let found = self
@@ -108,16 +113,19 @@ impl Answering {
                 system.push_str("\n读者的附加要求（Reader's instructions）：\n");
                 system.push_str(instructions);
             }
-            // The unfinished answer is kept whole, after the question.
+            // The unfinished answer and the tool loop's turns are kept whole, after the
+            // question.
+            let passed = tools.as_ref().map_or(0, passed_tokens);
             #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-            let unfinished_cost = unfinished.map_or(0, |text| {
-                ((estimate_tokens(text) + MESSAGE_OVERHEAD) as f64 * ratio).ceil() as i64
-            });
+            let kept_cost = ((unfinished.map_or(0, |text| estimate_tokens(text) + MESSAGE_OVERHEAD)
+                + passed) as f64
+                * ratio)
+                .ceil() as i64;
             let mut messages = prompt::build(
                 system,
                 history,
                 question,
-                budget - unfinished_cost,
+                budget - kept_cost,
                 self.calibration.ratio(),
             )
             .map_err(|_| question_too_long())?;
@@ -127,7 +135,7 @@ impl Answering {
                     content: text.to_owned(),
                 });
             }
-            let prompt_estimate = prompt::estimate_prompt(&messages);
+            let prompt_estimate = prompt::estimate_prompt(&messages) + passed;
             tracing::debug!(
                 ?conversation_id,
                 passages = grounded.len(),
@@ -142,6 +150,7 @@ impl Answering {
                 max_tokens: Some(max_tokens),
                 sampling: sampling.clone(),
                 priority: Priority::Interactive,
+                tools: tools.clone(),
             };
             match self.model.stream(request).await {
                 Ok(stream) => {
@@ -162,10 +171,49 @@ impl Answering {
                 }
                 Err(err) => {
                     tracing::warn!(%user_id, ?conversation_id, error = %err, "the model refused");
-                    return Err(err.into());
+                    return Err(refusal_of(err, tools.as_ref()));
                 }
             }
         }
         Err(question_too_long())
+    }
+}
+
+/// Roughly how many tokens a client's passed tools, output format and tool turns add to
+/// the prompt.
+pub(super) fn passed_tokens(tools: &ToolPassthrough) -> i64 {
+    let fields = serde_json::Value::Object(tools.fields.clone()).to_string();
+    let turns = serde_json::Value::Array(tools.turns.clone()).to_string();
+    estimate_tokens(&fields) + estimate_tokens(&turns)
+}
+
+/// The error for a model's refusal; a request with tools or an output format passed
+/// through that the model answers `400`/`422` refused those (they are the client's), not
+/// the server's settings.
+pub(super) fn refusal_of(err: ModelError, tools: Option<&ToolPassthrough>) -> crate::Error {
+    let passed = tools.filter(|t| !t.fields.is_empty());
+    match (&err, passed) {
+        (
+            ModelError::Status {
+                status: 400 | 422, ..
+            },
+            Some(passed),
+        ) => {
+            let field = if passed.fields.contains_key("tools") {
+                "tools"
+            } else {
+                "response_format"
+            };
+            crate::Error::invalid(
+                field,
+                format!("AI 模型拒绝了请求中的 {field}（它可能不支持），请修改后再试"),
+                format!(
+                    "The AI model refused the request's {field} (it may not support them); \
+                     change them and try again"
+                ),
+            )
+            .with_source(err)
+        }
+        _ => err.into(),
     }
 }

@@ -246,7 +246,11 @@ impl Generation {
                         changed = true;
                     }
                     Some(Ok(ModelEvent::Usage(u))) => usage = Some(u),
+                    // A conversation passes no tools: a model that claims a call ended
+                    // its answer.
+                    Some(Ok(ModelEvent::Finish(FinishReason::ToolCalls))) => model_reason = Some(FinishReason::Stop),
                     Some(Ok(ModelEvent::Finish(r))) => model_reason = Some(r),
+                    Some(Ok(ModelEvent::ToolCall(_))) => {}
                     Some(Err(err)) => {
                         tracing::warn!(conversation_id = %reply.conversation_id, error = %err, "the model failed mid-reply");
                         break FinishReason::Error;

@@ -216,4 +216,14 @@ impl GgufVocab {
             .decode(tokens, true)
             .map_err(|e| ModelError::Stream(format!("tokenizer: {e}")))
     }
+
+    /// The text of every token by id (control tokens: empty), for constrained sampling.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Stream`] when the tokenizer fails.
+    pub fn token_texts(&self) -> Result<Vec<String>, ModelError> {
+        let size = u32::try_from(self.tokenizer.get_vocab_size(true)).unwrap_or(u32::MAX);
+        (0..size).map(|id| self.decode(&[id])).collect()
+    }
 }

@@ -8,6 +8,8 @@
 
 mod download;
 mod gguf_vocab;
+mod json_prefix;
+mod json_sampling;
 mod lazy;
 mod model_ref;
 mod prefix_cache;

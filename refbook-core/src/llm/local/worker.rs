@@ -10,6 +10,7 @@ use candle_core::Device;
 use candle_transformers::generation::LogitsProcessor;
 use tokio::sync::{mpsc, oneshot};
 
+use super::json_sampling::JsonConstraint;
 use super::prefix_cache::{PrefixCache, Reuse};
 use super::queue::{Counters, Job, Queue};
 use super::settings::LocalSettings;
@@ -25,12 +26,24 @@ const REPEAT_PENALTY: f32 = 1.1;
 struct Loaded {
     transformer: Transformer,
     vocab: GgufVocab,
+    /// Every token's text, read at the first answer that must be JSON.
+    token_texts: Option<Arc<Vec<String>>>,
     settings: LocalSettings,
     cache: PrefixCache,
     counters: Arc<Counters>,
 }
 
 impl Loaded {
+    /// Every token's text (read once).
+    fn token_texts(&mut self) -> Result<Arc<Vec<String>>, ModelError> {
+        if let Some(texts) = &self.token_texts {
+            return Ok(texts.clone());
+        }
+        let texts = Arc::new(self.vocab.token_texts()?);
+        self.token_texts = Some(texts.clone());
+        Ok(texts)
+    }
+
     fn count_prompt(&self, reuse: Reuse) {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let counters = &self.counters;
@@ -86,6 +99,7 @@ fn load(settings: LocalSettings, counters: Arc<Counters>) -> Result<Loaded, Mode
     Ok(Loaded {
         transformer,
         vocab,
+        token_texts: None,
         cache: PrefixCache::new(settings.cache_bytes),
         settings,
         counters,
@@ -219,6 +233,11 @@ fn answer(model: &mut Loaded, job: Job, queue: &mut Queue) -> Result<(), ModelEr
         (temperature > 0.0).then_some(temperature),
         Some(top_p),
     );
+    let mut json = if request.sampling.json_object {
+        Some((JsonConstraint::new(), model.token_texts()?))
+    } else {
+        None
+    };
     // The first event: the request is accepted (the caller waits for it).
     if events
         .blocking_send(Ok(ModelEvent::Content(String::new())))
@@ -256,9 +275,17 @@ fn answer(model: &mut Loaded, job: Job, queue: &mut Queue) -> Result<(), ModelEr
         let logits_now =
             candle_transformers::utils::apply_repeat_penalty(&logits, REPEAT_PENALTY, recent)
                 .map_err(|e| stream_error("sampling", e))?;
-        let token = sampler
-            .sample(&logits_now)
-            .map_err(|e| stream_error("sampling", e))?;
+        let token = match &mut json {
+            Some((constraint, texts)) => {
+                match constraint.choose(&logits_now, texts, &mut sampler)? {
+                    Some(token) => token,
+                    None => break,
+                }
+            }
+            None => sampler
+                .sample(&logits_now)
+                .map_err(|e| stream_error("sampling", e))?,
+        };
         if model.vocab.end_tokens.contains(&token) {
             finish = FinishReason::Stop;
             break;
@@ -278,6 +305,13 @@ fn answer(model: &mut Loaded, job: Job, queue: &mut Queue) -> Result<(), ModelEr
                 (finish, cut) = (FinishReason::Stop, true);
                 break;
             }
+        }
+        if json
+            .as_ref()
+            .is_some_and(|(constraint, _)| constraint.is_done())
+        {
+            finish = FinishReason::Stop;
+            break;
         }
         if reply.len() < max_reply {
             if background {

@@ -22,7 +22,7 @@ use crate::books::Book;
 use crate::chat::exchange::{ClientMessage, Exchange, ExchangeRules};
 use crate::domain::UserId;
 use crate::error::{Error, ErrorKind, Result};
-use crate::llm::Sampling;
+use crate::llm::{Sampling, ToolPassthrough};
 use model_name::model_not_found;
 use stream::Accounting;
 
@@ -48,6 +48,9 @@ pub struct CompletionRequest {
     /// [`is_client_task`]): answered without the book's prompt or passages, at most
     /// [`TASK_MAX_TOKENS`] long, and counted at 1 in [`TASK_COST_DIVISOR`] tokens.
     pub task: bool,
+    /// The client's tools, output format and tool turns, passed to the model as sent;
+    /// only for a model that takes them ([`Answering::passes_tools`]).
+    pub tools: Option<ToolPassthrough>,
 }
 
 /// A started completion.
@@ -96,6 +99,14 @@ impl Answering {
             },
         )?;
         check_sampling(&request.sampling)?;
+        let tools = request.tools.filter(|tools| !tools.is_empty());
+        if tools.is_some() && !self.passes_tools() {
+            return Err(Error::invalid(
+                "tools",
+                "这个模型不能调用工具，也不能按请求的格式输出",
+                "This model cannot call tools or take an output format as given",
+            ));
+        }
         let persona = self
             .conversations
             .chosen_persona(user_id, &request.model)
@@ -110,7 +121,7 @@ impl Answering {
         if request.task {
             max_tokens = max_tokens.min(TASK_MAX_TOKENS);
             let opened = self
-                .open_task(&exchange, user_id, max_tokens, request.sampling)
+                .open_task(&exchange, user_id, max_tokens, request.sampling, tools)
                 .await?;
             let accounting = Accounting::new(
                 self.shared.store.clone(),
@@ -144,6 +155,7 @@ impl Answering {
                 conversation_id: None,
                 max_tokens,
                 sampling: request.sampling,
+                tools,
             })
             .await?;
         let accounting = Accounting::new(
@@ -160,6 +172,13 @@ impl Answering {
             sources,
             events,
         })
+    }
+
+    /// Whether the model takes a client's tools and output format as they are (an
+    /// OpenAI-compatible API with `llm_passthrough_tools` on): then a completion passes
+    /// them through, else one that demands them is refused.
+    pub fn passes_tools(&self) -> bool {
+        self.model.takes_tools()
     }
 
     /// The book a model names, through the whole lookup chain; an unknown book is an
@@ -229,6 +248,7 @@ mod tests {
             temperature: Some(0.3),
             top_p: Some(0.9),
             stop: vec!["\n\n".into()],
+            json_object: true,
         };
         assert!(check_sampling(&fine).is_ok());
     }

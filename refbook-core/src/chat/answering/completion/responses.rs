@@ -33,6 +33,9 @@ pub struct ResponseRequest {
     pub sampling: Sampling,
     /// A client's housekeeping task (see [`CompletionRequest::task`]).
     pub task: bool,
+    /// The output format passed to a model that takes it (`text.format` as chat
+    /// completions' `response_format`; see [`CompletionRequest::tools`]).
+    pub tools: Option<crate::llm::ToolPassthrough>,
 }
 
 /// A response started: its id and what is kept of it once answered.
@@ -126,6 +129,7 @@ impl Answering {
                     max_tokens: request.max_tokens,
                     sampling: request.sampling,
                     task: request.task,
+                    tools: request.tools,
                 },
             )
             .await?;

@@ -13,7 +13,7 @@ use crate::chat::reply_slots::ReplySlot;
 use crate::chat::tokens::{estimate_tokens, Calibration};
 use crate::domain::{FinishReason, TokenUsage, UserId};
 use crate::error::Error;
-use crate::llm::{ModelEvent, ModelStream};
+use crate::llm::{ModelEvent, ModelStream, ToolCallDelta};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
 
@@ -104,8 +104,10 @@ pub enum CompletionEvent {
     Content(String),
     /// More reasoning text.
     Reasoning(String),
-    /// Why the answer ended (`Stop`, `Length` — the token or byte cap —, or
-    /// `ContentFilter`).
+    /// A piece of a tool call (only where the client's tools were passed through).
+    ToolCall(ToolCallDelta),
+    /// Why the answer ended (`Stop`, `Length` — the token or byte cap —,
+    /// `ContentFilter`, or `ToolCalls`).
     Finish(FinishReason),
     /// The tokens used, exactly once, last: the model's count, or an estimate.
     Usage(TokenUsage),
@@ -116,6 +118,7 @@ impl From<ModelEvent> for CompletionEvent {
         match event {
             ModelEvent::Content(text) => Self::Content(text),
             ModelEvent::Reasoning(text) => Self::Reasoning(text),
+            ModelEvent::ToolCall(call) => Self::ToolCall(call),
             ModelEvent::Finish(reason) => Self::Finish(reason),
             ModelEvent::Usage(usage) => Self::Usage(usage),
         }
@@ -188,15 +191,37 @@ impl CompletionStream {
         }
     }
 
+    /// Ends the reply at the byte cap: finish reason `length`, then the usage.
+    fn end_at_cap(&mut self) {
+        self.queued
+            .push_back(CompletionEvent::Finish(FinishReason::Length));
+        self.queued
+            .push_back(CompletionEvent::Usage(self.accounting.usage()));
+        self.ended = true;
+    }
+
     /// A text event within the byte cap; at the cap the rest is cut and the reply ends
-    /// with finish reason `length`.
+    /// with finish reason `length` (a tool call's piece is not cut: past the cap it is
+    /// left out).
     fn capped(&mut self, event: CompletionEvent) -> Option<CompletionEvent> {
+        let room = self.max_bytes.saturating_sub(self.bytes);
         let (text, reasoning) = match &event {
             CompletionEvent::Content(text) => (text, false),
             CompletionEvent::Reasoning(text) => (text, true),
+            CompletionEvent::ToolCall(call) => {
+                let size = call.arguments.len()
+                    + call.name.as_ref().map_or(0, String::len)
+                    + call.id.as_ref().map_or(0, String::len);
+                if size > room {
+                    self.end_at_cap();
+                    return None;
+                }
+                self.bytes += size;
+                self.accounting.completion_text_tokens += estimate_tokens(&call.arguments);
+                return Some(event);
+            }
             _ => return Some(event),
         };
-        let room = self.max_bytes.saturating_sub(self.bytes);
         let keep = if text.len() <= room {
             text.len()
         } else {
@@ -207,11 +232,7 @@ impl CompletionStream {
         if keep == text.len() {
             return Some(event);
         }
-        self.queued
-            .push_back(CompletionEvent::Finish(FinishReason::Length));
-        self.queued
-            .push_back(CompletionEvent::Usage(self.accounting.usage()));
-        self.ended = true;
+        self.end_at_cap();
         let piece = text[..keep].to_owned();
         let piece = if reasoning {
             CompletionEvent::Reasoning(piece)

@@ -3,13 +3,13 @@
 //! instructions — told apart from a reader's questions, so they carry no book prompt or
 //! passages and cost the reader a quarter of their tokens.
 
-use super::super::step::Opened;
+use super::super::step::{passed_tokens, refusal_of, Opened};
 use super::super::{question_too_long, Answering};
 use crate::chat::exchange::{ClientMessage, Exchange};
 use crate::chat::{prompt, Role};
 use crate::domain::UserId;
 use crate::error::Result;
-use crate::llm::{ChatRequest, ModelError, Priority, PromptMessage, Sampling};
+use crate::llm::{ChatRequest, ModelError, Priority, PromptMessage, Sampling, ToolPassthrough};
 
 /// How the last user message of a client's task begins (Open WebUI's title, tags,
 /// follow-up, query, emoji and autocomplete templates all start so).
@@ -41,6 +41,7 @@ impl Answering {
         user_id: UserId,
         max_tokens: u32,
         sampling: Sampling,
+        tools: Option<ToolPassthrough>,
     ) -> Result<Opened> {
         let budget = self.shared.limits.context_tokens - i64::from(max_tokens);
         let system = exchange.instructions.clone().unwrap_or_default();
@@ -61,13 +62,15 @@ impl Answering {
                 content: text.clone(),
             });
         }
-        let prompt_estimate = prompt::estimate_prompt(&messages);
+        let prompt_estimate =
+            prompt::estimate_prompt(&messages) + tools.as_ref().map_or(0, passed_tokens);
         let request = ChatRequest {
             messages,
             user: user_id.to_string(),
             max_tokens: Some(max_tokens),
             sampling,
             priority: Priority::Background,
+            tools: tools.clone(),
         };
         match self.model.stream(request).await {
             Ok(stream) => Ok(Opened {
@@ -76,7 +79,7 @@ impl Answering {
                 sources: Vec::new(),
             }),
             Err(ModelError::ContextExceeded) => Err(question_too_long()),
-            Err(err) => Err(err.into()),
+            Err(err) => Err(refusal_of(err, tools.as_ref())),
         }
     }
 }
