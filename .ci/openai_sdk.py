@@ -64,6 +64,32 @@ for chunk in client.chat.completions.create(
 assert "Who wrote it?" in text, text
 assert usage and usage.total_tokens > 0, usage
 
+# Tools pass through to the (mock) model, which calls the one demanded; the call comes
+# back in the SDK's types, streamed and not, and the tool's result reaches the model.
+lookup = {"type": "function", "function": {"name": "lookup", "description": "Looks a word up",
+          "parameters": {"type": "object", "properties": {"question": {"type": "string"}}}}}
+asked = [{"role": "user", "content": "查一下智子"}]
+called = client.chat.completions.create(model=SANTI, messages=asked, tools=[lookup], tool_choice="required")
+assert called.choices[0].finish_reason == "tool_calls", called
+call_ = called.choices[0].message.tool_calls[0]
+assert call_.function.name == "lookup" and call_.id, call_
+assert json.loads(call_.function.arguments) == {"question": "查一下智子"}, call_
+pieces, ids = "", set()
+for chunk in client.chat.completions.create(
+    model=SANTI, messages=asked, tools=[lookup], stream=True,
+    tool_choice={"type": "function", "function": {"name": "lookup"}},
+):
+    for choice in chunk.choices:
+        for piece in choice.delta.tool_calls or []:
+            pieces += piece.function.arguments or ""
+            ids.add(piece.id) if piece.id else None
+assert json.loads(pieces) == {"question": "查一下智子"} and len(ids) == 1, (pieces, ids)
+followed = client.chat.completions.create(model=SANTI, tools=[lookup], messages=asked + [
+    called.choices[0].message.model_dump(exclude_none=True),
+    {"role": "tool", "tool_call_id": call_.id, "content": "智子：质子计算机"},
+])
+assert "智子：质子计算机" in followed.choices[0].message.content, followed
+
 try:
     client.chat.completions.create(model="9780000000002", messages=[{"role": "user", "content": "?"}])
     raise SystemExit("an unknown book must fail")

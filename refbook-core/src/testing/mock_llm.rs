@@ -343,12 +343,30 @@ async fn handle(
 const ECHO_QUOTE_CHARS: usize = 200;
 
 /// The default answer: it repeats the question, streamed a few characters at a time.
+/// The tool a request demands a call of, as a model honouring `tool_choice` would call:
+/// the first of its tools for `required`, or the named function.
+fn demanded_tool(request: &Value) -> Option<String> {
+    let name = match &request["tool_choice"] {
+        Value::String(choice) if choice == "required" => {
+            request["tools"].get(0)?.pointer("/function/name")
+        }
+        choice => choice.pointer("/function/name"),
+    };
+    name.and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The answer to an unscripted request: a call of the tool it demands (its arguments
+/// quoting the last message), or an echo of the last message.
 fn echo_reply(request: &Value) -> MockReply {
     let question = request["messages"]
         .as_array()
         .and_then(|m| m.last())
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
+    if let Some(tool) = demanded_tool(request) {
+        let quoted = serde_json::to_string(question).unwrap_or_default();
+        return MockReply::tool_call("call_mock", &tool, &["{\"question\": ", &quoted, "}"]);
+    }
     // A long question is quoted in part, so the echo stays a few seconds long at most.
     let mut quoted: String = question.chars().take(ECHO_QUOTE_CHARS).collect();
     if quoted.len() < question.len() {
