@@ -230,6 +230,14 @@ fn wire_message(raw: &Value) -> Result<WireMessage, ApiError> {
 /// model as sent (after the book's prompt and the question); earlier ones, from turns
 /// already answered, are kept as text in the history.
 fn split_tool_loop(raw: Vec<Value>) -> Result<(Vec<ClientMessage>, Vec<Value>), ApiError> {
+    // The turns do not reach the exchange's own check of the count.
+    if raw.len() > MAX_COMPLETION_MESSAGES {
+        return Err(ApiError::invalid(
+            Some("messages"),
+            format!("messages 须为 1–{MAX_COMPLETION_MESSAGES} 条"),
+            format!("messages must hold 1–{MAX_COMPLETION_MESSAGES} entries"),
+        ));
+    }
     let parsed = raw
         .iter()
         .map(wire_message)
@@ -239,13 +247,6 @@ fn split_tool_loop(raw: Vec<Value>) -> Result<(Vec<ClientMessage>, Vec<Value>), 
         .map(|at| at + 1)
         .filter(|from| parsed[*from..].iter().any(WireMessage::is_tool_turn))
         .unwrap_or(parsed.len());
-    if raw.len() > MAX_COMPLETION_MESSAGES {
-        return Err(ApiError::invalid(
-            Some("messages"),
-            format!("messages 须为 1–{MAX_COMPLETION_MESSAGES} 条"),
-            format!("messages must hold 1–{MAX_COMPLETION_MESSAGES} entries"),
-        ));
-    }
     let mut messages = Vec::with_capacity(loop_from);
     let mut turns = Vec::new();
     for (at, (m, raw)) in parsed.into_iter().zip(raw).enumerate() {

@@ -100,6 +100,7 @@ impl Answering {
             .guides
             .for_prompt(&book.isbn, user_id, question, named, budget)
             .await?;
+        let passed = tools.as_ref().map_or(0, passed_tokens);
         for attempt in 0..2 {
             // Passages may take half of what the system prompt and question leave.
             let ratio = self.calibration.ratio().max(0.1);
@@ -115,7 +116,6 @@ impl Answering {
             }
             // The unfinished answer and the tool loop's turns are kept whole, after the
             // question.
-            let passed = tools.as_ref().map_or(0, passed_tokens);
             #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
             let kept_cost = ((unfinished.map_or(0, |text| estimate_tokens(text) + MESSAGE_OVERHEAD)
                 + passed) as f64
@@ -182,8 +182,8 @@ impl Answering {
 /// Roughly how many tokens a client's passed tools, output format and tool turns add to
 /// the prompt.
 pub(super) fn passed_tokens(tools: &ToolPassthrough) -> i64 {
-    let fields = serde_json::Value::Object(tools.fields.clone()).to_string();
-    let turns = serde_json::Value::Array(tools.turns.clone()).to_string();
+    let fields = serde_json::to_string(&tools.fields).unwrap_or_default();
+    let turns = serde_json::to_string(&tools.turns).unwrap_or_default();
     estimate_tokens(&fields) + estimate_tokens(&turns)
 }
 

@@ -8,14 +8,14 @@ use candle_transformers::generation::LogitsProcessor;
 use super::json_prefix::JsonPrefix;
 use crate::llm::ModelError;
 
-/// How many of the likeliest tokens are looked at before the rest (most steps find
-/// enough allowed ones among them).
+/// How many of the likeliest tokens are looked at; the rest only when none of them can
+/// go on (tokens further down carry next to no probability).
 const FIRST_LOOK: usize = 512;
 
 /// The most allowed tokens sampled among.
 const CANDIDATES: usize = 64;
 
-/// The answer's JSON so far, and the text of every token.
+/// Where the answer's JSON has got.
 pub(super) struct JsonConstraint {
     state: JsonPrefix,
 }
@@ -35,6 +35,15 @@ impl JsonConstraint {
     /// Whether the object is closed: the answer is complete.
     pub(super) fn is_done(&self) -> bool {
         self.state.is_done()
+    }
+
+    /// The first [`CANDIDATES`] of `ids` (in order) whose text can follow, with the state
+    /// each leads to.
+    fn allowed_among(&self, ids: &[usize], texts: &[String]) -> Vec<(usize, JsonPrefix)> {
+        ids.iter()
+            .filter_map(|&id| Some((id, self.state.after(texts.get(id)?)?)))
+            .take(CANDIDATES)
+            .collect()
     }
 
     /// Chooses the next token by `sampler` among those `logits` allow that keep the
@@ -58,18 +67,11 @@ impl JsonConstraint {
             order.select_nth_unstable_by(first, by_logit);
         }
         order[..first].sort_unstable_by(by_logit);
-        let mut allowed: Vec<(usize, JsonPrefix)> = Vec::new();
-        let mut looked = 0;
-        while allowed.len() < CANDIDATES && looked < order.len() {
-            if looked == first {
-                // Rarely needed: the likeliest tokens could not go on; look at the rest.
-                order[first..].sort_unstable_by(by_logit);
-            }
-            let id = order[looked];
-            looked += 1;
-            if let Some(next) = texts.get(id).and_then(|text| self.state.after(text)) {
-                allowed.push((id, next));
-            }
+        let mut allowed = self.allowed_among(&order[..first], texts);
+        if allowed.is_empty() && first < order.len() {
+            // Rarely needed: none of the likeliest tokens can go on; look at the rest.
+            order[first..].sort_unstable_by(by_logit);
+            allowed = self.allowed_among(&order[first..], texts);
         }
         if allowed.is_empty() {
             return Ok(None);
