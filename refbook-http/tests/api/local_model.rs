@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use refbook_core::config::LlmProvider;
 use refbook_core::testing::{TestBackend, TestDatabase};
 use serde_json::json;
@@ -86,15 +88,34 @@ async fn a_conversations_next_question_resumes_from_the_cache_and_metrics_say_so
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_question_that_would_wait_too_long_gets_server_busy() {
-    let Some(app) = local_app_with(256, 1).await else {
+    let Some(app) = local_app_with(512, 1).await else {
         return;
     };
-    let (counter, id) = app.user_with_conversation("local_counter").await;
+    let (counter, _) = app.user_with_conversation("local_counter").await;
     let (other, other_id) = app.user_with_conversation("local_other").await;
     wait_until_ready(&app).await;
-    // A long answer holds the model for seconds…
-    let long = app.spawn_ask(&counter, id, "Count from 1 to 300, separated by commas.");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A long answer (greedy, so it does not stop early by chance) holds the model for
+    // seconds; it is under way once its first words arrive…
+    let long = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(&counter)
+        .json(&json!({"model": SANTI, "temperature": 0, "stream": true,
+            "messages": [{"role": "user", "content": "List one hundred facts about this book, numbered."}]}))
+        .send()
+        .await
+        .expect("the long question");
+    assert_eq!(long.status(), 200);
+    let mut long = long.bytes_stream();
+    let mut heard = String::new();
+    while !heard.contains("\"content\":\"") || heard.matches("data: ").count() < 3 {
+        let chunk = long
+            .next()
+            .await
+            .expect("the long answer begins")
+            .expect("bytes");
+        heard.push_str(&String::from_utf8_lossy(&chunk));
+    }
     // …so another reader's question waits its second in the queue, then is refused.
     let refused = app
         .ask_streaming(&other, other_id, "Who wrote this book?")
@@ -105,7 +126,12 @@ async fn a_question_that_would_wait_too_long_gets_server_busy() {
         "{:?}",
         refused.headers
     );
-    long.await.expect("the long answer finishes");
+    while let Some(chunk) = long.next().await {
+        heard.push_str(&String::from_utf8_lossy(&chunk.expect("bytes")));
+    }
+    assert!(heard.contains("[DONE]"), "{heard}");
+    // It ran to its cap: the model was held all along.
+    assert!(heard.contains("\"finish_reason\":\"length\""), "{heard}");
     let text = app.get("/metrics", None).await.text;
     assert_eq!(metric(&text, "refbook_local_model_queue_refused "), 1.0);
     // Neither the refused question nor a reply was stored: the reader asks again.
