@@ -3,6 +3,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "local-model")]
+pub mod beside_indexing;
 pub mod fast_mock;
 pub mod latency;
 pub mod model_runs;

@@ -77,6 +77,7 @@ pub mod config;
 pub mod domain;
 pub mod embed;
 pub mod error;
+pub mod foreground;
 pub mod guide;
 pub mod llm;
 pub mod rate_limit;

@@ -281,6 +281,7 @@ impl RefbookBuilder {
             Some(embedder) => EmbedderSource::provided(embedder),
             None => configured_embedder(&config)?,
         };
+        let foreground = embedder.foreground().clone();
         let books = Arc::new(Books::new(
             &config.books,
             config.general.public_url.as_deref(),
@@ -292,7 +293,7 @@ impl RefbookBuilder {
         let has_own_model = self.model.is_some();
         let model: Arc<dyn ChatModel> = match (self.model, config.provider()) {
             (Some(model), _) => model,
-            (None, LlmProvider::Local) => local_model(&config, self.download_progress)?,
+            (None, LlmProvider::Local) => local_model(&config, self.download_progress, foreground)?,
             (None, LlmProvider::OpenAi) => Arc::new(
                 OpenAiCompatible::new(
                     http.clone(),
@@ -373,11 +374,12 @@ fn configured_embedder(config: &Config) -> Result<EmbedderSource> {
 }
 
 /// The local model `config` names (the default one when it names none), downloaded and
-/// loaded on first use.
+/// loaded on first use; its readers' answers are announced to `foreground`.
 #[cfg(feature = "local-model")]
 fn local_model(
     config: &Config,
     progress: Option<Arc<dyn DownloadProgress>>,
+    foreground: Arc<crate::foreground::Foreground>,
 ) -> Result<Arc<dyn ChatModel>> {
     use crate::llm::local::{Downloader, LazyLocalModel, LocalSettings, ModelRef};
     let reference = config
@@ -404,6 +406,7 @@ fn local_model(
             cache_bytes: usize::try_from(config.local.cache_mb.saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
             queue_timeout: std::time::Duration::from_secs(config.local.queue_timeout_secs),
+            foreground,
         },
         downloader,
         progress.unwrap_or_else(|| Arc::new(LogProgress::default())),
@@ -417,6 +420,7 @@ fn local_model(
 fn local_model(
     config: &Config,
     _progress: Option<Arc<dyn DownloadProgress>>,
+    _foreground: Arc<crate::foreground::Foreground>,
 ) -> Result<Arc<dyn ChatModel>> {
     Ok(Arc::new(Unconfigured {
         model: config.llm.model.clone(),

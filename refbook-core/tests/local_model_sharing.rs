@@ -1,20 +1,27 @@
 //! The local model's prefix cache and its waiting line, on the GGUF CI uses
 //! (`REFBOOK_TEST_GGUF`, SmolLM2-135M-Instruct Q4_1; skipped without it unless
 //! `REFBOOK_TEST_REQUIRE_LOCAL_MODEL=1`): cached runs give a cold run's tokens, the cache
-//! keeps its bound, background work yields to a reader, and a question that waits too long
-//! is refused as busy.
+//! keeps its bound, background work yields to a reader (the model's own, and indexing a
+//! book's text on the same cores), and a question that waits too long is refused as busy.
 
 #![cfg(feature = "local-model")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use refbook_core::books::{BookTexts, Isbn, WorkSettings};
 use refbook_core::chat::Role;
+use refbook_core::config::BookSettings;
+use refbook_core::domain::{TextFormat, TextScope, TextState};
+use refbook_core::embed::{Embedder, EmbedderSource};
 use refbook_core::llm::local::{LocalModel, LocalSettings};
 use refbook_core::llm::{
     ChatModel, ChatRequest, ModelError, ModelEvent, Priority, PromptMessage, Sampling,
 };
+use refbook_core::store::{SqlStore, Store};
+use refbook_core::testing::{TestBackend, TestDatabase};
 
 /// The bytes one token's keys and values take in SmolLM2-135M (30 layers, 3 key/value
 /// heads of 64 floats, keys and values).
@@ -156,8 +163,9 @@ async fn cached_runs_give_a_cold_runs_tokens_and_changed_history_is_never_reused
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_keeps_its_bound_and_evicts_the_least_recently_used() {
-    // Room for two of these ~70-token prompts.
-    let bound = 150 * TOKEN_BYTES;
+    // Room for two of these ~70-token prompts beside the answer in progress (its prompt
+    // and 24 tokens of reply).
+    let bound = 250 * TOKEN_BYTES;
     let Some(model) = load(bound, Duration::from_secs(600)).await else {
         return;
     };
@@ -204,6 +212,25 @@ async fn the_cache_keeps_its_bound_and_evicts_the_least_recently_used() {
         oldest, 0,
         "the oldest prompt was evicted (a shared beginning shorter than a step is not reused)"
     );
+    // A prompt too big to keep beside its own answer is not kept, and the answer's
+    // buffers count against the bound while it runs: asked again, nothing of it is reused.
+    let long = request(
+        vec![
+            message(
+                Role::System,
+                &"The sea is wide and the ships are small. ".repeat(30),
+            ),
+            message(Role::User, "Tell me one fact about the sea."),
+        ],
+        8,
+        Priority::Interactive,
+    );
+    answer(&model, long.clone()).await;
+    let report = model.local_report().unwrap();
+    assert!(report.cache_bytes <= bound as u64);
+    let before = report.prompt_tokens_cached;
+    answer(&model, long).await;
+    assert_eq!(reused(before), 0, "the long prompt was not kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,6 +282,147 @@ async fn background_work_yields_to_a_readers_question() {
         reader_finished < background_finished,
         "the reader's answer came first"
     );
+}
+
+/// An embedder that takes 40 ms a batch (as a small one does on these cores) and notes
+/// when each batch started.
+#[derive(Default)]
+struct TimedEmbedder {
+    started: Mutex<Vec<Instant>>,
+}
+
+impl TimedEmbedder {
+    fn batches_between(&self, from: Instant, to: Instant) -> usize {
+        let started = self.started.lock().unwrap();
+        started.iter().filter(|at| **at > from && **at < to).count()
+    }
+
+    fn batches(&self) -> usize {
+        self.started.lock().unwrap().len()
+    }
+}
+
+impl Embedder for TimedEmbedder {
+    fn id(&self) -> &str {
+        "timed-4"
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        self.started.lock().unwrap().push(Instant::now());
+        std::thread::sleep(Duration::from_millis(40));
+        Ok(texts
+            .iter()
+            .map(|text| vec![text.len() as f32, 1.0, 0.0, 0.0])
+            .collect())
+    }
+
+    fn known_share(&self, _text: &str) -> f32 {
+        1.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexing_a_book_waits_while_the_model_answers_a_reader() {
+    let Some(path) = refbook_core::testing::local_model_file() else {
+        return;
+    };
+    let Some(db) = TestDatabase::create(TestBackend::Sqlite).await else {
+        return;
+    };
+    let embedder = Arc::new(TimedEmbedder::default());
+    let source = Arc::new(EmbedderSource::provided(embedder.clone()));
+    // The model announces its readers where the books' embedder looks (as a server wires
+    // them).
+    let model = LocalModel::load(LocalSettings {
+        threads: 2,
+        context_tokens: 2048,
+        cache_bytes: 0,
+        foreground: source.foreground().clone(),
+        ..LocalSettings::new(path)
+    })
+    .await
+    .expect("the model loads");
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(db.url()).await.unwrap());
+    let texts = BookTexts::with_work_settings(
+        store,
+        &BookSettings::default(),
+        source,
+        WorkSettings {
+            lease: Duration::from_secs(5),
+            poll: Duration::from_millis(100),
+            batch: 2,
+            readers_first_for: Duration::from_secs(60),
+        },
+    );
+    let book: String = (0..120)
+        .map(|c| {
+            let body: String = (0..20)
+                .map(|s| format!("The heron number {c} {s} walked along the shore of the lake. "))
+                .collect();
+            format!("Chapter {}\n\n{body}\n\n", c + 1)
+        })
+        .collect();
+    let isbn = Isbn::parse("9787536692930").unwrap();
+    let added = texts
+        .add(
+            &isbn,
+            TextScope::Library,
+            TextFormat::Plain,
+            book.into_bytes(),
+        )
+        .await
+        .unwrap()
+        .info;
+    assert!(added.chunks >= 200, "{} chunks", added.chunks);
+    // Indexing is under way…
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while embedder.batches() < 3 {
+        assert!(Instant::now() < deadline, "indexing never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // …when a reader asks: no batch starts until the answer is whole (one already running
+    // when the question came may end).
+    let asked = Instant::now();
+    let text = answer(
+        &model,
+        request(
+            vec![system(), message(Role::User, "Tell me about Mr. Bingley.")],
+            64,
+            Priority::Interactive,
+        ),
+    )
+    .await;
+    let answered = Instant::now();
+    assert!(!text.is_empty());
+    assert!(
+        answered - asked > Duration::from_millis(500),
+        "the answer took long enough to tell: {:?}",
+        answered - asked
+    );
+    assert_eq!(
+        embedder.batches_between(asked + Duration::from_millis(100), answered),
+        0,
+        "batches started while the reader was answered ({:?} after the question)",
+        answered - asked
+    );
+    // Then indexing goes on, and ends.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let info = texts
+            .info(&isbn, TextScope::Library)
+            .await
+            .unwrap()
+            .unwrap();
+        if info.state == TextState::Ready {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "indexing never finished: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(embedder.batches_between(answered, Instant::now()) > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,9 @@
 //! - a grounded question (~1,500 prompt tokens) cold, then repeated, beside a bare one;
 //! - a JSON answer (`json_object`, each token chosen among those that keep it JSON)
 //!   beside the same question unconstrained: decoding rate (the local engine alone);
+//! - a reader's first token while a book's text is embedded on the same cores
+//!   (`--embed-model DIR --book FILE.md`): idle, indexing that waits for readers (the
+//!   server's wiring), indexing that does not (the local engine alone);
 //! - the process's RSS with the prefix cache filled to its bound.
 //!
 //! ```sh
@@ -16,14 +19,19 @@
 //! cargo run --release -p refbook-benches --features local-model --bin refbook-model-bench -- \
 //!     --gguf SmolLM2-135M-Instruct.Q4_1.gguf [--threads 2] [--runs 3] [--tokens 128] \
 //!     [--cache-mb 256] [--llama-server http://127.0.0.1:8091] \
-//!     [--sections decoding,prefill,conversation,grounded,json,fill]
+//!     [--embed-model DIR --book FILE.md] \
+//!     [--sections decoding,prefill,conversation,grounded,json,indexing,fill]
 //! ```
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use refbook_benches::beside_indexing;
 use refbook_benches::latency::Latencies;
 use refbook_benches::model_runs;
+use refbook_core::foreground::Foreground;
 use refbook_core::llm::local::{LocalModel, LocalSettings};
 use refbook_core::llm::{ChatModel, OpenAiCompatible, Timeouts};
 
@@ -38,6 +46,9 @@ struct Options {
     tokens: u32,
     cache_mb: usize,
     llama_server: Option<String>,
+    /// A sentence embedder's folder and a Markdown book, for the `indexing` section.
+    embed_model: Option<String>,
+    book: Option<String>,
     sections: Vec<String>,
 }
 
@@ -55,6 +66,8 @@ fn parse_args() -> anyhow::Result<Options> {
         tokens: 128,
         cache_mb: 256,
         llama_server: None,
+        embed_model: None,
+        book: None,
         sections: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -69,6 +82,8 @@ fn parse_args() -> anyhow::Result<Options> {
             "--tokens" => options.tokens = value.parse()?,
             "--cache-mb" => options.cache_mb = value.parse()?,
             "--llama-server" => options.llama_server = Some(value),
+            "--embed-model" => options.embed_model = Some(value),
+            "--book" => options.book = Some(value),
             "--sections" => options.sections = value.split(',').map(str::to_owned).collect(),
             other => bail!("unknown flag {other}"),
         }
@@ -79,12 +94,19 @@ fn parse_args() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-async fn local(options: &Options, cache_mb: usize) -> anyhow::Result<LocalModel> {
+/// The local model; its readers' answers are announced to `foreground` (indexing beside
+/// it waits for them).
+async fn local(
+    options: &Options,
+    cache_mb: usize,
+    foreground: Arc<Foreground>,
+) -> anyhow::Result<LocalModel> {
     Ok(LocalModel::load(LocalSettings {
         threads: options.threads,
         context_tokens: 4096,
         max_reply_tokens: options.tokens.max(64) as usize,
         cache_bytes: cache_mb << 20,
+        foreground,
         ..LocalSettings::new(&options.gguf)
     })
     .await?)
@@ -218,26 +240,40 @@ async fn grounded(engines: &Engines, runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fills the prefix cache with distinct prompts until it holds its bound; gives the
-/// cache's size.
-async fn fill(model: &LocalModel, bound: usize) -> anyhow::Result<u64> {
-    let mut held = 0;
-    for seed in 0..500 {
-        let report = model.local_report().context("a local report")?;
-        held = report.cache_bytes;
-        if held as f64 >= bound as f64 * 0.9 {
+/// Fills the prefix cache with distinct prompts until the next would evict one; gives
+/// the cache's size.
+async fn fill(model: &LocalModel) -> anyhow::Result<u64> {
+    let report = || model.local_report().context("a local report");
+    // Prompts of ~1,700 tokens until one no longer adds an entry (it evicted one).
+    for seed in 0..64 {
+        let before = report()?.cache_entries;
+        model_runs::prefill(model, 1000, 10_000 + seed).await?;
+        if report()?.cache_entries <= before {
             break;
         }
-        model_runs::prefill(model, 1000, 10_000 + seed).await?;
     }
-    Ok(held)
+    Ok(report()?.cache_bytes)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = parse_args()?;
     let loading = Instant::now();
-    let model = local(&options, options.cache_mb).await?;
+    // The embedder source indexing waits through (the server's wiring) and one it does not.
+    let indexing = match (&options.embed_model, &options.book) {
+        (Some(folder), Some(_)) if options.runs("indexing") => Some((
+            beside_indexing::embedder_source(Path::new(folder)),
+            beside_indexing::embedder_source(Path::new(folder)),
+        )),
+        (None, _) | (_, None) if options.runs("indexing") && !options.sections.is_empty() => {
+            bail!("--sections indexing needs --embed-model DIR and --book FILE.md")
+        }
+        _ => None,
+    };
+    let foreground = indexing
+        .as_ref()
+        .map_or_else(Foreground::new, |(linked, _)| linked.foreground().clone());
+    let model = local(&options, options.cache_mb, foreground).await?;
     println!(
         "loaded {} in {:.2} s ({} threads, prefix cache {} MB); RSS {} MB",
         model.model_name(),
@@ -278,7 +314,7 @@ async fn main() -> anyhow::Result<()> {
     if options.runs("conversation") {
         let mut with_cold: Engines = vec![(
             "refbook, prefix cache off".into(),
-            Box::new(local(&options, 0).await?),
+            Box::new(local(&options, 0, Foreground::new()).await?),
         )];
         with_cold.append(&mut engines);
         conversations(&with_cold, options.runs).await?;
@@ -290,10 +326,20 @@ async fn main() -> anyhow::Result<()> {
     if options.runs("json") {
         json_answers(&model, &options).await?;
     }
+    if let (Some((linked, unlinked)), Some(book)) = (indexing, &options.book) {
+        beside_indexing::first_tokens_beside_indexing(
+            &model,
+            linked,
+            unlinked,
+            Path::new(book),
+            options.runs,
+        )
+        .await?;
+    }
     if !options.runs("fill") {
         return Ok(());
     }
-    let held = fill(&model, options.cache_mb << 20).await?;
+    let held = fill(&model).await?;
     println!(
         "\nprefix cache filled: {:.1} MB held (bound {} MB); this process's RSS: {} MB",
         held as f64 / f64::from(1 << 20),

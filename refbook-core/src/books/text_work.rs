@@ -4,10 +4,13 @@
 //! serving text in one step. Serving texts whose vectors are missing (the embedder was
 //! unavailable, or is another model now) get them the same way.
 //!
-//! A worker holds a text by a lease in the database, renewed after each batch; when a
+//! Readers come first: before each batch the work waits (up to
+//! [`WorkSettings::readers_first_for`]) while the local model is answering a reader on the
+//! same cores. A worker holds a text by a lease in the database, renewed after each batch; when a
 //! process dies, the lease runs out and any instance (or the CLI) takes the work up. With
 //! no embedder, or while it cannot be had, texts become serving at once, keywords only.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +33,12 @@ pub struct WorkSettings {
     /// How often the database is looked at for work (texts added by another process, or
     /// left behind by a dead one); work added here is started at once.
     pub poll: Duration,
-    /// Chunks embedded and stored together.
+    /// Chunks embedded and stored together; background work steps aside for readers'
+    /// answers between batches.
     pub batch: usize,
+    /// The longest indexing waits, before each batch, for readers' answers computed on
+    /// this machine (the local model's) to end; then one batch goes through anyway.
+    pub readers_first_for: Duration,
 }
 
 impl Default for WorkSettings {
@@ -39,7 +46,8 @@ impl Default for WorkSettings {
         Self {
             lease: Duration::from_secs(120),
             poll: Duration::from_secs(30),
-            batch: 32,
+            batch: 8,
+            readers_first_for: Duration::from_secs(30),
         }
     }
 }
@@ -54,6 +62,9 @@ struct Worker {
     store: Arc<dyn Store>,
     embedder: Arc<EmbedderSource>,
     settings: WorkSettings,
+    /// The handle is gone: a pass under way stops at its next batch (its lease runs out
+    /// and whoever works next resumes where its vectors stop).
+    stopped: AtomicBool,
 }
 
 /// Hears `(text id, chunks with a vector, chunks)` as the work goes on.
@@ -71,6 +82,7 @@ impl TextWork {
             store,
             embedder,
             settings,
+            stopped: AtomicBool::new(false),
         });
         let wake = Arc::new(Notify::new());
         background::spawn(&inner, wake.clone());
@@ -85,6 +97,12 @@ impl TextWork {
     /// Does the work there is now, in the caller's task.
     pub(crate) async fn run_once(&self, progress: Progress<'_>) -> Result<()> {
         self.inner.run_once(progress).await.map(|_| ())
+    }
+}
+
+impl Drop for TextWork {
+    fn drop(&mut self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
     }
 }
 
@@ -160,6 +178,19 @@ impl Worker {
             .unwrap_or_default()
             .chunks(self.settings.batch.max(1))
         {
+            if self.stopped.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if self
+                .embedder
+                .foreground()
+                .idle(self.settings.readers_first_for)
+                .await
+            {
+                self.store
+                    .renew_book_text_lease(text.id, lease_end(self.settings.lease))
+                    .await?;
+            }
             let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
             let model = embedder.clone();
             let made = tokio::task::spawn_blocking(move || {

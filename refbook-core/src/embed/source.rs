@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{EmbedRef, Embedder};
+use crate::foreground::Foreground;
 
 /// How long after a failed try the next one waits.
 pub const RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -32,6 +33,8 @@ pub struct EmbedderSource {
     loading: tokio::sync::Mutex<()>,
     /// The first failure has been logged.
     warned: AtomicBool,
+    /// Readers' answers on this machine's CPU, which indexing waits for.
+    foreground: Arc<Foreground>,
 }
 
 impl std::fmt::Debug for EmbedderSource {
@@ -68,7 +71,14 @@ impl EmbedderSource {
             state: Mutex::new(State::NotTried),
             loading: tokio::sync::Mutex::new(()),
             warned: AtomicBool::new(false),
+            foreground: Foreground::new(),
         }
+    }
+
+    /// Readers' answers computed on this machine (a local model announces them here):
+    /// embedding books' texts in the background waits for them between batches.
+    pub fn foreground(&self) -> &Arc<Foreground> {
+        &self.foreground
     }
 
     /// The id of the vectors this embedder makes; `None` when there is none.

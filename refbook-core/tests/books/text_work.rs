@@ -97,6 +97,7 @@ fn quick() -> WorkSettings {
         lease: Duration::from_secs(1),
         poll: Duration::from_millis(100),
         batch: 4,
+        readers_first_for: Duration::from_millis(500),
     }
 }
 

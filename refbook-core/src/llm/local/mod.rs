@@ -4,16 +4,19 @@
 //! before background work (which yields to them between its steps); requests beyond it
 //! wait in a bounded queue, each at most its timeout. Each prompt resumes from the longest
 //! cached beginning of it (a conversation's next question processes only what is new). A
-//! reply whose stream is dropped stops at the next token.
+//! reply whose stream is dropped stops at the next token. Readers' answers are announced
+//! to the [`Foreground`] so that embedding a book's text waits for them.
 
 mod download;
 mod gguf_vocab;
 mod json_prefix;
 mod json_sampling;
+mod kv_cache;
 mod lazy;
 mod model_ref;
 mod prefix_cache;
 mod queue;
+mod requantize;
 mod settings;
 mod tiled;
 mod transformer;
@@ -26,7 +29,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use crate::llm::{ChatModel, ChatRequest, LocalModelReport, ModelError, ModelEvent, ModelStream};
+use crate::foreground::Foreground;
+use crate::llm::{
+    ChatModel, ChatRequest, LocalModelReport, ModelError, ModelEvent, ModelStream, Priority,
+};
 pub use download::{DownloadError, Downloader};
 pub use gguf_vocab::GgufVocab;
 pub use lazy::LazyLocalModel;
@@ -44,6 +50,7 @@ pub struct LocalModel {
     jobs: mpsc::Sender<queue::Job>,
     counters: Arc<queue::Counters>,
     queue_timeout: Duration,
+    foreground: Arc<Foreground>,
 }
 
 impl LocalModel {
@@ -55,6 +62,7 @@ impl LocalModel {
     pub async fn load(settings: LocalSettings) -> Result<Self, ModelError> {
         let name = model_name(&settings.path);
         let queue_timeout = settings.queue_timeout;
+        let foreground = settings.foreground.clone();
         let (jobs, receiver) = mpsc::channel(QUEUE);
         let counters = Arc::new(queue::Counters::default());
         let queue = queue::Queue::new(receiver, counters.clone());
@@ -72,6 +80,7 @@ impl LocalModel {
             jobs,
             counters,
             queue_timeout,
+            foreground,
         })
     }
 }
@@ -113,6 +122,9 @@ impl ChatModel for LocalModel {
         let (events, mut received) = mpsc::channel::<Result<ModelEvent, ModelError>>(64);
         let queued = Instant::now();
         let priority = request.priority;
+        // A reader's answer holds background work on this CPU back from now until its
+        // stream ends (or is dropped).
+        let answer = (priority == Priority::Interactive).then(|| self.foreground.enter());
         let job = queue::Job {
             request,
             events,
@@ -140,8 +152,8 @@ impl ChatModel for LocalModel {
             Ok(Some(Ok(event))) => event,
             Ok(None) => return Err(ModelError::Stream("the local model gave no answer".into())),
         };
-        let rest = futures::stream::unfold(received, |mut rx| async move {
-            rx.recv().await.map(|event| (event, rx))
+        let rest = futures::stream::unfold((received, answer), |(mut rx, answer)| async move {
+            rx.recv().await.map(|event| (event, (rx, answer)))
         });
         Ok(Box::pin(futures::StreamExt::chain(
             futures::stream::iter([Ok(first)]),

@@ -29,16 +29,21 @@ pub struct Reuse {
 /// Recent prompts' key/value caches, within a memory bound.
 pub struct PrefixCache {
     entries: Vec<Entry>,
+    /// For the entries and the answer in progress together.
     bound: usize,
+    /// The answer in progress's own key/value buffers.
+    working: usize,
     clock: u64,
 }
 
 impl PrefixCache {
-    /// An empty cache holding at most `bound` bytes of keys and values (0: keeps nothing).
+    /// An empty cache holding at most `bound` bytes of keys and values, less what the answer
+    /// in progress takes (0: keeps nothing).
     pub fn new(bound: usize) -> Self {
         Self {
             entries: Vec::new(),
             bound,
+            working: 0,
             clock: 0,
         }
     }
@@ -47,12 +52,18 @@ impl PrefixCache {
     /// to a multiple of `step` (prompts are processed in steps of `step` tokens from
     /// position 0, so a resumed prompt's steps are the very ones a cold run takes, and
     /// computes the same bits) and never the whole (the last token is always processed,
-    /// for its logits); empty when nothing matches.
+    /// for its logits); empty when nothing matches. Its buffers are made for `positions`
+    /// positions (the prompt and the longest reply).
     ///
     /// # Errors
     ///
     /// [`ModelError::Stream`] when a cached entry cannot be cut back (a bug).
-    pub fn resume(&mut self, tokens: &[u32], step: usize) -> Result<(KvCache, Reuse), ModelError> {
+    pub fn resume(
+        &mut self,
+        tokens: &[u32],
+        step: usize,
+        positions: usize,
+    ) -> Result<(KvCache, Reuse), ModelError> {
         let limit = tokens.len().saturating_sub(1);
         let step = step.max(1);
         let best = self
@@ -67,8 +78,10 @@ impl PrefixCache {
             .filter(|(shared, _)| *shared > 0)
             .max_by_key(|(shared, entry)| (*shared, entry.used));
         let Some((shared, entry)) = best else {
+            let mut empty = KvCache::default();
+            empty.reserve(positions);
             return Ok((
-                KvCache::default(),
+                empty,
                 Reuse {
                     cached: 0,
                     computed: tokens.len(),
@@ -77,7 +90,7 @@ impl PrefixCache {
         };
         self.clock += 1;
         entry.used = self.clock;
-        let kv = entry.kv.truncated(shared)?;
+        let kv = entry.kv.truncated(shared, positions)?;
         Ok((
             kv,
             Reuse {
@@ -89,7 +102,9 @@ impl PrefixCache {
 
     /// Keeps a copy of `kv`, the cache of the first `kv.len()` of `tokens`, just its size.
     /// Entries it extends are dropped (it answers for them); if an entry already extends
-    /// it, nothing changes but that entry's recency.
+    /// it, nothing changes but that entry's recency. Room is made before the copy, so the
+    /// entries never hold more than the bound, even for a moment; a prompt bigger than
+    /// the whole bound is not kept.
     ///
     /// # Errors
     ///
@@ -110,19 +125,36 @@ impl PrefixCache {
             longer.used = self.clock;
             return Ok(());
         }
+        let room = self.bound.saturating_sub(self.working);
+        let incoming = kv.compacted_bytes();
+        if incoming > room {
+            return Ok(());
+        }
         self.entries.retain(|e| !tokens.starts_with(&e.tokens));
+        self.make_room(room - incoming);
         self.entries.push(Entry {
             tokens: tokens.to_vec(),
             kv: kv.compacted()?,
             used: self.clock,
         });
-        self.evict();
         Ok(())
     }
 
-    /// Drops least recently used entries until the bound holds.
-    fn evict(&mut self) {
-        while self.bytes() > self.bound {
+    /// Counts `bytes` of key/value buffers for the answer in progress against the bound
+    /// (least recently used entries go to make room for them); 0 when it ends.
+    pub fn set_working(&mut self, bytes: usize) {
+        self.working = bytes;
+        self.make_room(self.bound.saturating_sub(bytes));
+    }
+
+    /// The bytes counted for answers in progress.
+    pub fn working(&self) -> usize {
+        self.working
+    }
+
+    /// Drops least recently used entries until they hold at most `bytes`.
+    fn make_room(&mut self, bytes: usize) {
+        while self.bytes() > bytes {
             let Some(oldest) = self
                 .entries
                 .iter()

@@ -14,6 +14,8 @@ use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::Embedding;
 use candle_transformers::quantized_nn::RmsNorm;
 
+pub use super::kv_cache::KvCache;
+use super::kv_cache::{append, failed};
 use super::tiled::Linear;
 use crate::llm::ModelError;
 
@@ -64,115 +66,6 @@ pub struct Transformer {
     neg_inf: Tensor,
 }
 
-/// The keys and values of the tokens processed so far, one pair per layer, each a buffer
-/// shaped `(1, key_value_heads, capacity, head_dim)` of which the first `len` positions
-/// are filled. New tokens are written in place (no copy of the whole cache per token);
-/// the buffers grow by half when full. Another request continues from it only through a
-/// copy ([`KvCache::truncated`], [`KvCache::compacted`]), never by sharing its buffers.
-#[derive(Debug, Default)]
-pub struct KvCache {
-    layers: Vec<(Tensor, Tensor)>,
-    len: usize,
-}
-
-/// Buffers grow in multiples of this many positions.
-const GROWTH: usize = 256;
-
-impl KvCache {
-    /// The tokens it holds.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// A copy of its first `len` tokens, in buffers of its own.
-    ///
-    /// # Errors
-    ///
-    /// [`ModelError::Stream`] when `len` is more than it holds.
-    pub fn truncated(&self, len: usize) -> Result<Self, ModelError> {
-        if len > self.len {
-            return Err(ModelError::Stream(format!(
-                "a cache of {} tokens cannot give {len}",
-                self.len
-            )));
-        }
-        if len == 0 {
-            return Ok(Self::default());
-        }
-        let layers = self
-            .layers
-            .iter()
-            .map(|(k, v)| {
-                Ok((
-                    regrown(k, len, len + GROWTH)?,
-                    regrown(v, len, len + GROWTH)?,
-                ))
-            })
-            .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(failed)?;
-        Ok(Self { layers, len })
-    }
-
-    /// A copy of what it holds in buffers of just that size (for keeping: no room to
-    /// grow, no memory shared with a cache still being written).
-    ///
-    /// # Errors
-    ///
-    /// [`ModelError::Stream`] when the copy fails.
-    pub fn compacted(&self) -> Result<Self, ModelError> {
-        let exact = |t: &Tensor| t.narrow(2, 0, self.len)?.contiguous();
-        let layers = self
-            .layers
-            .iter()
-            .map(|(k, v)| Ok((exact(k)?, exact(v)?)))
-            .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(failed)?;
-        Ok(Self {
-            layers,
-            len: self.len,
-        })
-    }
-
-    /// The memory its buffers take, in bytes.
-    pub fn bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
-            .sum()
-    }
-}
-
-/// A new buffer of `capacity` positions holding the first `len` of `buffer`.
-fn regrown(buffer: &Tensor, len: usize, capacity: usize) -> candle_core::Result<Tensor> {
-    let (batch, heads, _, dim) = buffer.dims4()?;
-    let kept = buffer.narrow(2, 0, len)?;
-    let room = capacity.next_multiple_of(GROWTH) - len;
-    let empty = Tensor::zeros((batch, heads, room, dim), buffer.dtype(), buffer.device())?;
-    Tensor::cat(&[&kept, &empty], 2)?.contiguous()
-}
-
-/// Writes `new` (`(1, heads, count, dim)`) at `position` of `buffer` (a new one, or a
-/// grown copy, when it lacks room) and gives the buffer and its filled part.
-fn append(
-    buffer: Option<Tensor>,
-    new: &Tensor,
-    position: usize,
-) -> candle_core::Result<(Tensor, Tensor)> {
-    let end = position + new.dim(2)?;
-    let buffer = match buffer {
-        Some(buffer) if buffer.dim(2)? >= end => buffer,
-        Some(buffer) => regrown(&buffer, position, end + end / 2)?,
-        None => regrown(new, 0, end + GROWTH)?,
-    };
-    buffer.slice_set(new, 2, position)?;
-    let filled = buffer.narrow(2, 0, end)?;
-    Ok((buffer, filled))
-}
-
-fn failed(err: candle_core::Error) -> ModelError {
-    ModelError::Stream(format!("the model failed: {err}"))
-}
-
 /// The `general.architecture` of a GGUF file.
 pub fn architecture(content: &gguf_file::Content) -> Option<&str> {
     content
@@ -203,7 +96,7 @@ impl<R: std::io::Read + std::io::Seek> Reader<'_, R> {
     }
 
     fn tensor(&mut self, name: &str) -> candle_core::Result<QTensor> {
-        self.content.tensor(self.file, name, &Device::Cpu)
+        super::requantize::requantize(self.content.tensor(self.file, name, &Device::Cpu)?)
     }
 
     fn matmul(&mut self, name: &str) -> candle_core::Result<Linear> {
@@ -324,6 +217,11 @@ impl Transformer {
         })
     }
 
+    /// The bytes one position's keys and values take in a [`KvCache`] (every layer, f32).
+    pub fn kv_bytes_per_position(&self) -> usize {
+        self.layers.len() * 2 * self.heads.key_value * self.heads.dim * DType::F32.size_in_bytes()
+    }
+
     /// The positions the rotary tables cover (the longest prompt and reply together).
     pub fn positions(&self) -> usize {
         self.cos.dims().first().copied().unwrap_or(0)
@@ -360,8 +258,13 @@ impl Transformer {
         let mut kept = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let normed = layer.attention_norm.forward(&hidden)?;
-            let (attended, kv) =
-                self.attention(layer, &normed, mask.as_ref(), cache.len, cached.next())?;
+            let (attended, kv) = self.attention(
+                layer,
+                &normed,
+                mask.as_ref(),
+                (cache.len, cache.room),
+                cached.next(),
+            )?;
             kept.push(kv);
             let hidden_mid = (attended + &hidden)?;
             let normed = layer.ffn_norm.forward(&hidden_mid)?;
@@ -380,7 +283,7 @@ impl Transformer {
         layer: &Layer,
         x: &Tensor,
         mask: Option<&Tensor>,
-        position: usize,
+        (position, room): (usize, usize),
         cached: Option<(Tensor, Tensor)>,
     ) -> candle_core::Result<(Tensor, (Tensor, Tensor))> {
         let (batch, count, hidden) = x.dims3()?;
@@ -406,8 +309,8 @@ impl Transformer {
         let k = self.rotate(&heads(k, n_kv)?, position)?;
         let v = heads(v, n_kv)?;
         let (k_buffer, v_buffer) = cached.unzip();
-        let (k_buffer, k) = append(k_buffer, &k, position)?;
-        let (v_buffer, v) = append(v_buffer, &v, position)?;
+        let (k_buffer, k) = append(k_buffer, &k, position, room)?;
+        let (v_buffer, v) = append(v_buffer, &v, position, room)?;
         // Grouped-query attention without copying the cache for each query head: the
         // query heads that share a key/value head are stacked as rows of one product.
         let repeat = n_query / n_kv.max(1);

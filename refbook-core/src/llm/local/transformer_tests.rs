@@ -34,7 +34,7 @@ fn it_matches_candles_llama_cold_and_resumed() {
     };
     let mut file = std::fs::File::open(path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
-    let mut converted = super::super::worker::requantized(&content, &mut file).unwrap();
+    let mut converted = super::super::requantize::requantized(&content, &mut file).unwrap();
     let content = gguf_file::Content::read(&mut converted).unwrap();
     let ours = Transformer::from_gguf(&content, &mut converted, 512).unwrap();
     converted.set_position(0);
@@ -58,7 +58,7 @@ fn it_matches_candles_llama_cold_and_resumed() {
     );
 
     // Resumed: 32 tokens kept, the rest after them; then one token more on both.
-    let mut resumed = cache.truncated(32).unwrap();
+    let mut resumed = cache.truncated(32, 0).unwrap();
     let again = ours.forward(&tokens[32..], &mut resumed).unwrap();
     assert!(distance(&again, &expected) < 1e-2);
     let next = Tensor::new(&[7u32], &Device::Cpu)
@@ -73,5 +73,5 @@ fn it_matches_candles_llama_cold_and_resumed() {
         distance(&step, &expected)
     );
     assert!(ours.forward(&[7], &mut KvCache::default()).is_ok());
-    assert!(cache.truncated(71).is_err(), "no more than it holds");
+    assert!(cache.truncated(71, 0).is_err(), "no more than it holds");
 }

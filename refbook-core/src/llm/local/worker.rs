@@ -5,8 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
-use candle_core::Device;
+use candle_core::quantized::gguf_file;
 use candle_transformers::generation::LogitsProcessor;
 use tokio::sync::{mpsc, oneshot};
 
@@ -58,6 +57,18 @@ impl Loaded {
     /// Keeps a prompt's cache for the next question.
     fn keep(&mut self, sequence: &[u32], kv: &KvCache) -> Result<(), ModelError> {
         self.cache.keep(sequence, kv)?;
+        self.report_cache();
+        Ok(())
+    }
+
+    /// Counts `bytes` of key/value buffers of answers in progress against the cache's
+    /// bound.
+    fn set_working(&mut self, bytes: usize) {
+        self.cache.set_working(bytes);
+        self.report_cache();
+    }
+
+    fn report_cache(&self) {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         self.counters
             .cache_bytes
@@ -65,7 +76,6 @@ impl Loaded {
         self.counters
             .cache_entries
             .store(count(self.cache.len()), Ordering::Relaxed);
-        Ok(())
     }
 }
 
@@ -84,18 +94,9 @@ fn load(settings: LocalSettings, counters: Arc<Counters>) -> Result<Loaded, Mode
         .map_err(|e| stream_error("not a GGUF model file", e))?;
     let vocab = GgufVocab::from_gguf(&content)?;
     let positions = settings.context_tokens;
-    let transformer = if content
-        .tensor_infos
-        .values()
-        .any(|info| needs_requantizing(info.ggml_dtype))
-    {
-        let mut converted = requantized(&content, &mut file)?;
-        let content = gguf_file::Content::read(&mut converted)
-            .map_err(|e| stream_error("requantized model", e))?;
-        Transformer::from_gguf(&content, &mut converted, positions)
-    } else {
-        Transformer::from_gguf(&content, &mut file, positions)
-    }?;
+    // Weights in block types candle multiplies slowly are converted as they are read
+    // (`requantize`), one tensor at a time: no second copy of the model is ever held.
+    let transformer = Transformer::from_gguf(&content, &mut file, positions)?;
     Ok(Loaded {
         transformer,
         vocab,
@@ -104,48 +105,6 @@ fn load(settings: LocalSettings, counters: Arc<Counters>) -> Result<Loaded, Mode
         settings,
         counters,
     })
-}
-
-/// Block types candle multiplies only with its scalar fallback (no SIMD kernel): such
-/// weights are converted to Q8_0 once, at load, which candle multiplies ~1.5× faster on
-/// this machine's AVX2 and loses nothing measurable (8 bits from 4).
-fn needs_requantizing(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
-}
-
-/// The model with its slow-to-multiply weights converted to Q8_0, as an in-memory GGUF.
-pub(super) fn requantized(
-    content: &gguf_file::Content,
-    file: &mut std::fs::File,
-) -> Result<std::io::Cursor<Vec<u8>>, ModelError> {
-    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
-    for name in content.tensor_infos.keys() {
-        let tensor = content
-            .tensor(file, name, &Device::Cpu)
-            .map_err(|e| stream_error("reading the model", e))?;
-        let row = tensor.shape().dims().last().copied().unwrap_or(0);
-        let tensor =
-            if needs_requantizing(tensor.dtype()) && row % GgmlDType::Q8_0.block_size() == 0 {
-                tensor
-                    .dequantize(&Device::Cpu)
-                    .and_then(|weights| QTensor::quantize(&weights, GgmlDType::Q8_0))
-                    .map_err(|e| stream_error("requantizing the model", e))?
-            } else {
-                tensor
-            };
-        tensors.push((name.as_str(), tensor));
-    }
-    let metadata: Vec<(&str, &gguf_file::Value)> = content
-        .metadata
-        .iter()
-        .map(|(key, value)| (key.as_str(), value))
-        .collect();
-    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(name, t)| (*name, t)).collect();
-    let mut out = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut out, &metadata, &tensors)
-        .map_err(|e| stream_error("requantizing the model", e))?;
-    out.set_position(0);
-    Ok(out)
 }
 
 /// Prompt tokens processed in one batch, in steps from position 0. Fixed steps make a
@@ -193,8 +152,10 @@ pub fn run(
 /// Answers one request; a failure (even a panic) fails that answer, not the model.
 fn serve(model: &mut Loaded, job: Job, queue: &mut Queue) {
     let events = job.events.clone();
+    let outer = model.cache.working();
     let answered =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer(model, job, queue)));
+    model.set_working(outer);
     let failure = match answered {
         Ok(Ok(())) => None,
         Ok(Err(err)) => Some(err),
@@ -245,7 +206,14 @@ fn answer(model: &mut Loaded, job: Job, queue: &mut Queue) -> Result<(), ModelEr
     {
         return Ok(());
     }
-    let (mut kv, reuse) = model.cache.resume(&prompt_tokens, PREFILL_STEP)?;
+    let positions = prompt_tokens.len() + max_reply;
+    let (mut kv, reuse) = model
+        .cache
+        .resume(&prompt_tokens, PREFILL_STEP, positions)?;
+    // This answer's buffers count against the cache's bound while it runs (beside those
+    // of a background answer it interrupts).
+    let working = positions * model.transformer.kv_bytes_per_position();
+    model.set_working(model.cache.working() + working);
     model.count_prompt(reuse);
     let mut logits = None;
     for step in prompt_tokens[reuse.cached..].chunks(PREFILL_STEP) {
