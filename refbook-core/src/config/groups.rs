@@ -118,8 +118,8 @@ crate::settings_group! {
         context_tokens ("local_context_tokens"): u64 = 4096;
         /// The longest reply of the local model, in tokens.
         max_tokens ("local_max_tokens"): u64 = 512;
-        /// Memory for the local model's prefix cache (recent prompts' keys and values), in
-        /// MB; 0 turns it off.
+        /// Memory for the local model's keys and values, in MB: the prefix cache's recent
+        /// prompts and the answer in progress together; 0 keeps no prompts.
         cache_mb ("local_cache_mb"): u64 = 256;
         /// The longest a question waits for the local model before it is answered `503
         /// SERVER_BUSY` (with `Retry-After`), in seconds.

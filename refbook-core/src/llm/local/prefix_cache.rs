@@ -103,8 +103,8 @@ impl PrefixCache {
     /// Keeps a copy of `kv`, the cache of the first `kv.len()` of `tokens`, just its size.
     /// Entries it extends are dropped (it answers for them); if an entry already extends
     /// it, nothing changes but that entry's recency. Room is made before the copy, so the
-    /// entries never hold more than the bound, even for a moment; a prompt bigger than
-    /// the whole bound is not kept.
+    /// entries and the answer in progress never hold more than the bound, even for a
+    /// moment; a prompt too big to keep beside the answer in progress is not kept.
     ///
     /// # Errors
     ///

@@ -17,7 +17,8 @@ pub struct LocalSettings {
     pub context_tokens: usize,
     /// The longest reply in tokens when a request names none.
     pub max_reply_tokens: usize,
-    /// Memory for recent prompts' key/value caches, in bytes (0: none kept).
+    /// Memory for keys and values, in bytes: recent prompts' caches and the answer in
+    /// progress together (0: no prompt kept).
     pub cache_bytes: usize,
     /// The longest a question waits for the model before it is refused as busy.
     pub queue_timeout: Duration,
