@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod answer_spoilers;
 #[cfg(feature = "local-model")]
 pub mod beside_indexing;
 pub mod fast_mock;

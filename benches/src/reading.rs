@@ -25,7 +25,7 @@ use refbook_core::timestamp::Timestamp;
 use crate::retrieval::{book_markdown, Question};
 
 /// Questions about the ending, asked of every book with the progress at its middle.
-const ENDING_QUESTIONS: &[&str] = &[
+pub(crate) const ENDING_QUESTIONS: &[&str] = &[
     "How does it end?",
     "Who dies at the end?",
     "What happens in the last act?",
@@ -121,7 +121,7 @@ impl ReadingReport {
 }
 
 /// A valid ISBN-13 for the `n`th book of the evaluation.
-fn isbn_for(n: usize) -> Result<Isbn> {
+pub(crate) fn isbn_for(n: usize) -> Result<Isbn> {
     let body = format!("978{:09}", n + 1);
     let sum: u32 = body
         .chars()

@@ -74,6 +74,33 @@ pub fn questions() -> Result<Vec<Question>> {
         .collect()
 }
 
+/// Per book, the phrases only the part past its middle holds (the gold set's `endings`):
+/// what an answer to a reader at the middle must not contain.
+///
+/// # Errors
+///
+/// When the shipped file is malformed.
+pub fn endings() -> Result<HashMap<String, Vec<String>>> {
+    let gold: Value = serde_json::from_str(GOLD)?;
+    let endings = gold["endings"]
+        .as_object()
+        .ok_or_else(|| anyhow!("gold.json has no endings"))?;
+    endings
+        .iter()
+        .filter(|(book, _)| book.as_str() != "about")
+        .map(|(book, phrases)| {
+            let phrases = phrases
+                .as_array()
+                .ok_or_else(|| anyhow!("the endings of {book} are not a list"))?
+                .iter()
+                .map(|p| p.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| anyhow!("an ending of {book} is not a string"))?;
+            Ok((book.clone(), phrases))
+        })
+        .collect()
+}
+
 /// A book of the evaluation, prepared and indexed.
 pub struct Book {
     /// Its chunks' texts, in order.
