@@ -65,9 +65,17 @@ pub async fn spoilers_in_answers(
     whole_book: bool,
 ) -> Result<Vec<(String, AnswerScores)>> {
     // Every book's gold phrases checked before the model is asked anything.
+    let endings = endings()?;
     let plans = books
         .iter()
-        .map(|name| plan(data, questions, name))
+        .map(|name| {
+            plan(
+                data,
+                questions,
+                name,
+                endings.get(*name).cloned().unwrap_or_default(),
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     let dir = tempfile::tempdir()?;
     config.database.url = format!("sqlite://{}", dir.path().join("answers.db").display());
@@ -162,14 +170,15 @@ struct Plan {
     asked: Vec<String>,
 }
 
-/// Reads and prepares the book `name` and checks its gold phrases.
-fn plan(data: &Path, questions: &[Question], name: &str) -> Result<Plan> {
+/// Reads and prepares the book `name` and checks its gold phrases (`endings`, and the
+/// quotes of its gold questions).
+fn plan(data: &Path, questions: &[Question], name: &str, endings: Vec<String>) -> Result<Plan> {
     let markdown = book_markdown(data, name).with_context(|| format!("reading {name}"))?;
     let prepared = prepare(markdown.as_bytes(), TextFormat::Markdown)
         .map_err(|e| anyhow!("preparing {name}: {e}"))?;
     let middle = prepared.chars / 2;
     let mut later = Vec::new();
-    for phrase in endings()?.remove(name).into_iter().flatten() {
+    for phrase in endings {
         match first_at(&prepared.text, &phrase) {
             Some(at) if at >= middle => later.push(phrase),
             Some(at) => bail!("{name}: the ending phrase {phrase:?} is already at {at}"),
