@@ -30,6 +30,9 @@ pub struct Question {
     pub question: String,
     /// A quote from the passage that answers it.
     pub quote: String,
+    /// The question in the other Chinese script (simplified or traditional), when it is
+    /// Chinese.
+    pub other_script: Option<String>,
 }
 
 impl Question {
@@ -69,6 +72,22 @@ pub fn questions() -> Result<Vec<Question>> {
                 book: field("book")?,
                 question: field("q")?,
                 quote: field("quote")?,
+                other_script: q["q_other_script"].as_str().map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// The Chinese questions of `questions` as a reader of the other script asks them
+/// (simplified for a traditional text, traditional for a simplified one).
+pub fn in_other_script(questions: &[Question]) -> Vec<Question> {
+    questions
+        .iter()
+        .filter_map(|q| {
+            Some(Question {
+                question: q.other_script.clone()?,
+                other_script: Some(q.question.clone()),
+                ..q.clone()
             })
         })
         .collect()

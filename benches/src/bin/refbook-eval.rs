@@ -1,6 +1,7 @@
 //! `refbook-eval DATA [EMBED_MODEL_FOLDER]`: the retrieval evaluation (see
 //! `refbook_benches::retrieval`): recall@5 and MRR@10 by language for BM25 alone, the
-//! embedder alone, the product's ranking, and plain fusion at several weights; and the
+//! embedder alone, the product's ranking, and plain fusion at several weights (`zh-o`: the
+//! Chinese questions asked in the other script); and the
 //! embedder's throughput on the books' chunks; then the reading-alongside evaluation
 //! (`refbook_benches::reading`: spoilers with the progress at each book's middle, and
 //! questions naming sections).
@@ -10,7 +11,9 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use refbook_benches::reading::evaluate_reading;
-use refbook_benches::retrieval::{embed_books, evaluate, load_books, questions, Mode};
+use refbook_benches::retrieval::{
+    embed_books, evaluate, in_other_script, load_books, questions, Mode,
+};
 use refbook_core::embed::{BertEmbedder, Embedder};
 
 fn main() -> Result<()> {
@@ -86,12 +89,17 @@ fn main() -> Result<()> {
         "{:<12} {:>4} {:>5} {:>9} {:>7}",
         "ranking", "lang", "n", "recall@5", "MRR@10"
     );
+    let other_script = in_other_script(&all);
     for (name, mode) in modes {
-        for language in ["en", "zh", "all"] {
-            let subset: Vec<_> = all
-                .iter()
-                .filter(|q| language == "all" || q.language() == language)
-                .collect();
+        for language in ["en", "zh", "zh-o", "all"] {
+            // zh-o: the Chinese questions in the other script.
+            let subset: Vec<_> = if language == "zh-o" {
+                other_script.iter().collect()
+            } else {
+                all.iter()
+                    .filter(|q| language == "all" || q.language() == language)
+                    .collect()
+            };
             let s = evaluate(&books, &subset, mode, embedder);
             println!(
                 "{name:<12} {language:>4} {:>5} {:>9.3} {:>7.3}",

@@ -12,7 +12,8 @@
 //! `三体游戏这一章`) or ending in one (`学而篇`), since a short title is often also a thing
 //! in the book ("三体游戏是什么" is not about that chapter alone); a title in another
 //! script only when the question quotes it (`"The Ball"`, `“The Ball”`). Sections with nothing but their heading (a book's
-//! title, an act's heading) are never named by title.
+//! title, an act's heading) are never named by title. Titles and questions are compared
+//! with traditional characters folded into simplified ones (`《關雎》` names 关雎).
 //!
 //! A named section reaches over the sections of lower rank after it: an act takes its
 //! scenes, a 卷 its chapters.
@@ -23,6 +24,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::numbers::number;
+use super::terms::fold_script;
 use crate::domain::TextSection;
 
 /// The most sections one question is taken to name.
@@ -282,8 +284,7 @@ fn is_cjk(c: char) -> bool {
 
 /// The ways a section's title may be named in a question.
 fn title_forms(label: &Label) -> Vec<String> {
-    let name = label
-        .name
+    let name = fold_script(&label.name)
         .trim_matches(|c: char| {
             c.is_whitespace() || c.is_ascii_punctuation() || "。，、：；".contains(c)
         })
@@ -390,7 +391,7 @@ pub fn named_sections(question: &str, sections: &[TextSection]) -> Vec<Range<usi
         .flat_map(|mention| resolve(&labels, mention))
         .collect();
     if named.is_empty() {
-        named = by_title(&labels, question);
+        named = by_title(&labels, &fold_script(question));
     }
     named.sort_unstable();
     named.dedup();

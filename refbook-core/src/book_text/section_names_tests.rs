@@ -106,6 +106,12 @@ fn chinese_chapters_by_title_or_half_a_title() {
     );
     let named = named_sections("《冷子兴演说荣国府》讲了什么", &sections);
     assert_eq!(named.len(), 1);
+    let named = named_sections("滴翠亭楊妃戲彩蝶這一回寫了什麼？", &sections);
+    assert_eq!(
+        titles(&sections, &named),
+        ["第二十七回 滴翠亭杨妃戏彩蝶　埋香冢飞燕泣残红"],
+        "a title asked in traditional characters"
+    );
 }
 
 #[test]
@@ -176,7 +182,11 @@ fn poems_by_their_own_name() {
         body()
     );
     let sections = cut(&text, TextFormat::Markdown);
-    for question in ["《关雎》写的是什么？", "关雎这首诗写的是什么？"] {
+    for question in [
+        "《关雎》写的是什么？",
+        "关雎这首诗写的是什么？",
+        "《關雎》寫的是什麼？",
+    ] {
         let named = named_sections(question, &sections);
         assert_eq!(titles(&sections, &named), ["国风·周南·关雎"], "{question}");
     }
