@@ -29,7 +29,7 @@ pub use fusion::{fuse, rank, DENSE_WEIGHT, FUSION_DEPTH, MIN_KNOWN_SHARE, RRF_K}
 pub use index::{Bm25Index, Hit};
 pub use section_names::named_sections;
 pub use sections::sections;
-pub use terms::terms;
+pub use terms::{fold_script, terms};
 
 use crate::domain::{TextChunk, TextFormat, TextSection};
 use crate::error::{Error, Result};

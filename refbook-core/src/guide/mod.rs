@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 pub use build::GuideSettings;
 
 use crate::background;
+use crate::book_text::fold_script;
 use crate::books::Books;
 use crate::config::{BookSettings, GuideMode};
 use crate::domain::{BookTextInfo, GuideState, Isbn, SectionRef, UserId};
@@ -318,7 +319,8 @@ fn status_of(state: Option<GuideState>) -> GuideStatus {
     }
 }
 
-/// Whether a question is about the whole book rather than a moment in it.
+/// Whether a question is about the whole book rather than a moment in it (asked in either
+/// Chinese script: traditional characters are folded into simplified ones first).
 fn is_broad(question: &str) -> bool {
     static BROAD: std::sync::OnceLock<Option<Regex>> = std::sync::OnceLock::new();
     BROAD
@@ -333,7 +335,7 @@ fn is_broad(question: &str) -> bool {
             .ok()
         })
         .as_ref()
-        .is_some_and(|broad| broad.is_match(question))
+        .is_some_and(|broad| broad.is_match(&fold_script(question)))
 }
 
 #[cfg(test)]
@@ -344,6 +346,7 @@ mod tests {
     fn broad_questions_are_told_from_questions_about_a_moment() {
         for broad in [
             "这本书讲了什么？",
+            "這本書講了什麼？",
             "全书的主题是什么",
             "主要人物有哪些",
             "叶文洁这个人物有什么变化？",
